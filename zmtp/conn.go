@@ -1,0 +1,410 @@
+package zmtp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one ZMTP connection. Its life: handshake (greeting, then the
+// mechanism's commands, under a deadline), then attached to a pipe of the
+// socket with one reader (serve's goroutine) and one writer goroutine, then
+// detached. The writer owns every write after the handshake.
+type conn struct {
+	s      *Socket
+	nc     net.Conn
+	log    *slog.Logger
+	pipe   *pipe // set before serve for connect-side pipes, by attach otherwise
+	fr     *frameReader
+	peer   Greeting
+	v31    bool // both sides speak ZMTP 3.1: PING, SUBSCRIBE/CANCEL commands
+	meta   Metadata
+	cipher MessageCipher
+
+	wake       chan struct{} // cap 1: the pipe has something to write
+	stop       chan struct{} // closed to stop the writer
+	stopOnce   sync.Once
+	writerDone chan struct{}
+	stopping   atomic.Bool
+	ready      atomic.Bool // attached, writer running
+	peerTTL    atomic.Int64 // ns; the peer's PING TTL
+
+	// Receive assembly. Messages are slices of slab (a shared array of
+	// frame headers) whose frames are slices of the read buffers.
+	slab     [][]byte
+	msgStart int
+	msgSize  int64
+	batch    [][][]byte
+	routerID []byte // ROUTER sockets prefix each message with the peer's id
+}
+
+func newConn(s *Socket, nc net.Conn, p *pipe) *conn {
+	c := &conn{
+		s: s, nc: nc, pipe: p,
+		log:        s.log.With("peer", nc.RemoteAddr().String()),
+		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	c.fr = newFrameReader(nc)
+	return c
+}
+
+// serve runs the connection to its end and returns why it ended.
+func (c *conn) serve() error {
+	defer c.nc.Close()
+	if err := c.handshake(); err != nil {
+		close(c.writerDone) // no writer was started
+		if !c.stopping.Load() {
+			c.log.Warn("zmtp: handshake failed", "err", err)
+		}
+		return err
+	}
+	if err := c.s.attach(c); err != nil {
+		close(c.writerDone)
+		c.log.Warn("zmtp: peer refused", "err", err)
+		c.sendErrorNow(err.Error())
+		return err
+	}
+	c.ready.Store(true)
+	c.log.Debug("zmtp: peer ready", "socket_type", c.peerType(), "zmtp", fmt.Sprintf("%d.%d", c.peer.Major, c.peer.Minor))
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		c.writeLoop()
+	}()
+	c.fr.beforeRead = c.beforeRead
+	err := c.readLoop()
+	c.s.detach(c)
+	c.stopWriter()
+	<-c.writerDone
+	if c.stopping.Load() || errors.Is(err, net.ErrClosed) {
+		c.log.Debug("zmtp: connection closed", "err", err)
+	} else {
+		c.log.Info("zmtp: peer dropped", "err", err)
+	}
+	return err
+}
+
+func (c *conn) peerType() string {
+	v, _ := c.meta.Get(PropSocketType)
+	return string(v)
+}
+
+// handshake exchanges greetings in stages (signature first, as libzmq
+// expects) and runs the security mechanism.
+func (c *conn) handshake() error {
+	if err := c.nc.SetDeadline(time.Now().Add(c.s.opt.HandshakeTimeout)); err != nil {
+		return err
+	}
+	mech := c.s.opt.Security()
+	minor := byte(1)
+	if c.s.opt.ZMTP30 {
+		minor = 0
+	}
+	g := AppendGreeting(make([]byte, 0, GreetingSize), Greeting{Major: 3, Minor: minor, Mechanism: mech.Name(), AsServer: mech.AsServer()})
+	if _, err := c.nc.Write(g[:signatureSize]); err != nil {
+		return fmt.Errorf("zmtp: greeting: %w", err)
+	}
+	sig, err := c.fr.readFull(signatureSize)
+	if err != nil {
+		return fmt.Errorf("zmtp: greeting: %w", err)
+	}
+	if err := checkSignature(sig); err != nil {
+		return err
+	}
+	if _, err := c.nc.Write(g[signatureSize:]); err != nil {
+		return fmt.Errorf("zmtp: greeting: %w", err)
+	}
+	rest, err := c.fr.readFull(GreetingSize - signatureSize)
+	if err != nil {
+		return fmt.Errorf("zmtp: greeting: %w", err)
+	}
+	full := append(append(make([]byte, 0, GreetingSize), sig...), rest...)
+	if c.peer, err = ParseGreeting(full); err != nil {
+		return err
+	}
+	if c.peer.Mechanism != mech.Name() {
+		return fmt.Errorf("%w: peer uses %q, we use %q", ErrMechanism, c.peer.Mechanism, mech.Name())
+	}
+	c.v31 = minor == 1 && (c.peer.Major > 3 || c.peer.Minor >= 1)
+	sess, err := mech.Handshake(handshakeConn{c}, c.s.localMetadata())
+	if err != nil {
+		return fmt.Errorf("zmtp: %s handshake: %w", mech.Name(), err)
+	}
+	c.meta, c.cipher = sess.Peer, sess.Cipher
+	if t := c.peerType(); !compatible(c.s.typ, SocketType(t)) {
+		c.sendErrorNow("Invalid socket type")
+		return fmt.Errorf("%w: %s socket cannot talk to %q", ErrSocketType, c.s.typ, t)
+	}
+	return c.nc.SetDeadline(time.Time{})
+}
+
+// sendErrorNow writes an ERROR command directly; only valid while no writer
+// goroutine runs.
+func (c *conn) sendErrorNow(reason string) {
+	body := AppendErrorBody(nil, reason)
+	var frame []byte
+	if c.cipher != nil {
+		frame, _ = c.cipher.Seal(nil, FlagCommand, AppendCommandBody(nil, CmdError, body))
+	} else {
+		frame = AppendCommand(nil, CmdError, body)
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.nc.Write(frame)
+}
+
+type handshakeConn struct{ c *conn }
+
+func (h handshakeConn) Peer() Greeting { return h.c.peer }
+
+func (h handshakeConn) WriteCommand(name string, body []byte) error {
+	if _, err := h.c.nc.Write(AppendCommand(nil, name, body)); err != nil {
+		return fmt.Errorf("zmtp: write %s: %w", name, err)
+	}
+	return nil
+}
+
+func (h handshakeConn) ReadCommand() (Command, error) {
+	flags, body, err := h.c.fr.next(maxHandshakeCommand)
+	if err != nil {
+		return Command{}, fmt.Errorf("zmtp: handshake: %w", err)
+	}
+	if flags&FlagCommand == 0 {
+		return Command{}, fmt.Errorf("%w: message frame before the handshake completed", ErrUnexpected)
+	}
+	return ParseCommand(body)
+}
+
+// beforeRead runs before the reader blocks: hand over what was parsed and
+// arm the liveness deadline.
+func (c *conn) beforeRead() {
+	if len(c.batch) > 0 {
+		c.s.deliver(c, c.batch)
+		clear(c.batch)
+		c.batch = c.batch[:0]
+	}
+	if c.stopping.Load() {
+		return
+	}
+	d := c.s.opt.HeartbeatTimeout
+	if ttl := time.Duration(c.peerTTL.Load()); ttl > 0 && (d == 0 || ttl < d) {
+		d = ttl
+	}
+	if d > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	}
+}
+
+func (c *conn) readLoop() error {
+	max := c.s.opt.MaxMsgSize
+	for {
+		flags, body, err := c.fr.next(max)
+		if err != nil {
+			return err
+		}
+		if c.cipher != nil {
+			if flags&FlagCommand == 0 {
+				return fmt.Errorf("%w: plaintext message frame on an encrypted connection", ErrUnexpected)
+			}
+			if flags, body, err = c.cipher.Open(body); err != nil {
+				return err
+			}
+		}
+		if flags&FlagCommand != 0 {
+			if c.msgStart != len(c.slab) {
+				return fmt.Errorf("%w: command inside a multipart message", ErrUnexpected)
+			}
+			if err := c.handleCommand(body); err != nil {
+				return err
+			}
+			continue
+		}
+		c.msgSize += int64(len(body)) + frameOverhead
+		if c.msgSize > max {
+			return fmt.Errorf("%w: multipart message over %d bytes", ErrFrameTooLarge, max)
+		}
+		if c.routerID != nil && c.msgStart == len(c.slab) {
+			c.addFrame(c.routerID)
+		}
+		c.addFrame(body)
+		if flags&FlagMore == 0 {
+			c.batch = append(c.batch, c.slab[c.msgStart:len(c.slab):len(c.slab)])
+			c.msgStart, c.msgSize = len(c.slab), 0
+		}
+	}
+}
+
+// addFrame appends a frame to the message being assembled, moving it to a
+// fresh slab when the current one is full (earlier messages keep theirs).
+func (c *conn) addFrame(b []byte) {
+	if len(c.slab) == cap(c.slab) {
+		n := len(c.slab) - c.msgStart
+		ns := make([][]byte, n, max(256, 2*n))
+		copy(ns, c.slab[c.msgStart:])
+		c.slab, c.msgStart = ns, 0
+	}
+	c.slab = append(c.slab, b)
+}
+
+func (c *conn) handleCommand(body []byte) error {
+	cmd, err := ParseCommand(body)
+	if err != nil {
+		return err
+	}
+	switch cmd.Name {
+	case CmdPing:
+		ping, err := ParsePing(cmd.Body)
+		if err != nil {
+			return err
+		}
+		c.peerTTL.Store(int64(time.Duration(ping.TTL) * 100 * time.Millisecond))
+		c.s.queueCommand(c, CmdPong, ping.Context)
+	case CmdPong:
+		// Any traffic proves liveness; the read deadline was re-armed.
+	case CmdSubscribe, CmdCancel:
+		c.s.peerSubscription(c, cmd.Body, cmd.Name == CmdSubscribe)
+	case CmdError:
+		reason, err := ParseError(cmd.Body)
+		if err != nil {
+			return err
+		}
+		return &PeerError{Reason: reason}
+	default:
+		// Unknown commands are ignored, as spec 37 allows for extensions.
+		c.log.Debug("zmtp: ignoring unknown command", "name", cmd.Name)
+	}
+	return nil
+}
+
+func (c *conn) stopWriter() { c.stopOnce.Do(func() { close(c.stop) }) }
+
+// writeLoop sends what the pipe has queued, all of it in one write each
+// time it wakes, and heartbeats.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	var tick <-chan time.Time
+	if c.s.opt.HeartbeatInterval > 0 && c.v31 {
+		t := time.NewTicker(c.s.opt.HeartbeatInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	var ttl [2]byte
+	binary.BigEndian.PutUint16(ttl[:], uint16(min(c.s.opt.HeartbeatTTL/(100*time.Millisecond), 0xFFFF)))
+	var spareOut, spareCtrl, sealed []byte
+	for {
+		select {
+		case <-c.wake:
+		case <-tick:
+			c.s.queueCommand(c, CmdPing, ttl[:])
+			continue // queueCommand wakes us
+		case <-c.stop:
+			return
+		}
+		for {
+			s := c.s
+			s.mu.Lock()
+			p := c.pipe
+			out, ctrl := p.out, p.ctrl
+			if len(out) == 0 && len(ctrl) == 0 {
+				p.kicked, p.writing = false, false
+				s.wakeSenders()
+				s.mu.Unlock()
+				break
+			}
+			p.out, p.ctrl = spareOut[:0], spareCtrl[:0]
+			p.outMsgs = 0
+			p.writing = true
+			s.wakeSenders()
+			s.mu.Unlock()
+
+			var err error
+			if c.cipher != nil {
+				sealed, err = c.seal(sealed[:0], ctrl)
+				if err == nil {
+					sealed, err = c.seal(sealed, out)
+				}
+				if err == nil {
+					_, err = c.nc.Write(sealed)
+				}
+				if cap(sealed) > maxSpare {
+					sealed = nil
+				}
+			} else {
+				if len(ctrl) > 0 {
+					_, err = c.nc.Write(ctrl)
+				}
+				if err == nil && len(out) > 0 {
+					_, err = c.nc.Write(out)
+				}
+			}
+			if err != nil {
+				// The reader sees the closed connection and detaches us.
+				if !c.stopping.Load() {
+					c.log.Info("zmtp: write failed", "err", err)
+				}
+				c.nc.Close()
+				s.mu.Lock()
+				p.writing = false
+				s.wakeSenders()
+				s.mu.Unlock()
+				return
+			}
+			spareOut, spareCtrl = recycle(out), recycle(ctrl)
+		}
+	}
+}
+
+// maxSpare caps the write buffers kept for reuse, so one burst of large
+// messages does not pin its memory for the connection's life.
+const maxSpare = 1 << 20
+
+func recycle(b []byte) []byte {
+	if cap(b) > maxSpare {
+		return nil
+	}
+	return b[:0]
+}
+
+// seal encrypts each plaintext frame of src into dst.
+func (c *conn) seal(dst, src []byte) ([]byte, error) {
+	for len(src) > 0 {
+		flags, size, n, err := ParseFrameHeader(src, int64(len(src)))
+		if err != nil {
+			return dst, err
+		}
+		if dst, err = c.cipher.Seal(dst, flags&(FlagMore|FlagCommand), src[n:n+int(size)]); err != nil {
+			return dst, err
+		}
+		src = src[n+int(size):]
+	}
+	return dst, nil
+}
+
+// shutdown ends the connection gracefully: the writer stops (Close has
+// already waited for the linger flush), our side is half-closed so the peer
+// reads everything we sent and then EOF, and the reader gets a short
+// deadline for the peer to close in turn.
+func (c *conn) shutdown(flushed bool) {
+	c.stopping.Store(true)
+	if !c.ready.Load() {
+		c.nc.Close() // still handshaking: nothing of ours to flush
+		return
+	}
+	if !flushed {
+		_ = c.nc.SetWriteDeadline(time.Now())
+	}
+	c.stopWriter()
+	<-c.writerDone
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	} else {
+		c.nc.Close()
+	}
+}

@@ -1,0 +1,120 @@
+package zmtp
+
+import (
+	"io"
+)
+
+const (
+	// readBufSize is the size of each read buffer. Frames are sliced out of
+	// it in place and handed to the application, so a buffer is never
+	// overwritten: once its end is reached the unparsed tail moves to a
+	// fresh one.
+	readBufSize = 64 << 10
+	// directReadMin is the body size from which a frame gets a buffer of
+	// its own and is read straight into it, skipping one copy.
+	directReadMin = readBufSize / 2
+)
+
+// frameReader parses frames out of an io.Reader with as few reads, copies
+// and allocations as it can: a read fills a large buffer and every frame
+// whose bytes are there is returned as a slice of it.
+type frameReader struct {
+	r          io.Reader
+	buf        []byte
+	rpos, wpos int
+	lent       bool // a slice of buf was handed out: never overwrite it
+	// beforeRead runs before every blocking read: the connection flushes
+	// the messages it has parsed so far and arms its read deadline.
+	beforeRead func()
+}
+
+func newFrameReader(r io.Reader) *frameReader {
+	return &frameReader{r: r, buf: make([]byte, readBufSize)}
+}
+
+// buffered returns the bytes read but not yet parsed.
+func (fr *frameReader) buffered() []byte { return fr.buf[fr.rpos:fr.wpos] }
+
+// fill reads until at least n (≤ readBufSize) unparsed bytes are buffered.
+func (fr *frameReader) fill(n int) error {
+	for fr.wpos-fr.rpos < n {
+		if len(fr.buf)-fr.rpos < n {
+			nb := fr.buf
+			if fr.lent {
+				nb, fr.lent = make([]byte, readBufSize), false
+			}
+			fr.wpos = copy(nb, fr.buf[fr.rpos:fr.wpos])
+			fr.rpos, fr.buf = 0, nb
+		}
+		if fr.beforeRead != nil {
+			fr.beforeRead()
+		}
+		m, err := fr.r.Read(fr.buf[fr.wpos:])
+		fr.wpos += m
+		if err != nil {
+			if fr.wpos-fr.rpos >= n {
+				return nil
+			}
+			if err == io.EOF && fr.wpos > fr.rpos {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// readFull reads exactly n raw bytes (the greeting).
+func (fr *frameReader) readFull(n int) ([]byte, error) {
+	if err := fr.fill(n); err != nil {
+		return nil, err
+	}
+	b := fr.buf[fr.rpos : fr.rpos+n : fr.rpos+n]
+	fr.rpos += n
+	fr.lent = true
+	return b, nil
+}
+
+// next returns the next frame. The body belongs to the caller: it is never
+// overwritten by later reads.
+func (fr *frameReader) next(max int64) (flags byte, body []byte, err error) {
+	if err := fr.fill(2); err != nil {
+		return 0, nil, err
+	}
+	if fr.buf[fr.rpos]&FlagLong != 0 {
+		if err := fr.fill(MaxFrameHeader); err != nil {
+			return 0, nil, err
+		}
+	}
+	flags, size, n, err := ParseFrameHeader(fr.buffered(), max)
+	if err != nil {
+		return 0, nil, err
+	}
+	if size >= directReadMin {
+		// The size was checked against max before this allocation.
+		body = make([]byte, size)
+		fr.rpos += n
+		got := copy(body, fr.buffered())
+		fr.rpos += got
+		if got < len(body) {
+			if fr.beforeRead != nil {
+				fr.beforeRead()
+			}
+			if _, err := io.ReadFull(fr.r, body[got:]); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return 0, nil, err
+			}
+		}
+		return flags, body, nil
+	}
+	end := n + int(size)
+	if err := fr.fill(end); err != nil {
+		return 0, nil, err
+	}
+	body = fr.buf[fr.rpos+n : fr.rpos+end : fr.rpos+end]
+	fr.rpos += end
+	fr.lent = true
+	return flags, body, nil
+}

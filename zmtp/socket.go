@@ -1,0 +1,562 @@
+package zmtp
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// SocketType names a ZeroMQ socket pattern role, as sent in the
+// Socket-Type metadata property.
+type SocketType string
+
+// The socket types.
+const (
+	REQ    SocketType = "REQ"
+	REP    SocketType = "REP"
+	DEALER SocketType = "DEALER"
+	ROUTER SocketType = "ROUTER"
+	PUB    SocketType = "PUB"
+	SUB    SocketType = "SUB"
+	XPUB   SocketType = "XPUB"
+	XSUB   SocketType = "XSUB"
+	PUSH   SocketType = "PUSH"
+	PULL   SocketType = "PULL"
+	PAIR   SocketType = "PAIR"
+)
+
+// peers lists which socket types each type may talk to (spec 23, 28, 29, 30).
+var peers = map[SocketType][]SocketType{
+	REQ:    {REP, ROUTER},
+	REP:    {REQ, DEALER},
+	DEALER: {REP, DEALER, ROUTER},
+	ROUTER: {REQ, DEALER, ROUTER},
+	PUB:    {SUB, XSUB},
+	XPUB:   {SUB, XSUB},
+	SUB:    {PUB, XPUB},
+	XSUB:   {PUB, XPUB},
+	PUSH:   {PULL},
+	PULL:   {PUSH},
+	PAIR:   {PAIR},
+}
+
+func compatible(ours, theirs SocketType) bool {
+	for _, t := range peers[ours] {
+		if t == theirs {
+			return true
+		}
+	}
+	return false
+}
+
+// Socket is a ZeroMQ socket: any number of bound and connected endpoints,
+// each peer connection feeding a pipe with its own send and receive queue.
+// Send, Recv and Close are safe for concurrent use; like libzmq sockets,
+// REQ and REP expect one goroutine to drive their alternation.
+type Socket struct {
+	typ    SocketType
+	opt    Options
+	log    *slog.Logger
+	ctx    context.Context // cancelled when Close has flushed: stops dialers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	closed    bool // Close called: Send and Recv fail
+	shutting  bool // past the linger wait: no new connection is admitted
+	pipes     []*pipe
+	byID      map[string]*pipe // ROUTER: routing id → pipe
+	nextID    uint32
+	rr, fq    int // round-robin cursors for send and receive
+	recvWait  chan struct{}
+	sendWait  chan struct{}
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	endpoint  string
+	subs      [][]byte // SUB, XSUB: our subscriptions, in order
+	scratch   []byte
+
+	// REQ: the pipe the request went to; REP: the pipe and envelope of
+	// the request being answered.
+	reqPipe    *pipe
+	reqPending bool
+	repPipe    *pipe
+	repEnv     [][]byte
+	repPending bool
+}
+
+// pipe is the socket's side of one peer: its queues outlive a connection
+// when the socket connected (so messages wait for the reconnect), and end
+// with it when the peer connected to us.
+type pipe struct {
+	c          *conn // current connection; nil while disconnected
+	persistent bool  // made by Connect: survives reconnects
+	dead       bool  // gone for good: no sends; removed once its input is read
+	id         []byte
+
+	out     []byte // encoded frames waiting for the writer
+	outMsgs int
+	ctrl    []byte // commands and subscriptions, written before out
+	kicked  bool   // the writer was woken and has not gone idle since
+	writing bool
+
+	in       msgQueue
+	roomWait chan struct{} // closed when in drops below RecvHWM
+
+	peerSubs [][]byte // PUB, XPUB: the peer's subscriptions
+	v31      bool
+}
+
+// NewSocket returns a socket of type t. The zero Options gives libzmq-like
+// defaults (see Options).
+func NewSocket(t SocketType, opt Options) (*Socket, error) {
+	if _, ok := peers[t]; !ok {
+		return nil, fmt.Errorf("zmtp: unknown socket type %q", t)
+	}
+	if len(opt.RoutingID) > 255 || len(opt.RoutingID) > 0 && opt.RoutingID[0] == 0 {
+		return nil, fmt.Errorf("zmtp: routing id must be 1 to 255 bytes not starting with 0")
+	}
+	opt = opt.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Socket{
+		typ: t, opt: opt, log: opt.Logger.With("socket", string(t)),
+		ctx: ctx, cancel: cancel,
+		byID:  map[string]*pipe{},
+		conns: map[*conn]struct{}{},
+	}, nil
+}
+
+// Type returns the socket's type.
+func (s *Socket) Type() SocketType { return s.typ }
+
+func (s *Socket) localMetadata() Metadata {
+	m := Metadata{{Name: PropSocketType, Value: []byte(s.typ)}}
+	if len(s.opt.RoutingID) > 0 {
+		m = append(m, Property{Name: PropIdentity, Value: s.opt.RoutingID})
+	}
+	return append(m, s.opt.Properties...)
+}
+
+// Bind listens on endpoint ("tcp://127.0.0.1:8420", "tcp://*:0",
+// "tcp://[::1]:0", "ipc:///tmp/x.sock") and accepts peers until Close.
+// Endpoint reports the address actually bound.
+func (s *Socket) Bind(endpoint string) error {
+	network, addr, err := parseEndpoint(endpoint)
+	if err != nil {
+		return err
+	}
+	if network == "unix" {
+		// libzmq replaces a stale socket file; only ever remove a socket.
+		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.Dial("unix", addr); err == nil {
+				c.Close()
+				return fmt.Errorf("zmtp: bind %s: address in use", endpoint)
+			}
+			os.Remove(addr)
+		}
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return fmt.Errorf("zmtp: bind %s: %w", endpoint, err)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrClosed
+	}
+	s.listeners = append(s.listeners, l)
+	s.endpoint = endpointOf(l.Addr())
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.acceptLoop(l)
+	return nil
+}
+
+// Endpoint returns the endpoint of the last successful Bind, with the port
+// the system chose for ":0".
+func (s *Socket) Endpoint() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endpoint
+}
+
+func (s *Socket) acceptLoop(l net.Listener) {
+	defer s.wg.Done()
+	backoff := 5 * time.Millisecond
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors and the like: wait, do not spin.
+			s.log.Warn("zmtp: accept", "err", err)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		c := newConn(s, nc, nil)
+		if !s.track(c) {
+			nc.Close()
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.untrack(c)
+		}()
+	}
+}
+
+// Connect connects to endpoint in the background, now and again whenever
+// the connection drops, backing off between attempts. Messages sent before
+// the connection is up wait in its queue.
+func (s *Socket) Connect(endpoint string) error {
+	network, addr, err := parseEndpoint(endpoint)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	p := &pipe{persistent: true}
+	if s.typ != ROUTER { // a ROUTER routes only to peers whose id it knows
+		s.pipes = append(s.pipes, p)
+	}
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.dialLoop(network, addr, p)
+	return nil
+}
+
+func (s *Socket) dialLoop(network, addr string, p *pipe) {
+	defer s.wg.Done()
+	backoff := s.opt.ReconnectInterval
+	d := net.Dialer{Timeout: s.opt.HandshakeTimeout}
+	for {
+		nc, err := d.DialContext(s.ctx, network, addr)
+		if err == nil {
+			c := newConn(s, nc, p)
+			if !s.track(c) {
+				nc.Close()
+				return
+			}
+			start := time.Now()
+			c.serve()
+			s.untrack(c)
+			if time.Since(start) > s.opt.ReconnectIntervalMax {
+				backoff = s.opt.ReconnectInterval // it was up a while: start over
+			}
+		} else if s.ctx.Err() == nil {
+			s.log.Debug("zmtp: connect", "addr", addr, "err", err)
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, s.opt.ReconnectIntervalMax)
+	}
+}
+
+func (s *Socket) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Socket) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// attach joins a connection that finished its handshake to a pipe.
+func (s *Socket) attach(c *conn) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting {
+		return ErrClosed
+	}
+	p := c.pipe
+	if p == nil {
+		if s.typ == PAIR && len(s.livePipes()) > 0 {
+			return fmt.Errorf("%w: PAIR socket already has a peer", ErrSocketType)
+		}
+		p = &pipe{}
+	}
+	if s.typ == ROUTER {
+		id, _ := c.meta.Get(PropRoutingID)
+		if len(id) == 0 {
+			id, _ = c.meta.Get(PropIdentity)
+		}
+		if len(id) == 0 || id[0] == 0 {
+			// libzmq's generated ids: a zero byte then a counter.
+			s.nextID++
+			id = binary.BigEndian.AppendUint32([]byte{0}, s.nextID)
+		} else {
+			id = bytes.Clone(id)
+		}
+		if old, ok := s.byID[string(id)]; ok && old != p {
+			return fmt.Errorf("%w: routing id %q already in use", ErrHandshake, id)
+		}
+		if p.id != nil {
+			delete(s.byID, string(p.id))
+		}
+		p.id = id
+		s.byID[string(id)] = p
+		c.routerID = id
+	}
+	if c.pipe == nil || s.typ == ROUTER && !s.hasPipe(p) {
+		s.pipes = append(s.pipes, p)
+	}
+	c.pipe, p.c, p.v31 = p, c, c.v31
+	p.dead = false
+	// A new peer of a SUB learns every subscription.
+	for _, topic := range s.subs {
+		p.ctrl = appendSubscription(p.ctrl, p.v31, topic, true)
+	}
+	p.kicked = false
+	if len(p.out) > 0 || len(p.ctrl) > 0 {
+		s.kick(p)
+	}
+	s.wakeSenders()
+	return nil
+}
+
+func (s *Socket) hasPipe(p *pipe) bool {
+	for _, q := range s.pipes {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// detach unhooks a finished connection from its pipe. A pipe made by
+// Connect keeps its queued messages for the next connection; one made by
+// an accepted peer dies, after its received messages are read.
+func (s *Socket) detach(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := c.pipe
+	if p == nil || p.c != c {
+		return
+	}
+	p.c = nil
+	p.writing = false
+	p.peerSubs = nil
+	if !p.persistent {
+		p.dead = true
+		p.out, p.outMsgs, p.ctrl = nil, 0, nil
+		s.dropPipe(p)
+	}
+	if s.typ == ROUTER && p.id != nil {
+		delete(s.byID, string(p.id))
+		if p.persistent {
+			s.removePipe(p) // unroutable until it reconnects and says its id
+		}
+	}
+	s.wakeSenders()
+	s.wakeReceivers()
+}
+
+// dropPipe forgets a dead pipe once nothing is left to read from it.
+func (s *Socket) dropPipe(p *pipe) {
+	if p.dead && p.in.len() == 0 {
+		s.removePipe(p)
+	}
+}
+
+func (s *Socket) removePipe(p *pipe) {
+	for i, q := range s.pipes {
+		if q == p {
+			s.pipes = append(s.pipes[:i], s.pipes[i+1:]...)
+			return
+		}
+	}
+}
+
+func (s *Socket) livePipes() []*pipe {
+	var live []*pipe
+	for _, p := range s.pipes {
+		if !p.dead {
+			live = append(live, p)
+		}
+	}
+	return live
+}
+
+// kick wakes p's writer unless it is already awake.
+func (s *Socket) kick(p *pipe) {
+	if p.c != nil && !p.kicked {
+		p.kicked = true
+		select {
+		case p.c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Socket) wakeSenders() {
+	if s.sendWait != nil {
+		close(s.sendWait)
+		s.sendWait = nil
+	}
+}
+
+func (s *Socket) wakeReceivers() {
+	if s.recvWait != nil {
+		close(s.recvWait)
+		s.recvWait = nil
+	}
+}
+
+// wait releases s.mu until ch is closed, ctx ends or the deadline passes,
+// then takes it again.
+func (s *Socket) wait(ctx context.Context, ch chan struct{}, timer *time.Timer) error {
+	var expired <-chan time.Time
+	if timer != nil {
+		expired = timer.C
+	}
+	s.mu.Unlock()
+	var err error
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-expired:
+		err = ErrTimeout
+	}
+	s.mu.Lock()
+	return err
+}
+
+func (s *Socket) sendWaitCh() chan struct{} {
+	if s.sendWait == nil {
+		s.sendWait = make(chan struct{})
+	}
+	return s.sendWait
+}
+
+func (s *Socket) recvWaitCh() chan struct{} {
+	if s.recvWait == nil {
+		s.recvWait = make(chan struct{})
+	}
+	return s.recvWait
+}
+
+// queueCommand queues a command for c's peer ahead of its messages.
+func (s *Socket) queueCommand(c *conn, name string, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := c.pipe; p != nil && p.c == c {
+		p.ctrl = AppendCommand(p.ctrl, name, body)
+		s.kick(p)
+	}
+}
+
+// appendSubscription encodes a subscription change the way the peer's
+// version expects: a SUBSCRIBE/CANCEL command for 3.1, a message whose
+// first byte is 1 or 0 for 3.0.
+func appendSubscription(dst []byte, v31 bool, topic []byte, on bool) []byte {
+	if v31 {
+		name := CmdCancel
+		if on {
+			name = CmdSubscribe
+		}
+		return AppendCommand(dst, name, topic)
+	}
+	flag := byte(0)
+	if on {
+		flag = 1
+	}
+	dst = AppendFrameHeader(dst, 0, 1+len(topic))
+	return append(append(dst, flag), topic...)
+}
+
+// Close stops accepting and connecting, waits up to Linger for queued
+// messages to be written, then closes every connection. No goroutine of
+// the socket survives it.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.wakeReceivers()
+	s.wakeSenders()
+	for _, p := range s.pipes {
+		if p.roomWait != nil {
+			close(p.roomWait)
+			p.roomWait = nil
+		}
+	}
+	listeners := s.listeners
+	s.mu.Unlock()
+	for _, l := range listeners {
+		l.Close()
+	}
+
+	// Linger: let the writers drain what Send accepted.
+	flushed := true
+	if s.opt.Linger > 0 {
+		timer := time.NewTimer(s.opt.Linger)
+		s.mu.Lock()
+		for !s.flushedLocked() {
+			if s.wait(context.Background(), s.sendWaitCh(), timer) != nil {
+				break
+			}
+		}
+		flushed = s.flushedLocked()
+		s.mu.Unlock()
+		timer.Stop()
+	} else {
+		s.mu.Lock()
+		flushed = s.flushedLocked()
+		s.mu.Unlock()
+	}
+	if !flushed {
+		s.log.Warn("zmtp: closing with unsent messages", "linger", s.opt.Linger)
+	}
+
+	s.mu.Lock()
+	s.shutting = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, c := range conns {
+		c.shutdown(flushed)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Socket) flushedLocked() bool {
+	for _, p := range s.pipes {
+		if !p.dead && (len(p.out) > 0 || len(p.ctrl) > 0 || p.writing) {
+			return false
+		}
+	}
+	return true
+}
