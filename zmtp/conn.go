@@ -31,7 +31,7 @@ type conn struct {
 	stopOnce   sync.Once
 	writerDone chan struct{}
 	stopping   atomic.Bool
-	ready      atomic.Bool // attached, writer running
+	ready      atomic.Bool  // attached, writer running
 	peerTTL    atomic.Int64 // ns; the peer's PING TTL
 
 	// Receive assembly. Messages are slices of slab (a shared array of
