@@ -1,0 +1,525 @@
+package zmtp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// newSock makes a socket closed at the end of the test.
+func newSock(t testing.TB, typ SocketType, opt Options) *Socket {
+	t.Helper()
+	s, err := NewSocket(typ, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func bind(t testing.TB, s *Socket, ep string) string {
+	t.Helper()
+	if err := s.Bind(ep); err != nil {
+		t.Fatal(err)
+	}
+	return s.Endpoint()
+}
+
+func connect(t testing.TB, s *Socket, ep string) {
+	t.Helper()
+	if err := s.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recvT receives with a generous deadline so a bug fails instead of hanging.
+func recvT(t testing.TB, s *Socket) [][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := s.RecvContext(ctx)
+	if err != nil {
+		t.Fatalf("recv on %s: %v", s.Type(), err)
+	}
+	return m
+}
+
+func sendT(t testing.TB, s *Socket, frames ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var fs [][]byte
+	for _, f := range frames {
+		fs = append(fs, []byte(f))
+	}
+	if err := s.SendContext(ctx, fs...); err != nil {
+		t.Fatalf("send on %s: %v", s.Type(), err)
+	}
+}
+
+func strs(m [][]byte) []string {
+	var out []string
+	for _, f := range m {
+		out = append(out, string(f))
+	}
+	return out
+}
+
+func eq(t testing.TB, got [][]byte, want ...string) {
+	t.Helper()
+	if fmt.Sprint(strs(got)) != fmt.Sprint(want) || len(got) != len(want) {
+		t.Fatalf("got %q, want %q", strs(got), want)
+	}
+}
+
+func TestPushPullOrderAndMultipart(t *testing.T) {
+	pull := newSock(t, PULL, Options{})
+	push := newSock(t, PUSH, Options{})
+	connect(t, push, bind(t, pull, "tcp://127.0.0.1:0"))
+	const n = 5000
+	go func() {
+		for i := 0; i < n; i++ {
+			push.Send([]byte(fmt.Sprint(i)), nil, bytes.Repeat([]byte{'x'}, i%300))
+		}
+	}()
+	for i := 0; i < n; i++ {
+		m := recvT(t, pull)
+		if len(m) != 3 || string(m[0]) != fmt.Sprint(i) || len(m[1]) != 0 || len(m[2]) != i%300 {
+			t.Fatalf("message %d: %q", i, strs(m))
+		}
+	}
+}
+
+func TestConnectBeforeBind(t *testing.T) {
+	// Find a free port, release it, connect first, bind later.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	ep := "tcp://" + l.Addr().String()
+	l.Close()
+	push := newSock(t, PUSH, Options{ReconnectInterval: 10 * time.Millisecond})
+	connect(t, push, ep)
+	sendT(t, push, "queued before the peer existed")
+	time.Sleep(50 * time.Millisecond)
+	pull := newSock(t, PULL, Options{})
+	bind(t, pull, ep)
+	eq(t, recvT(t, pull), "queued before the peer existed")
+}
+
+func TestIPCAndIPv6(t *testing.T) {
+	eps := []string{"ipc://" + filepath.Join(t.TempDir(), "z.sock")}
+	if l, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		l.Close()
+		eps = append(eps, "tcp://[::1]:0")
+	}
+	for _, ep := range eps {
+		rep := newSock(t, REP, Options{})
+		req := newSock(t, REQ, Options{})
+		connect(t, req, bind(t, rep, ep))
+		sendT(t, req, "ping")
+		eq(t, recvT(t, rep), "ping")
+		sendT(t, rep, "pong")
+		eq(t, recvT(t, req), "pong")
+	}
+}
+
+func TestReqRepStrictAlternation(t *testing.T) {
+	rep := newSock(t, REP, Options{})
+	req := newSock(t, REQ, Options{})
+	connect(t, req, bind(t, rep, "tcp://127.0.0.1:0"))
+	if _, err := req.Recv(); !errors.Is(err, ErrState) {
+		t.Fatalf("REQ recv before send: %v, want ErrState", err)
+	}
+	if err := rep.Send([]byte("x")); !errors.Is(err, ErrState) {
+		t.Fatalf("REP send before recv: %v, want ErrState", err)
+	}
+	sendT(t, req, "a", "b")
+	if err := req.Send([]byte("again")); !errors.Is(err, ErrState) {
+		t.Fatalf("REQ second send: %v, want ErrState", err)
+	}
+	eq(t, recvT(t, rep), "a", "b")
+	sendT(t, rep, "c")
+	eq(t, recvT(t, req), "c")
+}
+
+func TestRepServesManyRequesters(t *testing.T) {
+	rep := newSock(t, REP, Options{})
+	ep := bind(t, rep, "tcp://127.0.0.1:0")
+	go func() {
+		for {
+			m, err := rep.Recv()
+			if err != nil {
+				return
+			}
+			rep.Send(append([]byte("re:"), m[0]...))
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req := newSock(t, REQ, Options{})
+			connect(t, req, ep)
+			for j := 0; j < 20; j++ {
+				body := fmt.Sprintf("%d-%d", i, j)
+				sendT(t, req, body)
+				if m := recvT(t, req); string(m[0]) != "re:"+body {
+					t.Errorf("requester %d got %q", i, m[0])
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+}
+
+func TestRouterDealerRouting(t *testing.T) {
+	router := newSock(t, ROUTER, Options{RouterMandatory: true})
+	ep := bind(t, router, "tcp://127.0.0.1:0")
+	a := newSock(t, DEALER, Options{RoutingID: []byte("alice")})
+	b := newSock(t, DEALER, Options{})
+	connect(t, a, ep)
+	connect(t, b, ep)
+	sendT(t, a, "from a")
+	sendT(t, b, "from b")
+	ids := map[string][]byte{}
+	for i := 0; i < 2; i++ {
+		m := recvT(t, router)
+		ids[string(m[1])] = m[0]
+	}
+	if string(ids["from a"]) != "alice" {
+		t.Fatalf("alice's id = %q", ids["from a"])
+	}
+	if idb := ids["from b"]; len(idb) != 5 || idb[0] != 0 {
+		t.Fatalf("generated id = %q, want 5 bytes starting with 0", idb)
+	}
+	router.Send(ids["from b"], []byte("to b"))
+	router.Send([]byte("alice"), []byte("to a"), []byte("part 2"))
+	eq(t, recvT(t, b), "to b")
+	eq(t, recvT(t, a), "to a", "part 2")
+	if err := router.Send([]byte("nobody"), []byte("x")); !errors.Is(err, ErrHostUnreachable) {
+		t.Fatalf("send to unknown id with RouterMandatory: %v", err)
+	}
+}
+
+func TestRouterDropsUnroutable(t *testing.T) {
+	router := newSock(t, ROUTER, Options{})
+	if err := router.Send([]byte("nobody"), []byte("x")); err != nil {
+		t.Fatalf("unroutable send without RouterMandatory: %v, want silent drop", err)
+	}
+}
+
+func TestDealerRoundRobinPullFairQueue(t *testing.T) {
+	// One PUSH to two PULLs: messages alternate.
+	p1 := newSock(t, PULL, Options{})
+	p2 := newSock(t, PULL, Options{})
+	push := newSock(t, PUSH, Options{})
+	connect(t, push, bind(t, p1, "tcp://127.0.0.1:0"))
+	connect(t, push, bind(t, p2, "tcp://127.0.0.1:0"))
+	waitPeers(t, push, 2)
+	for i := 0; i < 10; i++ {
+		sendT(t, push, fmt.Sprint(i))
+	}
+	for i := 0; i < 10; i += 2 {
+		a, b := recvT(t, p1), recvT(t, p2)
+		got := map[string]bool{string(a[0]): true, string(b[0]): true}
+		if !got[fmt.Sprint(i)] || !got[fmt.Sprint(i+1)] {
+			t.Fatalf("round %d: %q and %q", i, a[0], b[0])
+		}
+	}
+
+	// Two PUSHes to one PULL: neither starves while both have messages.
+	pull := newSock(t, PULL, Options{})
+	ep := bind(t, pull, "tcp://127.0.0.1:0")
+	var senders []*Socket
+	for i := 0; i < 2; i++ {
+		s := newSock(t, PUSH, Options{})
+		connect(t, s, ep)
+		for j := 0; j < 100; j++ {
+			sendT(t, s, fmt.Sprint(i))
+		}
+		senders = append(senders, s)
+	}
+	waitQueued(t, pull, 200)
+	counts := map[string]int{}
+	for j := 0; j < 100; j++ {
+		counts[string(recvT(t, pull)[0])]++
+	}
+	if counts["0"] < 40 || counts["1"] < 40 {
+		t.Fatalf("unfair queueing over the first 100 messages: %v", counts)
+	}
+}
+
+// waitPeers waits until s has n connected peers.
+func waitPeers(t testing.TB, s *Socket, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		k := 0
+		for _, p := range s.pipes {
+			if p.c != nil {
+				k++
+			}
+		}
+		s.mu.Unlock()
+		if k >= n {
+			return
+		}
+	}
+	t.Fatalf("%s socket never had %d peers", s.typ, n)
+}
+
+// waitQueued waits until s holds n received messages.
+func waitQueued(t testing.TB, s *Socket, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		k := 0
+		for _, p := range s.pipes {
+			k += p.in.len()
+		}
+		s.mu.Unlock()
+		if k >= n {
+			return
+		}
+	}
+	t.Fatalf("%s socket never queued %d messages", s.typ, n)
+}
+
+func TestPubSubFilteringAtPublisher(t *testing.T) {
+	pub := newSock(t, PUB, Options{})
+	ep := bind(t, pub, "tcp://127.0.0.1:0")
+	sub := newSock(t, SUB, Options{})
+	sub.Subscribe([]byte("weather."))
+	connect(t, sub, ep)
+	// Wait until the publisher knows the subscription.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		pub.mu.Lock()
+		n := 0
+		for _, p := range pub.pipes {
+			n += len(p.peerSubs)
+		}
+		pub.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("subscription never reached the publisher")
+		}
+	}
+	// The publisher must not even queue a non-matching message.
+	sendT(t, pub, "sports.football", "x")
+	pub.mu.Lock()
+	queued := pub.pipes[0].outMsgs + len(pub.pipes[0].out)
+	pub.mu.Unlock()
+	if queued != 0 {
+		t.Fatalf("publisher queued a message nobody subscribed to")
+	}
+	sendT(t, pub, "weather.paris", "rain")
+	eq(t, recvT(t, sub), "weather.paris", "rain")
+
+	sub.Unsubscribe([]byte("weather."))
+	sub.Subscribe([]byte("sports."))
+	time.Sleep(100 * time.Millisecond) // let both changes cross; the assertion below does not depend on it
+	for i := 0; ; i++ {
+		sendT(t, pub, "weather.oslo", "snow")
+		sendT(t, pub, "sports.tennis", "ace")
+		m := recvT(t, sub)
+		if string(m[0]) == "sports.tennis" {
+			break
+		}
+		if i > 100 {
+			t.Fatal("new subscription never took effect")
+		}
+	}
+}
+
+func TestXPubSeesSubscriptions(t *testing.T) {
+	xpub := newSock(t, XPUB, Options{})
+	sub := newSock(t, SUB, Options{})
+	sub.Subscribe([]byte("a"))
+	connect(t, sub, bind(t, xpub, "tcp://127.0.0.1:0"))
+	eq(t, recvT(t, xpub), "\x01a")
+	sub.Unsubscribe([]byte("a"))
+	eq(t, recvT(t, xpub), "\x00a")
+}
+
+func TestPubDropsAtHWMPushBlocks(t *testing.T) {
+	// A PUSH with no peer blocks, and times out.
+	push := newSock(t, PUSH, Options{SendTimeout: 50 * time.Millisecond})
+	bind(t, push, "tcp://127.0.0.1:0")
+	if err := push.Send([]byte("x")); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("PUSH without peers: %v, want ErrTimeout", err)
+	}
+	// A PUSH whose only peer is disconnected queues up to SendHWM, then blocks.
+	push2 := newSock(t, PUSH, Options{SendHWM: 3, SendTimeout: 50 * time.Millisecond, Linger: -1})
+	connect(t, push2, "tcp://127.0.0.1:1")
+	for i := 0; i < 3; i++ {
+		sendT(t, push2, "q")
+	}
+	if err := push2.Send([]byte("x")); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("PUSH past SendHWM: %v, want ErrTimeout", err)
+	}
+	// A PUB never blocks.
+	pub := newSock(t, PUB, Options{SendHWM: 1})
+	bind(t, pub, "tcp://127.0.0.1:0")
+	for i := 0; i < 100; i++ {
+		sendT(t, pub, "x")
+	}
+}
+
+func TestContextCancelsRecv(t *testing.T) {
+	pull := newSock(t, PULL, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := pull.RecvContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("RecvContext: %v", err)
+	}
+	go func() { time.Sleep(20 * time.Millisecond); pull.Close() }()
+	if _, err := pull.Recv(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Recv across Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestLingerFlushesOnClose: everything Send accepted reaches the peer even
+// when Close follows the last Send at once (zmq4 drops these).
+func TestLingerFlushesOnClose(t *testing.T) {
+	pull := newSock(t, PULL, Options{RecvHWM: 100})
+	ep := bind(t, pull, "tcp://127.0.0.1:0")
+	push, _ := NewSocket(PUSH, Options{SendHWM: 100000})
+	connect(t, push, ep)
+	const n = 20000
+	for i := 0; i < n; i++ {
+		if err := push.Send([]byte(fmt.Sprint(i)), make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan struct{})
+	go func() { push.Close(); close(closed) }()
+	for i := 0; i < n; i++ {
+		if m := recvT(t, pull); string(m[0]) != fmt.Sprint(i) {
+			t.Fatalf("message %d: %q", i, m[0])
+		}
+	}
+	<-closed
+}
+
+// TestRepLastReplySurvivesClose: a REP that closes right after replying
+// still delivers the reply.
+func TestRepLastReplySurvivesClose(t *testing.T) {
+	req := newSock(t, REQ, Options{})
+	rep, _ := NewSocket(REP, Options{})
+	connect(t, req, bind(t, rep, "tcp://127.0.0.1:0"))
+	sendT(t, req, "last question")
+	recvT(t, rep)
+	sendT(t, rep, "last answer")
+	rep.Close()
+	eq(t, recvT(t, req), "last answer")
+}
+
+// TestReconnectKeepsQueue: a connecting PUSH whose peer goes away keeps
+// what it queued meanwhile and delivers it to the restarted peer.
+func TestReconnectKeepsQueue(t *testing.T) {
+	pull := newSock(t, PULL, Options{})
+	ep := bind(t, pull, "tcp://127.0.0.1:0")
+	push := newSock(t, PUSH, Options{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 50 * time.Millisecond})
+	connect(t, push, ep)
+	sendT(t, push, "before")
+	eq(t, recvT(t, pull), "before")
+	pull.Close()
+	waitPeers(t, push, 0)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		push.mu.Lock()
+		up := push.pipes[0].c != nil
+		push.mu.Unlock()
+		if !up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("PUSH never noticed its peer was gone")
+		}
+	}
+	sendT(t, push, "while away 1")
+	sendT(t, push, "while away 2")
+	pull2 := newSock(t, PULL, Options{})
+	bind(t, pull2, ep)
+	eq(t, recvT(t, pull2), "while away 1")
+	eq(t, recvT(t, pull2), "while away 2")
+}
+
+func TestPlainMechanism(t *testing.T) {
+	rep := newSock(t, REP, Options{Security: PlainServer(PlainCredentials("admin", "secret"))})
+	ep := bind(t, rep, "tcp://127.0.0.1:0")
+	good := newSock(t, REQ, Options{Security: PlainClient("admin", "secret")})
+	connect(t, good, ep)
+	sendT(t, good, "hi")
+	eq(t, recvT(t, rep), "hi")
+	sendT(t, rep, "welcome")
+	eq(t, recvT(t, good), "welcome")
+
+	bad := newSock(t, REQ, Options{Security: PlainClient("admin", "wrong"), ReconnectInterval: time.Hour, Linger: -1})
+	connect(t, bad, ep)
+	sendT(t, bad, "let me in")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if m, err := rep.RecvContext(ctx); err == nil {
+		t.Fatalf("REP got %q from a client with a wrong password", m)
+	}
+}
+
+func TestHeartbeatKeepsIdleLinkAndDropsDeadPeer(t *testing.T) {
+	opt := Options{HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 200 * time.Millisecond}
+	rep := newSock(t, REP, opt)
+	ep := bind(t, rep, "tcp://127.0.0.1:0")
+	req := newSock(t, REQ, opt)
+	connect(t, req, ep)
+	sendT(t, req, "1")
+	recvT(t, rep)
+	time.Sleep(300 * time.Millisecond) // idle longer than the timeout: PINGs keep it up
+	sendT(t, rep, "1")
+	eq(t, recvT(t, req), "1")
+	waitPeers(t, rep, 1)
+
+	// A peer that completes the handshake and then goes silent is dropped.
+	nc, err := net.Dial("tcp", ep[len("tcp://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write(AppendGreeting(nil, Greeting{Major: 3, Minor: 1, Mechanism: "NULL"}))
+	nc.Write(AppendCommand(nil, CmdReady, AppendMetadata(nil, Metadata{{PropSocketType, []byte("REQ")}})))
+	waitPeers(t, rep, 2)
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := nc.Read(buf); err != nil {
+			break // the server closed the silent peer
+		}
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for i := 0; i < 3; i++ {
+		a, _ := NewSocket(ROUTER, Options{})
+		b, _ := NewSocket(DEALER, Options{})
+		a.Bind("tcp://127.0.0.1:0")
+		b.Connect(a.Endpoint())
+		b.Connect("tcp://127.0.0.1:1") // never answers: a dialer in backoff
+		b.Send([]byte("x"))
+		recvT(t, a)
+		a.Close()
+		b.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+	}
+}
