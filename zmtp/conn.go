@@ -192,7 +192,10 @@ func (c *conn) beforeRead() {
 	if c.stopping.Load() {
 		return
 	}
-	d := c.s.opt.HeartbeatTimeout
+	var d time.Duration
+	if c.v31 && c.s.opt.HeartbeatInterval > 0 {
+		d = c.s.opt.HeartbeatTimeout // our PINGs get PONGs: silence means dead
+	}
 	if ttl := time.Duration(c.peerTTL.Load()); ttl > 0 && (d == 0 || ttl < d) {
 		d = ttl
 	}
