@@ -2,12 +2,10 @@ module github.com/hydra-net/hydra
 
 go 1.26.8
 
+require github.com/go-zeromq/zmq4 v0.17.0
+
 require (
 	github.com/go-zeromq/goczmq/v4 v4.2.2 // indirect
-	github.com/go-zeromq/zmq4 v0.17.0 // indirect
-	github.com/hashicorp/yamux v0.1.2 // indirect
-	github.com/peterbourgon/ff/v3 v3.4.0 // indirect
-	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 )

@@ -32,15 +32,15 @@ func limitsFor(impl string, c Case) countLimits {
 	byBytes := func(total, lo, hi int64) int64 { return min(max(total/size, lo), hi) }
 	if impl == ImplZMQ4 {
 		return countLimits{
-			quick: byBytes(8<<20, 1000, 20_000),
-			max:   byBytes(2<<30, 1000, 500_000),
-			fixed: byBytes(512<<20, 1000, 200_000),
+			quick: byBytes(32<<20, 20, 20_000),
+			max:   byBytes(2<<30, 20, 500_000),
+			fixed: byBytes(512<<20, 20, 200_000),
 		}
 	}
 	l := countLimits{
-		quick: byBytes(32<<20, 2000, 100_000),
-		max:   byBytes(8<<30, 1000, 20_000_000),
-		fixed: byBytes(2<<30, 1000, 5_000_000),
+		quick: byBytes(128<<20, 20, 100_000),
+		max:   byBytes(8<<30, 20, 20_000_000),
+		fixed: byBytes(2<<30, 20, 5_000_000),
 	}
 	if impl == ImplHydra {
 		// Until hydra is calibrated against libzmq, do not bet on its speed.

@@ -112,6 +112,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		}
 		rep.Impls = append(rep.Impls, impl)
 	}
+	if len(rep.Impls) == 0 {
+		return nil, errors.New("no implementation left to run")
+	}
 
 	enc := json.NewEncoder(out)
 	for _, c := range rep.Cases {
@@ -151,12 +154,15 @@ func (c *Config) setDefaults() error {
 		c.Sizes = []int{16, 256, 4096, 65536}
 	}
 	for _, s := range c.Sizes {
-		if s < 0 || s > 1<<28 {
+		if s < 0 || s > 16<<20 {
 			return fmt.Errorf("message size %d out of range", s)
 		}
 	}
 	if c.ReqRepSize == 0 {
 		c.ReqRepSize = 64
+	}
+	if c.ReqRepSize > 16<<20 {
+		return fmt.Errorf("req-rep size %d out of range", c.ReqRepSize)
 	}
 	if c.Duration == 0 {
 		c.Duration = 2 * time.Second
@@ -289,11 +295,10 @@ func (h *harness) runCase(ctx context.Context, impl string, c Case) Result {
 		r.Err = err
 		return r
 	}
-	r.MsgsPerSec = primary.MsgsPerSec
-	r.MBPerSec = primary.MBPerSec
-	r.RTTMicros = primary.RTTMicros
-	if c.Pattern == PushPull {
-		r.RTTMicros = 0
+	r.MsgsPerSec = round3(primary.MsgsPerSec)
+	r.MBPerSec = round3(primary.MBPerSec)
+	if c.Pattern == ReqRep {
+		r.RTTMicros = round3(primary.RTTMicros)
 	}
 	r.Count, r.Expected, r.Complete = primary.Count, primary.Expected, primary.Complete
 	if !primary.Complete {
@@ -530,6 +535,9 @@ func stderrNote(p *proc) string {
 	}
 	return "; stderr: " + t
 }
+
+// round3 rounds to three decimals, which is all the precision the figures have.
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 // tail returns the last few hundred bytes of b.
 func tail(b []byte) []byte {

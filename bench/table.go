@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -67,8 +68,8 @@ func WriteTable(w io.Writer, rep *Report) error {
 	}
 
 	fmt.Fprintln(w, "ratios compare msgs/s (round trips/s for req-rep): above 1x, hydra is faster; MB = 10^6 bytes")
-	for impl, why := range rep.Skipped {
-		notes = append(notes, fmt.Sprintf("%s skipped: %s", impl, firstLine(why)))
+	for _, impl := range slices.Sorted(maps.Keys(rep.Skipped)) {
+		notes = append(notes, fmt.Sprintf("%s skipped: %s", impl, firstLine(rep.Skipped[impl])))
 	}
 	if slices.ContainsFunc(rep.Results, func(r Result) bool { return r.Err == nil && !r.Complete }) {
 		notes = append(notes, "* partial: the receiver gave up waiting; the figures cover what arrived")

@@ -139,7 +139,7 @@ func (p *peer) report(r bench.PeerResult) (printed bool) {
 	p.once.Do(func() {
 		b, err := json.Marshal(r)
 		if err != nil {
-			panic(err) // PeerResult always marshals
+			fatalf("encode result: %v", err) // only NaN or Inf could do this
 		}
 		os.Stdout.Write(append(b, '\n'))
 		printed = true
