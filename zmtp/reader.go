@@ -23,6 +23,10 @@ type frameReader struct {
 	buf        []byte
 	rpos, wpos int
 	lent       bool // a slice of buf was handed out: never overwrite it
+	// afterBig is set after a frame read into its own buffer: the next read
+	// takes just a header's worth, so that a stream of large frames goes
+	// from the kernel straight into each frame's buffer, never via buf.
+	afterBig bool
 	// beforeRead runs before every blocking read: the connection flushes
 	// the messages it has parsed so far and arms its read deadline.
 	beforeRead func()
@@ -49,7 +53,11 @@ func (fr *frameReader) fill(n int) error {
 		if fr.beforeRead != nil {
 			fr.beforeRead()
 		}
-		m, err := fr.r.Read(fr.buf[fr.wpos:])
+		dst := fr.buf[fr.wpos:]
+		if fr.afterBig && n <= MaxFrameHeader {
+			dst = dst[:min(len(dst), MaxFrameHeader-(fr.wpos-fr.rpos))]
+		}
+		m, err := fr.r.Read(dst)
 		fr.wpos += m
 		if err != nil {
 			if fr.wpos-fr.rpos >= n {
@@ -90,7 +98,8 @@ func (fr *frameReader) next(max int64) (flags byte, body []byte, err error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if size >= directReadMin {
+	fr.afterBig = size >= directReadMin
+	if fr.afterBig {
 		// The size was checked against max before this allocation.
 		body = make([]byte, size)
 		fr.rpos += n
