@@ -232,9 +232,7 @@ func (s *Socket) Connect(endpoint string) error {
 		return ErrClosed
 	}
 	p := &pipe{persistent: true}
-	if s.typ != ROUTER { // a ROUTER routes only to peers whose id it knows
-		s.pipes = append(s.pipes, p)
-	}
+	s.pipes = append(s.pipes, p)
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go s.dialLoop(network, addr, p)
@@ -323,7 +321,7 @@ func (s *Socket) attach(c *conn) error {
 		s.byID[string(id)] = p
 		c.routerID = id
 	}
-	if c.pipe == nil || s.typ == ROUTER && !s.hasPipe(p) {
+	if c.pipe == nil {
 		s.pipes = append(s.pipes, p)
 	}
 	c.pipe, p.c, p.v31 = p, c, c.v31
@@ -338,15 +336,6 @@ func (s *Socket) attach(c *conn) error {
 	}
 	s.wakeSenders()
 	return nil
-}
-
-func (s *Socket) hasPipe(p *pipe) bool {
-	for _, q := range s.pipes {
-		if q == p {
-			return true
-		}
-	}
-	return false
 }
 
 // detach unhooks a finished connection from its pipe. A pipe made by
@@ -368,10 +357,7 @@ func (s *Socket) detach(c *conn) {
 		s.dropPipe(p)
 	}
 	if s.typ == ROUTER && p.id != nil {
-		delete(s.byID, string(p.id))
-		if p.persistent {
-			s.removePipe(p) // unroutable until it reconnects and says its id
-		}
+		delete(s.byID, string(p.id)) // unroutable until it reconnects and says its id
 	}
 	s.wakeSenders()
 	s.wakeReceivers()

@@ -523,3 +523,29 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		}
 	}
 }
+
+func TestRouterConnectsAndReconnects(t *testing.T) {
+	dealer := newSock(t, DEALER, Options{RoutingID: []byte("worker-1")})
+	ep := bind(t, dealer, "tcp://127.0.0.1:0")
+	router := newSock(t, ROUTER, Options{RouterMandatory: true, ReconnectInterval: 10 * time.Millisecond})
+	connect(t, router, ep)
+	waitPeers(t, router, 1)
+	sendT(t, router, "worker-1", "job 1")
+	eq(t, recvT(t, dealer), "job 1")
+	sendT(t, dealer, "done 1")
+	eq(t, recvT(t, router), "worker-1", "done 1")
+
+	// The worker restarts on the same endpoint: the router redials and
+	// routes to it again under the same id.
+	dealer.Close()
+	dealer2 := newSock(t, DEALER, Options{RoutingID: []byte("worker-1")})
+	bind(t, dealer2, ep)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := router.Send([]byte("worker-1"), []byte("job 2")); err == nil {
+			break
+		} else if !errors.Is(err, ErrHostUnreachable) || time.Now().After(deadline) {
+			t.Fatalf("router send after the worker restarted: %v", err)
+		}
+	}
+	eq(t, recvT(t, dealer2), "job 2")
+}
