@@ -87,16 +87,22 @@ func (s *Socket) peerSubscription(c *conn, topic []byte, on bool) {
 
 func (s *Socket) subscriptionLocked(p *pipe, topic []byte, on bool) {
 	if on {
+		if p.peerSubBytes+len(topic) > maxPeerSubs {
+			s.log.Warn("zmtp: peer exceeds the subscription limit; ignoring", "limit", maxPeerSubs)
+			return
+		}
+		p.peerSubBytes += len(topic)
 		p.peerSubs = append(p.peerSubs, bytes.Clone(topic))
 	} else {
 		for i, t := range p.peerSubs {
 			if bytes.Equal(t, topic) {
 				p.peerSubs = append(p.peerSubs[:i], p.peerSubs[i+1:]...)
+				p.peerSubBytes -= len(topic)
 				break
 			}
 		}
 	}
-	if s.typ == XPUB {
+	if s.typ == XPUB && p.in.len() < s.opt.RecvHWM {
 		flag := byte(0)
 		if on {
 			flag = 1

@@ -110,7 +110,8 @@ type pipe struct {
 	in       msgQueue
 	roomWait chan struct{} // closed when in drops below RecvHWM
 
-	peerSubs [][]byte // PUB, XPUB: the peer's subscriptions
+	peerSubs     [][]byte // PUB, XPUB: the peer's subscriptions
+	peerSubBytes int
 	v31      bool
 }
 
@@ -350,7 +351,7 @@ func (s *Socket) detach(c *conn) {
 	}
 	p.c = nil
 	p.writing = false
-	p.peerSubs = nil
+	p.peerSubs, p.peerSubBytes = nil, 0
 	if !p.persistent {
 		p.dead = true
 		p.out, p.outMsgs, p.ctrl = nil, 0, nil
@@ -448,11 +449,20 @@ func (s *Socket) recvWaitCh() chan struct{} {
 	return s.recvWait
 }
 
+// maxCtrl bounds the commands queued for one peer by what the peer sends
+// (PONGs), and maxPeerSubs the bytes of subscriptions one peer may hold.
+const (
+	maxCtrl     = 64 << 10
+	maxPeerSubs = 1 << 20
+)
+
 // queueCommand queues a command for c's peer ahead of its messages.
 func (s *Socket) queueCommand(c *conn, name string, body []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := c.pipe; p != nil && p.c == c {
+	if p := c.pipe; p != nil && p.c == c && len(p.ctrl) < maxCtrl {
+		// A peer that PINGs but never reads gets no more PONGs once
+		// maxCtrl bytes of them wait: its TTL will expire instead.
 		p.ctrl = AppendCommand(p.ctrl, name, body)
 		s.kick(p)
 	}
