@@ -112,7 +112,7 @@ type pipe struct {
 
 	peerSubs     [][]byte // PUB, XPUB: the peer's subscriptions
 	peerSubBytes int
-	v31      bool
+	v31          bool
 }
 
 // NewSocket returns a socket of type t. The zero Options gives libzmq-like
