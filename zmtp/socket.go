@@ -167,6 +167,14 @@ func (s *Socket) Bind(endpoint string) error {
 	if err != nil {
 		return fmt.Errorf("zmtp: bind %s: %w", endpoint, err)
 	}
+	return s.BindListener(l)
+}
+
+// BindListener accepts peers from l until Close, which closes l. It lets a
+// caller share one port between ZMTP and something else: a listener whose
+// Accept returns only the connections that start with a ZMTP greeting
+// (first byte 0xFF) while it hands the others elsewhere.
+func (s *Socket) BindListener(l net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

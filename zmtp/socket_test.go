@@ -549,3 +549,21 @@ func TestRouterConnectsAndReconnects(t *testing.T) {
 	}
 	eq(t, recvT(t, dealer2), "job 2")
 }
+
+func TestBindListener(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := newSock(t, REP, Options{})
+	if err := rep.BindListener(l); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Endpoint() != "tcp://"+l.Addr().String() {
+		t.Fatalf("Endpoint() = %q for listener %s", rep.Endpoint(), l.Addr())
+	}
+	req := newSock(t, REQ, Options{})
+	connect(t, req, rep.Endpoint())
+	sendT(t, req, "via my listener")
+	eq(t, recvT(t, rep), "via my listener")
+}
