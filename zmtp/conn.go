@@ -178,8 +178,19 @@ func (h handshakeConn) ReadCommand() (Command, error) {
 	if flags&FlagCommand == 0 {
 		return Command{}, fmt.Errorf("%w: message frame before the handshake completed", ErrUnexpected)
 	}
-	return ParseCommand(body)
+	cmd, err := ParseCommand(body)
+	if err != nil && len(body) >= len(libzmqErrorName) && string(body[:len(libzmqErrorName)]) == libzmqErrorName {
+		// libzmq 4.3.x spells the ERROR it sends on a ZAP refusal
+		// "\x05ERROR" in C, where the hex escape swallows the E: the
+		// command arrives as 0x5E "RROR" plus the reason. Read it as the
+		// ERROR it means, so the caller gets the peer's reason.
+		return Command{Name: CmdError, Body: body[len(libzmqErrorName):]}, nil
+	}
+	return cmd, err
 }
+
+// libzmqErrorName is how libzmq 4.3.x's ERROR command starts on the wire.
+const libzmqErrorName = "\x5eRROR"
 
 // beforeRead runs before the reader blocks: hand over what was parsed and
 // arm the liveness deadline.
