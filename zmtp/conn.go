@@ -220,12 +220,17 @@ func (c *conn) readLoop() error {
 	for {
 		flags, body, err := c.fr.next(max)
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
+				// Only heartbeats arm a read deadline after the handshake.
+				err = fmt.Errorf("%w: %v", ErrHeartbeatExpiry, err)
+			}
 			return err
 		}
 		if c.cipher != nil {
-			if flags&FlagCommand == 0 {
-				return fmt.Errorf("%w: plaintext message frame on an encrypted connection", ErrUnexpected)
-			}
+			// Every frame after the handshake is sealed, whatever its
+			// flags: libzmq sends CURVE's MESSAGE as a data frame (no
+			// COMMAND bit), spec 26 calls it a command; Open takes both.
 			if flags, body, err = c.cipher.Open(body); err != nil {
 				return err
 			}
