@@ -223,7 +223,7 @@ func (c *conn) readLoop() error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
 				// Only heartbeats arm a read deadline after the handshake.
-				err = fmt.Errorf("%w: %v", ErrHeartbeatExpiry, err)
+				err = fmt.Errorf("%w: %w", ErrHeartbeatExpiry, err)
 			}
 			return err
 		}
