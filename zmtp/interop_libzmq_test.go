@@ -1126,7 +1126,7 @@ func TestLibzmqHeartbeat(t *testing.T) {
 		var ne net.Error
 		if err := dropped.err(); !errors.As(err, &ne) || !ne.Timeout() {
 			t.Errorf("peer dropped with %v, want a timeout (no heartbeat answer)", err)
-		} else if !errors.Is(err, ErrHeartbeatExpiry) {
+		} else if !errors.Is(err, zmtp.ErrHeartbeatExpiry) {
 			t.Errorf("peer dropped with %v, want ErrHeartbeatExpiry", err)
 		}
 		p.signal(syscall.SIGCONT)
