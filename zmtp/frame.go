@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 )
 
 // Frame flag bits (spec 23, "Framing").
@@ -38,7 +39,7 @@ func ParseFrameHeader(b []byte, max int64) (flags byte, size int64, n int, err e
 			return 0, 0, 0, io.ErrUnexpectedEOF
 		}
 		u := binary.BigEndian.Uint64(b[1:9])
-		if u > uint64(max) {
+		if u > math.MaxInt64 || int64(u) > max { // uint64(max) wraps for max < 0
 			return 0, 0, 0, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, u, max)
 		}
 		size, n = int64(u), 9

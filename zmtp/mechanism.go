@@ -42,9 +42,12 @@ type MessageCipher interface {
 	// Seal appends to dst the wire frame that carries one frame with the
 	// given flags (FlagMore, FlagCommand) and body.
 	Seal(dst []byte, flags byte, body []byte) ([]byte, error)
-	// Open decrypts a received command frame's body and returns the inner
-	// frame's flags and body (which may alias a fresh buffer, never b).
-	// A command that is not a sealed message yields ErrUnexpected.
+	// Open decrypts the body of a frame received after the handshake and
+	// returns the inner frame's flags and body (which may alias a fresh
+	// buffer, never b). Every frame goes through Open whatever its own
+	// flags: libzmq sends CURVE's MESSAGE as a data frame without the
+	// COMMAND bit, though spec 26 calls it a command. A frame that is not
+	// a sealed message is an error, which ends the connection.
 	Open(b []byte) (flags byte, body []byte, err error)
 }
 

@@ -1,7 +1,10 @@
 package zmtp
 
 import (
+	"fmt"
 	"io"
+	"math"
+	"slices"
 )
 
 const (
@@ -13,6 +16,10 @@ const (
 	// directReadMin is the body size from which a frame gets a buffer of
 	// its own and is read straight into it, skipping one copy.
 	directReadMin = readBufSize / 2
+	// directReadAlloc is the most a frame's own buffer gets before its
+	// bytes arrive: the default MaxMsgSize, so that only a raised limit
+	// changes anything.
+	directReadAlloc = defaultMaxMsgSize
 )
 
 // frameReader parses frames out of an io.Reader with as few reads, copies
@@ -100,23 +107,36 @@ func (fr *frameReader) next(max int64) (flags byte, body []byte, err error) {
 	}
 	fr.afterBig = size >= directReadMin
 	if fr.afterBig {
-		// The size was checked against max before this allocation.
-		body = make([]byte, size)
+		if size > math.MaxInt {
+			// No slice holds it (32-bit platforms).
+			return 0, nil, fmt.Errorf("%w: %d bytes announced", ErrFrameTooLarge, size)
+		}
+		// The size was checked against max, but max may be far more than
+		// memory holds: the body is allocated at the announced size only
+		// up to directReadAlloc and beyond that grows as bytes arrive, so
+		// a peer announcing 2^60 bytes costs what it sends, not a crash.
+		body = make([]byte, min(size, directReadAlloc))
 		fr.rpos += n
 		got := copy(body, fr.buffered())
 		fr.rpos += got
-		if got < len(body) {
-			if fr.beforeRead != nil {
-				fr.beforeRead()
+		if int64(got) < size && fr.beforeRead != nil {
+			fr.beforeRead()
+		}
+		for int64(got) < size {
+			if got == len(body) {
+				body = slices.Grow(body, int(min(size-int64(got), int64(got))))
+				body = body[:min(int64(cap(body)), size)]
 			}
-			if _, err := io.ReadFull(fr.r, body[got:]); err != nil {
+			m, err := io.ReadFull(fr.r, body[got:])
+			got += m
+			if err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
 				}
 				return 0, nil, err
 			}
 		}
-		return flags, body, nil
+		return flags, body[:size:size], nil
 	}
 	end := n + int(size)
 	if err := fr.fill(end); err != nil {
