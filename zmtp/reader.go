@@ -34,6 +34,9 @@ type frameReader struct {
 	// takes just a header's worth, so that a stream of large frames goes
 	// from the kernel straight into each frame's buffer, never via buf.
 	afterBig bool
+	// slab is carved into the buffers of large frames, bodySlab bytes at a
+	// time: one allocation for several 64 KiB messages instead of one each.
+	slab []byte
 	// beforeRead runs before every blocking read: the connection flushes
 	// the messages it has parsed so far and arms its read deadline.
 	beforeRead func()
@@ -115,7 +118,7 @@ func (fr *frameReader) next(max int64) (flags byte, body []byte, err error) {
 		// memory holds: the body is allocated at the announced size only
 		// up to directReadAlloc and beyond that grows as bytes arrive, so
 		// a peer announcing 2^60 bytes costs what it sends, not a crash.
-		body = make([]byte, min(size, directReadAlloc))
+		body = fr.bodyBuf(min(size, directReadAlloc))
 		fr.rpos += n
 		got := copy(body, fr.buffered())
 		fr.rpos += got
@@ -146,4 +149,22 @@ func (fr *frameReader) next(max int64) (flags byte, body []byte, err error) {
 	fr.rpos += end
 	fr.lent = true
 	return flags, body, nil
+}
+
+// bodySlab is the size of the slabs large frame bodies are carved from.
+const bodySlab = 1 << 20
+
+// bodyBuf returns a buffer of n bytes for a large frame's body, carved from
+// the current slab when it fits a quarter of one (a slab stays alive while
+// any body cut from it does, so bigger bodies get their own allocation).
+func (fr *frameReader) bodyBuf(n int64) []byte {
+	if n > bodySlab/4 {
+		return make([]byte, n)
+	}
+	if int64(len(fr.slab)) < n {
+		fr.slab = make([]byte, bodySlab)
+	}
+	b := fr.slab[:n:n]
+	fr.slab = fr.slab[n:]
+	return b
 }
