@@ -1,28 +1,160 @@
-// Command hydra-server runs the Hydra service registry.
+// Command hydra-server runs the Hydra service registry, and talks to one.
+//
+//	hydra-server [flags]              run the registry (127.0.0.1:8420 by default)
+//	hydra-server register NAME ADDR   register a service and keep it alive
+//	hydra-server lookup NAME          print a name's live instances
+//	hydra-server list                 print every name (or entry)
+//	hydra-server watch [NAME]         print events as they happen
+//
+// Every flag can also be set by a HYDRA_<FLAG> environment variable
+// (--log-level: HYDRA_LOG_LEVEL) and by a line of the file given with
+// --config, flags winning over the environment, the environment over the
+// file. See `hydra-server --help` and `hydra-server help COMMAND`.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
-
-	"github.com/hydra-net/hydra/zmtp"
 )
 
+// version is set at release builds with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+// stdio is where a command reads and writes; tests replace it.
+type stdio struct {
+	out, err io.Writer
+}
+
+// command is one subcommand of hydra-server. Other files add theirs to
+// commands in init (keygen, bench ...).
+type command struct {
+	name  string
+	args  string // synopsis after the name, e.g. "[flags] NAME"
+	short string // one line for the command list
+	run   func(ctx context.Context, io stdio, args []string) error
+}
+
+var commands []*command
+
+func addCommand(c *command) {
+	commands = append(commands, c)
+	slices.SortFunc(commands, func(a, b *command) int { return strings.Compare(a.name, b.name) })
+}
+
+func findCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
 func main() {
-	sock, err := zmtp.NewSocket(zmtp.ROUTER, zmtp.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := run(ctx, stop, stdio{out: os.Stdout, err: os.Stderr}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run runs the command line args and returns the exit status. stop undoes
+// the signal handling, so that a second signal kills the process while the
+// first one's graceful shutdown is under way.
+func run(ctx context.Context, stop func(), io stdio, args []string) int {
+	var err error
+	switch {
+	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
+		c := findCommand(args[0])
+		if c == nil {
+			err = usagef("unknown command %q (commands: %s)", args[0], commandNames())
+			break
+		}
+		err = c.run(ctx, io, args[1:])
+	default:
+		err = serve(ctx, stop, io, args)
 	}
-	if err := sock.Bind("tcp://127.0.0.1:8420"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(io.err, "hydra-server: %v\nRun 'hydra-server --help' for usage.\n", err)
+		return 2
+	default:
+		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
+		return 1
 	}
-	fmt.Println("[Hydra Server] Bound to 127.0.0.1:8420")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	sock.Close()
+}
+
+func commandNames() string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// versionString is what --version prints.
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return fmt.Sprintf("hydra-server %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func init() {
+	addCommand(&command{name: "version", short: "print the version and the Go/OS/arch it was built for",
+		run: func(_ context.Context, io stdio, args []string) error {
+			fmt.Fprintln(io.out, versionString())
+			return nil
+		}})
+	addCommand(&command{name: "help", args: "[COMMAND]", short: "explain a command",
+		run: func(ctx context.Context, io stdio, args []string) error {
+			if len(args) == 0 {
+				return serve(ctx, func() {}, io, []string{"--help"})
+			}
+			c := findCommand(args[0])
+			if c == nil || c.name == "help" {
+				return usagef("unknown command %q (commands: %s)", args[0], commandNames())
+			}
+			return c.run(ctx, io, []string{"--help"})
+		}})
+}
+
+// newLogger builds the process's logger from --log-level and --log-format.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", format)
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hydra-net/hydra/registry"
+)
+
+const serveHelp = `
+Runs the Hydra registry: a ZMTP ROUTER socket that any REQ or DEALER socket
+of any ZeroMQ library can register services with and look them up from
+(PROTOCOL.md). With no flags it binds 127.0.0.1:8420 and prints
+"[Hydra Server] Bound to 127.0.0.1:8420". SIGINT or SIGTERM shuts it down
+gracefully (a second one kills it).
+
+Commands (hydra-server COMMAND --help for each):
+%s`
+
+// serverFlags are the server's own flags, on top of the common ones.
+type serverFlags struct {
+	common
+	serverID       string
+	maxEntries     int
+	maxPerClient   int
+	maxMeta        int
+	maxRequest     int64
+	defaultTTL     time.Duration
+	minTTL, maxTTL time.Duration
+	maxWatches     int
+	keepalive      time.Duration
+	static         serviceList
+	// CURVE key flags (package secure) go here, setting cfg.Security.
+}
+
+func (f *serverFlags) define(fs *flag.FlagSet) {
+	f.common.define(fs)
+	fs.Var(versionFlag{}, "version", "print the version and the Go/OS/arch it was built for, and exit")
+	fs.StringVar(&f.serverID, "server-id", "", "this server's `id` in the entries it originates (default: random at each start)")
+	fs.IntVar(&f.maxEntries, "max-entries", registry.DefaultMaxEntries, "most entries held in all")
+	fs.IntVar(&f.maxPerClient, "max-entries-per-client", registry.DefaultMaxEntriesPerClient, "most entries one client (token) holds")
+	fs.IntVar(&f.maxMeta, "max-metadata-bytes", registry.DefaultMaxMetadataBytes, "most bytes of one entry's metadata, keys plus values")
+	fs.Int64Var(&f.maxRequest, "max-request-bytes", registry.DefaultMaxRequestBytes, "largest request accepted; a peer sending more is disconnected")
+	fs.DurationVar(&f.defaultTTL, "default-ttl", registry.DefaultTTL, "TTL of an entry registered without one")
+	fs.DurationVar(&f.minTTL, "min-ttl", registry.DefaultMinTTL, "shortest TTL a client may ask for")
+	fs.DurationVar(&f.maxTTL, "max-ttl", registry.DefaultMaxTTL, "longest TTL a client may ask for")
+	fs.IntVar(&f.maxWatches, "max-watches", registry.DefaultMaxWatches, "most watches held in all")
+	fs.DurationVar(&f.keepalive, "watch-keepalive", registry.DefaultWatchKeepalive, "keepalive event interval on idle watches")
+	fs.Var(&f.static, "service", "a static `service` NAME=PROTO://HOST:PORT[?key=value&...] that never expires, for things that cannot speak Hydra (repeatable; e.g. ssh=tcp://127.0.0.1:22)")
+}
+
+func serve(ctx context.Context, stop func(), io stdio, args []string) error {
+	if wantsVersion(args) {
+		fmt.Fprintln(io.out, versionString())
+		return nil
+	}
+	var f serverFlags
+	fs := flag.NewFlagSet("hydra-server", flag.ContinueOnError)
+	f.define(fs)
+	pos, err := parse(fs, &f.common, args, true)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(io.out, "hydra-server [flags]\n       hydra-server COMMAND [flags] [args]", fmt.Sprintf(serveHelp, commandList()), fs)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q (commands: %s)", pos[0], commandNames())
+	}
+	log, err := newLogger(io.err, f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	ep, err := f.endpoint()
+	if err != nil {
+		return err
+	}
+	cfg := registry.Config{
+		Logger: log, ServerID: f.serverID,
+		MaxEntries: f.maxEntries, MaxEntriesPerClient: f.maxPerClient, MaxMetadataBytes: f.maxMeta,
+		MaxRequestBytes: f.maxRequest, DefaultTTL: f.defaultTTL, MinTTL: f.minTTL, MaxTTL: f.maxTTL,
+		MaxWatches: f.maxWatches, WatchKeepalive: f.keepalive, Static: f.static.svcs,
+	}
+	if err := cfg.Verify(); err != nil {
+		return usagef("%v", strings.TrimPrefix(err.Error(), "registry: "))
+	}
+	srv, err := registry.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Bind(ep); err != nil {
+		srv.Close()
+		return err
+	}
+	bound := strings.TrimPrefix(srv.Endpoint(), "tcp://")
+	fmt.Fprintf(io.out, "[Hydra Server] Bound to %s\n", bound)
+	if f.proto == "tcp" && !loopback(f.host) && cfg.Security == nil {
+		log.Warn("bound beyond loopback without CURVE keys: anyone who can reach this address can register, change and look up services; bind 127.0.0.1 or configure keys",
+			"address", bound)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background()) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		stop() // a second signal kills the process
+		log.Info("shutting down", "reason", context.Cause(ctx))
+		srv.Close()
+		return <-done
+	}
+}
+
+func commandList() string {
+	var b strings.Builder
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.short)
+	}
+	return b.String()
+}
+
+// loopback reports whether host names only this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,158 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/zmtp"
+)
+
+// testLogger logs through t when HYDRA_TEST_LOG is set, and discards
+// otherwise.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("HYDRA_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// startServer runs a server on a free loopback port until the test ends.
+func startServer(t testing.TB, cfg registry.Config) *registry.Server {
+	t.Helper()
+	return startServerAt(t, cfg, "tcp://127.0.0.1:0")
+}
+
+func startServerAt(t testing.TB, cfg registry.Config, endpoint string) *registry.Server {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	srv, err := registry.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Bind(endpoint); err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv
+}
+
+func newClient(t testing.TB, srv *registry.Server, cfg registry.ClientConfig) *registry.Client {
+	t.Helper()
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = srv.Endpoint()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	c, err := registry.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// rawSocket returns a zmtp socket of type typ connected to srv.
+func rawSocket(t testing.TB, srv *registry.Server, typ zmtp.SocketType) *zmtp.Socket {
+	t.Helper()
+	s, err := zmtp.NewSocket(typ, zmtp.Options{RecvTimeout: 5 * time.Second, SendTimeout: 5 * time.Second, Linger: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(srv.Endpoint()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// roundTrip sends frames on s and returns the reply's frames.
+func roundTrip(t testing.TB, s *zmtp.Socket, frames ...[]byte) [][]byte {
+	t.Helper()
+	if err := s.Send(frames...); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	msg, err := s.Recv()
+	if err != nil {
+		t.Fatalf("recv: %v", err)
+	}
+	return msg
+}
+
+// call sends verb and body (marshalled unless []byte or string) on a REQ
+// socket and decodes the reply: status and body as a map.
+func call(t testing.TB, s *zmtp.Socket, verb string, body any) (string, map[string]any) {
+	t.Helper()
+	var b []byte
+	switch x := body.(type) {
+	case nil:
+	case []byte:
+		b = x
+	case string:
+		b = []byte(x)
+	default:
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := roundTrip(t, s, []byte(verb), b)
+	if len(rep) != 2 {
+		t.Fatalf("%s: reply has %d frames: %q", verb, len(rep), rep)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(rep[1], &m); err != nil {
+		t.Fatalf("%s: reply body %q: %v", verb, rep[1], err)
+	}
+	return string(rep[0]), m
+}
+
+func mustOK(t testing.TB, s *zmtp.Socket, verb string, body any) map[string]any {
+	t.Helper()
+	st, m := call(t, s, verb, body)
+	if st != "OK" {
+		t.Fatalf("%s %v: %s %v", verb, body, st, m)
+	}
+	return m
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

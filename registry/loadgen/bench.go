@@ -1,0 +1,243 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hydra-net/hydra/zmtp"
+)
+
+// BenchConfig says what Bench measures.
+type BenchConfig struct {
+	Endpoint string // the server; default tcp://127.0.0.1:8420
+	// Op is "lookup" (default) or "register".
+	Op string
+	// Clients is the number of connections (DEALER sockets); default 64.
+	Clients int
+	// Pipeline is the number of requests each client keeps outstanding;
+	// default 16.
+	Pipeline int
+	// Requests, if set, is the total number of requests to make;
+	// otherwise Bench runs for Duration (default 5s).
+	Requests int
+	Duration time.Duration
+	// Names is how many names the lookups spread over, each registered
+	// with Instances instances before the clock starts; defaults 1000
+	// and 3.
+	Names, Instances int
+}
+
+// BenchReport is what Bench measured. Latency is from a request's send to
+// its reply's receipt, so it includes the time queued behind the client's
+// other outstanding requests.
+type BenchReport struct {
+	Op            string
+	Clients       int
+	Pipeline      int
+	Requests      int64
+	Errors        int64 // ERR replies
+	Elapsed       time.Duration
+	PerSec        float64
+	P50, P99, Max time.Duration
+}
+
+func (r *BenchReport) String() string {
+	return fmt.Sprintf("%s: %d clients × %d pipelined: %d requests in %v = %.0f/s, p50 %v, p99 %v, max %v, %d errors",
+		r.Op, r.Clients, r.Pipeline, r.Requests, r.Elapsed.Round(time.Millisecond), r.PerSec, r.P50, r.P99, r.Max, r.Errors)
+}
+
+// Bench measures lookups (or registers) per second and their latency with
+// pipelining clients speaking the raw protocol over zmtp DEALER sockets, so
+// that the client side costs as little as it can.
+func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = "tcp://127.0.0.1:8420"
+	}
+	if cfg.Op == "" {
+		cfg.Op = "lookup"
+	}
+	if cfg.Op != "lookup" && cfg.Op != "register" {
+		return nil, fmt.Errorf("loadgen: bench op %q: want lookup or register", cfg.Op)
+	}
+	for _, p := range []*int{&cfg.Clients, &cfg.Pipeline, &cfg.Names, &cfg.Instances} {
+		if *p < 0 {
+			return nil, errors.New("loadgen: negative bench parameter")
+		}
+	}
+	if cfg.Clients == 0 {
+		cfg.Clients = 64
+	}
+	if cfg.Pipeline == 0 {
+		cfg.Pipeline = 16
+	}
+	if cfg.Names == 0 {
+		cfg.Names = 1000
+	}
+	if cfg.Instances == 0 {
+		cfg.Instances = 3
+	}
+	if cfg.Requests == 0 && cfg.Duration <= 0 {
+		cfg.Duration = 5 * time.Second
+	}
+
+	socks := make([]*zmtp.Socket, cfg.Clients)
+	for i := range socks {
+		s, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Options{Linger: -1, SendHWM: 10000, RecvHWM: 10000})
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		if err := s.Connect(cfg.Endpoint); err != nil {
+			return nil, err
+		}
+		socks[i] = s
+	}
+	// The lookups' data: Names × Instances entries under one token.
+	if cfg.Op == "lookup" {
+		s := socks[0]
+		tok := "loadgen-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		for n := range cfg.Names {
+			for i := range cfg.Instances {
+				body := fmt.Appendf(nil, `{"token":"%s-%d","name":"bench-%d","host":"10.9.%d.%d","port":%d,"ttl":600}`,
+					tok, n/300, n, n%250, i, 1000+i)
+				if err := s.SendContext(ctx, []byte("REGISTER"), body); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for range cfg.Names * cfg.Instances {
+			rep, err := recvTimeout(ctx, s)
+			if err != nil {
+				return nil, fmt.Errorf("loadgen: bench setup: %w", err)
+			}
+			if string(rep[0]) != "OK" {
+				return nil, fmt.Errorf("loadgen: bench setup: %s %s", rep[0], rep[1])
+			}
+		}
+	}
+
+	var (
+		wg      sync.WaitGroup
+		errs    atomic.Int64
+		count   atomic.Int64
+		lats    = make([][]time.Duration, cfg.Clients)
+		runErr  error
+		errOnce sync.Once
+	)
+	budget := int64(cfg.Requests)
+	var deadline time.Time
+	if cfg.Requests == 0 {
+		deadline = time.Now().Add(cfg.Duration)
+	}
+	start := time.Now()
+	for c, s := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sent := make([]time.Time, cfg.Pipeline) // by request id mod Pipeline
+			tok := fmt.Sprintf("loadgen-bench-client-%d-%d", c, start.UnixNano())
+			more := func() bool {
+				if budget > 0 {
+					return count.Add(1) <= budget
+				}
+				return time.Now().Before(deadline)
+			}
+			send := func(id int) error {
+				var body []byte
+				if cfg.Op == "lookup" {
+					body = fmt.Appendf(nil, `{"id":%d,"name":"bench-%d"}`, id, (c*7919+id)%cfg.Names)
+				} else {
+					// Cycles through 1000 endpoints per client: creates, then renews.
+					body = fmt.Appendf(nil, `{"id":%d,"token":"%s","name":"reg-%d","host":"10.8.0.1","port":%d,"ttl":60}`,
+						id, tok, c, 1+id%1000)
+				}
+				sent[id%cfg.Pipeline] = time.Now()
+				verb := "LOOKUP"
+				if cfg.Op == "register" {
+					verb = "REGISTER"
+				}
+				return s.SendContext(ctx, []byte(verb), body)
+			}
+			outstanding, next := 0, 0
+			for outstanding < cfg.Pipeline && more() {
+				if err := send(next); err != nil {
+					errOnce.Do(func() { runErr = err })
+					return
+				}
+				next++
+				outstanding++
+			}
+			for outstanding > 0 {
+				rep, err := recvTimeout(ctx, s)
+				if err != nil {
+					errOnce.Do(func() { runErr = err })
+					return
+				}
+				outstanding--
+				id, ok := replyID(rep)
+				if !ok {
+					errOnce.Do(func() { runErr = fmt.Errorf("loadgen: reply without id: %q", rep) })
+					return
+				}
+				lats[c] = append(lats[c], time.Since(sent[id%cfg.Pipeline]))
+				if string(rep[0]) != "OK" {
+					errs.Add(1)
+				}
+				if more() {
+					if err := send(next); err != nil {
+						errOnce.Do(func() { runErr = err })
+						return
+					}
+					next++
+					outstanding++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if runErr != nil {
+		return nil, runErr
+	}
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	r := &BenchReport{Op: cfg.Op, Clients: cfg.Clients, Pipeline: cfg.Pipeline, Requests: int64(len(all)),
+		Errors: errs.Load(), Elapsed: elapsed, PerSec: float64(len(all)) / elapsed.Seconds()}
+	if len(all) > 0 {
+		r.P50, r.P99, r.Max = all[len(all)/2], all[len(all)*99/100], all[len(all)-1]
+	}
+	return r, nil
+}
+
+func recvTimeout(ctx context.Context, s *zmtp.Socket) ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rep, err := s.RecvContext(ctx)
+	if err == nil && len(rep) != 2 {
+		err = fmt.Errorf("loadgen: reply of %d frames", len(rep))
+	}
+	return rep, err
+}
+
+// replyID reads the id the server puts first in the reply body.
+func replyID(rep [][]byte) (int, bool) {
+	b := rep[1]
+	const prefix = `{"id":`
+	if len(b) <= len(prefix) || string(b[:len(prefix)]) != prefix {
+		return 0, false
+	}
+	n, i := 0, len(prefix)
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		n = n*10 + int(b[i]-'0')
+	}
+	return n, i > len(prefix)
+}

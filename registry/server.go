@@ -1,0 +1,883 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hydra-net/hydra/zmtp"
+)
+
+// Server is the registry server: a ZMTP ROUTER socket and one goroutine
+// (Serve's) that receives every request, owns every entry and watch, and
+// does every send. Requests are answered in the order each peer sent them.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	sock  *zmtp.Socket
+	boot  string
+	start time.Time
+
+	closeOnce  sync.Once
+	sockClosed chan struct{}
+	done       chan struct{} // closed when Serve returns
+	serving    atomic.Bool   // Serve was called (or may no longer be)
+	closed     atomic.Bool
+
+	// Owned by the loop.
+	st        *store
+	watches   map[string]*watch
+	watchAll  map[*watch]struct{}
+	watchName map[string]map[*watch]struct{}
+	peers     map[string][]*watch // routing id → its watches
+	req       request
+	body      []byte
+	frames    [][]byte
+	nb        context.Context // cancelled: makes SendContext non-blocking
+
+	stats serverStats
+}
+
+type serverStats struct {
+	requests, errors, registered, expired, deregistered atomic.Int64
+	events, eventsDropped, repliesDropped               atomic.Int64
+	entries, names, clients, watches                    atomic.Int64
+}
+
+// Stats is a snapshot of a server's counters.
+type Stats struct {
+	Requests       int64 `json:"requests"`        // requests handled
+	Errors         int64 `json:"errors"`          // ERR replies sent
+	Registered     int64 `json:"registered"`      // entries created
+	Expired        int64 `json:"expired"`         // entries removed by TTL
+	Deregistered   int64 `json:"deregistered"`    // entries removed by their owner
+	Events         int64 `json:"events"`          // events sent to watchers
+	EventsDropped  int64 `json:"events_dropped"`  // events a full watcher queue refused
+	RepliesDropped int64 `json:"replies_dropped"` // replies a full or gone peer refused
+	Entries        int64 `json:"entries"`         // entries now
+	Names          int64 `json:"names"`           // names now
+	Clients        int64 `json:"clients"`         // tokens holding entries now
+	Watches        int64 `json:"watches"`         // watches now
+}
+
+// watch is one WATCH: events for one name ("" = all) go to one peer.
+type watch struct {
+	id   string
+	peer string   // routing id
+	env  [][]byte // the envelope events carry
+	name string
+	seq  uint64
+	last time.Time // when the last event or keepalive went out
+}
+
+var (
+	statusOK    = []byte(StatusOK)
+	statusErr   = []byte(StatusError)
+	statusEvent = []byte(StatusEvent)
+)
+
+// NewServer makes a server with cfg; Bind it to endpoints, then Serve.
+func NewServer(cfg Config) (*Server, error) {
+	if err := cfg.Verify(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	hb := cfg.PeerHeartbeat
+	if hb < 0 {
+		hb = 0
+	}
+	sock, err := zmtp.NewSocket(zmtp.ROUTER, zmtp.Options{
+		Logger:            slog.New(quieter{cfg.Logger.Handler()}),
+		RouterMandatory:   true,
+		MaxMsgSize:        cfg.MaxRequestBytes,
+		HeartbeatInterval: hb,
+		Linger:            2 * time.Second,
+		RecvTimeout:       cfg.SweepInterval,
+		Security:          cfg.Security,
+	})
+	if err != nil {
+		return nil, err
+	}
+	nb, cancel := context.WithCancel(context.Background())
+	cancel()
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, sock: sock, boot: randomHex(8), start: time.Now(),
+		sockClosed: make(chan struct{}), done: make(chan struct{}),
+		st: newStore(), watches: map[string]*watch{}, watchAll: map[*watch]struct{}{},
+		watchName: map[string]map[*watch]struct{}{}, peers: map[string][]*watch{}, nb: nb,
+	}
+	for _, svc := range cfg.Static {
+		if err := s.addStatic(svc); err != nil {
+			sock.Close()
+			return nil, err
+		}
+	}
+	s.updateGauges()
+	return s, nil
+}
+
+func (s *Server) addStatic(svc Service) error {
+	if svc.Proto == "" {
+		svc.Proto = DefaultProto
+	}
+	svc.TTL = 0
+	for _, err := range []*Error{checkName(svc.Name), checkHost(svc.Host), checkPort(int64(svc.Port)),
+		checkProto(svc.Proto), checkMeta(svc.Meta, s.cfg.MaxMetadataBytes)} {
+		if err != nil {
+			return fmt.Errorf("registry: static service %q: %s", svc.Name, err.Message)
+		}
+	}
+	e := &entry{Entry: Entry{Service: svc, Instance: "static-" + randomHex(6), Origin: s.cfg.ServerID,
+		Version: 1, Static: true}, hidx: -1}
+	e.key = endpointKey(&e.Service)
+	e.encode()
+	s.st.add(e)
+	return nil
+}
+
+// ID returns the server id stamped on the entries it originates.
+func (s *Server) ID() string { return s.cfg.ServerID }
+
+// Bind listens on a ZMTP endpoint: "tcp://127.0.0.1:8420", "tcp://*:0",
+// "ipc:///tmp/hydra.sock". It may be called more than once.
+func (s *Server) Bind(endpoint string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.sock.Bind(endpoint)
+}
+
+// Endpoint returns the endpoint of the last Bind, with the real port.
+func (s *Server) Endpoint() string { return s.sock.Endpoint() }
+
+// Serve answers requests until ctx ends or Close is called, then closes the
+// socket (flushing queued replies for up to two seconds) and returns nil.
+// It may be called once. One goroutine, Serve's, receives every request,
+// owns every entry and watch, and sends every reply and event.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.serving.CompareAndSwap(false, true) || s.closed.Load() {
+		return ErrClosed
+	}
+	defer close(s.done)
+	stop := context.AfterFunc(ctx, s.closeSocket)
+	defer stop()
+	s.log.Info("registry: serving", "endpoint", s.Endpoint(), "server_id", s.cfg.ServerID,
+		"max_entries", s.cfg.MaxEntries, "max_entries_per_client", s.cfg.MaxEntriesPerClient,
+		"max_metadata_bytes", s.cfg.MaxMetadataBytes, "static", len(s.cfg.Static))
+	last := time.Now()
+	for {
+		// Recv gives up after SweepInterval (the socket's RecvTimeout), so
+		// that expiry and keepalives run when no request comes.
+		msg, err := s.sock.Recv()
+		now := time.Now()
+		if err != nil && !errors.Is(err, zmtp.ErrTimeout) {
+			if !errors.Is(err, zmtp.ErrClosed) {
+				s.log.Error("registry: receive", "err", err)
+			}
+			break
+		}
+		if err == nil {
+			s.handle(msg, now)
+		}
+		if now.Sub(last) >= s.cfg.SweepInterval {
+			last = now
+			s.sweep(now)
+			s.keepalive(now)
+		}
+	}
+	s.closeSocket()
+	<-s.sockClosed
+	s.log.Info("registry: stopped", "entries", len(s.st.entries))
+	return nil
+}
+
+// closeSocket closes the socket once: Serve's Recv returns ErrClosed, and
+// what Serve queued before is flushed.
+func (s *Server) closeSocket() {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.sock.Close()
+		close(s.sockClosed)
+	})
+}
+
+// Close stops Serve, if it runs, and waits for it; it closes the socket.
+func (s *Server) Close() error {
+	s.closeSocket()
+	if !s.serving.CompareAndSwap(false, true) {
+		<-s.done
+	}
+	return nil
+}
+
+// Stats returns the server's counters; safe to call at any time.
+func (s *Server) Stats() Stats {
+	st := &s.stats
+	return Stats{
+		Requests: st.requests.Load(), Errors: st.errors.Load(), Registered: st.registered.Load(),
+		Expired: st.expired.Load(), Deregistered: st.deregistered.Load(), Events: st.events.Load(),
+		EventsDropped: st.eventsDropped.Load(), RepliesDropped: st.repliesDropped.Load(),
+		Entries: st.entries.Load(), Names: st.names.Load(), Clients: st.clients.Load(), Watches: st.watches.Load(),
+	}
+}
+
+func (s *Server) updateGauges() {
+	s.stats.entries.Store(int64(len(s.st.entries)))
+	s.stats.names.Store(int64(len(s.st.names)))
+	s.stats.clients.Store(int64(len(s.st.owners)))
+	s.stats.watches.Store(int64(len(s.watches)))
+}
+
+// send sends one message to the peer of env without ever blocking: a peer
+// that is gone or whose queue is full does not get it.
+func (s *Server) send(env [][]byte, status, body []byte) error {
+	s.frames = append(append(s.frames[:0], env...), status, body)
+	err := s.sock.SendContext(s.nb, s.frames...)
+	clear(s.frames)
+	return err
+}
+
+func (s *Server) reply(env [][]byte, status []byte, body []byte) {
+	if err := s.send(env, status, body); err != nil {
+		s.stats.repliesDropped.Add(1)
+		s.log.Debug("registry: reply dropped", "peer", fmt.Sprintf("%x", env[0]), "err", err)
+	}
+}
+
+func (s *Server) replyErr(env [][]byte, id json.RawMessage, verb string, e *Error) {
+	s.stats.errors.Add(1)
+	s.log.Debug("registry: error reply", "verb", verb, "code", e.Code, "error", e.Message)
+	s.body = appendBody(s.body[:0], id, struct {
+		Code  string `json:"code"`
+		Error string `json:"error"`
+	}{e.Code, e.Message})
+	s.reply(env, statusErr, s.body)
+}
+
+func (s *Server) handle(msg [][]byte, now time.Time) {
+	s.stats.requests.Add(1)
+	env, frames := splitEnvelope(msg)
+	r := &s.req
+	*r = request{}
+	verb, perr := parseRequest(frames, r)
+	if perr != nil {
+		s.replyErr(env, r.ID, verb, perr)
+		return
+	}
+	var (
+		res any
+		err *Error
+	)
+	switch verb {
+	case VerbPing:
+		res = pingReply{Server: s.cfg.ServerID, Boot: s.boot, Protocol: ProtocolVersion}
+	case VerbInfo:
+		res = s.info()
+	case VerbRegister:
+		res, err = s.register(r, now)
+	case VerbUpdate:
+		res, err = s.update(r, now)
+	case VerbHeartbeat:
+		res, err = s.heartbeat(r, now, string(env[0]))
+	case VerbDeregister:
+		res, err = s.deregister(r)
+	case VerbLookup:
+		if r.Name == nil {
+			err = badRequest("name is missing")
+		} else if err = checkName(*r.Name); err == nil {
+			res = s.st.lookupBody(*r.Name)
+		}
+	case VerbList:
+		res, err = s.list(r)
+	case VerbWatch:
+		res, err = s.watch(r, env, now)
+	case VerbUnwatch:
+		res, err = s.unwatch(r, string(env[0]))
+	}
+	if err != nil {
+		s.replyErr(env, r.ID, verb, err)
+		return
+	}
+	s.body = appendBody(s.body[:0], r.ID, res)
+	s.reply(env, statusOK, s.body)
+	s.updateGauges()
+}
+
+type pingReply struct {
+	Server   string `json:"server"`
+	Boot     string `json:"boot"`
+	Protocol int    `json:"protocol"`
+}
+
+// Info is the INFO reply.
+type Info struct {
+	Server   string  `json:"server"`
+	Boot     string  `json:"boot"`
+	Protocol int     `json:"protocol"`
+	Uptime   float64 `json:"uptime"` // seconds
+	Stats
+	Limits Limits     `json:"limits"`
+	Memory MemoryInfo `json:"memory"`
+}
+
+// Limits are the server's configured limits, as INFO reports them.
+type Limits struct {
+	MaxEntries          int     `json:"max_entries"`
+	MaxEntriesPerClient int     `json:"max_entries_per_client"`
+	MaxMetadataBytes    int     `json:"max_metadata_bytes"`
+	MaxRequestBytes     int64   `json:"max_request_bytes"`
+	MaxWatches          int     `json:"max_watches"`
+	MaxWatchesPerPeer   int     `json:"max_watches_per_peer"`
+	MaxListPage         int     `json:"max_list_page"`
+	DefaultTTL          float64 `json:"default_ttl"`
+	MinTTL              float64 `json:"min_ttl"`
+	MaxTTL              float64 `json:"max_ttl"`
+	WatchKeepalive      float64 `json:"watch_keepalive"`
+}
+
+// MemoryInfo is the server process's memory, from runtime.MemStats.
+type MemoryInfo struct {
+	HeapAlloc  uint64 `json:"heap_alloc"` // bytes of live heap objects
+	HeapInuse  uint64 `json:"heap_inuse"` // bytes in in-use heap spans
+	Sys        uint64 `json:"sys"`        // bytes obtained from the OS
+	Goroutines int    `json:"goroutines"`
+}
+
+func (s *Server) info() Info {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	c := &s.cfg
+	s.updateGauges()
+	return Info{
+		Server: c.ServerID, Boot: s.boot, Protocol: ProtocolVersion,
+		Uptime: time.Since(s.start).Seconds(), Stats: s.Stats(),
+		Limits: Limits{
+			MaxEntries: c.MaxEntries, MaxEntriesPerClient: c.MaxEntriesPerClient,
+			MaxMetadataBytes: c.MaxMetadataBytes, MaxRequestBytes: c.MaxRequestBytes,
+			MaxWatches: c.MaxWatches, MaxWatchesPerPeer: c.MaxWatchesPerPeer, MaxListPage: c.MaxListPage,
+			DefaultTTL: c.DefaultTTL.Seconds(), MinTTL: c.MinTTL.Seconds(), MaxTTL: c.MaxTTL.Seconds(),
+			WatchKeepalive: c.WatchKeepalive.Seconds(),
+		},
+		Memory: MemoryInfo{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()},
+	}
+}
+
+// registerReply answers REGISTER and UPDATE.
+type registerReply struct {
+	Instance string  `json:"instance"`
+	Token    string  `json:"token"`
+	TTL      float64 `json:"ttl"`
+	Version  uint64  `json:"version"`
+	Origin   string  `json:"origin"`
+	Created  bool    `json:"created"`
+}
+
+// service builds the service a REGISTER (base nil: name, host and port
+// required) or UPDATE (base: the entry's current service) describes.
+func (s *Server) service(r *request, base *Service) (Service, *Error) {
+	var svc Service
+	if base != nil {
+		svc = *base
+	} else {
+		svc.Proto, svc.TTL = DefaultProto, s.cfg.DefaultTTL
+		switch {
+		case r.Name == nil:
+			return svc, badRequest("name is missing")
+		case r.Host == nil:
+			return svc, badRequest("host is missing")
+		case r.Port == nil:
+			return svc, badRequest("port is missing")
+		}
+	}
+	if r.Name != nil {
+		if err := checkName(*r.Name); err != nil {
+			return svc, err
+		}
+		svc.Name = *r.Name
+	}
+	if r.Host != nil {
+		if err := checkHost(*r.Host); err != nil {
+			return svc, err
+		}
+		svc.Host = *r.Host
+	}
+	if r.Port != nil {
+		if err := checkPort(*r.Port); err != nil {
+			return svc, err
+		}
+		svc.Port = int(*r.Port)
+	}
+	if r.Proto != nil {
+		p := *r.Proto
+		if p == "" {
+			p = DefaultProto
+		}
+		if err := checkProto(p); err != nil {
+			return svc, err
+		}
+		svc.Proto = p
+	}
+	if r.Meta != nil {
+		if err := checkMeta(*r.Meta, s.cfg.MaxMetadataBytes); err != nil {
+			return svc, err
+		}
+		svc.Meta = *r.Meta
+		if len(svc.Meta) == 0 {
+			svc.Meta = nil
+		}
+	}
+	if r.TTL != nil {
+		t := *r.TTL
+		if math.IsNaN(t) || math.IsInf(t, 0) || t <= 0 {
+			return svc, badRequest("ttl must be a positive number of seconds")
+		}
+		d := secondsToDuration(t)
+		if d < s.cfg.MinTTL || d > s.cfg.MaxTTL {
+			return svc, badRequest("ttl %gs out of range [%g, %g] seconds", t, s.cfg.MinTTL.Seconds(), s.cfg.MaxTTL.Seconds())
+		}
+		svc.TTL = d
+	}
+	return svc, nil
+}
+
+func sameService(a, b *Service) bool {
+	if a.Name != b.Name || a.Host != b.Host || a.Port != b.Port || a.Proto != b.Proto || a.TTL != b.TTL || len(a.Meta) != len(b.Meta) {
+		return false
+	}
+	for k, v := range a.Meta {
+		if w, ok := b.Meta[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// owned finds the entry instance of token; forbidden if another holds it.
+func (s *Server) owned(token, instance string) (*entry, *Error) {
+	e := s.st.entries[instance]
+	if e == nil {
+		return nil, nil
+	}
+	if e.owner == nil {
+		return nil, &Error{Code: CodeForbidden, Message: fmt.Sprintf("instance %s is static (from the server's configuration)", instance)}
+	}
+	if e.owner.token != token {
+		return nil, &Error{Code: CodeForbidden, Message: fmt.Sprintf("instance %s belongs to another client (token)", instance)}
+	}
+	return e, nil
+}
+
+func (s *Server) register(r *request, now time.Time) (any, *Error) {
+	token := r.Token
+	if token == "" {
+		token = randomHex(16)
+	} else if err := checkToken(token); err != nil {
+		return nil, err
+	}
+	if r.Instance != "" {
+		if err := checkID("instance", r.Instance); err != nil {
+			return nil, err
+		}
+	}
+	svc, err := s.service(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	var e *entry
+	if r.Instance != "" {
+		if e, err = s.owned(token, r.Instance); err != nil {
+			return nil, err
+		}
+	}
+	o := s.st.owners[token]
+	if e == nil && o != nil {
+		e = o.byKey[endpointKey(&svc)] // the same endpoint again: the same entry
+	}
+	if e != nil {
+		s.apply(e, svc, now)
+		return registerReply{Instance: e.Instance, Token: token, TTL: e.TTL.Seconds(), Version: e.Version, Origin: e.Origin}, nil
+	}
+	if len(s.st.entries) >= s.cfg.MaxEntries {
+		return nil, &Error{Code: CodeLimit, Message: fmt.Sprintf("the server holds %d entries, its limit (max entries)", s.cfg.MaxEntries)}
+	}
+	if o != nil && len(o.entries) >= s.cfg.MaxEntriesPerClient {
+		return nil, &Error{Code: CodeLimit, Message: fmt.Sprintf("this client (token) holds %d entries, the limit per client", s.cfg.MaxEntriesPerClient)}
+	}
+	if o == nil {
+		o = &owner{token: token, entries: map[string]*entry{}, byKey: map[string]*entry{}}
+		s.st.owners[token] = o
+	}
+	id := r.Instance
+	for id == "" || s.st.entries[id] != nil {
+		id = randomHex(8)
+	}
+	e = &entry{Entry: Entry{Service: svc, Instance: id, Origin: s.cfg.ServerID, Version: 1}, owner: o, hidx: -1,
+		expires: now.Add(svc.TTL)}
+	if r.Version > 0 && r.Version < math.MaxUint64 {
+		e.Version = r.Version + 1 // registering again after a restart: stay ahead of old copies
+	}
+	e.key = endpointKey(&svc)
+	e.encode()
+	s.st.add(e)
+	s.stats.registered.Add(1)
+	s.emit(EventRegister, e, now)
+	return registerReply{Instance: id, Token: token, TTL: svc.TTL.Seconds(), Version: e.Version, Origin: e.Origin, Created: true}, nil
+}
+
+// apply sets e's service to svc: renewed, and if anything changed, a new
+// version and an update event.
+func (s *Server) apply(e *entry, svc Service, now time.Time) {
+	if !sameService(&e.Service, &svc) {
+		old := e.Service
+		e.Service = svc
+		e.Version++
+		s.st.changed(e, old)
+		s.emit(EventUpdate, e, now)
+	}
+	s.st.renew(e, now)
+}
+
+func (s *Server) update(r *request, now time.Time) (any, *Error) {
+	if err := checkToken(r.Token); err != nil {
+		return nil, err
+	}
+	if err := checkID("instance", r.Instance); err != nil {
+		return nil, err
+	}
+	e, err := s.owned(r.Token, r.Instance)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, &Error{Code: CodeNotFound, Message: fmt.Sprintf("no instance %s (it expired, or the server restarted): register it again", r.Instance)}
+	}
+	svc, err := s.service(r, &e.Service)
+	if err != nil {
+		return nil, err
+	}
+	if other := e.owner.byKey[endpointKey(&svc)]; other != nil && other != e {
+		return nil, badRequest("this client already registered %s at %s as instance %s", svc.Name, other.String(), other.Instance)
+	}
+	s.apply(e, svc, now)
+	return registerReply{Instance: e.Instance, Token: r.Token, TTL: e.TTL.Seconds(), Version: e.Version, Origin: e.Origin}, nil
+}
+
+type heartbeatReply struct {
+	Renewed   int      `json:"renewed"`
+	Instances []string `json:"instances"`
+	Watches   []string `json:"watches"`
+	Boot      string   `json:"boot"`
+}
+
+func (s *Server) heartbeat(r *request, now time.Time, peer string) (any, *Error) {
+	rep := heartbeatReply{Instances: []string{}, Watches: []string{}, Boot: s.boot}
+	if r.Token == "" && r.Instance != "" {
+		return nil, badRequest("token is missing")
+	}
+	if r.Token != "" {
+		if err := checkToken(r.Token); err != nil {
+			return nil, err
+		}
+		if r.Instance != "" {
+			if err := checkID("instance", r.Instance); err != nil {
+				return nil, err
+			}
+			e, err := s.owned(r.Token, r.Instance)
+			if err != nil {
+				return nil, err
+			}
+			if e != nil {
+				s.st.renew(e, now)
+				rep.Instances = append(rep.Instances, e.Instance)
+			}
+		} else if o := s.st.owners[r.Token]; o != nil {
+			for _, e := range o.entries {
+				s.st.renew(e, now)
+				rep.Instances = append(rep.Instances, e.Instance)
+			}
+		}
+	}
+	rep.Renewed = len(rep.Instances)
+	for _, w := range s.peers[peer] {
+		rep.Watches = append(rep.Watches, w.id)
+	}
+	return rep, nil
+}
+
+func (s *Server) deregister(r *request) (any, *Error) {
+	if err := checkToken(r.Token); err != nil {
+		return nil, err
+	}
+	var gone []*entry
+	if r.Instance != "" {
+		if err := checkID("instance", r.Instance); err != nil {
+			return nil, err
+		}
+		e, err := s.owned(r.Token, r.Instance)
+		if err != nil {
+			return nil, err
+		}
+		if e == nil {
+			return nil, &Error{Code: CodeNotFound, Message: fmt.Sprintf("no instance %s", r.Instance)}
+		}
+		gone = append(gone, e)
+	} else if o := s.st.owners[r.Token]; o != nil {
+		for _, e := range o.entries {
+			gone = append(gone, e)
+		}
+	}
+	now := time.Now()
+	for _, e := range gone {
+		s.st.remove(e)
+		s.stats.deregistered.Add(1)
+		s.emit(EventDeregister, e, now)
+	}
+	return struct {
+		Removed int `json:"removed"`
+	}{len(gone)}, nil
+}
+
+type nameCount struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+func (s *Server) list(r *request) (any, *Error) {
+	limit := s.cfg.MaxListPage
+	if r.Limit < 0 {
+		return nil, badRequest("limit must not be negative")
+	}
+	if r.Limit > 0 && r.Limit < limit {
+		limit = r.Limit
+	}
+	names := s.st.sortedNames()
+	if !r.Entries {
+		i, _ := slices.BinarySearch(names, r.After)
+		if i < len(names) && names[i] == r.After && r.After != "" {
+			i++
+		}
+		out := struct {
+			Names []nameCount `json:"names"`
+			Next  string      `json:"next,omitempty"`
+		}{Names: []nameCount{}}
+		for ; i < len(names) && len(out.Names) < limit; i++ {
+			out.Names = append(out.Names, nameCount{names[i], len(s.st.names[names[i]].entries)})
+		}
+		if i < len(names) {
+			out.Next = out.Names[len(out.Names)-1].Name
+		}
+		return out, nil
+	}
+	afterName, afterInst, _ := strings.Cut(r.After, "\n")
+	i, _ := slices.BinarySearch(names, afterName)
+	out := struct {
+		Entries []json.RawMessage `json:"entries"`
+		Next    string            `json:"next,omitempty"`
+	}{Entries: []json.RawMessage{}}
+	var last *entry
+	more := false
+	for ; i < len(names) && !more; i++ {
+		es := slices.Clone(s.st.names[names[i]].entries)
+		slices.SortFunc(es, func(a, b *entry) int { return strings.Compare(a.Instance, b.Instance) })
+		for _, e := range es {
+			if r.After != "" && e.Name == afterName && e.Instance <= afterInst {
+				continue
+			}
+			if len(out.Entries) == limit {
+				more = true
+				break
+			}
+			out.Entries = append(out.Entries, e.enc)
+			last = e
+		}
+	}
+	if more && last != nil {
+		out.Next = last.Name + "\n" + last.Instance
+	}
+	return out, nil
+}
+
+type watchReply struct {
+	Watch     string            `json:"watch"`
+	Keepalive float64           `json:"keepalive"`
+	Entries   []json.RawMessage `json:"entries,omitempty"`
+}
+
+func (s *Server) watch(r *request, env [][]byte, now time.Time) (any, *Error) {
+	name := ""
+	if r.Name != nil {
+		if err := checkName(*r.Name); err != nil {
+			return nil, err
+		}
+		name = *r.Name
+	}
+	peer := string(env[0])
+	if len(s.watches) >= s.cfg.MaxWatches {
+		return nil, &Error{Code: CodeLimit, Message: fmt.Sprintf("the server holds %d watches, its limit", s.cfg.MaxWatches)}
+	}
+	if len(s.peers[peer]) >= s.cfg.MaxWatchesPerPeer {
+		return nil, &Error{Code: CodeLimit, Message: fmt.Sprintf("this connection holds %d watches, the limit per connection", s.cfg.MaxWatchesPerPeer)}
+	}
+	w := &watch{peer: peer, name: name, last: now, env: make([][]byte, len(env))}
+	for i, f := range env {
+		w.env[i] = append([]byte(nil), f...)
+	}
+	for w.id == "" || s.watches[w.id] != nil {
+		w.id = "w" + randomHex(7)
+	}
+	s.watches[w.id] = w
+	s.peers[peer] = append(s.peers[peer], w)
+	if name == "" {
+		s.watchAll[w] = struct{}{}
+	} else {
+		set := s.watchName[name]
+		if set == nil {
+			set = map[*watch]struct{}{}
+			s.watchName[name] = set
+		}
+		set[w] = struct{}{}
+	}
+	rep := watchReply{Watch: w.id, Keepalive: s.cfg.WatchKeepalive.Seconds()}
+	if name != "" {
+		rep.Entries = []json.RawMessage{}
+		if ns := s.st.names[name]; ns != nil {
+			for _, e := range ns.entries {
+				rep.Entries = append(rep.Entries, e.enc)
+			}
+		}
+	}
+	return rep, nil
+}
+
+func (s *Server) unwatch(r *request, peer string) (any, *Error) {
+	if err := checkID("watch", r.Watch); err != nil {
+		return nil, err
+	}
+	w := s.watches[r.Watch]
+	if w == nil || w.peer != peer {
+		return nil, &Error{Code: CodeNotFound, Message: fmt.Sprintf("no watch %s on this connection", r.Watch)}
+	}
+	s.dropWatch(w)
+	return struct {
+		Removed int `json:"removed"`
+	}{1}, nil
+}
+
+func (s *Server) dropWatch(w *watch) {
+	delete(s.watches, w.id)
+	if w.name == "" {
+		delete(s.watchAll, w)
+	} else if set := s.watchName[w.name]; set != nil {
+		delete(set, w)
+		if len(set) == 0 {
+			delete(s.watchName, w.name)
+		}
+	}
+	ws := slices.DeleteFunc(s.peers[w.peer], func(x *watch) bool { return x == w })
+	if len(ws) == 0 {
+		delete(s.peers, w.peer)
+	} else {
+		s.peers[w.peer] = ws
+	}
+}
+
+// dropPeer forgets every watch of a peer that has gone.
+func (s *Server) dropPeer(peer string) {
+	for _, w := range slices.Clone(s.peers[peer]) {
+		s.dropWatch(w)
+	}
+	s.log.Debug("registry: watcher gone", "peer", fmt.Sprintf("%x", peer))
+}
+
+// emit sends an event about e to every watch of its name and of all.
+func (s *Server) emit(typ EventType, e *entry, now time.Time) {
+	set := s.watchName[e.Name]
+	if len(set) == 0 && len(s.watchAll) == 0 {
+		return
+	}
+	var gone []string
+	for _, ws := range []map[*watch]struct{}{set, s.watchAll} {
+		for w := range ws {
+			w.seq++
+			if s.sendEvent(w, typ, e.enc, now) {
+				gone = append(gone, w.peer)
+			}
+		}
+	}
+	for _, p := range gone {
+		s.dropPeer(p)
+	}
+}
+
+// sendEvent sends one event; it reports whether the watcher's peer is gone.
+func (s *Server) sendEvent(w *watch, typ EventType, enc []byte, now time.Time) (gone bool) {
+	b := s.body[:0]
+	b = append(b, `{"watch":"`...)
+	b = append(b, w.id...)
+	b = append(b, `","seq":`...)
+	b = appendUint(b, w.seq)
+	b = append(b, `,"type":"`...)
+	b = append(b, typ...)
+	b = append(b, '"')
+	if enc != nil {
+		b = append(b, `,"entry":`...)
+		b = append(b, enc...)
+	}
+	b = append(b, '}')
+	s.body = b
+	w.last = now
+	err := s.send(w.env, statusEvent, b)
+	switch {
+	case err == nil:
+		s.stats.events.Add(1)
+	case errors.Is(err, zmtp.ErrHostUnreachable):
+		return true
+	default:
+		s.stats.eventsDropped.Add(1)
+	}
+	return false
+}
+
+func appendUint(b []byte, n uint64) []byte { return strconv.AppendUint(b, n, 10) }
+
+// sweep removes the entries whose TTL ran out.
+func (s *Server) sweep(now time.Time) {
+	n := 0
+	for e := s.st.expired(now); e != nil; e = s.st.expired(now) {
+		n++
+		s.stats.expired.Add(1)
+		s.emit(EventExpire, e, now)
+	}
+	if n > 0 {
+		s.log.Debug("registry: expired", "entries", n)
+		s.updateGauges()
+	}
+}
+
+// keepalive sends a keepalive event on every watch idle for WatchKeepalive.
+func (s *Server) keepalive(now time.Time) {
+	var gone []string
+	for _, w := range s.watches {
+		if now.Sub(w.last) >= s.cfg.WatchKeepalive {
+			if s.sendEvent(w, EventKeepalive, nil, now) {
+				gone = append(gone, w.peer)
+			}
+		}
+	}
+	for _, p := range gone {
+		s.dropPeer(p)
+	}
+	if len(gone) > 0 {
+		s.updateGauges()
+	}
+}
