@@ -71,6 +71,11 @@ type Config struct {
 	// Security makes the ZMTP security mechanism of each connection
 	// (CURVE from package secure). Default: NULL.
 	Security func() zmtp.Mechanism
+
+	// Join links this server with others to share entries (join.go;
+	// PROTOCOL.md, "Join (server sync)"). The zero value dials nobody but
+	// accepts links from servers that join this one.
+	Join JoinConfig
 }
 
 // Defaults of Config's fields.
@@ -111,6 +116,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.WatchKeepalive, DefaultWatchKeepalive)
 	setDefault(&c.MaxListPage, DefaultMaxListPage)
 	setDefault(&c.PeerHeartbeat, DefaultPeerHeartbeat)
+	c.Join = c.Join.withDefaults()
 	return c
 }
 
@@ -156,7 +162,7 @@ func (c Config) Verify() error {
 	if int64(c.MaxMetadataBytes) >= c.MaxRequestBytes {
 		return fmt.Errorf("registry: config: MaxMetadataBytes %d must be below MaxRequestBytes %d", c.MaxMetadataBytes, c.MaxRequestBytes)
 	}
-	return nil
+	return c.Join.verify()
 }
 
 // quieter passes records to h one level lower: the ZMTP layer's per-peer

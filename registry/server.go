@@ -44,6 +44,7 @@ type Server struct {
 	body      []byte
 	frames    [][]byte
 	nb        context.Context // cancelled: makes SendContext non-blocking
+	j         *joinState      // join: links with other servers (join.go)
 
 	stats serverStats
 }
@@ -116,6 +117,7 @@ func NewServer(cfg Config) (*Server, error) {
 		st: newStore(), watches: map[string]*watch{}, watchAll: map[*watch]struct{}{},
 		watchName: map[string]map[*watch]struct{}{}, peers: map[string][]*watch{}, nb: nb,
 	}
+	s.j = newJoinState(cfg.Join, cfg.Logger, cfg.ServerID)
 	for _, svc := range cfg.Static {
 		if err := s.addStatic(svc); err != nil {
 			sock.Close()
@@ -175,12 +177,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		"max_entries", s.cfg.MaxEntries, "max_entries_per_client", s.cfg.MaxEntriesPerClient,
 		"max_metadata_bytes", s.cfg.MaxMetadataBytes, "static", len(s.cfg.Static))
 	last := time.Now()
+	s.joinStart(last)
 	for {
+		// join: handle what dialled links brought; recv returns early
+		// (context.Canceled) when they bring more.
+		recv := s.joinPoll()
 		// Recv gives up after SweepInterval (the socket's RecvTimeout), so
 		// that expiry and keepalives run when no request comes.
-		msg, err := s.sock.Recv()
+		msg, err := s.sock.RecvContext(recv)
 		now := time.Now()
-		if err != nil && !errors.Is(err, zmtp.ErrTimeout) {
+		if err != nil && !errors.Is(err, zmtp.ErrTimeout) && !errors.Is(err, context.Canceled) {
 			if !errors.Is(err, zmtp.ErrClosed) {
 				s.log.Error("registry: receive", "err", err)
 			}
@@ -194,7 +200,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.sweep(now)
 			s.keepalive(now)
 		}
+		s.joinFlush() // join: send the changes this iteration made
 	}
+	s.joinStop()
 	s.closeSocket()
 	<-s.sockClosed
 	s.log.Info("registry: stopped", "entries", len(s.st.entries))
@@ -265,6 +273,9 @@ func (s *Server) replyErr(env [][]byte, id json.RawMessage, verb string, e *Erro
 }
 
 func (s *Server) handle(msg [][]byte, now time.Time) {
+	if s.joinInbound(msg, now) { // join: SYNC is link traffic, not a request
+		return
+	}
 	s.stats.requests.Add(1)
 	env, frames := splitEnvelope(msg)
 	r := &s.req
@@ -303,6 +314,8 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 		res, err = s.watch(r, env, now)
 	case VerbUnwatch:
 		res, err = s.unwatch(r, string(env[0]))
+	case VerbJoin:
+		res, err = s.joinVerb(frames)
 	}
 	if err != nil {
 		s.replyErr(env, r.ID, verb, err)
@@ -328,6 +341,7 @@ type Info struct {
 	Stats
 	Limits Limits     `json:"limits"`
 	Memory MemoryInfo `json:"memory"`
+	Join   *JoinInfo  `json:"join,omitempty"` // links and origins, when joined
 }
 
 // Limits are the server's configured limits, as INFO reports them.
@@ -369,6 +383,7 @@ func (s *Server) info() Info {
 			WatchKeepalive: c.WatchKeepalive.Seconds(),
 		},
 		Memory: MemoryInfo{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()},
+		Join:   s.joinInfo(time.Now()),
 	}
 }
 
@@ -465,8 +480,8 @@ func sameService(a, b *Service) bool {
 // owned finds the entry instance of token; forbidden if another holds it.
 func (s *Server) owned(token, instance string) (*entry, *Error) {
 	e := s.st.entries[instance]
-	if e == nil {
-		return nil, nil
+	if e == nil || e.Origin != s.cfg.ServerID {
+		return nil, nil // join: a copy from another server is not held here
 	}
 	if e.owner == nil {
 		return nil, &Error{Code: CodeForbidden, Message: fmt.Sprintf("instance %s is static (from the server's configuration)", instance)}
@@ -507,7 +522,7 @@ func (s *Server) register(r *request, now time.Time) (any, *Error) {
 		s.apply(e, svc, now)
 		return registerReply{Instance: e.Instance, Token: token, TTL: e.TTL.Seconds(), Version: e.Version, Origin: e.Origin}, nil
 	}
-	if len(s.st.entries) >= s.cfg.MaxEntries {
+	if s.localEntries() >= s.cfg.MaxEntries {
 		return nil, &Error{Code: CodeLimit, Message: fmt.Sprintf("the server holds %d entries, its limit (max entries)", s.cfg.MaxEntries)}
 	}
 	if o != nil && len(o.entries) >= s.cfg.MaxEntriesPerClient {
@@ -518,6 +533,9 @@ func (s *Server) register(r *request, now time.Time) (any, *Error) {
 		s.st.owners[token] = o
 	}
 	id := r.Instance
+	if id != "" {
+		s.joinShadow(id) // join: a local registration hides a remote copy
+	}
 	for id == "" || s.st.entries[id] != nil {
 		id = randomHex(8)
 	}
@@ -531,6 +549,7 @@ func (s *Server) register(r *request, now time.Time) (any, *Error) {
 	s.st.add(e)
 	s.stats.registered.Add(1)
 	s.emit(EventRegister, e, now)
+	s.joinLocal(opSet, e, now)
 	return registerReply{Instance: id, Token: token, TTL: svc.TTL.Seconds(), Version: e.Version, Origin: e.Origin, Created: true}, nil
 }
 
@@ -543,6 +562,7 @@ func (s *Server) apply(e *entry, svc Service, now time.Time) {
 		e.Version++
 		s.st.changed(e, old)
 		s.emit(EventUpdate, e, now)
+		s.joinLocal(opSet, e, now)
 	}
 	s.st.renew(e, now)
 }
@@ -641,6 +661,7 @@ func (s *Server) deregister(r *request) (any, *Error) {
 		s.st.remove(e)
 		s.stats.deregistered.Add(1)
 		s.emit(EventDeregister, e, now)
+		s.joinLocal(opDeregister, e, now)
 	}
 	return struct {
 		Removed int `json:"removed"`
@@ -857,6 +878,7 @@ func (s *Server) sweep(now time.Time) {
 		n++
 		s.stats.expired.Add(1)
 		s.emit(EventExpire, e, now)
+		s.joinLocal(opExpire, e, now)
 	}
 	if n > 0 {
 		s.log.Debug("registry: expired", "entries", n)

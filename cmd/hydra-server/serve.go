@@ -35,6 +35,8 @@ type serverFlags struct {
 	maxWatches     int
 	keepalive      time.Duration
 	static         serviceList
+	join           joinFlags   // join.go
+	tunnel         tunnelFlags // tunnel.go: --key-file, --allow-file, --tunnel ...
 	// CURVE key flags (package secure) go here, setting cfg.Security.
 }
 
@@ -51,6 +53,8 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	fs.DurationVar(&f.maxTTL, "max-ttl", registry.DefaultMaxTTL, "longest TTL a client may ask for")
 	fs.IntVar(&f.maxWatches, "max-watches", registry.DefaultMaxWatches, "most watches held in all")
 	fs.DurationVar(&f.keepalive, "watch-keepalive", registry.DefaultWatchKeepalive, "keepalive event interval on idle watches")
+	f.join.define(fs)
+	f.tunnel.define(fs) // tunnel.go
 	fs.Var(&f.static, "service", "a static `service` NAME=PROTO://HOST:PORT[?key=value&...] that never expires, for things that cannot speak Hydra (repeatable; e.g. ssh=tcp://127.0.0.1:22)")
 }
 
@@ -86,15 +90,20 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 		MaxEntries: f.maxEntries, MaxEntriesPerClient: f.maxPerClient, MaxMetadataBytes: f.maxMeta,
 		MaxRequestBytes: f.maxRequest, DefaultTTL: f.defaultTTL, MinTTL: f.minTTL, MaxTTL: f.maxTTL,
 		MaxWatches: f.maxWatches, WatchKeepalive: f.keepalive, Static: f.static.svcs,
+		Join: f.join.config(func(addr string) { fmt.Fprintf(io.out, "[Hydra Server] Joined with %s\n", addr) }),
 	}
 	if err := cfg.Verify(); err != nil {
 		return usagef("%v", strings.TrimPrefix(err.Error(), "registry: "))
+	}
+	tun, err := f.tunnel.setup(log, f.host, f.proto) // tunnel.go: nil without --key-file
+	if err != nil {
+		return err
 	}
 	srv, err := registry.NewServer(cfg)
 	if err != nil {
 		return err
 	}
-	if err := srv.Bind(ep); err != nil {
+	if err := tun.bind(srv, ep); err != nil { // tunnel.go: srv.Bind, or one port shared with tunnels
 		srv.Close()
 		return err
 	}
@@ -106,12 +115,19 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background()) }()
+	if err := tun.start(srv.Endpoint()); err != nil { // tunnel.go
+		srv.Close()
+		<-done
+		return err
+	}
 	select {
 	case err := <-done:
+		tun.stop()
 		return err
 	case <-ctx.Done():
 		stop() // a second signal kills the process
 		log.Info("shutting down", "reason", context.Cause(ctx))
+		tun.stop() // tunnel.go: deregister proxies while the server still serves
 		srv.Close()
 		return <-done
 	}

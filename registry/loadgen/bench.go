@@ -21,7 +21,8 @@ type BenchConfig struct {
 	// Clients is the number of connections (DEALER sockets); default 64.
 	Clients int
 	// Pipeline is the number of requests each client keeps outstanding;
-	// default 16.
+	// default 16. Keep it under the server's per-peer send queue (1000
+	// replies): the server drops replies that do not fit.
 	Pipeline int
 	// Requests, if set, is the total number of requests to make;
 	// otherwise Bench runs for Duration (default 5s).
@@ -31,6 +32,12 @@ type BenchConfig struct {
 	// with Instances instances before the clock starts; defaults 1000
 	// and 3.
 	Names, Instances int
+	// Completed, when set, is advanced by every reply, for a progress
+	// display.
+	Completed *atomic.Int64
+	// Cleanup deregisters every entry the bench registered once it is
+	// done, for benches against a live server.
+	Cleanup bool
 }
 
 // BenchReport is what Bench measured. Latency is from a request's send to
@@ -44,7 +51,8 @@ type BenchReport struct {
 	Errors        int64 // ERR replies
 	Elapsed       time.Duration
 	PerSec        float64
-	P50, P99, Max time.Duration
+	P50, P90, P99 time.Duration
+	Max           time.Duration
 }
 
 func (r *BenchReport) String() string {
@@ -85,6 +93,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	if cfg.Requests == 0 && cfg.Duration <= 0 {
 		cfg.Duration = 5 * time.Second
 	}
+	if cfg.Completed == nil {
+		cfg.Completed = new(atomic.Int64)
+	}
 
 	socks := make([]*zmtp.Socket, cfg.Clients)
 	for i := range socks {
@@ -98,26 +109,62 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		}
 		socks[i] = s
 	}
-	// The lookups' data: Names × Instances entries under one token.
+	// The lookups' data: Names × Instances entries, under one token per
+	// 300 names.
+	tok := "loadgen-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	start := time.Now()
+	if cfg.Cleanup {
+		defer func() {
+			var tokens []string
+			if cfg.Op == "lookup" {
+				for t := range (cfg.Names + 299) / 300 {
+					tokens = append(tokens, fmt.Sprintf("%s-%d", tok, t))
+				}
+			} else {
+				for c := range cfg.Clients {
+					tokens = append(tokens, clientToken(c, start))
+				}
+			}
+			cleanup(ctx, socks[0], tokens)
+		}()
+	}
 	if cfg.Op == "lookup" {
+		// At most setupWindow requests in flight: the server drops the
+		// replies that do not fit in a peer's send queue (1000 messages)
+		// rather than block, and its handling can outpace its writes to
+		// us when CPUs are scarce.
+		const setupWindow = 256
 		s := socks[0]
-		tok := "loadgen-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		outstanding := 0
+		recvOne := func() error {
+			rep, err := recvTimeout(ctx, s)
+			if err != nil {
+				return fmt.Errorf("loadgen: bench setup: %w", err)
+			}
+			if string(rep[0]) != "OK" {
+				return fmt.Errorf("loadgen: bench setup: %s %s", rep[0], rep[1])
+			}
+			outstanding--
+			return nil
+		}
 		for n := range cfg.Names {
 			for i := range cfg.Instances {
+				if outstanding == setupWindow {
+					if err := recvOne(); err != nil {
+						return nil, err
+					}
+				}
 				body := fmt.Appendf(nil, `{"token":"%s-%d","name":"bench-%d","host":"10.9.%d.%d","port":%d,"ttl":600}`,
 					tok, n/300, n, n%250, i, 1000+i)
 				if err := s.SendContext(ctx, []byte("REGISTER"), body); err != nil {
 					return nil, err
 				}
+				outstanding++
 			}
 		}
-		for range cfg.Names * cfg.Instances {
-			rep, err := recvTimeout(ctx, s)
-			if err != nil {
-				return nil, fmt.Errorf("loadgen: bench setup: %w", err)
-			}
-			if string(rep[0]) != "OK" {
-				return nil, fmt.Errorf("loadgen: bench setup: %s %s", rep[0], rep[1])
+		for outstanding > 0 {
+			if err := recvOne(); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -135,13 +182,13 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	if cfg.Requests == 0 {
 		deadline = time.Now().Add(cfg.Duration)
 	}
-	start := time.Now()
+	start = time.Now()
 	for c, s := range socks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sent := make([]time.Time, cfg.Pipeline) // by request id mod Pipeline
-			tok := fmt.Sprintf("loadgen-bench-client-%d-%d", c, start.UnixNano())
+			tok := clientToken(c, start)
 			more := func() bool {
 				if budget > 0 {
 					return count.Add(1) <= budget
@@ -186,6 +233,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 					return
 				}
 				lats[c] = append(lats[c], time.Since(sent[id%cfg.Pipeline]))
+				cfg.Completed.Add(1)
 				if string(rep[0]) != "OK" {
 					errs.Add(1)
 				}
@@ -213,9 +261,29 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	r := &BenchReport{Op: cfg.Op, Clients: cfg.Clients, Pipeline: cfg.Pipeline, Requests: int64(len(all)),
 		Errors: errs.Load(), Elapsed: elapsed, PerSec: float64(len(all)) / elapsed.Seconds()}
 	if len(all) > 0 {
-		r.P50, r.P99, r.Max = all[len(all)/2], all[len(all)*99/100], all[len(all)-1]
+		r.P50, r.P90, r.P99, r.Max = all[len(all)/2], all[len(all)*90/100], all[len(all)*99/100], all[len(all)-1]
 	}
 	return r, nil
+}
+
+// clientToken is the token of bench client c's registrations.
+func clientToken(c int, start time.Time) string {
+	return fmt.Sprintf("loadgen-bench-client-%d-%d", c, start.UnixNano())
+}
+
+// cleanup deregisters every entry of tokens, best effort: the entries
+// expire anyway.
+func cleanup(ctx context.Context, s *zmtp.Socket, tokens []string) {
+	for _, t := range tokens {
+		if s.SendContext(ctx, []byte("DEREGISTER"), fmt.Appendf(nil, `{"token":%q}`, t)) != nil {
+			return
+		}
+	}
+	for range tokens {
+		if _, err := recvTimeout(ctx, s); err != nil {
+			return
+		}
+	}
 }
 
 func recvTimeout(ctx context.Context, s *zmtp.Socket) ([][]byte, error) {

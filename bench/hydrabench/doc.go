@@ -1,0 +1,24 @@
+// Package hydrabench measures Hydra itself, from any machine the
+// hydra-server binary runs on: it is what `hydra-server bench` runs. Unlike
+// the harness in package bench, which compares hydra with libzmq and zmq4
+// in separate processes and needs outside programs, everything here is
+// pure Go and needs nothing but the binary (and, for a bench across hosts,
+// the same binary on the other host).
+//
+//   - ZMTP: push-pull, req-rep and pub-sub between zmtp sockets, through a
+//     Responder (`hydra-server bench serve`) that receives and measures, or
+//     echoes. Without a target, a Responder runs in this process on
+//     127.0.0.1. The client and the responder speak a small control
+//     protocol (JSON over a REQ/REP pair) to open data sockets, align their
+//     clocks for one-way latency, and collect what arrived.
+//   - Registry: lookups or registers per second against a hydra-server, or
+//     a registry server in this process, with the pipelining clients of
+//     package registry/loadgen.
+//   - Tunnel: TCP streams through a Hydra tunnel; a placeholder returning
+//     ErrTunnelUnavailable until tunnels land, with the config and result
+//     shape already in place.
+//
+// Every bench returns a Result: throughput (msgs/s, MB/s) and a latency
+// distribution (p50, p90, p99, max) from a log-linear Histogram. A Report
+// collects Results for WriteTable (people) or encoding/json (machines).
+package hydrabench

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hydra-net/hydra/registry"
+)
+
+// joinFlags are the server's join flags (serve.go defines them).
+type joinFlags struct {
+	peers    joinList
+	interval time.Duration
+	timeout  time.Duration
+	grace    time.Duration
+}
+
+func (f *joinFlags) define(fs *flag.FlagSet) {
+	fs.Var(&f.peers, "join", "join the server at `HOST[:PORT]` (port 8420 if omitted; tcp://HOST:PORT too) and share registered services with it, and through it with the servers it joins (repeatable; space-separated in $HYDRA_JOIN)")
+	fs.DurationVar(&f.interval, "join-interval", 0, "how often each join link carries its digest and heartbeat (default 1s)")
+	fs.DurationVar(&f.timeout, "join-timeout", 0, "drop and redial a join link silent this long (default 5 × --join-interval)")
+	fs.DurationVar(&f.grace, "join-grace", 0, "how long the services of a server no longer heard from (through any link) stay before they expire (default 30s)")
+}
+
+// config is the registry's JoinConfig; joined is printed when a link this
+// server dialled comes up.
+func (f *joinFlags) config(joined func(addr string)) registry.JoinConfig {
+	return registry.JoinConfig{
+		Peers: f.peers.addrs, Interval: f.interval, Timeout: f.timeout, Grace: f.grace,
+		OnLink: func(ev registry.LinkEvent) {
+			if ev.Up {
+				joined(ev.Addr)
+			}
+		},
+		// CURVE (package secure, when keys are configured): set Security
+		// here to dial peers with CURVE's client side, e.g.
+		//   Security: func(addr string) func() zmtp.Mechanism {
+		//       return secure.CurveClient(keyPair, peerPublicKey(addr))
+		//   },
+		// Links other servers dial to this one already use the server's
+		// Config.Security (the allow-list refuses unknown keys).
+	}
+}
+
+// joinList is the repeatable --join flag.
+type joinList struct{ addrs []string }
+
+func (l *joinList) String() string { return strings.Join(l.addrs, " ") }
+
+// Set adds one address, or several separated by spaces or commas.
+func (l *joinList) Set(v string) error {
+	for _, a := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == '\n' }) {
+		_, addr, err := registry.ParseJoinAddr(a)
+		if err != nil {
+			return err
+		}
+		l.addrs = append(l.addrs, addr)
+	}
+	return nil
+}
+
+const joinHelp = `
+Asks the running server (--host, --port) to join other servers, as
+--join does at start: the servers share their registered services from then
+on. Prints each peer's HOST:PORT; the server prints
+"[Hydra Server] Joined with HOST:PORT" once the link is up.
+
+Example: hydra-server join 10.0.0.7 10.0.0.8:8421`
+
+func init() {
+	addCommand(&command{name: "join", args: "[flags] HOST[:PORT]...", short: "make the running server join other servers (share services)", run: joinCmd})
+}
+
+func joinCmd(ctx context.Context, io stdio, args []string) error {
+	c, f, pos, err := clientCommand(io, "join", "[flags] HOST[:PORT]...", joinHelp, args, false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if len(pos) == 0 {
+		return usagef("join: want at least one HOST[:PORT]")
+	}
+	for _, p := range pos {
+		if _, _, err := registry.ParseJoinAddr(p); err != nil {
+			return usagef("join: %v", err)
+		}
+	}
+	for _, p := range pos {
+		rctx, cancel := context.WithTimeout(ctx, f.timeout)
+		addr, isNew, err := c.Join(rctx, p)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if isNew {
+			fmt.Fprintf(io.out, "joining %s\n", addr)
+		} else {
+			fmt.Fprintf(io.out, "already joining %s\n", addr)
+		}
+	}
+	return nil
+}

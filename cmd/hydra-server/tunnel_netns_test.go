@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestTunnelNetns puts the remote server in a network namespace of its
+// own behind a firewall (nftables, or iptables) that lets only its Hydra
+// port in, and checks that the services behind each side are reachable
+// through the tunnel while their ports are not, and that a capture of
+// the link shows no payload in clear.
+//
+// It needs root, ip, nft or iptables and tcpdump. Outside CI it skips
+// without them; under CI=true it fails instead (.ci/run installs
+// iproute2 nftables tcpdump).
+func TestTunnelNetns(t *testing.T) {
+	need := func(why string) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("netns tunnel test cannot run under CI: %s", why)
+		}
+		t.Skipf("skipping the netns tunnel test: %s (run as root with iproute2, nftables or iptables, and tcpdump)", why)
+	}
+	if os.Geteuid() != 0 {
+		need("not root")
+	}
+	fw := ""
+	for _, tool := range []string{"nft", "iptables"} {
+		if _, err := exec.LookPath(tool); err == nil {
+			fw = tool
+			break
+		}
+	}
+	if fw == "" {
+		need("neither nft nor iptables found")
+	}
+	for _, tool := range []string{"ip", "tcpdump"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			need(tool + " not found")
+		}
+	}
+
+	id := fmt.Sprintf("%d", os.Getpid()%100000)
+	ns, va, vb := "hydra-t"+id, "hyt"+id+"a", "hyt"+id+"b"
+	const hostIP, nsIP = "10.213.77.1", "10.213.77.2"
+	sh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%q: %v\n%s", args, err, out)
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		need(fmt.Sprintf("ip netns add: %v: %s", err, bytes.TrimSpace(out)))
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	sh("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", va).Run() })
+	sh("ip", "link", "set", vb, "netns", ns)
+	sh("ip", "addr", "add", hostIP+"/24", "dev", va)
+	sh("ip", "link", "set", va, "up")
+	sh("ip", "netns", "exec", ns, "ip", "addr", "add", nsIP+"/24", "dev", vb)
+	sh("ip", "netns", "exec", ns, "ip", "link", "set", vb, "up")
+	sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+	const hydraPort = "8420"
+	if fw == "nft" {
+		rules := `table inet hydratest {
+	chain input {
+		type filter hook input priority 0; policy drop;
+		iifname "lo" accept
+		ct state established,related accept
+		tcp dport ` + hydraPort + ` accept
+	}
+}
+`
+		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(rules)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nft: %v\n%s", err, out)
+		}
+	} else {
+		for _, r := range [][]string{
+			{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
+			{"-A", "INPUT", "-m", "state", "--state", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
+			{"-A", "INPUT", "-p", "tcp", "--dport", hydraPort, "-j", "ACCEPT"},
+			{"-P", "INPUT", "DROP"},
+		} {
+			sh(append([]string{"ip", "netns", "exec", ns, "iptables"}, r...)...)
+		}
+	}
+
+	dir := t.TempDir()
+	keyA, kpA := tunnelKeys(t, dir, "a.key")
+	keyB, kpB := tunnelKeys(t, dir, "b.key")
+	marker := make([]byte, 8)
+	rand.Read(marker)
+	secret := "hydra-plaintext-marker-" + hex.EncodeToString(marker)
+	payload := bytes.Repeat([]byte(secret+" "), 4096)
+
+	// Inside the namespace: an echo service on the firewalled address,
+	// and server B with it as a static service.
+	nsProc(t, ns, "HYDRA_TUNNEL_HELPER=echo:"+nsIP+":7007")
+	bp := nsServer(t, ns, "--host", nsIP, "--port", hydraPort, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public),
+		"--server-id", "srv-b", "--service", "echo-r=tcp://"+nsIP+":7007")
+	if l := bp.line(); !strings.Contains(l, "Bound to "+nsIP+":"+hydraPort) {
+		t.Fatalf("B's banner: %q", l)
+	}
+
+	// Capture the link from here on.
+	pcap := filepath.Join(dir, "link.pcap")
+	td := exec.Command("tcpdump", "-i", va, "-n", "-U", "-s", "0", "-w", pcap, "tcp")
+	tdErr, _ := td.StderrPipe()
+	if err := td.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { td.Process.Kill(); td.Wait() })
+	sc := bufio.NewScanner(tdErr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "listening on") {
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+
+	// Server A here, tunnelling to B.
+	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", nsIP+":"+hydraPort, "--remote-key", kpB.Public.String(), "--server-id", "srv-a")
+	ca := tclient(t, epA)
+	tRegister(t, ca, "echo-l", tEcho(t))
+
+	// B's service, behind the firewall, through A's proxy.
+	pr := tunnelProxy(t, ca, "echo-r")
+	if err := echoVia(pr.Addr(), payload); err != nil {
+		t.Fatalf("B's service through the tunnel: %v", err)
+	}
+	// ... while its own port is closed to us.
+	if c, err := net.DialTimeout("tcp", nsIP+":7007", 2*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the firewall let the service port through")
+	}
+
+	// A's service, from inside B's namespace, through B's proxy. The Hydra
+	// port is open, so we look it up from here.
+	cb := tclient(t, "tcp://"+nsIP+":"+hydraPort)
+	pl := tunnelProxy(t, cb, "echo-l")
+	if c, err := net.DialTimeout("tcp", pl.Addr(), 2*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the firewall let a proxy port through")
+	}
+	out, err := nsCommand(ns, "HYDRA_TUNNEL_HELPER=client:"+pl.Addr()+":"+secret).CombinedOutput()
+	if err != nil {
+		t.Fatalf("client inside the namespace through B's proxy: %v\n%s", err, out)
+	}
+
+	// The capture: the tunnel's preamble (the one clear part of it) is
+	// there, the payload is not.
+	td.Process.Signal(syscall.SIGINT)
+	td.Wait()
+	capBytes, err := os.ReadFile(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(capBytes, []byte("HYNZ")) {
+		t.Fatalf("the capture (%d bytes) does not hold the tunnel's handshake: it captured the wrong thing", len(capBytes))
+	}
+	if bytes.Contains(capBytes, []byte(secret)) || bytes.Contains(capBytes, []byte("hydra-plaintext-marker")) {
+		t.Fatal("payload plaintext on the wire")
+	}
+	t.Logf("capture: %d bytes on %s, no plaintext of the %d-byte payload; firewall: %s", len(capBytes), va, len(payload), fw)
+}
+
+// nsCommand runs this test binary's helper inside the namespace.
+func nsCommand(ns string, env ...string) *exec.Cmd {
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestTunnelHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	return cmd
+}
+
+// nsProc runs a helper inside the namespace until the test ends.
+func nsProc(t *testing.T, ns string, env ...string) {
+	cmd := nsCommand(ns, env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+}
+
+// nsServer runs hydra-server (this test binary) inside the namespace.
+func nsServer(t *testing.T, ns string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0]}, args...)...)
+	cmd.Env = baseEnv()
+	p := &proc{t: t, cmd: cmd, lines: make(chan string, 1000), done: make(chan struct{})}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = lockedWriter{&p.mu, &p.errb}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("stderr of B:\n%s", p.stderr())
+		}
+	})
+	return p
+}
+
+// TestTunnelHelper is not a test: TestTunnelNetns runs it inside the
+// namespace, as an echo service or a client, by HYDRA_TUNNEL_HELPER.
+func TestTunnelHelper(t *testing.T) {
+	mode, arg, _ := strings.Cut(os.Getenv("HYDRA_TUNNEL_HELPER"), ":")
+	switch mode {
+	case "echo":
+		ln, err := net.Listen("tcp", arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serveEcho(ln)
+	case "client":
+		i := strings.LastIndex(arg, ":")
+		addr, secret := arg[:i], arg[i+1:]
+		if err := echoVia(addr, bytes.Repeat([]byte(secret+" "), 4096)); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Skip("helper for TestTunnelNetns")
+	}
+}

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+)
+
+// tunnelKeys writes a key pair to dir/name (0600) and returns it.
+func tunnelKeys(t testing.TB, dir, name string) (path string, kp secure.KeyPair) {
+	t.Helper()
+	path = filepath.Join(dir, name)
+	kp, err := secure.Keygen(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, kp
+}
+
+func allowFile(t testing.TB, dir string, keys ...secure.PublicKey) string {
+	t.Helper()
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s  # test peer\n", k)
+	}
+	p := filepath.Join(dir, "allow-"+fmt.Sprint(len(keys))+"-"+keys[0].String()[:4])
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func tclient(t testing.TB, endpoint string) *registry.Client {
+	t.Helper()
+	c, err := registry.NewClient(registry.ClientConfig{Endpoint: endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func tctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func tEventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tunnelProxy waits until c's server holds a tunnel proxy entry for name.
+func tunnelProxy(t testing.TB, c *registry.Client, name string) registry.Entry {
+	t.Helper()
+	var got registry.Entry
+	tEventually(t, 30*time.Second, "a tunnel proxy for "+name, func() bool {
+		es, err := c.Lookup(tctx(t), name)
+		if err != nil {
+			return false
+		}
+		for _, e := range es {
+			if e.Meta[registry.MetaTunnel] != "" {
+				got = e
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+// tEcho serves an echo on 127.0.0.1 until the test ends.
+func tEcho(t testing.TB) *net.TCPAddr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go serveEcho(ln)
+	return ln.Addr().(*net.TCPAddr)
+}
+
+func serveEcho(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			}
+		}()
+	}
+}
+
+func tRegister(t testing.TB, c *registry.Client, name string, a *net.TCPAddr) {
+	t.Helper()
+	if _, err := c.Register(tctx(t), registry.Service{Name: name, Host: a.IP.String(), Port: a.Port}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echoVia sends msg through addr, half-closes, and checks the echo by
+// SHA-256.
+func echoVia(addr string, msg []byte) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(msg)
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		werr <- err
+	}()
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if e := <-werr; err == nil {
+		err = e
+	}
+	if err != nil {
+		return err
+	}
+	if want := sha256.Sum256(msg); !bytes.Equal(h.Sum(nil), want[:]) {
+		return fmt.Errorf("echo of %d bytes: got %d bytes with another SHA-256", len(msg), n)
+	}
+	return nil
+}
+
+// relay is a TCP relay whose connections can all be killed at once.
+type relay struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	conns  []net.Conn
+	accept int
+}
+
+func newRelay(t testing.TB, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{ln: ln}
+	t.Cleanup(func() { ln.Close(); r.kill() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			r.mu.Lock()
+			r.conns = append(r.conns, c, u)
+			r.accept++
+			r.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close(); c.Close() }()
+			go func() { io.Copy(c, u); u.Close(); c.Close() }()
+		}
+	}()
+	return r
+}
+
+func (r *relay) kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}
+	r.conns = nil
+}
+
+func (r *relay) accepted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accept
+}
+
+// TestTunnelProcesses: two hydra-server processes, A (--tunnel to B,
+// through a relay the test can kill) and B (--allow-file with A's key).
+func TestTunnelProcesses(t *testing.T) {
+	dir := t.TempDir()
+	keyA, kpA := tunnelKeys(t, dir, "a.key")
+	keyB, kpB := tunnelKeys(t, dir, "b.key")
+	_, epB := startServer(t, nil, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public), "--server-id", "srv-b")
+	rel := newRelay(t, strings.TrimPrefix(epB, "tcp://"))
+	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", rel.ln.Addr().String(), "--remote-key", kpB.Public.String(),
+		"--server-id", "srv-a", "--tunnel-keepalive", "1s")
+	ca, cb := tclient(t, epA), tclient(t, epB)
+
+	// The same port still serves ZMTP clients: ca and cb work.
+	tRegister(t, ca, "echo-a", tEcho(t))
+	tRegister(t, cb, "echo-b", tEcho(t))
+	pa := tunnelProxy(t, cb, "echo-a") // A's service, seen at B
+	pb := tunnelProxy(t, ca, "echo-b") // B's service, seen at A
+	if pa.Meta[registry.MetaTunnel] != "srv-a" || pb.Meta[registry.MetaTunnel] != "srv-b" {
+		t.Fatalf("proxy entries: %+v %+v", pa, pb)
+	}
+
+	t.Run("EchoBothWays", func(t *testing.T) {
+		msg := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+		if err := echoVia(pa.Addr(), msg); err != nil {
+			t.Errorf("B side → A's echo: %v", err)
+		}
+		if err := echoVia(pb.Addr(), msg); err != nil {
+			t.Errorf("A side → B's echo: %v", err)
+		}
+	})
+
+	t.Run("Concurrent100", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for i := range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				msg := make([]byte, 128<<10+i*97)
+				rand.Read(msg)
+				addr := pa.Addr()
+				if i%2 == 1 {
+					addr = pb.Addr()
+				}
+				if err := echoVia(addr, msg); err != nil {
+					errs <- fmt.Errorf("stream %d: %w", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+
+	t.Run("RefusedServiceClosesClient", func(t *testing.T) {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		dead := ln.Addr().(*net.TCPAddr)
+		ln.Close()
+		tRegister(t, ca, "dead", dead)
+		p := tunnelProxy(t, cb, "dead")
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		if n != 0 || err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("client of a refusing service: read %d, %v; want the connection closed", n, err)
+		}
+	})
+
+	t.Run("LinkKilledMidTransfer", func(t *testing.T) {
+		c, err := net.Dial("tcp", pa.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(40 * time.Second))
+		// Write and read the echo concurrently until something fails.
+		go io.Copy(io.Discard, c)
+		errc := make(chan error, 1)
+		started := make(chan struct{})
+		go func() {
+			buf := make([]byte, 32<<10)
+			for i := 0; ; i++ {
+				if _, err := c.Write(buf); err != nil {
+					errc <- err
+					return
+				}
+				if i == 16 {
+					close(started)
+				}
+			}
+		}()
+		<-started
+		before := rel.accepted()
+		rel.kill()
+		select {
+		case err := <-errc:
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("transfer hung until its deadline: %v", err)
+			}
+			t.Logf("transfer failed as it should: %v", err)
+		case <-time.After(40 * time.Second):
+			t.Fatal("no error surfaced after the link died")
+		}
+		tEventually(t, 30*time.Second, "A redials", func() bool { return rel.accepted() > before })
+		msg := []byte("after the reconnect")
+		tEventually(t, 30*time.Second, "new connections through the same proxy addresses", func() bool {
+			return echoVia(pa.Addr(), msg) == nil && echoVia(pb.Addr(), msg) == nil
+		})
+	})
+}
+
+// Usage errors of the tunnel flags.
+func TestTunnelFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	key, kp := tunnelKeys(t, dir, "k")
+	for _, args := range [][]string{
+		{"--tunnel", "127.0.0.1:1"},                    // no key file, no remote key
+		{"--key-file", key, "--tunnel", "127.0.0.1:1"}, // no remote key
+		{"--key-file", key, "--remote-key", "short", "--tunnel", "h"},
+		{"--key-file", key, "--tunnel", "h:99999", "--remote-key", kp.Public.String()},
+		{"--allow-file", "x"},
+		{"--key-file", key, "--tunnel-ports", "9-1"},
+	} {
+		code, _, errs := runCmd(context.Background(), args...)
+		if code != 2 {
+			t.Errorf("%q: exit %d (want 2), stderr %q", args, code, errs)
+		}
+	}
+}
