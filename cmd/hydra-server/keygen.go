@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/hydra-net/hydra/secure"
+)
+
+func init() {
+	addCommand(&command{name: "keygen", args: "[--out FILE] [--force]", short: "write this server's Curve25519 key pair (Z85, as libzmq's zmq_curve_keypair)", run: keygenCmd})
+}
+
+const keygenHelp = `
+Generates a Curve25519 key pair, the one identity of a server for CURVE on
+ZMTP links and Noise on tunnels. The secret key goes to FILE (mode 0600),
+the public key to FILE.pub (mode 0644); both are ZeroMQ certificates with
+keys Z85-encoded exactly as libzmq's zmq_curve_keypair does (40 characters).
+Prints the public key, which peers pin (--remote-key) or put on their
+allow-list (--allow-file). Refuses to overwrite an existing file without
+--force. Use the file with --key-file.`
+
+func keygenCmd(_ context.Context, io stdio, args []string) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	out := fs.String("out", "hydra.key", "secret key `file` to write (the public key goes to FILE.pub)")
+	force := fs.Bool("force", false, "overwrite existing key files")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(io.out, "hydra-server keygen [--out FILE] [--force]", keygenHelp, fs)
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("keygen: unexpected argument %q", fs.Arg(0))
+	}
+	kp, err := secure.Keygen(*out, *force)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	defer kp.Zero()
+	fmt.Fprintf(io.out, "public key %s\nsecret key written to %s, public key to %s\n", kp.Public, *out, secure.PublicKeyPath(*out))
+	return nil
+}
