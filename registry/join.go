@@ -151,6 +151,9 @@ func ParseJoinAddr(s string) (endpoint, addr string, err error) {
 	if e := checkHost(host); e != nil {
 		return "", "", fmt.Errorf("join address %s: %s", quote(in), e.Message)
 	}
+	if host == "*" {
+		return "", "", fmt.Errorf("join address %s: name the server's host", quote(in))
+	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
 		return "", "", fmt.Errorf("join address %s: port %s: want 1-65535", quote(in), quote(port))
@@ -159,8 +162,9 @@ func ParseJoinAddr(s string) (endpoint, addr string, err error) {
 	return "tcp://" + addr, addr, nil
 }
 
-// joinState is the server's join machinery. The fields above the line are
-// shared with link goroutines; below it the loop owns everything.
+// joinState is the server's join machinery. The first group of fields is
+// shared with link goroutines (the inbox, the wake-up context under mu,
+// counters); the loop owns the rest.
 type joinState struct {
 	cfg JoinConfig
 	log *slog.Logger

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/zmtp"
 )
 
 // joinCfg is a server that joins peers, with short intervals for tests.
@@ -597,5 +599,65 @@ func TestJoinOriginLost(t *testing.T) {
 	v := converge(t, "lost", 1, cb, cc)
 	if v[r.Instance()] == "" {
 		t.Fatalf("after the restart: %v (want instance %s)", v, r.Instance())
+	}
+}
+
+// TestJoinCurve: with keys, links run CURVE (JoinConfig.Security makes the
+// client side, pinned to the peer's key; the joined server's Config.Security
+// is CURVE's server side with an allow-list): a server whose key is allowed
+// links and shares; one whose key is not, or one without CURVE, is refused
+// and learns nothing.
+func TestJoinCurve(t *testing.T) {
+	keys := make([]secure.KeyPair, 5) // A, B, evil, client of A, client of B
+	for i := range keys {
+		kp, err := secure.GenerateKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = kp
+	}
+	kA, kB, kEvil, kCA, kCB := keys[0], keys[1], keys[2], keys[3], keys[4]
+	cfgA := joinCfg("CURVE-A")
+	cfgA.Security = secure.CurveServer(kA, secure.NewAllowList(kB.Public, kCA.Public))
+	a := startServer(t, cfgA)
+	dialA := func(kp secure.KeyPair) func(string) func() zmtp.Mechanism {
+		return func(peer string) func() zmtp.Mechanism {
+			if peer != addr(a) {
+				t.Errorf("Security asked for %q", peer)
+			}
+			return secure.CurveClient(kp, kA.Public)
+		}
+	}
+	cfgB := joinCfg("CURVE-B", addr(a))
+	cfgB.Security = secure.CurveServer(kB, secure.NewAllowList(kCB.Public))
+	cfgB.Join.Security = dialA(kB)
+	b := startServer(t, cfgB)
+	cfgE := joinCfg("CURVE-EVIL", addr(a))
+	cfgE.Join.Security = dialA(kEvil)
+	evil := startServer(t, cfgE)
+	plain := startServer(t, joinCfg("PLAIN", addr(a)))
+
+	ca := newClient(t, a, registry.ClientConfig{Security: secure.CurveClient(kCA, kA.Public)})
+	cb := newClient(t, b, registry.ClientConfig{Security: secure.CurveClient(kCB, kB.Public)})
+	ctx := ctxT(t)
+	if _, err := ca.Register(ctx, registry.Service{Name: "sec", Host: "10.0.0.1", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, "sec", 1, ca, cb)
+	linked(t, ca, 1)
+	// The refused ones keep trying (a few timeouts' worth), in vain.
+	time.Sleep(2500 * time.Millisecond)
+	for _, srv := range []*registry.Server{evil, plain} {
+		c := newClient(t, srv, registry.ClientConfig{})
+		if v := view(t, c, "sec"); len(v) != 0 {
+			t.Fatalf("%s learned %v", srv.ID(), v)
+		}
+		if st := srv.JoinStats(); st.LinksUp != 0 || st.SnapsIn != 0 {
+			t.Fatalf("%s linked: %+v", srv.ID(), st)
+		}
+	}
+	info, err := ca.Info(ctx)
+	if err != nil || info.Join == nil || len(info.Join.Links) != 1 || info.Join.Links[0].Peer != "CURVE-B" {
+		t.Fatalf("A's links: %+v %v", info.Join, err)
 	}
 }

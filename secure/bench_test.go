@@ -140,6 +140,11 @@ func BenchmarkTunnelStream(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StopTimer()
+			if c, ok := w.(*Conn); ok {
+				c.wmu.Lock()
+				b.ReportMetric(float64(b.N)*op/float64(c.send.Nonce()), "B/record")
+				c.wmu.Unlock()
+			}
 			w.Close()
 		})
 	}

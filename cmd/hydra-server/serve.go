@@ -129,7 +129,10 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 		log.Info("shutting down", "reason", context.Cause(ctx))
 		tun.stop() // tunnel.go: deregister proxies while the server still serves
 		srv.Close()
-		return <-done
+		if err := <-done; !errors.Is(err, registry.ErrClosed) {
+			return err
+		}
+		return nil // a signal before Serve even started is still a clean stop
 	}
 }
 
