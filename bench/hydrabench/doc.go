@@ -14,9 +14,9 @@
 //   - Registry: lookups or registers per second against a hydra-server, or
 //     a registry server in this process, with the pipelining clients of
 //     package registry/loadgen.
-//   - Tunnel: TCP streams through a Hydra tunnel; a placeholder returning
-//     ErrTunnelUnavailable until tunnels land, with the config and result
-//     shape already in place.
+//   - Tunnel: TCP streams through a Hydra tunnel between two servers in
+//     this process (Noise, yamux, proxy listeners: the whole data path),
+//     and the round trip of a small echo through it.
 //
 // Every bench returns a Result: throughput (msgs/s, MB/s) and a latency
 // distribution (p50, p90, p99, max) from a log-linear Histogram. A Report

@@ -344,13 +344,6 @@ func TestRegistryTargetCleansUp(t *testing.T) {
 	}
 }
 
-func TestTunnelNotYet(t *testing.T) {
-	r, err := Tunnel(context.Background(), TunnelConfig{})
-	if !errors.Is(err, ErrTunnelUnavailable) || r.Bench != KindTunnel {
-		t.Fatalf("Tunnel: %+v, %v", r, err)
-	}
-}
-
 func TestReportOutput(t *testing.T) {
 	rep := &Report{Version: "hydra-server test", OS: "linux", Arch: "arm64", CPUs: 2,
 		Results: []Result{

@@ -1,46 +1,570 @@
 package hydrabench
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
 )
 
-// TunnelAvailable says whether this build can measure tunnels. When the
-// tunnel lands: implement Tunnel, set this to true, and `hydra-server bench
-// tunnel` (and `bench all`) run it with the cases the command already
-// builds (one per --size).
-const TunnelAvailable = false
-
-// ErrTunnelUnavailable is what Tunnel returns until tunnels land.
-var ErrTunnelUnavailable = errors.New("bench tunnel is not available yet: it measures TCP streams through a Hydra tunnel, and tunnels have not landed in this build")
+// ErrTunnelTarget is what Tunnel returns for a TunnelConfig.Target: only
+// the in-process pair is measured so far.
+var ErrTunnelTarget = errors.New("hydrabench: bench tunnel measures two servers in this process; --target is not supported yet")
 
 // TunnelConfig says what Tunnel measures: TCP streams carried through a
 // tunnel between two Hydra servers (the data path of README's "--tunnel":
 // app → proxy listener → mux stream → Noise → TCP → remote Hydra → the
-// service), against the in-process pair Tunnel starts or a remote one.
+// service), between two servers Tunnel starts in this process.
 //
 // The fields are those of the other benches so that the command line and
-// the report stay the same when the tunnel lands.
+// the report stay the same.
 type TunnelConfig struct {
-	// Target is a remote hydra-server accepting tunnels; empty: two
-	// servers in this process, tunnelled over loopback.
+	// Target is reserved for a remote hydra-server accepting tunnels; it
+	// must be empty (ErrTunnelTarget): two servers in this process,
+	// tunnelled over loopback.
 	Target string
-	// Size is the write size in bytes; Count the writes, or Duration.
+	// Size is the write size in bytes (default 256); Count the writes in
+	// all, or Duration (default 2s).
 	Size     int
 	Count    int64
 	Duration time.Duration
-	// Concurrency is the number of streams at once.
+	// Concurrency is the number of streams at once (default 1).
 	Concurrency int
-	Timeout     time.Duration
-	Progress    *atomic.Int64
+	// Timeout bounds the tunnel's setup and how long the bench waits
+	// without progress before it gives up; default 10s.
+	Timeout time.Duration
+	// Progress, when set, is advanced by every write sent.
+	Progress *atomic.Int64
 }
 
-// Tunnel measures streams through a tunnel: MB/s per stream and in all,
-// and the round trip of a small write echoed back (Result.Latency). It is
-// a placeholder until the tunnel package lands; it then fills a Result
-// with Bench KindTunnel and Case "stream" (or "echo" for the round trip).
+// Tunnel's echo sample: round trips of echoSize bytes, one at a time on
+// one connection, after the streams.
+const (
+	echoSize      = 64
+	echoRounds    = 2000
+	echoMinRounds = 100
+)
+
+func (c *TunnelConfig) setDefaults() error {
+	if c.Size == 0 {
+		c.Size = DefaultSize
+	}
+	if c.Size < 0 || c.Size > MaxSize {
+		return fmt.Errorf("hydrabench: size %d out of range 1-%d", c.Size, MaxSize)
+	}
+	if c.Count < 0 || c.Duration < 0 || c.Timeout < 0 || c.Concurrency < 0 {
+		return errors.New("hydrabench: negative bench parameter")
+	}
+	if c.Count == 0 && c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 1
+	}
+	if c.Concurrency > MaxConcurrency {
+		return fmt.Errorf("hydrabench: concurrency %d out of range 1-%d", c.Concurrency, MaxConcurrency)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Progress == nil {
+		c.Progress = new(atomic.Int64)
+	}
+	return nil
+}
+
+// Tunnel measures streams through a tunnel between two servers it starts in
+// this process on 127.0.0.1, A dialling B: a sink and an echo service
+// registered with A are reached through the proxies B's registry returns.
+//
+// Concurrency connections to the sink's proxy each write Size bytes at a
+// time, for Count writes in all or for Duration; the sink counts what
+// arrives. Count is the writes that arrived whole, Elapsed runs from the
+// first write (every stream connected end to end) to the last byte at the
+// sink, and MBPerSec is the bytes received over Elapsed, in all. Latency
+// is the round trip of a 64-byte write echoed back, one at a time on one
+// connection, after the streams. The Result has Bench KindTunnel and Case
+// "stream".
 func Tunnel(ctx context.Context, cfg TunnelConfig) (Result, error) {
-	return Result{Bench: KindTunnel, Case: "stream", Target: cfg.Target, Size: cfg.Size}, ErrTunnelUnavailable
+	if err := cfg.setDefaults(); err != nil {
+		return Result{}, err
+	}
+	res := Result{Bench: KindTunnel, Case: "stream", Target: cfg.Target, Size: cfg.Size, Concurrency: cfg.Concurrency}
+	if cfg.Target != "" {
+		return res, ErrTunnelTarget
+	}
+	res.Target = InProcess
+
+	pair, err := startTunnelPair(cfg)
+	if err != nil {
+		return res, err
+	}
+	defer pair.close()
+
+	sink, err := newTunnelSink()
+	if err != nil {
+		return res, err
+	}
+	defer sink.close()
+	echo, err := newTunnelEcho()
+	if err != nil {
+		return res, err
+	}
+	defer echo.close()
+
+	// Register both with A; find their proxies at B.
+	suffix := randomSuffix()
+	sinkName, echoName := "hydrabench-sink-"+suffix, "hydrabench-echo-"+suffix
+	for _, s := range []struct {
+		name string
+		ln   net.Listener
+	}{{sinkName, sink.ln}, {echoName, echo.ln}} {
+		a := s.ln.Addr().(*net.TCPAddr)
+		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		_, err := pair.a.cl.Register(rctx, registry.Service{Name: s.name, Host: a.IP.String(), Port: a.Port})
+		cancel()
+		if err != nil {
+			return res, fmt.Errorf("hydrabench: register %s: %w", s.name, err)
+		}
+	}
+	sinkAddr, err := proxyAddr(ctx, pair.b.cl, sinkName, cfg.Timeout)
+	if err != nil {
+		return res, err
+	}
+	echoAddr, err := proxyAddr(ctx, pair.b.cl, echoName, cfg.Timeout)
+	if err != nil {
+		return res, err
+	}
+
+	if err := tunnelStreams(ctx, cfg, sink, sinkAddr, &res); err != nil {
+		return res, err
+	}
+	lat, err := tunnelEchoSample(ctx, cfg, echoAddr)
+	if err != nil {
+		return res, err
+	}
+	res.Latency = lat
+	res.Notes = append(res.Notes, fmt.Sprintf("latency: round trip of a %d-byte write echoed through the tunnel, one at a time on one connection", echoSize))
+	return res, nil
+}
+
+// tunnelNode is a registry server sharing its port with tunnels, and its
+// Tunnels, in this process.
+type tunnelNode struct {
+	ln     net.Listener
+	sl     *registry.SharedListener
+	srv    *registry.Server
+	sdone  chan error
+	cancel context.CancelFunc
+	tdone  chan error
+	cl     *registry.Client
+}
+
+func startTunnelNode(tcfg registry.TunnelConfig, streams int) (*tunnelNode, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	n := &tunnelNode{ln: ln}
+	n.sl = registry.NewSharedListener(ln, nil)
+	n.srv, err = registry.NewServer(registry.Config{})
+	if err != nil {
+		n.sl.Close()
+		return nil, err
+	}
+	if err := n.srv.BindListener(n.sl.ZMTP()); err != nil {
+		n.srv.Close()
+		n.sl.Close()
+		return nil, err
+	}
+	n.sdone = make(chan error, 1)
+	go func() { n.sdone <- n.srv.Serve(context.Background()) }()
+
+	tcfg.RedialMin, tcfg.RedialMax = 50*time.Millisecond, 500*time.Millisecond
+	// Room for every stream of the bench, the echo and the control stream.
+	tcfg.Mux.MaxStreams = max(registry.DefaultTunnelMaxStreams, streams+8)
+	tun, err := registry.NewTunnels(tcfg)
+	if err != nil {
+		n.stopServer()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.tdone = cancel, make(chan error, 1)
+	go func() { n.tdone <- tun.Run(ctx, n.srv.Endpoint(), n.sl.Tunnels()) }()
+
+	n.cl, err = registry.NewClient(registry.ClientConfig{Endpoint: n.srv.Endpoint()})
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *tunnelNode) stopServer() {
+	n.srv.Close()
+	<-n.sdone
+	n.sl.Close()
+}
+
+// close stops the client, the tunnels (which deregister their proxies),
+// then the server.
+func (n *tunnelNode) close() {
+	if n.cl != nil {
+		n.cl.Close()
+	}
+	n.cancel()
+	<-n.tdone
+	n.stopServer()
+}
+
+// tunnelPair is two nodes, A dialling B.
+type tunnelPair struct{ a, b *tunnelNode }
+
+func startTunnelPair(cfg TunnelConfig) (*tunnelPair, error) {
+	ka, err := secure.GenerateKeyPair()
+	if err != nil {
+		return nil, err
+	}
+	kb, err := secure.GenerateKeyPair()
+	if err != nil {
+		return nil, err
+	}
+	streams := cfg.Concurrency + 1
+	b, err := startTunnelNode(registry.TunnelConfig{Static: kb, Allow: secure.NewAllowList(ka.Public)}, streams)
+	if err != nil {
+		return nil, err
+	}
+	a, err := startTunnelNode(registry.TunnelConfig{Static: ka,
+		Remotes: []registry.TunnelRemote{{Addr: b.ln.Addr().String(), Key: kb.Public}}}, streams)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	return &tunnelPair{a: a, b: b}, nil
+}
+
+// close stops A first: its tunnel ends, and B's proxies with it.
+func (p *tunnelPair) close() {
+	p.a.close()
+	p.b.close()
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// proxyAddr waits until cl's server lists a tunnel proxy for name and
+// returns its address.
+func proxyAddr(ctx context.Context, cl *registry.Client, name string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		lctx, cancel := context.WithTimeout(ctx, time.Second)
+		es, err := cl.Lookup(lctx, name)
+		cancel()
+		if err == nil {
+			for _, e := range es {
+				if e.Meta[registry.MetaTunnel] != "" {
+					return e.Addr(), nil
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("hydrabench: no tunnel proxy for %s within %v (last lookup: %v)", name, timeout, err)
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// tunnelServer accepts connections and runs handle on each until closed.
+type tunnelServer struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func newTunnelServer(handle func(net.Conn)) (*tunnelServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &tunnelServer{ln: ln, conns: map[net.Conn]struct{}{}}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			if s.conns == nil {
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
+			s.conns[c] = struct{}{}
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer func() {
+					s.mu.Lock()
+					delete(s.conns, c)
+					s.mu.Unlock()
+					c.Close()
+				}()
+				handle(c)
+			}()
+		}
+	}()
+	return s, nil
+}
+
+// close stops accepting, closes the connections and waits for their
+// handlers.
+func (s *tunnelServer) close() {
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// tunnelSink reads every connection to the end, counting the bytes. It
+// writes one byte first, so that a client knows the whole path is up.
+type tunnelSink struct {
+	*tunnelServer
+	base  time.Time
+	bytes atomic.Int64
+	last  atomic.Int64 // the latest byte's arrival, in ns since base
+	ended chan int64   // the bytes of each connection, at its EOF
+}
+
+func newTunnelSink() (*tunnelSink, error) {
+	s := &tunnelSink{base: time.Now(), ended: make(chan int64, MaxConcurrency+1)}
+	srv, err := newTunnelServer(func(c net.Conn) {
+		if _, err := c.Write([]byte{'R'}); err != nil {
+			return
+		}
+		buf := make([]byte, 256<<10)
+		var n int64
+		for {
+			k, err := c.Read(buf)
+			if k > 0 {
+				n += int64(k)
+				s.bytes.Add(int64(k))
+				now := int64(time.Since(s.base))
+				for {
+					old := s.last.Load()
+					if now <= old || s.last.CompareAndSwap(old, now) {
+						break
+					}
+				}
+			}
+			if err != nil {
+				if err == io.EOF {
+					select {
+					case s.ended <- n:
+					default:
+					}
+				}
+				return
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.tunnelServer = srv
+	return s, nil
+}
+
+func newTunnelEcho() (*tunnelServer, error) {
+	return newTunnelServer(func(c net.Conn) {
+		io.Copy(c, c)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+	})
+}
+
+// tunnelStreams runs the stream phase and fills in res.
+func tunnelStreams(ctx context.Context, cfg TunnelConfig, sink *tunnelSink, addr string, res *Result) error {
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	// Connect every stream end to end (the sink's first byte) before the
+	// clock starts.
+	conns := make([]net.Conn, cfg.Concurrency)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", addr, cfg.Timeout)
+		if err != nil {
+			return fmt.Errorf("hydrabench: dial the tunnel proxy: %w", err)
+		}
+		conns[i] = c
+		c.SetReadDeadline(time.Now().Add(cfg.Timeout))
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return fmt.Errorf("hydrabench: stream %d through the tunnel: %w", i+1, err)
+		}
+		c.SetReadDeadline(time.Time{})
+	}
+	// A run that stops making progress is cancelled: its connections are
+	// closed, which ends the writes.
+	stopClose := context.AfterFunc(rctx, func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	defer stopClose()
+	stopWatch := watchProgress(rctx, cancel, cfg.Progress, cfg.Timeout)
+	defer stopWatch()
+
+	b := newBudget(ZMTPConfig{Count: cfg.Count, Duration: cfg.Duration})
+	start := time.Now()
+	var sent atomic.Int64
+	errs := make([]error, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := bytes.Repeat([]byte{'h'}, cfg.Size)
+			for {
+				k := b.claim(16)
+				if k == 0 {
+					break
+				}
+				for range k {
+					if _, err := c.Write(msg); err != nil {
+						errs[i] = err
+						return
+					}
+					sent.Add(1)
+					cfg.Progress.Add(1)
+				}
+			}
+			errs[i] = c.(*net.TCPConn).CloseWrite()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		if c := context.Cause(rctx); c != nil && ctx.Err() == nil {
+			err = c
+		}
+		return fmt.Errorf("hydrabench: tunnel stream: %w", err)
+	}
+	stopWatch()
+
+	// Wait for every stream's end at the sink.
+	wait := time.NewTimer(cfg.Timeout)
+	defer wait.Stop()
+	ended := 0
+	for ended < len(conns) {
+		select {
+		case <-sink.ended:
+			ended++
+			continue
+		case <-wait.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		break
+	}
+
+	got := sink.bytes.Load()
+	expected := sent.Load()
+	res.Count, res.Expected = got/int64(cfg.Size), expected
+	res.Lost = max(expected-res.Count, 0)
+	if last := sink.base.Add(time.Duration(sink.last.Load())); last.After(start) {
+		res.Elapsed = last.Sub(start)
+		res.MsgsPerSec = float64(res.Count) / res.Elapsed.Seconds()
+		res.MBPerSec = float64(got) / res.Elapsed.Seconds() / 1e6
+	}
+	if ended < len(conns) {
+		res.Notes = append(res.Notes, fmt.Sprintf("partial: %d of %d streams ended, %d of %d bytes arrived (nothing more for %v)",
+			ended, len(conns), got, expected*int64(cfg.Size), cfg.Timeout))
+	}
+	if got == 0 {
+		return fmt.Errorf("hydrabench: no byte arrived through the tunnel of %d writes sent", expected)
+	}
+	return nil
+}
+
+// tunnelEchoSample measures round trips of echoSize bytes on one
+// connection to the echo service's proxy.
+func tunnelEchoSample(ctx context.Context, cfg TunnelConfig, addr string) (*Latency, error) {
+	rounds := int64(echoRounds)
+	if cfg.Count > 0 {
+		rounds = min(rounds, max(cfg.Count, echoMinRounds))
+	}
+	c, err := net.DialTimeout("tcp", addr, cfg.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("hydrabench: dial the echo proxy: %w", err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	msg := bytes.Repeat([]byte{'e'}, echoSize)
+	buf := make([]byte, echoSize)
+	roundTrip := func() error {
+		c.SetDeadline(time.Now().Add(cfg.Timeout))
+		if _, err := c.Write(msg); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return err
+		}
+		if !bytes.Equal(buf, msg) {
+			return errors.New("echo differs from what was sent")
+		}
+		return nil
+	}
+	// One round trip to connect end to end before measuring.
+	if err := roundTrip(); err != nil {
+		return nil, fmt.Errorf("hydrabench: tunnel echo: %w", err)
+	}
+	h := NewHistogram()
+	for range rounds {
+		t0 := time.Now()
+		if err := roundTrip(); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("hydrabench: tunnel echo: %w", err)
+		}
+		h.Record(time.Since(t0))
+	}
+	return h.Latency(), nil
 }

@@ -32,8 +32,9 @@ JSON on stdout. On a terminal, a progress line shows on stderr.
 
   zmtp      push-pull, req-rep and pub-sub between zmtp sockets (--pattern)
   registry  lookups and registers per second (--op)
-  tunnel    TCP streams through a tunnel (not available until tunnels land)
-  all       zmtp and registry (and tunnel once it is there), in-process only
+  tunnel    TCP streams through a tunnel between two servers in this
+            process (MB/s per --size write; latency: 64-byte echo round trip)
+  all       zmtp, registry and tunnel, in-process only
   serve     run the far end of zmtp benches for another host's
             'bench zmtp --target' (listens on --listen until interrupted)
 
@@ -86,10 +87,10 @@ func (f *benchFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", "tcp://127.0.0.1:8421", "serve: the control `endpoint` to listen on")
 	fs.StringVar(&f.patterns, "pattern", "push-pull,req-rep,pub-sub", "zmtp: the `patterns` to run, comma-separated")
 	fs.StringVar(&f.ops, "op", "lookup,register", "registry: the `operations` to run, comma-separated")
-	fs.StringVar(&f.sizes, "size", strconv.Itoa(hydrabench.DefaultSize), "zmtp: message `sizes` in bytes, comma-separated (k and m suffixes: 4k, 1m)")
+	fs.StringVar(&f.sizes, "size", strconv.Itoa(hydrabench.DefaultSize), "zmtp: message `sizes`, tunnel: write sizes, in bytes, comma-separated (k and m suffixes: 4k, 1m)")
 	fs.Var(blankZero[int64]{&f.count}, "count", "`n` messages, round trips or requests per case (default: run for --duration)")
 	fs.DurationVar(&f.duration, "duration", hydrabench.DefaultDuration, "how long each case runs, unless --count is given")
-	fs.Var(blankZero[int]{&f.concurrency}, "concurrency", "`n` sockets or clients at once: PUSH or REQ sockets, SUB sockets (pub-sub), registry clients (default 1 for zmtp, 16 for registry)")
+	fs.Var(blankZero[int]{&f.concurrency}, "concurrency", "`n` sockets or clients at once: PUSH or REQ sockets, SUB sockets (pub-sub), registry clients, tunnel streams (default 1 for zmtp, 16 for registry)")
 	fs.IntVar(&f.pipeline, "pipeline", hydrabench.DefaultRegistryPipeline, "registry: requests each client keeps in flight")
 	fs.IntVar(&f.hwm, "hwm", 1000, "zmtp: send and receive high-water mark of every socket, in messages")
 	fs.Var(blankZero[float64]{&f.rate}, "rate", "zmtp: cap the messages (round trips) sent per second in all at `n`, to measure latency under a given load (default: as fast as possible)")
@@ -166,7 +167,6 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 		return usagef("bench: --pipeline %d: at most %d (the server drops replies beyond its per-client send queue)", f.pipeline, hydrabench.MaxPipeline)
 	}
 	var cases []benchCase
-	var skipped []hydrabench.Skip
 	switch kind {
 	case hydrabench.KindZMTP:
 		cases, err = zmtpCases(&f)
@@ -174,9 +174,6 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 		cases, err = registryCases(&f)
 	case hydrabench.KindTunnel:
 		cases, err = tunnelCases(&f)
-		if errors.Is(err, hydrabench.ErrTunnelUnavailable) {
-			return fmt.Errorf("bench tunnel: %w", err)
-		}
 	case "all":
 		cases, err = zmtpCases(&f)
 		if err == nil {
@@ -187,10 +184,6 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 		if err == nil {
 			var tc []benchCase
 			tc, err = tunnelCases(&f)
-			if errors.Is(err, hydrabench.ErrTunnelUnavailable) {
-				skipped = append(skipped, hydrabench.Skip{Bench: hydrabench.KindTunnel, Reason: "not available until tunnels land"})
-				err = nil
-			}
 			cases = append(cases, tc...)
 		}
 	default:
@@ -201,7 +194,7 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 	}
 
 	rep := &hydrabench.Report{Version: versionString(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		CPUs: runtime.GOMAXPROCS(0), Started: time.Now().UTC().Truncate(time.Second), Skipped: skipped}
+		CPUs: runtime.GOMAXPROCS(0), Started: time.Now().UTC().Truncate(time.Second)}
 	prog := newProgress(io.err, !f.quiet && isTerminal(io.err))
 	for i, c := range cases {
 		if ctx.Err() != nil {
@@ -288,11 +281,10 @@ func registryCases(f *benchFlags) ([]benchCase, error) {
 
 // tunnelCases are the tunnel bench's cases, one per --size: streams through
 // a tunnel to --target (a hydra-server accepting tunnels) or between two
-// servers in this process. hydrabench.ErrTunnelUnavailable until tunnels
-// land.
+// servers in this process (only that, so far: --target is refused).
 func tunnelCases(f *benchFlags) ([]benchCase, error) {
-	if !hydrabench.TunnelAvailable {
-		return nil, hydrabench.ErrTunnelUnavailable
+	if f.target != "" {
+		return nil, usagef("bench tunnel: --target is not supported yet; the tunnel bench runs two servers in this process")
 	}
 	sizes, err := parseSizes(f.sizes)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hydra-net/hydra/bench/hydrabench"
 )
 
 // benchJSON is the part of `bench --json` the tests read.
@@ -160,15 +159,9 @@ func TestBenchAgainstProcesses(t *testing.T) {
 
 func TestBenchUsage(t *testing.T) {
 	ctx := context.Background()
-	if !hydrabench.TunnelAvailable {
-		code, _, errs := runCmd(ctx, "bench", "tunnel")
-		if code != 1 || !strings.Contains(errs, "bench tunnel is not available yet") || !strings.Contains(errs, "tunnels have not landed") {
-			t.Errorf("bench tunnel: %d %q", code, errs)
-		}
-	}
 	for _, args := range [][]string{
 		{"bench"}, {"bench", "zmtp", "registry"}, {"bench", "disk"},
-		{"bench", "all", "--target", "tcp://127.0.0.1:1"},
+		{"bench", "all", "--target", "tcp://127.0.0.1:1"}, {"bench", "tunnel", "--target", "tcp://127.0.0.1:1"},
 		{"bench", "zmtp", "--size", "0"}, {"bench", "zmtp", "--size", "huge"}, {"bench", "zmtp", "--pattern", "ring"},
 		{"bench", "registry", "--op", "delete"}, {"bench", "zmtp", "--count", "-1"}, {"bench", "zmtp", "--pipeline", "0"},
 		{"bench", "zmtp", "--rate", "NaN"}, {"bench", "zmtp", "--count", "many"}, {"bench", "registry", "--pipeline", "1000"},
@@ -192,18 +185,13 @@ func TestBenchUsage(t *testing.T) {
 	}
 }
 
-func TestBenchAllSkipsTunnel(t *testing.T) {
+func TestBenchAll(t *testing.T) {
 	rep := runBenchJSON(t, "all", "--count", "100", "--concurrency", "1")
 	var cases []string
 	for _, r := range rep.Results {
 		cases = append(cases, r.Bench+" "+r.Case)
 	}
-	want := "zmtp push-pull,zmtp req-rep,zmtp pub-sub,registry lookup,registry register"
-	if hydrabench.TunnelAvailable {
-		want += ",tunnel stream"
-	} else if len(rep.Skipped) != 1 || rep.Skipped[0].Bench != "tunnel" {
-		t.Errorf("skipped %+v", rep.Skipped)
-	}
+	want := "zmtp push-pull,zmtp req-rep,zmtp pub-sub,registry lookup,registry register,tunnel stream"
 	if strings.Join(cases, ",") != want || len(rep.Failed) != 0 {
 		t.Errorf("bench all ran %v, failed %+v", cases, rep.Failed)
 	}
