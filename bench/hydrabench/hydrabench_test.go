@@ -312,6 +312,20 @@ func TestRegistry(t *testing.T) {
 	}
 }
 
+// TestRegistryRate: the paced (open-loop) mode makes every request once
+// and measures each.
+func TestRegistryRate(t *testing.T) {
+	for _, pipeline := range []int{1, 3} {
+		r, err := Registry(context.Background(), RegistryConfig{Op: OpLookup, Count: 200, Concurrency: 4, Pipeline: pipeline, Rate: 2000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Count != 200 || r.Errors != 0 || r.Latency == nil || r.Latency.Samples != 200 {
+			t.Errorf("pipeline %d: count %d errors %d latency %+v", pipeline, r.Count, r.Errors, r.Latency)
+		}
+	}
+}
+
 func TestRegistryTargetCleansUp(t *testing.T) {
 	ctx := context.Background()
 	srv, err := registry.NewServer(registry.Config{})

@@ -45,6 +45,9 @@ type RegistryConfig struct {
 	// Concurrency is the number of clients (connections), each keeping
 	// Pipeline requests in flight; defaults 16 and 4.
 	Concurrency, Pipeline int
+	// Rate, when set, paces the requests at Rate per second in all (open
+	// loop), for latency under a given load rather than at saturation.
+	Rate float64
 	// Progress, when set, is advanced by every reply.
 	Progress *atomic.Int64
 }
@@ -99,7 +102,7 @@ func Registry(ctx context.Context, cfg RegistryConfig) (Result, error) {
 	}
 	rep, err := loadgen.Bench(ctx, loadgen.BenchConfig{
 		Endpoint: target, Op: cfg.Op, Clients: cfg.Concurrency, Pipeline: cfg.Pipeline,
-		Requests: int(cfg.Count), Duration: cfg.Duration, Completed: cfg.Progress, Cleanup: cfg.Target != "",
+		Requests: int(cfg.Count), Duration: cfg.Duration, Rate: cfg.Rate, Completed: cfg.Progress, Cleanup: cfg.Target != "",
 	})
 	if err != nil {
 		return res, fmt.Errorf("hydrabench: registry %s at %s: %w", cfg.Op, target, err)

@@ -93,7 +93,7 @@ func (f *benchFlags) define(fs *flag.FlagSet) {
 	fs.Var(blankZero[int]{&f.concurrency}, "concurrency", "`n` sockets or clients at once: PUSH or REQ sockets, SUB sockets (pub-sub), registry clients, tunnel streams (default 1 for zmtp, 16 for registry)")
 	fs.IntVar(&f.pipeline, "pipeline", hydrabench.DefaultRegistryPipeline, "registry: requests each client keeps in flight")
 	fs.IntVar(&f.hwm, "hwm", 1000, "zmtp: send and receive high-water mark of every socket, in messages")
-	fs.Var(blankZero[float64]{&f.rate}, "rate", "zmtp: cap the messages (round trips) sent per second in all at `n`, to measure latency under a given load (default: as fast as possible)")
+	fs.Var(blankZero[float64]{&f.rate}, "rate", "zmtp, registry: send `n` messages (round trips, requests) per second in all, to measure latency under a given load rather than at saturation (default: as fast as possible)")
 	fs.DurationVar(&f.timeout, "timeout", hydrabench.DefaultTimeout, "give up on a case that makes no progress for this long")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout instead of a table")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress line, even on a terminal")
@@ -267,7 +267,7 @@ func registryCases(f *benchFlags) ([]benchCase, error) {
 			conc = hydrabench.DefaultRegistryClients
 		}
 		cfg := hydrabench.RegistryConfig{Target: f.target, Op: op, Count: f.count, Duration: f.duration,
-			Concurrency: conc, Pipeline: f.pipeline}
+			Concurrency: conc, Pipeline: f.pipeline, Rate: f.rate}
 		cases = append(cases, benchCase{
 			label: "registry " + op,
 			run: func(ctx context.Context, n *atomic.Int64) (hydrabench.Result, error) {

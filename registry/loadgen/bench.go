@@ -32,6 +32,12 @@ type BenchConfig struct {
 	// with Instances instances before the clock starts; defaults 1000
 	// and 3.
 	Names, Instances int
+	// Rate, when set, paces the requests: all clients together send Rate
+	// requests per second on a fixed schedule (open loop), each client
+	// still keeping at most Pipeline in flight, and latency counts from
+	// each request's scheduled time, so a stalled server is not hidden by
+	// requests that were never sent. Default 0: as fast as replies allow.
+	Rate float64
 	// Completed, when set, is advanced by every reply, for a progress
 	// display.
 	Completed *atomic.Int64
@@ -78,6 +84,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 			return nil, errors.New("loadgen: negative bench parameter")
 		}
 	}
+	if !(cfg.Rate >= 0) {
+		return nil, errors.New("loadgen: bench rate must be positive")
+	}
 	if cfg.Clients == 0 {
 		cfg.Clients = 64
 	}
@@ -99,7 +108,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 
 	socks := make([]*zmtp.Socket, cfg.Clients)
 	for i := range socks {
-		s, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Options{Linger: -1, SendHWM: 10000, RecvHWM: 10000})
+		// RecvTimeout, not a context per Recv: a timer per reply would
+		// cost the server under test CPU it shares with this client.
+		s, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Options{Linger: -1, SendHWM: 10000, RecvHWM: 10000, RecvTimeout: replyTimeout})
 		if err != nil {
 			return nil, err
 		}
@@ -183,11 +194,18 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		deadline = time.Now().Add(cfg.Duration)
 	}
 	start = time.Now()
+	// With a Rate, client c sends its k-th request at start + (k + c/Clients)
+	// × every, so the clients' schedules interleave evenly.
+	var every time.Duration
+	if cfg.Rate > 0 {
+		every = time.Duration(float64(cfg.Clients) / cfg.Rate * float64(time.Second))
+	}
 	for c, s := range socks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sent := make([]time.Time, cfg.Pipeline) // by request id mod Pipeline
+			offset := every * time.Duration(c) / time.Duration(cfg.Clients)
 			tok := clientToken(c, start)
 			more := func() bool {
 				if budget > 0 {
@@ -204,12 +222,78 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 					body = fmt.Appendf(nil, `{"id":%d,"token":"%s","name":"reg-%d","host":"10.8.0.1","port":%d,"ttl":60}`,
 						id, tok, c, 1+id%1000)
 				}
-				sent[id%cfg.Pipeline] = time.Now()
+				if every > 0 {
+					sent[id%cfg.Pipeline] = start.Add(offset + time.Duration(id)*every)
+				} else {
+					sent[id%cfg.Pipeline] = time.Now()
+				}
 				verb := "LOOKUP"
 				if cfg.Op == "register" {
 					verb = "REGISTER"
 				}
 				return s.SendContext(ctx, []byte(verb), body)
+			}
+			if every > 0 {
+				// Open loop: a sender on the schedule, this goroutine on
+				// the replies; slots keep Pipeline requests in flight.
+				slots := make(chan struct{}, cfg.Pipeline)
+				sendDone := make(chan int, 1)
+				go func() {
+					n := 0
+					for ; more(); n++ {
+						select {
+						case slots <- struct{}{}:
+						case <-ctx.Done():
+							sendDone <- n
+							return
+						}
+						if d := time.Until(start.Add(offset + time.Duration(n)*every)); d > 0 {
+							time.Sleep(d)
+						}
+						if err := send(n); err != nil {
+							errOnce.Do(func() { runErr = err })
+							break
+						}
+					}
+					sendDone <- n
+				}()
+				total := -1
+				for got := 0; total < 0 || got < total; {
+					if total < 0 {
+						select {
+						case total = <-sendDone:
+							continue
+						default:
+						}
+						if len(slots) == 0 {
+							// Nothing in flight: wait for the sender, not a reply.
+							select {
+							case total = <-sendDone:
+								continue
+							case <-time.After(time.Millisecond):
+								continue
+							}
+						}
+					}
+					rep, err := recvTimeout(ctx, s)
+					if err != nil {
+						errOnce.Do(func() { runErr = err })
+						return
+					}
+					id, ok := replyID(rep)
+					if !ok {
+						errOnce.Do(func() { runErr = fmt.Errorf("loadgen: reply without id: %q", rep) })
+						return
+					}
+					lats[c] = append(lats[c], time.Since(sent[id%cfg.Pipeline]))
+					cfg.Completed.Add(1)
+					if string(rep[0]) != "OK" {
+						errs.Add(1)
+					}
+					got++
+					<-slots
+				}
+				return
 			}
 			outstanding, next := 0, 0
 			for outstanding < cfg.Pipeline && more() {
@@ -286,9 +370,12 @@ func cleanup(ctx context.Context, s *zmtp.Socket, tokens []string) {
 	}
 }
 
+// replyTimeout bounds the wait for each reply.
+const replyTimeout = 10 * time.Second
+
+// recvTimeout receives one reply (the socket's RecvTimeout bounds the
+// wait; ctx cancels it).
 func recvTimeout(ctx context.Context, s *zmtp.Socket) ([][]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	rep, err := s.RecvContext(ctx)
 	if err == nil && len(rep) != 2 {
 		err = fmt.Errorf("loadgen: reply of %d frames", len(rep))
