@@ -20,10 +20,12 @@ type clientFlags struct {
 	common
 	timeout time.Duration
 	json    bool
+	keys    clientKeyFlags // curve.go
 }
 
 func (f *clientFlags) define(fs *flag.FlagSet, jsonFlag bool) {
 	f.common.define(fs)
+	f.keys.define(fs)
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for the server's reply")
 	if jsonFlag {
 		fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
@@ -54,7 +56,11 @@ func clientCommand(io stdio, name, synopsis, help string, args []string, jsonFla
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	c, err := registry.NewClient(registry.ClientConfig{Endpoint: ep, Logger: log, Timeout: f.timeout})
+	sec, err := f.keys.security()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := registry.NewClient(registry.ClientConfig{Endpoint: ep, Logger: log, Timeout: f.timeout, Security: sec})
 	if err != nil {
 		return nil, nil, nil, err
 	}

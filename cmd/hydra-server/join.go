@@ -16,10 +16,12 @@ type joinFlags struct {
 	interval time.Duration
 	timeout  time.Duration
 	grace    time.Duration
+	keys     listFlag // --join-key, with --curve (curve.go)
 }
 
 func (f *joinFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.peers, "join", "join the server at `HOST[:PORT]` (port 8420 if omitted; tcp://HOST:PORT too) and share registered services with it, and through it with the servers it joins (repeatable; space-separated in $HYDRA_JOIN)")
+	fs.Var(&f.keys, "join-key", "with --curve: the public `key` (Z85) of the server named by the --join in the same position (repeatable)")
 	fs.DurationVar(&f.interval, "join-interval", 0, "how often each join link carries its digest and heartbeat (default 1s)")
 	fs.DurationVar(&f.timeout, "join-timeout", 0, "drop and redial a join link silent this long (default 5 × --join-interval)")
 	fs.DurationVar(&f.grace, "join-grace", 0, "how long the services of a server no longer heard from (through any link) stay before they expire (default 30s)")
@@ -35,17 +37,7 @@ func (f *joinFlags) config(joined func(addr string)) registry.JoinConfig {
 				joined(ev.Addr)
 			}
 		},
-		// HOOK (CURVE on join links): the registry side is done and tested
-		// (registry.TestJoinCurve). When serve.go sets cfg.Security from
-		// keys (secure.CurveServer: the ZMTP port runs CURVE and its
-		// allow-list refuses unknown keys, for clients and joining servers
-		// alike), set Security here too, with each peer's server key (say a
-		// --join-key flag paired with --join in order, as --remote-key is
-		// with --tunnel):
-		//   Security: func(addr string) func() zmtp.Mechanism {
-		//       return secure.CurveClient(keyPair, joinKeys[addr])
-		//   },
-		// Without it, links dial with NULL: plaintext, trusted networks.
+		// Security (CURVE per peer) is set by serve from --join-key.
 	}
 }
 

@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hydra-net/hydra/registry"
@@ -99,6 +102,11 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err != nil {
 		return err
 	}
+	// curve.go: CURVE on the ZMTP port and on join links (--curve).
+	cfg.Security = tun.serverSecurity()
+	if cfg.Join.Security, err = tun.joinSecurity(f.join.peers.addrs, f.join.keys); err != nil {
+		return err
+	}
 	srv, err := registry.NewServer(cfg)
 	if err != nil {
 		return err
@@ -120,19 +128,26 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 		<-done
 		return err
 	}
-	select {
-	case err := <-done:
-		tun.stop()
-		return err
-	case <-ctx.Done():
-		stop() // a second signal kills the process
-		log.Info("shutting down", "reason", context.Cause(ctx))
-		tun.stop() // tunnel.go: deregister proxies while the server still serves
-		srv.Close()
-		if err := <-done; !errors.Is(err, registry.ErrClosed) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			tun.reload(log) // curve.go: re-read --allow-file
+		case err := <-done:
+			tun.stop()
 			return err
+		case <-ctx.Done():
+			stop() // a second signal kills the process
+			log.Info("shutting down", "reason", context.Cause(ctx))
+			tun.stop() // tunnel.go: deregister proxies while the server still serves
+			srv.Close()
+			if err := <-done; !errors.Is(err, registry.ErrClosed) {
+				return err
+			}
+			return nil // a signal before Serve even started is still a clean stop
 		}
-		return nil // a signal before Serve even started is still a clean stop
 	}
 }
 

@@ -30,10 +30,14 @@ type tunnelFlags struct {
 	maxStreams int
 	backlog    int
 	keepalive  time.Duration
+	curve      bool // CURVE on the ZMTP port too (curve.go)
+	allowAny   bool
 }
 
 func (f *tunnelFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.keyFile, "key-file", "", "this server's secret key `file` (hydra-server keygen; zcert format): its identity on tunnels")
+	fs.BoolVar(&f.curve, "curve", false, "run CURVE on the ZMTP port too (needs --key-file): clients and joining servers must know this server's public key, and theirs must be on --allow-file (or --allow-any-key)")
+	fs.BoolVar(&f.allowAny, "allow-any-key", false, "accept any peer key on tunnels and CURVE (encryption without authorization; instead of --allow-file)")
 	fs.StringVar(&f.allowFile, "allow-file", "", "`file` of public keys (Z85, one a line) of servers allowed to open tunnels to this one; without it inbound tunnels are refused")
 	fs.Var(&f.remotes, "tunnel", "keep a tunnel to the server at `REMOTE[:PORT]` (port 8420 if omitted): its services become reachable here and ours there (repeatable; pair each with a --remote-key, in order; needs --key-file)")
 	fs.Var(&f.keys, "remote-key", "the tunnel remote's public `key` (Z85, 40 characters), pinned: one per --tunnel, in the same order")
@@ -49,6 +53,9 @@ func (f *tunnelFlags) define(fs *flag.FlagSet) {
 // file is given (then the port is plain ZMTP, as before).
 type tunnelSetup struct {
 	cfg    registry.TunnelConfig
+	kp     secure.KeyPair
+	allow  *secure.AllowList // --allow-file, reloaded on SIGHUP
+	curve  bool
 	sl     *registry.SharedListener
 	cancel context.CancelFunc
 	done   chan error
@@ -61,18 +68,22 @@ func (f *tunnelFlags) setup(log *slog.Logger, host, proto string) (*tunnelSetup,
 		return nil, usagef("%d --tunnel and %d --remote-key: give one key per tunnel, in the same order", len(f.remotes), len(f.keys))
 	}
 	if f.keyFile == "" {
+		if f.curve || f.allowAny {
+			return nil, usagef("--curve and --allow-any-key need --key-file (this server's key pair; hydra-server keygen makes one)")
+		}
 		if len(f.remotes) > 0 || f.allowFile != "" {
 			return nil, usagef("--tunnel and --allow-file need --key-file (this server's key pair; hydra-server keygen makes one)")
 		}
 		return nil, nil
 	}
-	if proto != "tcp" {
+	if proto != "tcp" && (len(f.remotes) > 0 || f.allowFile != "" || f.allowAny) {
 		return nil, usagef("tunnels need --proto tcp")
 	}
 	kp, err := secure.LoadKeyPair(f.keyFile)
 	if err != nil {
 		return nil, err
 	}
+	ts := &tunnelSetup{kp: kp, curve: f.curve}
 	cfg := registry.TunnelConfig{Static: kp, Logger: log, ProxyHost: host,
 		Mux: mux.Config{StreamWindow: uint32(f.window), MaxStreams: f.maxStreams, AcceptBacklog: f.backlog,
 			KeepAliveInterval: f.keepalive}}
@@ -82,6 +93,18 @@ func (f *tunnelFlags) setup(log *slog.Logger, host, proto string) (*tunnelSetup,
 			return nil, err
 		}
 		cfg.Allow = al
+		ts.allow = al
+	}
+	if f.allowAny {
+		if f.allowFile != "" {
+			return nil, usagef("--allow-any-key and --allow-file exclude each other")
+		}
+		cfg.Allow = secure.AllowAny()
+	}
+	if f.curve {
+		// Tunnels talk to their own server as a client: with CURVE on,
+		// with the server's own key, which serverSecurity always allows.
+		cfg.Client.Security = secure.CurveClient(kp, kp.Public)
 	}
 	for i, r := range f.remotes {
 		key, err := secure.ParsePublicKey(f.keys[i])
@@ -106,13 +129,20 @@ func (f *tunnelFlags) setup(log *slog.Logger, host, proto string) (*tunnelSetup,
 	if err := cfg.Verify(); err != nil {
 		return nil, usagef("%v", strings.TrimPrefix(err.Error(), "registry: "))
 	}
-	return &tunnelSetup{cfg: cfg}, nil
+	ts.cfg = cfg
+	return ts, nil
+}
+
+// tunnels reports whether any tunnel is configured, out (--tunnel) or in
+// (--allow-file, --allow-any-key).
+func (ts *tunnelSetup) tunnels() bool {
+	return ts != nil && (len(ts.cfg.Remotes) > 0 || ts.cfg.Allow != nil)
 }
 
 // bind binds the server: with tunnels on, through a listener that hands
 // ZMTP peers to the server and tunnels to Tunnels (one port for both).
 func (ts *tunnelSetup) bind(srv *registry.Server, ep string) error {
-	if ts == nil {
+	if !ts.tunnels() || !strings.HasPrefix(ep, "tcp://") {
 		return srv.Bind(ep)
 	}
 	addr := strings.TrimPrefix(ep, "tcp://")
@@ -126,7 +156,7 @@ func (ts *tunnelSetup) bind(srv *registry.Server, ep string) error {
 
 // start runs the tunnels once the server serves.
 func (ts *tunnelSetup) start(endpoint string) error {
-	if ts == nil {
+	if !ts.tunnels() {
 		return nil
 	}
 	tun, err := registry.NewTunnels(ts.cfg)

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/secure"
+)
+
+// TestCurveServer: with --curve the registry port speaks CURVE only; a
+// client whose key is on --allow-file gets in, others do not, and SIGHUP
+// re-reads the allow-list.
+func TestCurveServer(t *testing.T) {
+	dir := t.TempDir()
+	keygen := func(name string) (string, secure.KeyPair) {
+		path := filepath.Join(dir, name)
+		kp, err := secure.Keygen(path, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path, kp
+	}
+	serverKey, server := keygen("server.key")
+	aliceKey, alice := keygen("alice.key")
+	bobKey, bob := keygen("bob.key")
+	allow := filepath.Join(dir, "allowed.keys")
+	if err := os.WriteFile(allow, []byte("# who may talk to this server\n"+alice.Public.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, ep := startServer(t, nil, "--key-file", serverKey, "--curve", "--allow-file", allow, "--service", "ssh=tcp://127.0.0.1:22")
+	port := portOf(t, ep)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lookup := func(extra ...string) (int, string, string) {
+		return runCmd(ctx, append([]string{"lookup", "ssh", "--port", port, "--timeout", "2s"}, extra...)...)
+	}
+
+	if code, out, errs := lookup("--server-key", server.Public.String(), "--key-file", aliceKey); code != 0 || !strings.Contains(out, "127.0.0.1:22") {
+		t.Fatalf("allowed client: %d %q %q", code, out, errs)
+	}
+	if code, out, _ := lookup(); code == 0 {
+		t.Fatalf("a NULL client was served by a CURVE server: %q", out)
+	}
+	if code, out, _ := lookup("--server-key", server.Public.String(), "--key-file", bobKey); code == 0 {
+		t.Fatalf("a client whose key is not allowed was served: %q", out)
+	}
+	if code, out, _ := lookup("--server-key", alice.Public.String(), "--key-file", aliceKey); code == 0 {
+		t.Fatalf("a client pinning the wrong server key was served: %q", out)
+	}
+
+	// Bob is added; SIGHUP makes the server re-read the file.
+	if err := os.WriteFile(allow, []byte(alice.Public.String()+"\n"+bob.Public.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv.signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, out, errs := lookup("--server-key", server.Public.String(), "--key-file", bobKey)
+		if code == 0 && strings.Contains(out, "127.0.0.1:22") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob still refused after SIGHUP: %d %q %q\nserver: %s", code, out, errs, srv.stderr())
+		}
+	}
+	srv.signal(syscall.SIGTERM)
+	if code := srv.wait(); code != 0 {
+		t.Fatalf("server exit %d: %s", code, srv.stderr())
+	}
+}
+
+func TestCurveFlagErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"--curve"},         // no key
+		{"--allow-any-key"}, // no key
+		{"--join", "127.0.0.1:1", "--join-key", "x"}, // key without --curve
+		{"lookup", "x", "--key-file", "k"},           // client key without a server key
+		{"lookup", "x", "--server-key", "not-z85"},
+	} {
+		if code, _, errs := runCmd(ctx, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%q)", args, code, errs)
+		}
+	}
+}
