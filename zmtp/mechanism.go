@@ -46,10 +46,10 @@ type MessageCipher interface {
 	// returns the inner frame's flags and body. The body may alias b:
 	// Open may decrypt in place, since b is memory of its own (zmtp never
 	// reads b again after Open nor reuses its memory for later frames).
-	// Every frame goes through Open whatever its own
-	// flags: libzmq sends CURVE's MESSAGE as a data frame without the
-	// COMMAND bit, though spec 26 calls it a command. A frame that is not
-	// a sealed message is an error, which ends the connection.
+	// Every frame goes through Open whatever its own flags: libzmq sends
+	// CURVE's MESSAGE as a data frame without the COMMAND bit, though
+	// spec 26 calls it a command. A frame that is not a sealed message is
+	// an error, which ends the connection.
 	Open(b []byte) (flags byte, body []byte, err error)
 }
 
