@@ -287,6 +287,9 @@ func runServerHandshakeFuzz(t *testing.T, data []byte) {
 	go func() {
 		defer close(done)
 		cs, cerr = cli.Handshake(&mutConn{inner: a, mut: data[1:]}, zmtp.Metadata{{Name: "Socket-Type", Value: []byte("PUSH")}})
+		if cerr != nil {
+			close(a.out) // a client that gave up sends nothing more: the server's pending read ends
+		}
 	}()
 	ss, serr := srv.Handshake(b, nil)
 	if serr != nil {
