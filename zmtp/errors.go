@@ -11,9 +11,6 @@ var (
 	ErrClosed = errors.New("zmtp: socket closed")
 	// ErrTimeout is returned when a send or receive timeout expires.
 	ErrTimeout = errors.New("zmtp: timeout")
-	// ErrWouldBlock is returned by a non-blocking send when no peer can take
-	// the message (every pipe at its high-water mark, or no pipe at all).
-	ErrWouldBlock = errors.New("zmtp: operation would block")
 	// ErrState is returned when the socket's pattern forbids the operation
 	// now, e.g. a REQ socket sending twice without receiving.
 	ErrState = errors.New("zmtp: operation not valid in the current socket state")
