@@ -37,12 +37,18 @@ const (
 // twice as fast as in 64 KiB frames on loopback); smaller ones would let
 // other streams in sooner: 256 KiB holds a 100 Mbit/s link for about 21 ms.
 //
-// proxyBufSize, the size of Proxy's copy buffers, makes a frame of one
-// buffer exactly one Noise message.
+// proxyBufSize, the size of Proxy's copy buffers on a bulk transfer, lets
+// one read from a TCP connection fill a whole frame: a bulk stream then
+// costs a quarter of the trips through yamux of 64 KiB reads (about 10%
+// more throughput through a tunnel on loopback), and a read returns
+// whatever has arrived, so small exchanges are not delayed. Until a read
+// fills it, a direction copies with smallProxyBufSize, a frame of exactly
+// one Noise message.
 const (
-	noisePayload = 65535 - 16
-	maxFrameData = 4*noisePayload - hdrSize
-	proxyBufSize = noisePayload - hdrSize
+	noisePayload      = 65535 - 16
+	maxFrameData      = 4*noisePayload - hdrSize
+	proxyBufSize      = maxFrameData
+	smallProxyBufSize = noisePayload - hdrSize
 )
 
 // livePingBit marks the ids of the session's own liveness pings, so that

@@ -8,10 +8,19 @@ import (
 	"sync"
 )
 
-var proxyBufs = sync.Pool{New: func() any {
-	b := make([]byte, proxyBufSize)
-	return &b
-}}
+// Copy buffers: a direction starts with a small one and moves to a big one
+// the first time a read fills it (a bulk transfer), so that many idle or
+// interactive connections hold 64 KiB each, not 256 KiB.
+var (
+	smallProxyBufs = sync.Pool{New: func() any {
+		b := make([]byte, smallProxyBufSize)
+		return &b
+	}}
+	proxyBufs = sync.Pool{New: func() any {
+		b := make([]byte, proxyBufSize)
+		return &b
+	}}
+)
 
 // Proxy copies a to b and b to a until both directions end, then closes
 // both connections, and returns nil if both ended with EOF.
@@ -53,8 +62,9 @@ func Proxy(ctx context.Context, a, b net.Conn) error {
 // pipe copies src to dst with a pooled buffer. On EOF it half-closes dst;
 // on any error it aborts both sides.
 func pipe(dst, src net.Conn, abortBoth func()) error {
-	bp := proxyBufs.Get().(*[]byte)
-	defer proxyBufs.Put(bp)
+	pool := &smallProxyBufs
+	bp := pool.Get().(*[]byte)
+	defer func() { pool.Put(bp) }()
 	buf := *bp
 	for {
 		n, rerr := src.Read(buf)
@@ -63,6 +73,12 @@ func pipe(dst, src net.Conn, abortBoth func()) error {
 				abortBoth()
 				return werr
 			}
+		}
+		if n == len(buf) && pool == &smallProxyBufs {
+			pool.Put(bp)
+			pool = &proxyBufs
+			bp = pool.Get().(*[]byte)
+			buf = *bp
 		}
 		if rerr == io.EOF {
 			if cw, ok := dst.(interface{ CloseWrite() error }); ok {

@@ -143,14 +143,11 @@ func (s *Socket) SendContext(ctx context.Context, frames ...[]byte) error {
 		}
 		done, err := s.trySend(frames)
 		if done || err != nil {
-			if timer != nil {
-				timer.Stop()
-			}
 			return err
 		}
 		if timer == nil && s.opt.SendTimeout > 0 {
-			timer = time.NewTimer(s.opt.SendTimeout)
-			defer timer.Stop()
+			timer = s.sendTimer.get(s.opt.SendTimeout)
+			defer s.sendTimer.put(timer) // runs before s.mu.Unlock
 		}
 		if err := s.wait(ctx, s.sendWaitCh(), timer); err != nil {
 			return err
@@ -286,8 +283,8 @@ func (s *Socket) RecvContext(ctx context.Context) ([][]byte, error) {
 			return msg, err
 		}
 		if timer == nil && s.opt.RecvTimeout > 0 {
-			timer = time.NewTimer(s.opt.RecvTimeout)
-			defer timer.Stop()
+			timer = s.recvTimer.get(s.opt.RecvTimeout)
+			defer s.recvTimer.put(timer) // runs before s.mu.Unlock
 		}
 		if err := s.wait(ctx, s.recvWaitCh(), timer); err != nil {
 			return nil, err

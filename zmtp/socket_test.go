@@ -373,6 +373,49 @@ func TestPubDropsAtHWMPushBlocks(t *testing.T) {
 	}
 }
 
+// TestRecvTimeoutReused: the RecvTimeout timer a socket keeps for its
+// waits times out every Recv that waits, again and again, and concurrent
+// waiters each get the full timeout; a message still arrives after them.
+func TestRecvTimeoutReused(t *testing.T) {
+	const timeout = 30 * time.Millisecond
+	pull := newSock(t, PULL, Options{RecvTimeout: timeout})
+	ep := bind(t, pull, "tcp://127.0.0.1:0")
+	for i := range 3 {
+		start := time.Now()
+		if _, err := pull.Recv(); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("recv %d: %v, want ErrTimeout", i, err)
+		}
+		if d := time.Since(start); d < timeout {
+			t.Fatalf("recv %d timed out after %v, before RecvTimeout %v", i, d, timeout)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = pull.Recv()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("concurrent recv %d: %v, want ErrTimeout", i, err)
+		}
+	}
+	push := newSock(t, PUSH, Options{})
+	connect(t, push, ep)
+	sendT(t, push, "after")
+	eq(t, recvT(t, pull), "after")
+	// A stale expiry of an earlier wait must not end a later one early.
+	time.Sleep(2 * timeout)
+	start := time.Now()
+	if _, err := pull.Recv(); !errors.Is(err, ErrTimeout) || time.Since(start) < timeout {
+		t.Fatalf("recv after a message: %v after %v, want ErrTimeout after %v", err, time.Since(start), timeout)
+	}
+}
+
 func TestContextCancelsRecv(t *testing.T) {
 	pull := newSock(t, PULL, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

@@ -213,13 +213,21 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 				}
 				return time.Now().Before(deadline)
 			}
+			verb := []byte("LOOKUP")
+			if cfg.Op == "register" {
+				verb = []byte("REGISTER")
+			}
+			var body []byte // reused: SendContext copies the frames
 			send := func(id int) error {
-				var body []byte
 				if cfg.Op == "lookup" {
-					body = fmt.Appendf(nil, `{"id":%d,"name":"bench-%d"}`, id, (c*7919+id)%cfg.Names)
+					body = append(body[:0], `{"id":`...)
+					body = strconv.AppendInt(body, int64(id), 10)
+					body = append(body, `,"name":"bench-`...)
+					body = strconv.AppendInt(body, int64((c*7919+id)%cfg.Names), 10)
+					body = append(body, `"}`...)
 				} else {
 					// Cycles through 1000 endpoints per client: creates, then renews.
-					body = fmt.Appendf(nil, `{"id":%d,"token":"%s","name":"reg-%d","host":"10.8.0.1","port":%d,"ttl":60}`,
+					body = fmt.Appendf(body[:0], `{"id":%d,"token":"%s","name":"reg-%d","host":"10.8.0.1","port":%d,"ttl":60}`,
 						id, tok, c, 1+id%1000)
 				}
 				if every > 0 {
@@ -227,11 +235,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 				} else {
 					sent[id%cfg.Pipeline] = time.Now()
 				}
-				verb := "LOOKUP"
-				if cfg.Op == "register" {
-					verb = "REGISTER"
-				}
-				return s.SendContext(ctx, []byte(verb), body)
+				return s.SendContext(ctx, verb, body)
 			}
 			if every > 0 {
 				// Open loop: a sender on the schedule, this goroutine on
