@@ -129,7 +129,11 @@ func decodeBody(body []byte, r *request) *Error {
 	if len(b) == 0 || b[0] != '{' {
 		return badRequest("body is not a JSON object: %s", quote(string(b)))
 	}
-	if err := json.Unmarshal(b, r); err != nil {
+	var err error
+	if !decodeFlat(b, r) { // fast path for simple bodies (fastjson.go)
+		err = json.Unmarshal(b, r)
+	}
+	if err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
