@@ -78,6 +78,7 @@ type Socket struct {
 	recvWait  chan struct{}
 	sendWait  chan struct{}
 	recvTimer timerSlot // RecvTimeout, reused by each Recv that waits
+	connErr   error     // why the latest outgoing connection attempt failed; see ConnectError
 	sendTimer timerSlot
 	listeners []net.Listener
 	conns     map[*conn]struct{}
@@ -263,13 +264,21 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 				return
 			}
 			start := time.Now()
-			c.serve()
+			err = c.serve()
+			if c.ready.Load() {
+				err = nil // it connected; how it ended is not a connect error
+			}
 			s.untrack(c)
 			if time.Since(start) > s.opt.ReconnectIntervalMax {
 				backoff = s.opt.ReconnectInterval // it was up a while: start over
 			}
 		} else if s.ctx.Err() == nil {
 			s.log.Debug("zmtp: connect", "addr", addr, "err", err)
+		}
+		if err != nil && s.ctx.Err() == nil {
+			s.mu.Lock()
+			s.connErr = fmt.Errorf("connecting to %s: %w", addr, err)
+			s.mu.Unlock()
 		}
 		select {
 		case <-s.ctx.Done():
@@ -278,6 +287,17 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 		}
 		backoff = min(2*backoff, s.opt.ReconnectIntervalMax)
 	}
+}
+
+// ConnectError says why the latest attempt of this socket to connect to a
+// peer (Connect's endpoints) failed: a dial error, or a handshake error such
+// as ErrMechanism or the peer's ERROR command. It is nil before any attempt
+// failed and again once a handshake succeeds. A Send or Recv that waits for a
+// peer can use it to explain the wait.
+func (s *Socket) ConnectError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connErr
 }
 
 func (s *Socket) track(c *conn) bool {
@@ -334,6 +354,9 @@ func (s *Socket) attach(c *conn) error {
 	}
 	if c.pipe == nil {
 		s.pipes = append(s.pipes, p)
+	}
+	if p.persistent {
+		s.connErr = nil // an outgoing connection made it
 	}
 	c.pipe, p.c, p.v31 = p, c, c.v31
 	p.dead = false

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -413,6 +414,53 @@ func TestRecvTimeoutReused(t *testing.T) {
 	start := time.Now()
 	if _, err := pull.Recv(); !errors.Is(err, ErrTimeout) || time.Since(start) < timeout {
 		t.Fatalf("recv after a message: %v after %v, want ErrTimeout after %v", err, time.Since(start), timeout)
+	}
+}
+
+// TestConnectError: a socket that cannot reach its peer says why (a dial
+// error, a handshake error), and forgets it once a connection is made.
+func TestConnectError(t *testing.T) {
+	waitErr := func(s *Socket, want func(error) bool) error {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := s.ConnectError()
+			if want(err) {
+				return err
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ConnectError is %v", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	dealer := newSock(t, DEALER, Options{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 20 * time.Millisecond})
+	if err := dealer.ConnectError(); err != nil {
+		t.Fatalf("before any attempt: %v", err)
+	}
+	connect(t, dealer, "tcp://"+addr)
+	err = waitErr(dealer, func(err error) bool { return err != nil })
+	if !strings.Contains(err.Error(), addr) {
+		t.Fatalf("dial error %q does not name %s", err, addr)
+	}
+	// A peer with another mechanism: the handshake error.
+	plain := newSock(t, ROUTER, Options{Security: PlainServer(PlainCredentials("u", "p"))})
+	bind(t, plain, "tcp://"+addr)
+	waitErr(dealer, func(err error) bool { return errors.Is(err, ErrMechanism) })
+	plain.Close()
+	// A peer it can talk to: no error any more.
+	router := newSock(t, ROUTER, Options{})
+	bind(t, router, "tcp://"+addr)
+	waitErr(dealer, func(err error) bool { return err == nil })
+	sendT(t, dealer, "hello")
+	if m := recvT(t, router); string(m[1]) != "hello" {
+		t.Fatalf("router got %q", m)
 	}
 }
 

@@ -26,6 +26,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/hydra-net/hydra/zmtp"
 )
 
 // version is set at release builds with -ldflags "-X main.version=v1.2.3".
@@ -100,6 +102,9 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 		return 2
 	default:
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
+		if errors.Is(err, zmtp.ErrMechanism) {
+			fmt.Fprintln(io.err, "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key")
+		}
 		return 1
 	}
 }
