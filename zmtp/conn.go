@@ -32,6 +32,7 @@ type conn struct {
 	writerDone chan struct{}
 	stopping   atomic.Bool
 	ready      atomic.Bool  // attached, writer running
+	spare      atomic.Int64 // bytes of buffers the writer keeps for reuse (tests read it)
 	peerTTL    atomic.Int64 // ns; the peer's PING TTL
 
 	// Receive assembly. Messages are slices of slab (a shared array of
@@ -316,12 +317,29 @@ func (c *conn) writeLoop() {
 	var ttl [2]byte
 	binary.BigEndian.PutUint16(ttl[:], uint16(min(c.s.opt.HeartbeatTTL/(100*time.Millisecond), 0xFFFF)))
 	var spareOut, spareCtrl, sealed []byte
+	var trim *time.Timer // armed while idle with buffers over maxIdleSpare
+	var trimC <-chan time.Time
+	defer func() {
+		if trim != nil {
+			trim.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-c.wake:
 		case <-tick:
 			c.s.queueCommand(c, CmdPing, ttl[:])
 			continue // queueCommand wakes us
+		case <-trimC:
+			trimC = nil
+			spareOut, spareCtrl, sealed = trimmed(spareOut[:0]), trimmed(spareCtrl[:0]), trimmed(sealed[:0])
+			c.spare.Store(int64(cap(spareOut) + cap(spareCtrl) + cap(sealed)))
+			c.s.mu.Lock()
+			if p := c.pipe; p != nil && p.c == c {
+				p.out, p.ctrl = trimmed(p.out), trimmed(p.ctrl)
+			}
+			c.s.mu.Unlock()
+			continue
 		case <-c.stop:
 			return
 		}
@@ -332,8 +350,17 @@ func (c *conn) writeLoop() {
 			out, ctrl := p.out, p.ctrl
 			if len(out) == 0 && len(ctrl) == 0 {
 				p.kicked, p.writing = false, false
+				big := max(cap(out), cap(ctrl), cap(spareOut), cap(spareCtrl), cap(sealed)) > maxIdleSpare
 				s.wakeSenders()
 				s.mu.Unlock()
+				if big {
+					if trim == nil {
+						trim = time.NewTimer(idleTrim)
+					} else {
+						trim.Reset(idleTrim)
+					}
+					trimC = trim.C
+				}
 				break
 			}
 			p.out, p.ctrl = spareOut[:0], spareCtrl[:0]
@@ -375,19 +402,37 @@ func (c *conn) writeLoop() {
 				return
 			}
 			spareOut, spareCtrl = recycle(out), recycle(ctrl)
+			c.spare.Store(int64(cap(spareOut) + cap(spareCtrl) + cap(sealed)))
 		}
 	}
 }
 
-// maxSpare caps the write buffers kept for reuse, so one burst of large
-// messages does not pin its memory for the connection's life.
-const maxSpare = 1 << 20
+// Write buffers are reused from one write to the next, up to maxSpare
+// bytes each: a PUB whose subscriber lags queues up to SendHWM messages
+// between two writes (64 MB of 64 KiB messages at the default HWM), and
+// growing such a queue afresh for each write made PUB→SUB 4-6× slower
+// than PUSH→PULL (`hydra-server bench zmtp --pattern pub-sub`). Buffers
+// over maxIdleSpare are let go once the connection has had nothing to write
+// for idleTrim, so a burst does not pin its memory for the connection's life.
+const (
+	maxSpare     = 128 << 20
+	maxIdleSpare = 1 << 20
+	idleTrim     = time.Second
+)
 
 func recycle(b []byte) []byte {
 	if cap(b) > maxSpare {
 		return nil
 	}
 	return b[:0]
+}
+
+// trimmed returns b, or nil if b is an empty buffer over maxIdleSpare.
+func trimmed(b []byte) []byte {
+	if len(b) == 0 && cap(b) > maxIdleSpare {
+		return nil
+	}
+	return b
 }
 
 // seal encrypts each plaintext frame of src into dst.

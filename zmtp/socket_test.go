@@ -658,3 +658,51 @@ func TestBindListener(t *testing.T) {
 	sendT(t, req, "via my listener")
 	eq(t, recvT(t, rep), "via my listener")
 }
+
+// TestPubBuffersReleasedWhenIdle: a PUB whose subscriber lags queues up to
+// SendHWM messages in one buffer, which is reused while the connection is
+// busy (its writer keeps it) and let go once it has been idle for idleTrim.
+func TestPubBuffersReleasedWhenIdle(t *testing.T) {
+	pub := newSock(t, PUB, Options{SendHWM: 100})
+	sub := newSock(t, SUB, Options{RecvHWM: 1})
+	sub.Subscribe(nil)
+	connect(t, sub, bind(t, pub, "tcp://127.0.0.1:0"))
+	maxQueued := func() int {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		m := 0
+		for _, p := range pub.pipes {
+			m = max(m, cap(p.out))
+			if p.c != nil {
+				m = max(m, int(p.c.spare.Load()))
+			}
+		}
+		return m
+	}
+	msg := make([]byte, 64<<10)
+	// Until the subscription arrives the PUB sends nothing; then the
+	// subscriber stops reading and the PUB's queue fills to SendHWM.
+	for deadline := time.Now().Add(10 * time.Second); maxQueued() <= maxIdleSpare; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the PUB's queue never grew past %d bytes", maxIdleSpare)
+		}
+		sendT(t, pub, string(msg))
+	}
+	// The subscriber drains everything; then the connection idles.
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := sub.RecvContext(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+	}
+	for deadline := time.Now().Add(idleTrim + 5*time.Second); maxQueued() > maxIdleSpare; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle PUB still holds a %d-byte queue buffer", maxQueued())
+		}
+	}
+	// And it still works.
+	sendT(t, pub, "after")
+	eq(t, recvT(t, sub), "after")
+}
