@@ -317,7 +317,7 @@ func (c *conn) writeLoop() {
 	var ttl [2]byte
 	binary.BigEndian.PutUint16(ttl[:], uint16(min(c.s.opt.HeartbeatTTL/(100*time.Millisecond), 0xFFFF)))
 	var spareOut, spareCtrl, sealed []byte
-	var trim *time.Timer // armed while idle with buffers over maxIdleSpare
+	var trim *time.Timer // armed when it idles holding buffers over maxIdleSpare
 	var trimC <-chan time.Time
 	defer func() {
 		if trim != nil {
@@ -353,7 +353,10 @@ func (c *conn) writeLoop() {
 				big := max(cap(out), cap(ctrl), cap(spareOut), cap(spareCtrl), cap(sealed)) > maxIdleSpare
 				s.wakeSenders()
 				s.mu.Unlock()
-				if big {
+				if big && trimC == nil {
+					// Not re-armed at every idle moment: a peer that
+					// keeps it briefly busy (heartbeats) must not keep
+					// postponing the trim forever.
 					if trim == nil {
 						trim = time.NewTimer(idleTrim)
 					} else {
@@ -412,8 +415,9 @@ func (c *conn) writeLoop() {
 // between two writes (64 MB of 64 KiB messages at the default HWM), and
 // growing such a queue afresh for each write made PUB→SUB 4-6× slower
 // than PUSH→PULL (`hydra-server bench zmtp --pattern pub-sub`). Buffers
-// over maxIdleSpare are let go once the connection has had nothing to write
-// for idleTrim, so a burst does not pin its memory for the connection's life.
+// over maxIdleSpare are let go idleTrim after the connection first ran out
+// of things to write while holding them (and again after each later burst),
+// so a burst does not pin its memory for the connection's life.
 const (
 	maxSpare     = 128 << 20
 	maxIdleSpare = 1 << 20

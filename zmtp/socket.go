@@ -78,8 +78,8 @@ type Socket struct {
 	recvWait  chan struct{}
 	sendWait  chan struct{}
 	recvTimer timerSlot // RecvTimeout, reused by each Recv that waits
-	connErr   error     // why the latest outgoing connection attempt failed; see ConnectError
 	sendTimer timerSlot
+	connErr   error // why the latest outgoing connection attempt failed; see ConnectError
 	listeners []net.Listener
 	conns     map[*conn]struct{}
 	endpoint  string
