@@ -663,7 +663,9 @@ func TestBindListener(t *testing.T) {
 // SendHWM messages in one buffer, which is reused while the connection is
 // busy (its writer keeps it) and let go once it has been idle for idleTrim.
 func TestPubBuffersReleasedWhenIdle(t *testing.T) {
-	pub := newSock(t, PUB, Options{SendHWM: 100})
+	// Heartbeats wake the writer every 100 ms; they must not keep
+	// postponing the release.
+	pub := newSock(t, PUB, Options{SendHWM: 100, HeartbeatInterval: 100 * time.Millisecond})
 	sub := newSock(t, SUB, Options{RecvHWM: 1})
 	sub.Subscribe(nil)
 	connect(t, sub, bind(t, pub, "tcp://127.0.0.1:0"))
