@@ -32,7 +32,7 @@ type conn struct {
 	writerDone chan struct{}
 	stopping   atomic.Bool
 	ready      atomic.Bool  // attached, writer running
-	spare      atomic.Int64 // bytes of buffers the writer keeps for reuse (tests read it)
+	spare      atomic.Int64 // bytes of spare buffers the writer idled with (tests read it)
 	peerTTL    atomic.Int64 // ns; the peer's PING TTL
 
 	// Receive assembly. Messages are slices of slab (a shared array of
@@ -353,6 +353,9 @@ func (c *conn) writeLoop() {
 				big := max(cap(out), cap(ctrl), cap(spareOut), cap(spareCtrl), cap(sealed)) > maxIdleSpare
 				s.wakeSenders()
 				s.mu.Unlock()
+				if big {
+					c.spare.Store(int64(cap(spareOut) + cap(spareCtrl) + cap(sealed)))
+				}
 				if big && trimC == nil {
 					// Not re-armed at every idle moment: a peer that
 					// keeps it briefly busy (heartbeats) must not keep
@@ -405,7 +408,6 @@ func (c *conn) writeLoop() {
 				return
 			}
 			spareOut, spareCtrl = recycle(out), recycle(ctrl)
-			c.spare.Store(int64(cap(spareOut) + cap(spareCtrl) + cap(sealed)))
 		}
 	}
 }

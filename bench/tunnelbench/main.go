@@ -23,6 +23,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -67,12 +69,22 @@ func main() {
 	}
 	var rows []row
 	measure := func(name, addr string) float64 {
-		mbs, err := stream(addr, *dur)
+		before, statErr := readCPUStat()
+		mbs, bytes, el, err := stream(addr, *dur)
 		if err != nil {
 			fmt.Printf("%-40s error: %v\n", name, err)
 			return 0
 		}
-		fmt.Printf("%-40s %9.1f MB/s\n", name, mbs)
+		line := fmt.Sprintf("%-40s %9.1f MB/s", name, mbs)
+		// The whole machine's CPU while the stream ran (all processes:
+		// sender, receiver, the relays under test): what a byte costs,
+		// which moves less than MB/s with the machine's state.
+		if after, err := readCPUStat(); statErr == nil && err == nil && after.total > before.total && bytes > 0 {
+			busy := float64(after.busy-before.busy) / float64(after.total-before.total)
+			cpuSec := busy * el.Seconds() * float64(runtime.NumCPU())
+			line += fmt.Sprintf("   CPU busy %3.0f%%, %.2f ns/B", 100*busy, cpuSec/float64(bytes)*1e9)
+		}
+		fmt.Println(line)
 		rows = append(rows, row{name, mbs})
 		return mbs
 	}
@@ -256,11 +268,12 @@ func startSink() string {
 }
 
 // stream sends for d through addr and returns MB/s as the sink counted
-// them (received bytes over the time to the sink's answer).
-func stream(addr string, d time.Duration) (float64, error) {
+// them (received bytes over the time to the sink's answer), the bytes and
+// that time.
+func stream(addr string, d time.Duration) (mbs float64, n uint64, el time.Duration, err error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	defer c.Close()
 	buf := make([]byte, 128<<10)
@@ -276,10 +289,41 @@ func stream(addr string, d time.Duration) (float64, error) {
 	c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	var b [8]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
-		return 0, fmt.Errorf("no count from the sink: %w", err)
+		return 0, 0, 0, fmt.Errorf("no count from the sink: %w", err)
 	}
-	el := time.Since(start)
-	return float64(binary.BigEndian.Uint64(b[:])) / el.Seconds() / 1e6, nil
+	el = time.Since(start)
+	n = binary.BigEndian.Uint64(b[:])
+	return float64(n) / el.Seconds() / 1e6, n, el, nil
+}
+
+// cpuStat is the machine's CPU time so far, from /proc/stat's "cpu" line
+// (Linux), in clock ticks summed over all CPUs.
+type cpuStat struct{ busy, total uint64 }
+
+func readCPUStat() (cpuStat, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuStat{}, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return cpuStat{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	// user nice system idle iowait irq softirq steal [guest guest_nice,
+	// already counted in user and nice]
+	var st cpuStat
+	for i, v := range f[1:min(len(f), 9)] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return cpuStat{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+		st.total += n
+		if i <= 2 || i == 5 || i == 6 {
+			st.busy += n
+		}
+	}
+	return st, nil
 }
 
 // startDelayRelay relays to target, delaying every chunk by oneWay in

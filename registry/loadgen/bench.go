@@ -237,6 +237,26 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 				}
 				return s.SendContext(ctx, verb, body)
 			}
+			// receive takes one reply and accounts for it; false ends the
+			// client (runErr says why).
+			receive := func() bool {
+				rep, err := recvTimeout(ctx, s)
+				if err != nil {
+					errOnce.Do(func() { runErr = err })
+					return false
+				}
+				id, ok := replyID(rep)
+				if !ok {
+					errOnce.Do(func() { runErr = fmt.Errorf("loadgen: reply without id: %q", rep) })
+					return false
+				}
+				lats[c] = append(lats[c], time.Since(sent[id%cfg.Pipeline]))
+				cfg.Completed.Add(1)
+				if string(rep[0]) != "OK" {
+					errs.Add(1)
+				}
+				return true
+			}
 			if every > 0 {
 				// Open loop: a sender on the schedule, this goroutine on
 				// the replies; slots keep Pipeline requests in flight.
@@ -279,20 +299,8 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 							}
 						}
 					}
-					rep, err := recvTimeout(ctx, s)
-					if err != nil {
-						errOnce.Do(func() { runErr = err })
+					if !receive() {
 						return
-					}
-					id, ok := replyID(rep)
-					if !ok {
-						errOnce.Do(func() { runErr = fmt.Errorf("loadgen: reply without id: %q", rep) })
-						return
-					}
-					lats[c] = append(lats[c], time.Since(sent[id%cfg.Pipeline]))
-					cfg.Completed.Add(1)
-					if string(rep[0]) != "OK" {
-						errs.Add(1)
 					}
 					got++
 					<-slots
@@ -309,22 +317,10 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 				outstanding++
 			}
 			for outstanding > 0 {
-				rep, err := recvTimeout(ctx, s)
-				if err != nil {
-					errOnce.Do(func() { runErr = err })
+				if !receive() {
 					return
 				}
 				outstanding--
-				id, ok := replyID(rep)
-				if !ok {
-					errOnce.Do(func() { runErr = fmt.Errorf("loadgen: reply without id: %q", rep) })
-					return
-				}
-				lats[c] = append(lats[c], time.Since(sent[id%cfg.Pipeline]))
-				cfg.Completed.Add(1)
-				if string(rep[0]) != "OK" {
-					errs.Add(1)
-				}
 				if more() {
 					if err := send(next); err != nil {
 						errOnce.Do(func() { runErr = err })
