@@ -37,11 +37,19 @@ func allowFile(t testing.TB, dir string, keys ...secure.PublicKey) string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s  # test peer\n", k)
 	}
-	p := filepath.Join(dir, "allow-"+fmt.Sprint(len(keys))+"-"+keys[0].String()[:4])
-	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+	// A fresh name per call: Z85 keys contain '/' and cannot name files.
+	f, err := os.CreateTemp(dir, "allow-*")
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	defer f.Close()
+	if _, err := f.WriteString(b.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }
 
 func tclient(t testing.TB, endpoint string) *registry.Client {
