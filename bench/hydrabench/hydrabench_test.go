@@ -326,6 +326,36 @@ func TestRegistryRate(t *testing.T) {
 	}
 }
 
+// TestRegistryWarmup: requests made during the warm-up are answered (the
+// progress counter sees them) but neither counted nor timed, closed and
+// open loop.
+func TestRegistryWarmup(t *testing.T) {
+	const warmup = 300 * time.Millisecond
+	for _, rate := range []float64{0, 2000} {
+		var prog atomic.Int64
+		start := time.Now()
+		r, err := Registry(context.Background(), RegistryConfig{Op: OpLookup, Count: 200, Concurrency: 2, Pipeline: 2,
+			Rate: rate, Warmup: warmup, Progress: &prog})
+		wall := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Count != 200 || r.Errors != 0 || r.Latency == nil || r.Latency.Samples != 200 {
+			t.Errorf("rate %v: count %d errors %d latency %+v", rate, r.Count, r.Errors, r.Latency)
+		}
+		// At 2000/s the warm-up alone makes ~600 requests; closed loop, far more.
+		if prog.Load() < 200+300 {
+			t.Errorf("rate %v: %d replies in all: the warm-up made too few requests", rate, prog.Load())
+		}
+		if r.Elapsed > wall-warmup {
+			t.Errorf("rate %v: elapsed %v includes the warm-up (wall time %v)", rate, r.Elapsed, wall)
+		}
+	}
+	if _, err := Registry(context.Background(), RegistryConfig{Warmup: -time.Second}); err == nil {
+		t.Error("negative warm-up accepted")
+	}
+}
+
 func TestRegistryTargetCleansUp(t *testing.T) {
 	ctx := context.Background()
 	srv, err := registry.NewServer(registry.Config{})

@@ -48,6 +48,9 @@ type RegistryConfig struct {
 	// Rate, when set, paces the requests at Rate per second in all (open
 	// loop), for latency under a given load rather than at saturation.
 	Rate float64
+	// Warmup, when set, loads the server for this long before the
+	// measurement (Count or Duration) starts; see loadgen.BenchConfig.
+	Warmup time.Duration
 	// Progress, when set, is advanced by every reply.
 	Progress *atomic.Int64
 }
@@ -63,7 +66,7 @@ func Registry(ctx context.Context, cfg RegistryConfig) (Result, error) {
 	if cfg.Op != OpLookup && cfg.Op != OpRegister {
 		return Result{}, fmt.Errorf("hydrabench: unknown registry op %q (want lookup or register)", cfg.Op)
 	}
-	if cfg.Count < 0 || cfg.Duration < 0 || cfg.Concurrency < 0 || cfg.Pipeline < 0 {
+	if cfg.Count < 0 || cfg.Duration < 0 || cfg.Warmup < 0 || cfg.Concurrency < 0 || cfg.Pipeline < 0 {
 		return Result{}, errors.New("hydrabench: negative bench parameter")
 	}
 	if cfg.Concurrency == 0 {
@@ -102,7 +105,7 @@ func Registry(ctx context.Context, cfg RegistryConfig) (Result, error) {
 	}
 	rep, err := loadgen.Bench(ctx, loadgen.BenchConfig{
 		Endpoint: target, Op: cfg.Op, Clients: cfg.Concurrency, Pipeline: cfg.Pipeline,
-		Requests: int(cfg.Count), Duration: cfg.Duration, Rate: cfg.Rate, Completed: cfg.Progress, Cleanup: cfg.Target != "",
+		Requests: int(cfg.Count), Duration: cfg.Duration, Rate: cfg.Rate, Warmup: cfg.Warmup, Completed: cfg.Progress, Cleanup: cfg.Target != "",
 	})
 	if err != nil {
 		return res, fmt.Errorf("hydrabench: registry %s at %s: %w", cfg.Op, target, err)

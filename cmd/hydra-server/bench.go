@@ -74,6 +74,7 @@ type benchFlags struct {
 	pipeline    int
 	hwm         int
 	rate        float64
+	warmup      time.Duration
 	timeout     time.Duration
 	json        bool
 	quiet       bool
@@ -94,6 +95,7 @@ func (f *benchFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&f.pipeline, "pipeline", hydrabench.DefaultRegistryPipeline, "registry: requests each client keeps in flight")
 	fs.IntVar(&f.hwm, "hwm", 1000, "zmtp: send and receive high-water mark of every socket, in messages")
 	fs.Var(blankZero[float64]{&f.rate}, "rate", "zmtp, registry: send `n` messages (round trips, requests) per second in all, to measure latency under a given load rather than at saturation (default: as fast as possible)")
+	fs.DurationVar(&f.warmup, "warmup", time.Second, "registry: load the server for this long before measuring, so connection set-up and the first GC cycles stay out of the figures (0: measure from the first request)")
 	fs.DurationVar(&f.timeout, "timeout", hydrabench.DefaultTimeout, "give up on a case that makes no progress for this long")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout instead of a table")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress line, even on a terminal")
@@ -160,8 +162,8 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 	if f.target != "" && !strings.HasPrefix(f.target, "tcp://") && !strings.HasPrefix(f.target, "ipc://") {
 		f.target = "tcp://" + f.target
 	}
-	if f.count < 0 || f.duration <= 0 && f.count == 0 || f.concurrency < 0 || f.pipeline < 1 || f.hwm < 1 || !(f.rate >= 0) || math.IsInf(f.rate, 0) || f.timeout <= 0 {
-		return usagef("bench: --count, --duration, --concurrency, --pipeline, --hwm, --rate and --timeout must be positive")
+	if f.count < 0 || f.duration <= 0 && f.count == 0 || f.concurrency < 0 || f.pipeline < 1 || f.hwm < 1 || !(f.rate >= 0) || math.IsInf(f.rate, 0) || f.timeout <= 0 || f.warmup < 0 {
+		return usagef("bench: --count, --duration, --concurrency, --pipeline, --hwm, --rate, --warmup and --timeout must be positive")
 	}
 	if f.pipeline > hydrabench.MaxPipeline {
 		return usagef("bench: --pipeline %d: at most %d (the server drops replies beyond its per-client send queue)", f.pipeline, hydrabench.MaxPipeline)
@@ -267,7 +269,7 @@ func registryCases(f *benchFlags) ([]benchCase, error) {
 			conc = hydrabench.DefaultRegistryClients
 		}
 		cfg := hydrabench.RegistryConfig{Target: f.target, Op: op, Count: f.count, Duration: f.duration,
-			Concurrency: conc, Pipeline: f.pipeline, Rate: f.rate}
+			Concurrency: conc, Pipeline: f.pipeline, Rate: f.rate, Warmup: f.warmup}
 		cases = append(cases, benchCase{
 			label: "registry " + op,
 			run: func(ctx context.Context, n *atomic.Int64) (hydrabench.Result, error) {

@@ -163,7 +163,7 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "all", "--target", "tcp://127.0.0.1:1"}, {"bench", "tunnel", "--target", "tcp://127.0.0.1:1"},
 		{"bench", "zmtp", "--size", "0"}, {"bench", "zmtp", "--size", "huge"}, {"bench", "zmtp", "--pattern", "ring"},
 		{"bench", "registry", "--op", "delete"}, {"bench", "zmtp", "--count", "-1"}, {"bench", "zmtp", "--pipeline", "0"},
-		{"bench", "zmtp", "--rate", "NaN"}, {"bench", "zmtp", "--count", "many"}, {"bench", "registry", "--pipeline", "1000"},
+		{"bench", "zmtp", "--rate", "NaN"}, {"bench", "registry", "--warmup", "-1s"}, {"bench", "zmtp", "--count", "many"}, {"bench", "registry", "--pipeline", "1000"},
 	} {
 		if code, _, errs := runCmd(ctx, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%q)", args, code, errs)

@@ -38,6 +38,12 @@ type BenchConfig struct {
 	// each request's scheduled time, so a stalled server is not hidden by
 	// requests that were never sent. Default 0: as fast as replies allow.
 	Rate float64
+	// Warmup, when set, runs the load for this long before the
+	// measurement starts: those requests are answered and checked but not
+	// counted, so connection set-up, the heap's growth to its working size
+	// and the first GC cycles stay out of the figures. Requests and
+	// Duration count from its end.
+	Warmup time.Duration
 	// Completed, when set, is advanced by every reply, for a progress
 	// display.
 	Completed *atomic.Int64
@@ -83,6 +89,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		if *p < 0 {
 			return nil, errors.New("loadgen: negative bench parameter")
 		}
+	}
+	if cfg.Warmup < 0 {
+		return nil, errors.New("loadgen: bench warm-up must not be negative")
 	}
 	if !(cfg.Rate >= 0) {
 		return nil, errors.New("loadgen: bench rate must be positive")
@@ -189,11 +198,12 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		errOnce sync.Once
 	)
 	budget := int64(cfg.Requests)
+	start = time.Now()
+	measureFrom := start.Add(cfg.Warmup)
 	var deadline time.Time
 	if cfg.Requests == 0 {
-		deadline = time.Now().Add(cfg.Duration)
+		deadline = measureFrom.Add(cfg.Duration)
 	}
-	start = time.Now()
 	// With a Rate, client c sends its k-th request at start + (k + c/Clients)
 	// × every, so the clients' schedules interleave evenly.
 	var every time.Duration
@@ -205,9 +215,17 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		go func() {
 			defer wg.Done()
 			sent := make([]time.Time, cfg.Pipeline) // by request id mod Pipeline
+			// counted says, by request id mod Pipeline, whether the request
+			// was made after the warm-up; counting is what more said last.
+			counted := make([]bool, cfg.Pipeline)
+			counting := true
 			offset := every * time.Duration(c) / time.Duration(cfg.Clients)
 			tok := clientToken(c, start)
 			more := func() bool {
+				counting = cfg.Warmup == 0 || !time.Now().Before(measureFrom)
+				if !counting {
+					return true
+				}
 				if budget > 0 {
 					return count.Add(1) <= budget
 				}
@@ -230,6 +248,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 					body = fmt.Appendf(body[:0], `{"id":%d,"token":"%s","name":"reg-%d","host":"10.8.0.1","port":%d,"ttl":60}`,
 						id, tok, c, 1+id%1000)
 				}
+				counted[id%cfg.Pipeline] = counting
 				if every > 0 {
 					sent[id%cfg.Pipeline] = start.Add(offset + time.Duration(id)*every)
 				} else {
@@ -250,7 +269,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 					errOnce.Do(func() { runErr = fmt.Errorf("loadgen: reply without id: %q", rep) })
 					return false
 				}
-				lats[c] = append(lats[c], time.Since(sent[id%cfg.Pipeline]))
+				if counted[id%cfg.Pipeline] {
+					lats[c] = append(lats[c], time.Since(sent[id%cfg.Pipeline]))
+				}
 				cfg.Completed.Add(1)
 				if string(rep[0]) != "OK" {
 					errs.Add(1)
@@ -259,16 +280,21 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 			}
 			if every > 0 {
 				// Open loop: a sender on the schedule, this goroutine on
-				// the replies; slots keep Pipeline requests in flight.
+				// the replies. slots keeps at most Pipeline requests in
+				// flight; inflight hands each sent request to the
+				// receiver, which blocks on it instead of polling.
 				slots := make(chan struct{}, cfg.Pipeline)
-				sendDone := make(chan int, 1)
+				inflight := make(chan struct{}, cfg.Pipeline)
+				quit := make(chan struct{})
+				defer close(quit)
 				go func() {
-					n := 0
-					for ; more(); n++ {
+					defer close(inflight)
+					for n := 0; more(); n++ {
 						select {
 						case slots <- struct{}{}:
+						case <-quit:
+							return
 						case <-ctx.Done():
-							sendDone <- n
 							return
 						}
 						if d := time.Until(start.Add(offset + time.Duration(n)*every)); d > 0 {
@@ -276,33 +302,15 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 						}
 						if err := send(n); err != nil {
 							errOnce.Do(func() { runErr = err })
-							break
+							return
 						}
+						inflight <- struct{}{}
 					}
-					sendDone <- n
 				}()
-				total := -1
-				for got := 0; total < 0 || got < total; {
-					if total < 0 {
-						select {
-						case total = <-sendDone:
-							continue
-						default:
-						}
-						if len(slots) == 0 {
-							// Nothing in flight: wait for the sender, not a reply.
-							select {
-							case total = <-sendDone:
-								continue
-							case <-time.After(time.Millisecond):
-								continue
-							}
-						}
-					}
+				for range inflight {
 					if !receive() {
 						return
 					}
-					got++
 					<-slots
 				}
 				return
@@ -333,7 +341,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := time.Since(measureFrom)
 	if runErr != nil {
 		return nil, runErr
 	}
