@@ -133,8 +133,9 @@ func (b blankZero[T]) Set(s string) error {
 // benchCase is one case to run: a label for the progress line and a
 // function that measures, advancing progress.
 type benchCase struct {
-	label string
-	run   func(ctx context.Context, progress *atomic.Int64) (hydrabench.Result, error)
+	label  string
+	warmup time.Duration // measured from its end (registry)
+	run    func(ctx context.Context, progress *atomic.Int64) (hydrabench.Result, error)
 }
 
 func benchCmd(ctx context.Context, io stdio, args []string) error {
@@ -203,7 +204,7 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 			break
 		}
 		var n atomic.Int64
-		stop := prog.start(fmt.Sprintf("[%d/%d] %s", i+1, len(cases), c.label), &n, f.count, f.duration)
+		stop := prog.start(fmt.Sprintf("[%d/%d] %s", i+1, len(cases), c.label), &n, f.count, f.duration, c.warmup)
 		r, err := c.run(ctx, &n)
 		stop()
 		if err != nil {
@@ -271,7 +272,8 @@ func registryCases(f *benchFlags) ([]benchCase, error) {
 		cfg := hydrabench.RegistryConfig{Target: f.target, Op: op, Count: f.count, Duration: f.duration,
 			Concurrency: conc, Pipeline: f.pipeline, Rate: f.rate, Warmup: f.warmup}
 		cases = append(cases, benchCase{
-			label: "registry " + op,
+			label:  "registry " + op,
+			warmup: f.warmup,
 			run: func(ctx context.Context, n *atomic.Int64) (hydrabench.Result, error) {
 				cfg.Progress = n
 				return hydrabench.Registry(ctx, cfg)
@@ -400,8 +402,8 @@ type progress struct {
 func newProgress(w io.Writer, on bool) *progress { return &progress{w: w, on: on} }
 
 // start draws the line for one case until the returned func is called,
-// which erases it.
-func (p *progress) start(label string, n *atomic.Int64, count int64, duration time.Duration) (stop func()) {
+// which erases it. Count and duration are measured from the warm-up's end.
+func (p *progress) start(label string, n *atomic.Int64, count int64, duration, warmup time.Duration) (stop func()) {
 	if !p.on {
 		return func() {}
 	}
@@ -413,7 +415,7 @@ func (p *progress) start(label string, n *atomic.Int64, count int64, duration ti
 		t0 := time.Now()
 		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
-		var last int64
+		var last, base int64 // base: what the warm-up sent
 		lastT := t0
 		for {
 			select {
@@ -424,7 +426,13 @@ func (p *progress) start(label string, n *atomic.Int64, count int64, duration ti
 				v := n.Load()
 				rate := float64(v-last) / now.Sub(lastT).Seconds()
 				last, lastT = v, now
-				fmt.Fprint(p.w, "\r\x1b[K"+progressLine(label, v, rate, now.Sub(t0), count, duration))
+				since := now.Sub(t0) - warmup
+				line := progressLine(label, v-base, rate, since, count, duration)
+				if since < 0 {
+					base = v
+					line = fmt.Sprintf("%s  warming up  %s/s", label, hydrabench.FormatCount(rate))
+				}
+				fmt.Fprint(p.w, "\r\x1b[K"+line)
 			}
 		}
 	}()

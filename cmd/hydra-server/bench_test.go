@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -205,5 +206,24 @@ func TestProgressLine(t *testing.T) {
 	}
 	if isTerminal(&strings.Builder{}) {
 		t.Error("a builder is a terminal")
+	}
+}
+
+// TestProgressWarmup: during the warm-up the line says so, and afterwards
+// it counts what was sent since: here nothing.
+func TestProgressWarmup(t *testing.T) {
+	var out strings.Builder // read after stop, which waits for the writer
+	var n atomic.Int64
+	n.Add(5000) // all of it during the warm-up
+	stop := newProgress(&out, true).start("registry lookup", &n, 0, time.Second, time.Second)
+	time.Sleep(1600 * time.Millisecond)
+	stop()
+	text := out.String()
+	i := strings.LastIndex(text, "registry lookup  warming up")
+	if i < 0 {
+		t.Fatalf("no warm-up line in %q", text)
+	}
+	if after := text[i:]; !strings.Contains(after, "registry lookup  0 sent") {
+		t.Errorf("after the warm-up, the line counts what the warm-up sent: %q", after)
 	}
 }

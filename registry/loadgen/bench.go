@@ -286,7 +286,13 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 				slots := make(chan struct{}, cfg.Pipeline)
 				inflight := make(chan struct{}, cfg.Pipeline)
 				quit := make(chan struct{})
-				defer close(quit)
+				defer func() {
+					// After a failed receive, stop the sender and wait
+					// for it: nothing may use the socket after Bench.
+					close(quit)
+					for range inflight {
+					}
+				}()
 				go func() {
 					defer close(inflight)
 					for n := 0; more(); n++ {
