@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -212,18 +213,24 @@ func TestProgressLine(t *testing.T) {
 // TestProgressWarmup: during the warm-up the line says so, and afterwards
 // it counts what was sent since: here nothing.
 func TestProgressWarmup(t *testing.T) {
-	var out strings.Builder // read after stop, which waits for the writer
+	var mu sync.Mutex
+	var out strings.Builder
+	text := func() string { mu.Lock(); defer mu.Unlock(); return out.String() }
 	var n atomic.Int64
 	n.Add(5000) // all of it during the warm-up
-	stop := newProgress(&out, true).start("registry lookup", &n, 0, time.Second, time.Second)
-	time.Sleep(1600 * time.Millisecond)
-	stop()
-	text := out.String()
-	i := strings.LastIndex(text, "registry lookup  warming up")
-	if i < 0 {
-		t.Fatalf("no warm-up line in %q", text)
-	}
-	if after := text[i:]; !strings.Contains(after, "registry lookup  0 sent") {
-		t.Errorf("after the warm-up, the line counts what the warm-up sent: %q", after)
+	stop := newProgress(lockedWriter{&mu, &out}, true).start("registry lookup", &n, 0, time.Second, 2*time.Second)
+	defer stop()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		s := text()
+		i := strings.LastIndex(s, "registry lookup  warming up")
+		if j := strings.LastIndex(s, " sent "); i >= 0 && j > i {
+			if after := s[i:]; !strings.Contains(after, "registry lookup  0 sent") {
+				t.Errorf("after the warm-up, the line counts what the warm-up sent: %q", after)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no warm-up line followed by a count in %q", s)
+		}
 	}
 }
