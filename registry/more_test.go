@@ -190,6 +190,36 @@ func TestNoGoroutineLeft(t *testing.T) {
 	eventually(t, 5*time.Second, "goroutines back to the start", func() bool { return runtime.NumGoroutine() <= before })
 }
 
+// TestCloseRacingServe: Close from one goroutine as Serve starts in
+// another returns, whichever goes first (Close waited for ever when it
+// closed the socket, then Serve took the server, then Close tested it).
+func TestCloseRacingServe(t *testing.T) {
+	for i := range 300 {
+		srv, err := registry.NewServer(registry.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Bind("tcp://127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(context.Background()) }()
+		if i%2 == 0 {
+			runtime.Gosched()
+		}
+		closed := make(chan struct{})
+		go func() { srv.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close still waits for a Serve that never ran", i)
+		}
+		if err := <-served; err != nil && err != registry.ErrClosed {
+			t.Fatalf("round %d: Serve: %v", i, err)
+		}
+	}
+}
+
 // TestServeContext: cancelling Serve's context stops it.
 func TestServeContext(t *testing.T) {
 	srv, err := registry.NewServer(registry.Config{})

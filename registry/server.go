@@ -167,10 +167,16 @@ func (s *Server) Endpoint() string { return s.sock.Endpoint() }
 // It may be called once. One goroutine, Serve's, receives every request,
 // owns every entry and watch, and sends every reply and event.
 func (s *Server) Serve(ctx context.Context) error {
-	if !s.serving.CompareAndSwap(false, true) || s.closed.Load() {
+	if !s.serving.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	// From here Close waits for done, also when it came first: a Close
+	// that closed the socket before this CAS and tests serving after it
+	// must not wait for ever (it did: SIGTERM right after the banner).
 	defer close(s.done)
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	stop := context.AfterFunc(ctx, s.closeSocket)
 	defer stop()
 	s.log.Info("registry: serving", "endpoint", s.Endpoint(), "server_id", s.cfg.ServerID,
