@@ -87,7 +87,7 @@ func Registry(ctx context.Context, cfg RegistryConfig) (Result, error) {
 	if cfg.Count > 1<<40 {
 		return Result{}, fmt.Errorf("hydrabench: count %d too large", cfg.Count)
 	}
-	res := Result{Bench: KindRegistry, Case: cfg.Op, Target: cfg.Target, Concurrency: cfg.Concurrency, Pipeline: cfg.Pipeline}
+	res := Result{Bench: KindRegistry, Case: cfg.Op, Target: cfg.Target, Concurrency: cfg.Concurrency, Pipeline: cfg.Pipeline, Warmup: cfg.Warmup}
 	target := cfg.Target
 	if target == "" {
 		srv, err := registry.NewServer(registry.Config{})

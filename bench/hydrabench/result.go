@@ -75,8 +75,10 @@ type Result struct {
 	Errors int64
 	// Elapsed is the measuring time: from the first message received to
 	// the last (push-pull, pub-sub), from the start to the last reply
-	// (req-rep, registry).
+	// (req-rep; registry: from the end of Warmup).
 	Elapsed time.Duration
+	// Warmup is how long the load ran before the measurement (registry).
+	Warmup time.Duration
 	// MsgsPerSec is Count over Elapsed (for push-pull and pub-sub, the
 	// intervals after the first message); MBPerSec is that times Size, in
 	// 10^6 bytes per second (one way).
@@ -110,13 +112,14 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		Lost        int64    `json:"lost,omitempty"`
 		Errors      int64    `json:"errors,omitempty"`
 		Seconds     float64  `json:"seconds"`
+		Warmup      float64  `json:"warmup_seconds,omitempty"`
 		MsgsPerSec  float64  `json:"msgs_per_sec"`
 		MBPerSec    float64  `json:"mb_per_sec,omitempty"`
 		Latency     *Latency `json:"latency,omitempty"`
 		ClockError  float64  `json:"clock_error_us,omitempty"`
 		Notes       []string `json:"notes,omitempty"`
 	}{r.Bench, r.Case, r.Target, r.Size, r.Concurrency, r.Pipeline, r.Count, r.Expected, r.Lost, r.Errors,
-		math.Round(r.Elapsed.Seconds()*1e6) / 1e6, round3(r.MsgsPerSec), round3(r.MBPerSec), r.Latency, micros(r.ClockError), r.Notes})
+		math.Round(r.Elapsed.Seconds()*1e6) / 1e6, r.Warmup.Seconds(), round3(r.MsgsPerSec), round3(r.MBPerSec), r.Latency, micros(r.ClockError), r.Notes})
 }
 
 // Skip is a bench that did not run, and why.

@@ -29,6 +29,7 @@ type benchJSON struct {
 		Lost        int64    `json:"lost"`
 		Errors      int64    `json:"errors"`
 		Seconds     float64  `json:"seconds"`
+		Warmup      float64  `json:"warmup_seconds"`
 		MsgsPerSec  float64  `json:"msgs_per_sec"`
 		MBPerSec    float64  `json:"mb_per_sec"`
 		Notes       []string `json:"notes"`
@@ -97,12 +98,12 @@ func TestBenchZMTP(t *testing.T) {
 }
 
 func TestBenchRegistryAndTable(t *testing.T) {
-	rep := runBenchJSON(t, "registry", "--count", "300", "--concurrency", "3", "--pipeline", "2", "--op", "register")
+	rep := runBenchJSON(t, "registry", "--count", "300", "--concurrency", "3", "--pipeline", "2", "--op", "register", "--warmup", "200ms")
 	if len(rep.Results) != 1 {
 		t.Fatalf("results: %+v", rep.Results)
 	}
 	r := rep.Results[0]
-	if r.Bench != "registry" || r.Case != "register" || r.Count != 300 || r.Concurrency != 3 || r.Pipeline != 2 || r.Latency == nil {
+	if r.Bench != "registry" || r.Case != "register" || r.Count != 300 || r.Concurrency != 3 || r.Pipeline != 2 || r.Latency == nil || r.Warmup != 0.2 {
 		t.Errorf("result %+v", r)
 	}
 
