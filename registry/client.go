@@ -228,35 +228,56 @@ func (c *Client) request(ctx context.Context, verb string, body any, onReply fun
 		delete(c.pending, id)
 		c.mu.Unlock()
 	}()
+	connFailed := c.sock.ConnectFailed()
 	if err := c.sock.SendContext(ctx, []byte(verb), msg); err != nil {
 		if errors.Is(err, zmtp.ErrClosed) {
 			return nil, ErrClosed
 		}
 		return nil, fmt.Errorf("registry: %s: %w", verb, err)
 	}
-	select {
-	case r := <-cl.ch:
-		if r.err != nil {
-			return nil, r.err
-		}
-		if r.status != StatusOK {
-			var e Error
-			if err := json.Unmarshal(r.body, &struct {
-				Code  *string `json:"code"`
-				Error *string `json:"error"`
-			}{&e.Code, &e.Message}); err != nil || e.Code == "" {
-				return nil, fmt.Errorf("registry: %s: malformed %s reply %q", verb, r.status, r.body)
+	for {
+		select {
+		case r := <-cl.ch:
+			return c.reply(verb, r)
+		case <-connFailed:
+			if cerr := c.sock.ConnectError(); refused(cerr) {
+				// The server turned us away (wrong security mechanism or
+				// keys): retrying until ctx ends would not help.
+				return nil, fmt.Errorf("registry: %s: %s refused the connection: %w", verb, c.cfg.Endpoint, cerr)
 			}
-			return nil, &e
+			connFailed = c.sock.ConnectFailed()
+		case <-ctx.Done():
+			if cerr := c.sock.ConnectError(); cerr != nil {
+				// Not connected: say why rather than only that time ran out.
+				return nil, fmt.Errorf("registry: %s: no reply from %s: %w (%w)", verb, c.cfg.Endpoint, ctx.Err(), cerr)
+			}
+			return nil, fmt.Errorf("registry: %s: no reply from %s: %w", verb, c.cfg.Endpoint, ctx.Err())
 		}
-		return r.body, nil
-	case <-ctx.Done():
-		if cerr := c.sock.ConnectError(); cerr != nil {
-			// Not connected: say why rather than only that time ran out.
-			return nil, fmt.Errorf("registry: %s: no reply from %s: %w (%w)", verb, c.cfg.Endpoint, ctx.Err(), cerr)
-		}
-		return nil, fmt.Errorf("registry: %s: no reply from %s: %w", verb, c.cfg.Endpoint, ctx.Err())
 	}
+}
+
+// refused reports whether a connect error is the server turning us away,
+// which a later attempt would meet again.
+func refused(err error) bool {
+	return errors.Is(err, zmtp.ErrMechanism) || errors.Is(err, zmtp.ErrPeerError) || errors.Is(err, zmtp.ErrSocketType)
+}
+
+// reply turns a reply into the body of an OK or an *Error.
+func (c *Client) reply(verb string, r result) ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.status != StatusOK {
+		var e Error
+		if err := json.Unmarshal(r.body, &struct {
+			Code  *string `json:"code"`
+			Error *string `json:"error"`
+		}{&e.Code, &e.Message}); err != nil || e.Code == "" {
+			return nil, fmt.Errorf("registry: %s: malformed %s reply %q", verb, r.status, r.body)
+		}
+		return nil, &e
+	}
+	return r.body, nil
 }
 
 func (c *Client) readLoop() {

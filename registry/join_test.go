@@ -370,14 +370,14 @@ func TestJoinWatch(t *testing.T) {
 	if ev := next(); ev.Type != registry.EventSync {
 		t.Fatalf("first event %v", ev.Type)
 	}
-	r, err := ca.Register(ctx, registry.Service{Name: "w", Host: "h", Port: 1, TTL: 300 * time.Millisecond})
+	r, err := ca.Register(ctx, registry.Service{Name: "w", Host: "h", Port: 1, TTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ev := next(); ev.Type != registry.EventRegister || ev.Entry.Origin != "WA" {
 		t.Fatalf("register event %+v", ev)
 	}
-	if err := r.Update(ctx, registry.Service{Name: "w", Host: "h", Port: 2, TTL: 300 * time.Millisecond}); err != nil {
+	if err := r.Update(ctx, registry.Service{Name: "w", Host: "h", Port: 2, TTL: 2 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if ev := next(); ev.Type != registry.EventUpdate || ev.Entry.Port != 2 {

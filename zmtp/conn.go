@@ -1,6 +1,7 @@
 package zmtp
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -62,7 +63,7 @@ func (c *conn) serve() error {
 	if err := c.handshake(); err != nil {
 		close(c.writerDone) // no writer was started
 		if !c.stopping.Load() {
-			c.log.Warn("zmtp: handshake failed", "err", err)
+			c.logHandshakeFailure(err)
 		}
 		return err
 	}
@@ -90,6 +91,22 @@ func (c *conn) serve() error {
 		c.log.Info("zmtp: peer dropped", "err", err)
 	}
 	return err
+}
+
+// logHandshakeFailure logs why a handshake failed: at Warn, except when
+// this socket's connection to the same peer failed the same way last time
+// (a server refusing our keys, retried every ReconnectIntervalMax), which
+// goes to Debug until the attempts succeed or fail differently.
+func (c *conn) logHandshakeFailure(err error) {
+	level := slog.LevelWarn
+	if p := c.pipe; p != nil && p.persistent {
+		if msg := err.Error(); msg == p.lastHandshakeErr {
+			level = slog.LevelDebug
+		} else {
+			p.lastHandshakeErr = msg
+		}
+	}
+	c.log.Log(context.Background(), level, "zmtp: handshake failed", "err", err)
 }
 
 func (c *conn) peerType() string {

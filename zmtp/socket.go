@@ -79,7 +79,8 @@ type Socket struct {
 	sendWait  chan struct{}
 	recvTimer timerSlot // RecvTimeout, reused by each Recv that waits
 	sendTimer timerSlot
-	connErr   error // why the latest outgoing connection attempt failed; see ConnectError
+	connErr   error         // why the latest outgoing connection attempt failed; see ConnectError
+	connFail  chan struct{} // closed at the next failed attempt; see ConnectFailed
 	listeners []net.Listener
 	conns     map[*conn]struct{}
 	endpoint  string
@@ -101,8 +102,12 @@ type Socket struct {
 type pipe struct {
 	c          *conn // current connection; nil while disconnected
 	persistent bool  // made by Connect: survives reconnects
-	dead       bool  // gone for good: no sends; removed once its input is read
-	id         []byte
+	// lastHandshakeErr: the handshake error of this Connect's latest failed
+	// attempt, so that one repeated at every retry is logged at Warn once.
+	// Only the dial loop's goroutine uses it.
+	lastHandshakeErr string
+	dead             bool // gone for good: no sends; removed once its input is read
+	id               []byte
 
 	out     []byte // encoded frames waiting for the writer
 	outMsgs int
@@ -278,7 +283,13 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 		if err != nil && s.ctx.Err() == nil {
 			s.mu.Lock()
 			s.connErr = fmt.Errorf("connecting to %s: %w", addr, err)
+			if s.connFail != nil {
+				close(s.connFail)
+				s.connFail = nil
+			}
 			s.mu.Unlock()
+		} else if err == nil {
+			p.lastHandshakeErr = ""
 		}
 		select {
 		case <-s.ctx.Done():
@@ -298,6 +309,19 @@ func (s *Socket) ConnectError() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.connErr
+}
+
+// ConnectFailed returns a channel that is closed when the next attempt to
+// connect fails (ConnectError then says why). A caller waiting for a reply
+// can give up at once on a failure that retrying will not mend, such as
+// ErrMechanism or a peer's ERROR.
+func (s *Socket) ConnectFailed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.connFail == nil {
+		s.connFail = make(chan struct{})
+	}
+	return s.connFail
 }
 
 func (s *Socket) track(c *conn) bool {
