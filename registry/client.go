@@ -124,10 +124,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		Logger:               slog.New(quieter{cfg.Logger.Handler()}),
 		ReconnectInterval:    min(100*time.Millisecond, cfg.ReconnectInterval),
 		ReconnectIntervalMax: cfg.ReconnectInterval,
-		Linger:               time.Second,
-		HeartbeatInterval:    10 * time.Second,
-		MaxMsgSize:           64 << 20,
-		Security:             cfg.Security,
+		// Every request is waited for (Close's DEREGISTER too), so what is
+		// still queued at Close is requests whose callers gave up: dropped,
+		// rather than delivered late or waited for.
+		Linger:            -1,
+		HeartbeatInterval: 10 * time.Second,
+		MaxMsgSize:        64 << 20,
+		Security:          cfg.Security,
 	})
 	if err != nil {
 		return nil, err

@@ -615,8 +615,10 @@ func (s *Socket) Close() error {
 		flushed = s.flushedLocked()
 		s.mu.Unlock()
 	}
-	if !flushed {
+	if !flushed && s.opt.Linger > 0 {
 		s.log.Warn("zmtp: closing with unsent messages", "linger", s.opt.Linger)
+	} else if !flushed {
+		s.log.Debug("zmtp: closing: unsent messages dropped (negative Linger)")
 	}
 
 	s.mu.Lock()
