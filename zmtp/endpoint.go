@@ -23,7 +23,13 @@ func parseEndpoint(ep string) (network, addr string, err error) {
 		if host == "*" {
 			host = ""
 		}
-		return "tcp", net.JoinHostPort(host, port), nil
+		network := "tcp"
+		if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+			// An IPv4 address means IPv4, as in libzmq: tcp://0.0.0.0:N
+			// binds IPv4's any address (not a dual-stack [::]:N) and says so.
+			network = "tcp4"
+		}
+		return network, net.JoinHostPort(host, port), nil
 	case "ipc":
 		return "unix", rest, nil
 	}

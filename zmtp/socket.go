@@ -157,25 +157,35 @@ func (s *Socket) localMetadata() Metadata {
 // "tcp://[::1]:0", "ipc:///tmp/x.sock") and accepts peers until Close.
 // Endpoint reports the address actually bound.
 func (s *Socket) Bind(endpoint string) error {
-	network, addr, err := parseEndpoint(endpoint)
+	l, err := Listen(endpoint)
 	if err != nil {
 		return err
+	}
+	return s.BindListener(l)
+}
+
+// Listen opens the listener Bind would for endpoint, for a caller that
+// shares the port through BindListener.
+func Listen(endpoint string) (net.Listener, error) {
+	network, addr, err := parseEndpoint(endpoint)
+	if err != nil {
+		return nil, err
 	}
 	if network == "unix" {
 		// libzmq replaces a stale socket file; only ever remove a socket.
 		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			if c, err := net.Dial("unix", addr); err == nil {
 				c.Close()
-				return fmt.Errorf("zmtp: bind %s: address in use", endpoint)
+				return nil, fmt.Errorf("zmtp: bind %s: address in use", endpoint)
 			}
 			os.Remove(addr)
 		}
 	}
 	l, err := net.Listen(network, addr)
 	if err != nil {
-		return fmt.Errorf("zmtp: bind %s: %w", endpoint, err)
+		return nil, fmt.Errorf("zmtp: bind %s: %w", endpoint, err)
 	}
-	return s.BindListener(l)
+	return l, nil
 }
 
 // BindListener accepts peers from l until Close, which closes l. It lets a

@@ -325,7 +325,10 @@ func TestBadCommandLines(t *testing.T) {
 }
 
 func TestLogsAndWarning(t *testing.T) {
-	p, _ := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn")
+	p, ep := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn")
+	if !strings.HasPrefix(ep, "tcp://0.0.0.0:") {
+		t.Errorf("--host 0.0.0.0 bound %s, want IPv4's any address", ep)
+	}
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit %d", code)

@@ -14,6 +14,7 @@ import (
 	"github.com/hydra-net/hydra/mux"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/zmtp"
 )
 
 // tunnelFlags are the server's key and tunnel flags (serve.go defines
@@ -145,10 +146,9 @@ func (ts *tunnelSetup) bind(srv *registry.Server, ep string) error {
 	if !ts.tunnels() || !strings.HasPrefix(ep, "tcp://") {
 		return srv.Bind(ep)
 	}
-	addr := strings.TrimPrefix(ep, "tcp://")
-	ln, err := net.Listen("tcp", addr)
+	ln, err := zmtp.Listen(ep)
 	if err != nil {
-		return fmt.Errorf("bind %s: %w", ep, err)
+		return err
 	}
 	ts.sl = registry.NewSharedListener(ln, ts.cfg.Logger)
 	return srv.BindListener(ts.sl.ZMTP())
