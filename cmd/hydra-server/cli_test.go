@@ -90,6 +90,10 @@ func TestSubcommands(t *testing.T) {
 	if code, _, _ := runCmd(ctx, "lookup", "--port", port, "web"); code != 1 {
 		t.Fatalf("web still there after register was interrupted")
 	}
+	// In JSON too, none is an empty list and exit status 1.
+	if code, out, _ := runCmd(ctx, "lookup", "--json", "--port", port, "web"); code != 1 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("lookup --json of a name with no instance: %d %q", code, out)
+	}
 	watch.signal(syscall.SIGTERM)
 	if code := watch.wait(); code != 0 {
 		t.Fatalf("watch exit %d", code)
@@ -107,6 +111,11 @@ func TestIPC(t *testing.T) {
 	defer cancel()
 	if code, out, errs := runCmd(ctx, "list", "--proto", "ipc", "--host", path); code != 0 || !strings.HasPrefix(out, "NAME") {
 		t.Fatalf("list over ipc: %d %q %q", code, out, errs)
+	}
+	for _, list := range [][]string{{"list", "--json"}, {"list", "--entries", "--json"}} {
+		if code, out, errs := runCmd(ctx, append(list, "--proto", "ipc", "--host", path)...); code != 0 || strings.TrimSpace(out) != "[]" {
+			t.Fatalf("%q of an empty registry: %d %q %q", list, code, out, errs)
+		}
 	}
 }
 

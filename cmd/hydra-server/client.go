@@ -151,7 +151,7 @@ func registerCmd(ctx context.Context, io stdio, args []string) error {
 
 const lookupHelp = `
 Prints every live instance of NAME, one per line (or a JSON array with
---json). Exits with status 1 when there is none.`
+--json). Exits with status 1 when there is none (with --json, after printing []).`
 
 func lookupCmd(ctx context.Context, io stdio, args []string) error {
 	c, f, pos, err := clientCommand(io, "lookup", "[flags] NAME", lookupHelp, args, true, nil)
@@ -169,12 +169,15 @@ func lookupCmd(ctx context.Context, io stdio, args []string) error {
 		return err
 	}
 	if f.json {
-		return writeJSON(io.out, es)
+		if err := writeJSON(io.out, jsonList(es)); err != nil {
+			return err
+		}
+	} else if len(es) > 0 {
+		writeEntries(io.out, es, false)
 	}
 	if len(es) == 0 {
 		return fmt.Errorf("no live instance of %q", pos[0])
 	}
-	writeEntries(io.out, es, false)
 	return nil
 }
 
@@ -202,7 +205,7 @@ func listCmd(ctx context.Context, io stdio, args []string) error {
 			return err
 		}
 		if f.json {
-			return writeJSON(io.out, es)
+			return writeJSON(io.out, jsonList(es))
 		}
 		writeEntries(io.out, es, true)
 		return nil
@@ -212,7 +215,7 @@ func listCmd(ctx context.Context, io stdio, args []string) error {
 		return err
 	}
 	if f.json {
-		return writeJSON(io.out, names)
+		return writeJSON(io.out, jsonList(names))
 	}
 	tw := tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tINSTANCES")
@@ -308,6 +311,15 @@ func metaString(m map[string]string, lead string) string {
 		lead = ","
 	}
 	return b.String()
+}
+
+// jsonList is s, or an empty slice when s is nil: JSON shows none as [],
+// not null.
+func jsonList[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func writeJSON(w io.Writer, v any) error {
