@@ -95,19 +95,25 @@ func (c *conn) serve() error {
 
 // logHandshakeFailure logs why a handshake failed: at Warn, except when
 // this socket's connection to the same peer failed the same way last time
-// (a server refusing our keys, retried every ReconnectIntervalMax), which
-// goes to Debug until the attempts succeed or fail differently.
+// (a server refusing our keys, retried every ReconnectIntervalMax): that
+// goes to Debug, with a reminder at Warn every handshakeWarnEvery, until the
+// attempts succeed or fail differently.
 func (c *conn) logHandshakeFailure(err error) {
 	level := slog.LevelWarn
 	if p := c.pipe; p != nil && p.persistent {
-		if msg := err.Error(); msg == p.lastHandshakeErr {
+		now := time.Now()
+		if msg := err.Error(); msg == p.lastHandshakeErr && now.Sub(p.lastHandshakeWarn) < handshakeWarnEvery {
 			level = slog.LevelDebug
 		} else {
-			p.lastHandshakeErr = msg
+			p.lastHandshakeErr, p.lastHandshakeWarn = msg, now
 		}
 	}
 	c.log.Log(context.Background(), level, "zmtp: handshake failed", "err", err)
 }
+
+// handshakeWarnEvery spaces the Warn records of a failure that repeats at
+// every reconnect.
+const handshakeWarnEvery = time.Minute
 
 func (c *conn) peerType() string {
 	v, _ := c.meta.Get(PropSocketType)

@@ -102,12 +102,8 @@ type Socket struct {
 type pipe struct {
 	c          *conn // current connection; nil while disconnected
 	persistent bool  // made by Connect: survives reconnects
-	// lastHandshakeErr: the handshake error of this Connect's latest failed
-	// attempt, so that one repeated at every retry is logged at Warn once.
-	// Only the dial loop's goroutine uses it.
-	lastHandshakeErr string
-	dead             bool // gone for good: no sends; removed once its input is read
-	id               []byte
+	dead       bool  // gone for good: no sends; removed once its input is read
+	id         []byte
 
 	out     []byte // encoded frames waiting for the writer
 	outMsgs int
@@ -121,6 +117,12 @@ type pipe struct {
 	peerSubs     [][]byte // PUB, XPUB: the peer's subscriptions
 	peerSubBytes int
 	v31          bool
+
+	// The handshake error of this Connect's latest failed attempt, and when
+	// it was last logged at Warn, so that one repeated at every retry is
+	// not. Only the dial loop's goroutine uses them.
+	lastHandshakeErr  string
+	lastHandshakeWarn time.Time
 }
 
 // NewSocket returns a socket of type t. The zero Options gives libzmq-like

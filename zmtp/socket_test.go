@@ -467,8 +467,8 @@ func TestConnectError(t *testing.T) {
 
 // TestConnectFailedQuietRetries: a peer that refuses every handshake the
 // same way closes ConnectFailed's channel at each attempt, and the socket
-// logs the failure at Warn once, the retries at Debug; a different failure
-// is logged at Warn again.
+// logs the failure at Warn once, the retries at Debug (with a reminder at
+// Warn every handshakeWarnEvery); a different failure is logged at Warn.
 func TestConnectFailedQuietRetries(t *testing.T) {
 	plain := newSock(t, ROUTER, Options{Security: PlainServer(PlainCredentials("u", "p"))})
 	ep := bind(t, plain, "tcp://127.0.0.1:0")
