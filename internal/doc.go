@@ -1,0 +1,5 @@
+// Package internal holds what Hydra's packages share and users never see:
+// one accept loop (acceptloop), one redial backoff with jitter (backoff),
+// HOST[:PORT] parsing with Hydra's default port (netaddr), and the shared
+// test helpers (testutil).
+package internal

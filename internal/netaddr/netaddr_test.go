@@ -1,0 +1,30 @@
+package netaddr
+
+import "testing"
+
+func TestParseHostPort(t *testing.T) {
+	good := map[string]string{
+		"10.0.0.7":            "10.0.0.7:8420",
+		"10.0.0.7:9000":       "10.0.0.7:9000",
+		"tcp://gw.example:1":  "gw.example:1",
+		"tcp://gw.example":    "gw.example:8420",
+		"::1":                 "[::1]:8420",
+		"[::1]":               "[::1]:8420",
+		"[::1]:65535":         "[::1]:65535",
+		"localhost":           "localhost:8420",
+		"fe80::1%eth0":        "[fe80::1%eth0]:8420",
+		"host_1.example.org.": "host_1.example.org.:8420",
+	}
+	for in, want := range good {
+		got, err := ParseHostPort(in)
+		if err != nil || got != want {
+			t.Errorf("ParseHostPort(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "udp://a:1", "a:0", "a:65536", "a:x", "*", "a b", "a/b",
+		"-oProxyCommand=id", "$(id)", "a;b", "`reboot`", ":8420", "[::1", "a..b"} {
+		if got, err := ParseHostPort(in); err == nil {
+			t.Errorf("ParseHostPort(%q) = %q, want an error", in, got)
+		}
+	}
+}
