@@ -62,6 +62,13 @@ func TestBadInput(t *testing.T) {
 		{"update unknown", []string{"UPDATE", `{"token":"0123456789abcdef0123","instance":"nope"}`}, "not_found", "no instance nope"},
 		{"lookup without name", []string{"LOOKUP", `{}`}, "bad_request", "name is missing"},
 		{"unwatch unknown", []string{"UNWATCH", `{"watch":"w1"}`}, "not_found", "no watch w1"},
+		{"protocol version a string", []string{"PING", `{"v":"1"}`}, "bad_version", `given as JSON string: want the integer 1`},
+		{"protocol version a fraction", []string{"PING", `{"v":1.0}`}, "bad_version", `given as JSON number 1.0`},
+		{"id a string of 129 bytes", []string{"PING", `{"id":"` + strings.Repeat("i", 129) + `"}`}, "bad_request", "id must be a number or a string of at most 128 bytes"},
+		{"id a number of 129 digits", []string{"PING", `{"id":` + strings.Repeat("9", 129) + `}`}, "bad_request", "id must be a number"},
+		{"empty token", []string{"REGISTER", valid(`,"token":""`)}, "bad_request", "token is empty: leave it out"},
+		{"empty instance", []string{"REGISTER", valid(`,"instance":""`)}, "bad_request", "instance is empty"},
+		{"empty watch", []string{"UNWATCH", `{"watch" : ""}`}, "bad_request", "watch is empty"},
 		{"list negative limit", []string{"LIST", `{"limit":-1}`}, "bad_request", "limit must not be negative"},
 	}
 	// Another client keeps looking up while the bad requests go in.

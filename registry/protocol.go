@@ -137,6 +137,8 @@ func decodeBody(body []byte, r *request) *Error {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
 		switch {
+		case errors.As(err, &te) && te.Field == "v":
+			return &Error{Code: CodeBadVersion, Message: fmt.Sprintf("protocol version given as JSON %s: want the integer %d", te.Value, ProtocolVersion)}
 		case errors.As(err, &te):
 			return badRequest("body: field %q: want %s, got JSON %s", te.Field, jsonKind(te.Type.String()), te.Value)
 		case errors.As(err, &se):
@@ -144,14 +146,57 @@ func decodeBody(body []byte, r *request) *Error {
 		}
 		return badRequest("body: %v", err)
 	}
-	if r.ID != nil {
-		id := r.ID
-		if len(id) > maxRequestIDLen || len(id) == 0 || !(id[0] == '"' || id[0] == '-' || id[0] >= '0' && id[0] <= '9') {
-			r.ID = nil
-			return badRequest("id must be a number or a string of at most %d bytes", maxRequestIDLen)
+	if r.ID != nil && !validID(r.ID) {
+		r.ID = nil
+		return badRequest("id must be a number or a string of at most %d bytes", maxRequestIDLen)
+	}
+	// `""` anywhere in the body: one of the fields whose empty value would
+	// otherwise read as absent may have been sent empty (PROTOCOL.md 2.4).
+	if bytes.Contains(b, []byte(`""`)) {
+		if f := emptyField(b); f != "" {
+			return badRequest("%s is empty: leave it out, or give a value", f)
 		}
 	}
 	return nil
+}
+
+// validID reports whether a request's raw JSON "id" is a number of at most
+// maxRequestIDLen characters or a string of at most maxRequestIDLen bytes
+// (counted after unescaping, without its quotes).
+func validID(id json.RawMessage) bool {
+	switch {
+	case len(id) == 0:
+		return false
+	case id[0] == '"':
+		var s string
+		return json.Unmarshal(id, &s) == nil && len(s) <= maxRequestIDLen
+	case id[0] == '-' || id[0] >= '0' && id[0] <= '9':
+		return len(id) <= maxRequestIDLen
+	}
+	return false
+}
+
+// emptyField returns the name of the first of token, instance and watch that
+// body gives as "", or "". An empty token would otherwise get a new token
+// minted silently, an empty instance a new instance id.
+func emptyField(body []byte) string {
+	var f struct {
+		Token    *string `json:"token"`
+		Instance *string `json:"instance"`
+		Watch    *string `json:"watch"`
+	}
+	if json.Unmarshal(body, &f) != nil {
+		return ""
+	}
+	switch {
+	case f.Token != nil && *f.Token == "":
+		return "token"
+	case f.Instance != nil && *f.Instance == "":
+		return "instance"
+	case f.Watch != nil && *f.Watch == "":
+		return "watch"
+	}
+	return ""
 }
 
 func jsonKind(goType string) string {
