@@ -1,15 +1,21 @@
 // Command hydra-server runs the Hydra service registry, and talks to one.
 //
-//	hydra-server [flags]              run the registry (127.0.0.1:8420 by default)
+//	hydra-server [flags]              run the server (127.0.0.1:8420 by default)
 //	hydra-server register NAME ADDR   register a service and keep it alive
 //	hydra-server lookup NAME          print a name's live instances
 //	hydra-server list                 print every name (or entry)
 //	hydra-server watch [NAME]         print events as they happen
+//	hydra-server join HOST[:PORT]     make the running server join another
+//	hydra-server keygen               write a Curve25519 key pair
+//	hydra-server bench zmtp|registry|tunnel|all|serve   measure it
+//	hydra-server version | help [COMMAND]
 //
 // Every flag can also be set by a HYDRA_<FLAG> environment variable
 // (--log-level: HYDRA_LOG_LEVEL) and by a line of the file given with
 // --config, flags winning over the environment, the environment over the
-// file. See `hydra-server --help` and `hydra-server help COMMAND`.
+// file. See `hydra-server --help` and `hydra-server help COMMAND`. The
+// running server itself is assembled by package node; this command turns
+// flags into its Config.
 package main
 
 import (
