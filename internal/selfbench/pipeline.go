@@ -1,10 +1,8 @@
-package loadgen
+package selfbench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,30 +11,28 @@ import (
 	"github.com/hydra-net/hydra/zmtp"
 )
 
-// BenchConfig says what Bench measures.
-type BenchConfig struct {
-	Endpoint string // the server; default tcp://127.0.0.1:8420
-	// Op is "lookup" (default) or "register".
-	Op string
-	// Clients is the number of connections (DEALER sockets); default 64.
-	Clients int
-	// Pipeline is the number of requests each client keeps outstanding;
-	// default 16. Keep it under the server's per-peer send queue (1000
-	// replies): the server drops replies that do not fit.
-	Pipeline int
+// pipelineConfig says what runPipeline measures. Registry fills in every
+// field from a RegistryConfig.
+type pipelineConfig struct {
+	Endpoint string // the server
+	Op       string // OpLookup or OpRegister
+	// Clients is the number of connections (DEALER sockets), each keeping
+	// Pipeline requests outstanding. Keep Pipeline under the server's
+	// per-peer send queue (1000 replies): the server drops replies that
+	// do not fit.
+	Clients, Pipeline int
 	// Requests, if set, is the total number of requests to make;
-	// otherwise Bench runs for Duration (default 5s).
-	Requests int
+	// otherwise the load runs for Duration.
+	Requests int64
 	Duration time.Duration
 	// Names is how many names the lookups spread over, each registered
-	// with Instances instances before the clock starts; defaults 1000
-	// and 3.
+	// with Instances instances before the clock starts.
 	Names, Instances int
 	// Rate, when set, paces the requests: all clients together send Rate
 	// requests per second on a fixed schedule (open loop), each client
 	// still keeping at most Pipeline in flight, and latency counts from
 	// each request's scheduled time, so a stalled server is not hidden by
-	// requests that were never sent. Default 0: as fast as replies allow.
+	// requests that were never sent.
 	Rate float64
 	// Warmup, when set, runs the load for this long before the
 	// measurement starts: those requests are answered and checked but not
@@ -44,355 +40,410 @@ type BenchConfig struct {
 	// and the first GC cycles stay out of the figures. Requests and
 	// Duration count from its end.
 	Warmup time.Duration
-	// Completed, when set, is advanced by every reply, for a progress
-	// display.
+	// Completed is advanced by every reply, for a progress display.
 	Completed *atomic.Int64
-	// Cleanup deregisters every entry the bench registered once it is
-	// done, for benches against a live server.
+	// Cleanup deregisters every entry the load registered once it is
+	// done, for loads against a live server.
 	Cleanup bool
 }
 
-// BenchReport is what Bench measured. Latency is from a request's send to
-// its reply's receipt, so it includes the time queued behind the client's
-// other outstanding requests.
-type BenchReport struct {
-	Op            string
-	Clients       int
-	Pipeline      int
-	Requests      int64
-	Errors        int64 // ERR replies
-	Elapsed       time.Duration
-	PerSec        float64
-	P50, P90, P99 time.Duration
-	Max           time.Duration
+// The lookups' data: pipelineConfig.Names names of Instances instances
+// each, the defaults of Registry.
+const (
+	lookupNames     = 1000
+	lookupInstances = 3
+	// namesPerToken is how many names share one registration token.
+	namesPerToken = 300
+	// setupWindow caps the registrations in flight while the lookups'
+	// data is set up: the server drops the replies that do not fit in a
+	// peer's send queue (1000 messages) rather than block, and its
+	// handling can outpace its writes to us when CPUs are scarce.
+	setupWindow = 256
+)
+
+// pipelineReport is what runPipeline measured. Latency runs from a
+// request's send (or its scheduled time, with a Rate) to its reply's
+// receipt, so it includes the time queued behind the client's other
+// outstanding requests.
+type pipelineReport struct {
+	Errors  int64 // ERR replies
+	Elapsed time.Duration
+	// Latency holds one value per request measured: its Count is the
+	// requests measured.
+	Latency *Histogram
 }
 
-func (r *BenchReport) String() string {
-	return fmt.Sprintf("%s: %d clients × %d pipelined: %d requests in %v = %.0f/s, p50 %v, p99 %v, max %v, %d errors",
-		r.Op, r.Clients, r.Pipeline, r.Requests, r.Elapsed.Round(time.Millisecond), r.PerSec, r.P50, r.P99, r.Max, r.Errors)
+// pipeline is one runPipeline under way: the clients' sockets and what
+// they share.
+type pipeline struct {
+	cfg   pipelineConfig
+	socks []*zmtp.Socket
+	// runID tells this run's registrations from any other's.
+	runID string
+
+	// The load's clock: it starts at start, measures from measureFrom (the
+	// warm-up's end) and, without a Requests budget, stops at deadline.
+	start, measureFrom, deadline time.Time
+	// every is each client's interval between requests with a Rate, zero
+	// without one.
+	every time.Duration
+
+	claimed atomic.Int64 // requests claimed from the Requests budget
+	errs    atomic.Int64 // ERR replies
+	errOnce sync.Once
+	err     error // the first failure, which ends the run
 }
 
-// Bench measures lookups (or registers) per second and their latency with
-// pipelining clients speaking the raw protocol over zmtp DEALER sockets, so
-// that the client side costs as little as it can.
-func Bench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
-	if cfg.Endpoint == "" {
-		cfg.Endpoint = "tcp://127.0.0.1:8420"
+// runPipeline measures lookups (or registers) per second and their latency
+// with pipelining clients speaking the raw protocol over zmtp DEALER
+// sockets, so that the client side costs as little as it can.
+func runPipeline(ctx context.Context, cfg pipelineConfig) (*pipelineReport, error) {
+	p := &pipeline{cfg: cfg, runID: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	defer p.closeSockets()
+	if err := p.dial(); err != nil {
+		return nil, err
 	}
-	if cfg.Op == "" {
-		cfg.Op = "lookup"
+	if cfg.Cleanup {
+		defer p.cleanup(ctx)
 	}
-	if cfg.Op != "lookup" && cfg.Op != "register" {
-		return nil, fmt.Errorf("loadgen: bench op %q: want lookup or register", cfg.Op)
-	}
-	for _, p := range []*int{&cfg.Clients, &cfg.Pipeline, &cfg.Names, &cfg.Instances} {
-		if *p < 0 {
-			return nil, errors.New("loadgen: negative bench parameter")
+	if cfg.Op == OpLookup {
+		if err := p.registerLookupData(ctx); err != nil {
+			return nil, err
 		}
 	}
-	if cfg.Warmup < 0 {
-		return nil, errors.New("loadgen: bench warm-up must not be negative")
+	p.startClock()
+	hists := p.runClients(ctx)
+	elapsed := time.Since(p.measureFrom)
+	if p.err != nil {
+		return nil, p.err
 	}
-	if !(cfg.Rate >= 0) {
-		return nil, errors.New("loadgen: bench rate must be positive")
+	all := NewHistogram()
+	for _, h := range hists {
+		all.Merge(h)
 	}
-	if cfg.Clients == 0 {
-		cfg.Clients = 64
-	}
-	if cfg.Pipeline == 0 {
-		cfg.Pipeline = 16
-	}
-	if cfg.Names == 0 {
-		cfg.Names = 1000
-	}
-	if cfg.Instances == 0 {
-		cfg.Instances = 3
-	}
-	if cfg.Requests == 0 && cfg.Duration <= 0 {
-		cfg.Duration = 5 * time.Second
-	}
-	if cfg.Completed == nil {
-		cfg.Completed = new(atomic.Int64)
-	}
+	return &pipelineReport{Errors: p.errs.Load(), Elapsed: elapsed, Latency: all}, nil
+}
 
-	socks := make([]*zmtp.Socket, cfg.Clients)
-	for i := range socks {
+// dial connects one DEALER socket per client.
+func (p *pipeline) dial() error {
+	for range p.cfg.Clients {
 		// RecvTimeout, not a context per Recv: a timer per reply would
 		// cost the server under test CPU it shares with this client.
 		s, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Options{Linger: -1, SendHWM: 10000, RecvHWM: 10000, RecvTimeout: replyTimeout})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		defer s.Close()
-		if err := s.Connect(cfg.Endpoint); err != nil {
-			return nil, err
-		}
-		socks[i] = s
-	}
-	// The lookups' data: Names × Instances entries, under one token per
-	// 300 names.
-	tok := "loadgen-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	start := time.Now()
-	if cfg.Cleanup {
-		defer func() {
-			var tokens []string
-			if cfg.Op == "lookup" {
-				for t := range (cfg.Names + 299) / 300 {
-					tokens = append(tokens, fmt.Sprintf("%s-%d", tok, t))
-				}
-			} else {
-				for c := range cfg.Clients {
-					tokens = append(tokens, clientToken(c, start))
-				}
-			}
-			cleanup(ctx, socks[0], tokens)
-		}()
-	}
-	if cfg.Op == "lookup" {
-		// At most setupWindow requests in flight: the server drops the
-		// replies that do not fit in a peer's send queue (1000 messages)
-		// rather than block, and its handling can outpace its writes to
-		// us when CPUs are scarce.
-		const setupWindow = 256
-		s := socks[0]
-		outstanding := 0
-		recvOne := func() error {
-			rep, err := recvTimeout(ctx, s)
-			if err != nil {
-				return fmt.Errorf("loadgen: bench setup: %w", err)
-			}
-			if string(rep[0]) != "OK" {
-				return fmt.Errorf("loadgen: bench setup: %s %s", rep[0], rep[1])
-			}
-			outstanding--
-			return nil
-		}
-		for n := range cfg.Names {
-			for i := range cfg.Instances {
-				if outstanding == setupWindow {
-					if err := recvOne(); err != nil {
-						return nil, err
-					}
-				}
-				body := fmt.Appendf(nil, `{"token":"%s-%d","name":"bench-%d","host":"10.9.%d.%d","port":%d,"ttl":600}`,
-					tok, n/300, n, n%250, i, 1000+i)
-				if err := s.SendContext(ctx, []byte("REGISTER"), body); err != nil {
-					return nil, err
-				}
-				outstanding++
-			}
-		}
-		for outstanding > 0 {
-			if err := recvOne(); err != nil {
-				return nil, err
-			}
+		p.socks = append(p.socks, s)
+		if err := s.Connect(p.cfg.Endpoint); err != nil {
+			return err
 		}
 	}
+	return nil
+}
 
-	var (
-		wg      sync.WaitGroup
-		errs    atomic.Int64
-		count   atomic.Int64
-		lats    = make([][]time.Duration, cfg.Clients)
-		runErr  error
-		errOnce sync.Once
-	)
-	budget := int64(cfg.Requests)
-	start = time.Now()
-	measureFrom := start.Add(cfg.Warmup)
-	var deadline time.Time
-	if cfg.Requests == 0 {
-		deadline = measureFrom.Add(cfg.Duration)
+func (p *pipeline) closeSockets() {
+	for _, s := range p.socks {
+		s.Close()
 	}
-	// With a Rate, client c sends its k-th request at start + (k + c/Clients)
-	// × every, so the clients' schedules interleave evenly.
-	var every time.Duration
-	if cfg.Rate > 0 {
-		every = time.Duration(float64(cfg.Clients) / cfg.Rate * float64(time.Second))
+}
+
+// lookupToken is the token of the lookups' data for name n.
+func (p *pipeline) lookupToken(n int) string {
+	return fmt.Sprintf("loadgen-bench-%s-%d", p.runID, n/namesPerToken)
+}
+
+// clientToken is the token of client c's registrations.
+func (p *pipeline) clientToken(c int) string {
+	return fmt.Sprintf("loadgen-bench-client-%d-%s", c, p.runID)
+}
+
+// registerLookupData registers Names × Instances entries for the lookups
+// from the first client, at most setupWindow at a time.
+func (p *pipeline) registerLookupData(ctx context.Context) error {
+	s := p.socks[0]
+	outstanding := 0
+	recvOne := func() error {
+		rep, err := recvReply(ctx, s)
+		if err != nil {
+			return fmt.Errorf("selfbench: registry bench setup: %w", err)
+		}
+		if string(rep[0]) != "OK" {
+			return fmt.Errorf("selfbench: registry bench setup: %s %s", rep[0], rep[1])
+		}
+		outstanding--
+		return nil
 	}
-	for c, s := range socks {
+	for n := range p.cfg.Names {
+		for i := range p.cfg.Instances {
+			if outstanding == setupWindow {
+				if err := recvOne(); err != nil {
+					return err
+				}
+			}
+			body := fmt.Appendf(nil, `{"token":"%s","name":"bench-%d","host":"10.9.%d.%d","port":%d,"ttl":600}`,
+				p.lookupToken(n), n, n%250, i, 1000+i)
+			if err := s.SendContext(ctx, []byte("REGISTER"), body); err != nil {
+				return err
+			}
+			outstanding++
+		}
+	}
+	for outstanding > 0 {
+		if err := recvOne(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startClock starts the load now.
+func (p *pipeline) startClock() {
+	p.start = time.Now()
+	p.measureFrom = p.start.Add(p.cfg.Warmup)
+	if p.cfg.Requests == 0 {
+		p.deadline = p.measureFrom.Add(p.cfg.Duration)
+	}
+	if p.cfg.Rate > 0 {
+		p.every = time.Duration(float64(p.cfg.Clients) / p.cfg.Rate * float64(time.Second))
+	}
+}
+
+// runClients runs every client to the end of the load and returns their
+// latency histograms.
+func (p *pipeline) runClients(ctx context.Context) []*Histogram {
+	hists := make([]*Histogram, len(p.socks))
+	var wg sync.WaitGroup
+	for c, s := range p.socks {
+		cl := p.newClient(c, s)
+		hists[c] = cl.hist
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sent := make([]time.Time, cfg.Pipeline) // by request id mod Pipeline
-			// counted says, by request id mod Pipeline, whether the request
-			// was made after the warm-up; counting is what more said last.
-			counted := make([]bool, cfg.Pipeline)
-			counting := true
-			offset := every * time.Duration(c) / time.Duration(cfg.Clients)
-			tok := clientToken(c, start)
-			more := func() bool {
-				counting = cfg.Warmup == 0 || !time.Now().Before(measureFrom)
-				if !counting {
-					return true
-				}
-				if budget > 0 {
-					return count.Add(1) <= budget
-				}
-				return time.Now().Before(deadline)
-			}
-			verb := []byte("LOOKUP")
-			if cfg.Op == "register" {
-				verb = []byte("REGISTER")
-			}
-			var body []byte // reused: SendContext copies the frames
-			send := func(id int) error {
-				if cfg.Op == "lookup" {
-					body = append(body[:0], `{"id":`...)
-					body = strconv.AppendInt(body, int64(id), 10)
-					body = append(body, `,"name":"bench-`...)
-					body = strconv.AppendInt(body, int64((c*7919+id)%cfg.Names), 10)
-					body = append(body, `"}`...)
-				} else {
-					// Cycles through 1000 endpoints per client: creates, then renews.
-					body = fmt.Appendf(body[:0], `{"id":%d,"token":"%s","name":"reg-%d","host":"10.8.0.1","port":%d,"ttl":60}`,
-						id, tok, c, 1+id%1000)
-				}
-				counted[id%cfg.Pipeline] = counting
-				if every > 0 {
-					sent[id%cfg.Pipeline] = start.Add(offset + time.Duration(id)*every)
-				} else {
-					sent[id%cfg.Pipeline] = time.Now()
-				}
-				return s.SendContext(ctx, verb, body)
-			}
-			// receive takes one reply and accounts for it; false ends the
-			// client (runErr says why).
-			receive := func() bool {
-				rep, err := recvTimeout(ctx, s)
-				if err != nil {
-					errOnce.Do(func() { runErr = err })
-					return false
-				}
-				id, ok := replyID(rep)
-				if !ok {
-					errOnce.Do(func() { runErr = fmt.Errorf("loadgen: reply without id: %q", rep) })
-					return false
-				}
-				if counted[id%cfg.Pipeline] {
-					lats[c] = append(lats[c], time.Since(sent[id%cfg.Pipeline]))
-				}
-				cfg.Completed.Add(1)
-				if string(rep[0]) != "OK" {
-					errs.Add(1)
-				}
-				return true
-			}
-			if every > 0 {
-				// Open loop: a sender on the schedule, this goroutine on
-				// the replies. slots keeps at most Pipeline requests in
-				// flight; inflight hands each sent request to the
-				// receiver, which blocks on it instead of polling.
-				slots := make(chan struct{}, cfg.Pipeline)
-				inflight := make(chan struct{}, cfg.Pipeline)
-				quit := make(chan struct{})
-				defer func() {
-					// After a failed receive, stop the sender and wait
-					// for it: nothing may use the socket after Bench.
-					close(quit)
-					for range inflight {
-					}
-				}()
-				go func() {
-					defer close(inflight)
-					for n := 0; more(); n++ {
-						select {
-						case slots <- struct{}{}:
-						case <-quit:
-							return
-						case <-ctx.Done():
-							return
-						}
-						if d := time.Until(start.Add(offset + time.Duration(n)*every)); d > 0 {
-							time.Sleep(d)
-						}
-						if err := send(n); err != nil {
-							errOnce.Do(func() { runErr = err })
-							return
-						}
-						inflight <- struct{}{}
-					}
-				}()
-				for range inflight {
-					if !receive() {
-						return
-					}
-					<-slots
-				}
-				return
-			}
-			outstanding, next := 0, 0
-			for outstanding < cfg.Pipeline && more() {
-				if err := send(next); err != nil {
-					errOnce.Do(func() { runErr = err })
-					return
-				}
-				next++
-				outstanding++
-			}
-			for outstanding > 0 {
-				if !receive() {
-					return
-				}
-				outstanding--
-				if more() {
-					if err := send(next); err != nil {
-						errOnce.Do(func() { runErr = err })
-						return
-					}
-					next++
-					outstanding++
-				}
+			if p.every > 0 {
+				cl.openLoop(ctx)
+			} else {
+				cl.closedLoop(ctx)
 			}
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(measureFrom)
-	if runErr != nil {
-		return nil, runErr
-	}
-	var all []time.Duration
-	for _, l := range lats {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	r := &BenchReport{Op: cfg.Op, Clients: cfg.Clients, Pipeline: cfg.Pipeline, Requests: int64(len(all)),
-		Errors: errs.Load(), Elapsed: elapsed, PerSec: float64(len(all)) / elapsed.Seconds()}
-	if len(all) > 0 {
-		r.P50, r.P90, r.P99, r.Max = all[len(all)/2], all[len(all)*90/100], all[len(all)*99/100], all[len(all)-1]
-	}
-	return r, nil
+	return hists
 }
 
-// clientToken is the token of bench client c's registrations.
-func clientToken(c int, start time.Time) string {
-	return fmt.Sprintf("loadgen-bench-client-%d-%d", c, start.UnixNano())
-}
+// fail records the first failure, which ends the run.
+func (p *pipeline) fail(err error) { p.errOnce.Do(func() { p.err = err }) }
 
-// cleanup deregisters every entry of tokens, best effort: the entries
-// expire anyway.
-func cleanup(ctx context.Context, s *zmtp.Socket, tokens []string) {
+// cleanup deregisters every entry the run registered, best effort: the
+// entries expire anyway.
+func (p *pipeline) cleanup(ctx context.Context) {
+	var tokens []string
+	if p.cfg.Op == OpLookup {
+		for n := 0; n < p.cfg.Names; n += namesPerToken {
+			tokens = append(tokens, p.lookupToken(n))
+		}
+	} else {
+		for c := range p.cfg.Clients {
+			tokens = append(tokens, p.clientToken(c))
+		}
+	}
+	s := p.socks[0]
 	for _, t := range tokens {
 		if s.SendContext(ctx, []byte("DEREGISTER"), fmt.Appendf(nil, `{"token":%q}`, t)) != nil {
 			return
 		}
 	}
 	for range tokens {
-		if _, err := recvTimeout(ctx, s); err != nil {
+		if _, err := recvReply(ctx, s); err != nil {
 			return
 		}
+	}
+}
+
+// pipeClient is one client of a pipeline: its socket, the requests it has
+// in flight and the latencies it measured.
+type pipeClient struct {
+	p    *pipeline
+	c    int // its index among the clients
+	s    *zmtp.Socket
+	verb []byte
+	tok  string // of its registrations
+	// offset staggers its schedule with a Rate: its k-th request is due
+	// at start + offset + k × every, so the clients' schedules interleave
+	// evenly.
+	offset time.Duration
+
+	// By request id mod Pipeline: when each request in flight was sent
+	// (or due), and whether it counts (made after the warm-up).
+	sent    []time.Time
+	counted []bool
+	// counting is what more said last: requests made now count.
+	counting bool
+	body     []byte // reused: SendContext copies the frames
+	hist     *Histogram
+}
+
+func (p *pipeline) newClient(c int, s *zmtp.Socket) *pipeClient {
+	cl := &pipeClient{p: p, c: c, s: s, verb: []byte("LOOKUP"), tok: p.clientToken(c),
+		offset:  p.every * time.Duration(c) / time.Duration(p.cfg.Clients),
+		sent:    make([]time.Time, p.cfg.Pipeline),
+		counted: make([]bool, p.cfg.Pipeline),
+		hist:    NewHistogram(),
+	}
+	if p.cfg.Op == OpRegister {
+		cl.verb = []byte("REGISTER")
+	}
+	return cl
+}
+
+// more reports whether to make another request, and whether it counts.
+func (cl *pipeClient) more() bool {
+	p := cl.p
+	cl.counting = p.cfg.Warmup == 0 || !time.Now().Before(p.measureFrom)
+	if !cl.counting {
+		return true
+	}
+	if p.cfg.Requests > 0 {
+		return p.claimed.Add(1) <= p.cfg.Requests
+	}
+	return time.Now().Before(p.deadline)
+}
+
+// due is when request id is due with a Rate.
+func (cl *pipeClient) due(id int) time.Time {
+	return cl.p.start.Add(cl.offset + time.Duration(id)*cl.p.every)
+}
+
+// send makes request id.
+func (cl *pipeClient) send(ctx context.Context, id int) error {
+	cfg := &cl.p.cfg
+	if cfg.Op == OpLookup {
+		cl.body = append(cl.body[:0], `{"id":`...)
+		cl.body = strconv.AppendInt(cl.body, int64(id), 10)
+		cl.body = append(cl.body, `,"name":"bench-`...)
+		cl.body = strconv.AppendInt(cl.body, int64((cl.c*7919+id)%cfg.Names), 10)
+		cl.body = append(cl.body, `"}`...)
+	} else {
+		// Cycles through 1000 endpoints per client: creates, then renews.
+		cl.body = fmt.Appendf(cl.body[:0], `{"id":%d,"token":"%s","name":"reg-%d","host":"10.8.0.1","port":%d,"ttl":60}`,
+			id, cl.tok, cl.c, 1+id%1000)
+	}
+	slot := id % cfg.Pipeline
+	cl.counted[slot] = cl.counting
+	if cl.p.every > 0 {
+		cl.sent[slot] = cl.due(id)
+	} else {
+		cl.sent[slot] = time.Now()
+	}
+	return cl.s.SendContext(ctx, cl.verb, cl.body)
+}
+
+// receive takes one reply and accounts for it; false ends the client
+// (the pipeline's err says why).
+func (cl *pipeClient) receive(ctx context.Context) bool {
+	rep, err := recvReply(ctx, cl.s)
+	if err != nil {
+		cl.p.fail(err)
+		return false
+	}
+	id, ok := replyID(rep)
+	if !ok {
+		cl.p.fail(fmt.Errorf("selfbench: registry reply without id: %q", rep))
+		return false
+	}
+	if slot := id % cl.p.cfg.Pipeline; cl.counted[slot] {
+		cl.hist.Record(time.Since(cl.sent[slot]))
+	}
+	cl.p.cfg.Completed.Add(1)
+	if string(rep[0]) != "OK" {
+		cl.p.errs.Add(1)
+	}
+	return true
+}
+
+// closedLoop keeps Pipeline requests in flight, sending the next one as
+// each reply arrives.
+func (cl *pipeClient) closedLoop(ctx context.Context) {
+	outstanding, next := 0, 0
+	for outstanding < cl.p.cfg.Pipeline && cl.more() {
+		if err := cl.send(ctx, next); err != nil {
+			cl.p.fail(err)
+			return
+		}
+		next++
+		outstanding++
+	}
+	for outstanding > 0 {
+		if !cl.receive(ctx) {
+			return
+		}
+		outstanding--
+		if cl.more() {
+			if err := cl.send(ctx, next); err != nil {
+				cl.p.fail(err)
+				return
+			}
+			next++
+			outstanding++
+		}
+	}
+}
+
+// openLoop sends on the schedule from a sender goroutine and takes the
+// replies on this one. slots keeps at most Pipeline requests in flight;
+// inflight hands each sent request to the receiver, which blocks on it
+// instead of polling.
+func (cl *pipeClient) openLoop(ctx context.Context) {
+	slots := make(chan struct{}, cl.p.cfg.Pipeline)
+	inflight := make(chan struct{}, cl.p.cfg.Pipeline)
+	quit := make(chan struct{})
+	defer func() {
+		// After a failed receive, stop the sender and wait for it:
+		// nothing may use the socket after runPipeline.
+		close(quit)
+		for range inflight {
+		}
+	}()
+	go cl.sendOnSchedule(ctx, slots, inflight, quit)
+	for range inflight {
+		if !cl.receive(ctx) {
+			return
+		}
+		<-slots
+	}
+}
+
+// sendOnSchedule is openLoop's sender: each request waits for a slot, then
+// for its time.
+func (cl *pipeClient) sendOnSchedule(ctx context.Context, slots, inflight chan struct{}, quit chan struct{}) {
+	defer close(inflight)
+	for n := 0; cl.more(); n++ {
+		select {
+		case slots <- struct{}{}:
+		case <-quit:
+			return
+		case <-ctx.Done():
+			return
+		}
+		if d := time.Until(cl.due(n)); d > 0 {
+			time.Sleep(d)
+		}
+		if err := cl.send(ctx, n); err != nil {
+			cl.p.fail(err)
+			return
+		}
+		inflight <- struct{}{}
 	}
 }
 
 // replyTimeout bounds the wait for each reply.
 const replyTimeout = 10 * time.Second
 
-// recvTimeout receives one reply (the socket's RecvTimeout bounds the
-// wait; ctx cancels it).
-func recvTimeout(ctx context.Context, s *zmtp.Socket) ([][]byte, error) {
+// recvReply receives one two-frame reply (the socket's RecvTimeout bounds
+// the wait; ctx cancels it).
+func recvReply(ctx context.Context, s *zmtp.Socket) ([][]byte, error) {
 	rep, err := s.RecvContext(ctx)
 	if err == nil && len(rep) != 2 {
-		err = fmt.Errorf("loadgen: reply of %d frames", len(rep))
+		err = fmt.Errorf("selfbench: registry reply of %d frames", len(rep))
 	}
 	return rep, err
 }
