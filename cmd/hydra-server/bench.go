@@ -157,62 +157,14 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 	if kind == "serve" {
 		return benchServe(ctx, io, &f)
 	}
-	if f.target != "" && kind == "all" {
-		return usagef("bench all: --target names one server; run 'bench zmtp --target' (a bench serve) and 'bench registry --target' (a hydra-server) separately")
+	if err := f.check(kind); err != nil {
+		return err
 	}
-	if f.target != "" && !strings.HasPrefix(f.target, "tcp://") && !strings.HasPrefix(f.target, "ipc://") {
-		f.target = "tcp://" + f.target
-	}
-	if f.count < 0 || f.duration <= 0 && f.count == 0 || f.concurrency < 0 || f.pipeline < 1 || f.hwm < 1 || !(f.rate >= 0) || math.IsInf(f.rate, 0) || f.timeout <= 0 || f.warmup < 0 {
-		return usagef("bench: --count, --duration, --concurrency, --pipeline, --hwm, --rate, --warmup and --timeout must be positive")
-	}
-	if f.pipeline > selfbench.MaxPipeline {
-		return usagef("bench: --pipeline %d: at most %d (the server drops replies beyond its per-client send queue)", f.pipeline, selfbench.MaxPipeline)
-	}
-	var cases []benchCase
-	switch kind {
-	case selfbench.KindZMTP:
-		cases, err = zmtpCases(&f)
-	case selfbench.KindRegistry:
-		cases, err = registryCases(&f)
-	case selfbench.KindTunnel:
-		cases, err = tunnelCases(&f)
-	case "all":
-		cases, err = zmtpCases(&f)
-		if err == nil {
-			var rc []benchCase
-			rc, err = registryCases(&f)
-			cases = append(cases, rc...)
-		}
-		if err == nil {
-			var tc []benchCase
-			tc, err = tunnelCases(&f)
-			cases = append(cases, tc...)
-		}
-	default:
-		return usagef("bench: unknown bench %q (want zmtp, registry, tunnel, all or serve)", kind)
-	}
+	cases, err := benchCases(kind, &f)
 	if err != nil {
 		return err
 	}
-
-	rep := &selfbench.Report{Version: versionString(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		CPUs: runtime.GOMAXPROCS(0), Started: time.Now().UTC().Truncate(time.Second)}
-	prog := newProgress(io.err, !f.quiet && isTerminal(io.err))
-	for i, c := range cases {
-		if ctx.Err() != nil {
-			break
-		}
-		var n atomic.Int64
-		stop := prog.start(fmt.Sprintf("[%d/%d] %s", i+1, len(cases), c.label), &n, f.count, f.duration, c.warmup)
-		r, err := c.run(ctx, &n)
-		stop()
-		if err != nil {
-			rep.Failed = append(rep.Failed, selfbench.Skip{Bench: c.label, Reason: err.Error()})
-			continue
-		}
-		rep.Results = append(rep.Results, r)
-	}
+	rep := runBenchCases(ctx, io, &f, cases)
 	if f.json {
 		enc := json.NewEncoder(io.out)
 		enc.SetIndent("", "  ")
@@ -231,6 +183,69 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 		return fmt.Errorf("bench: %d of %d cases failed; %s: %s", len(rep.Failed), len(cases), rep.Failed[0].Bench, rep.Failed[0].Reason)
 	}
 	return nil
+}
+
+// check checks the flags for bench kind, and completes --target.
+func (f *benchFlags) check(kind string) error {
+	if f.target != "" && kind == "all" {
+		return usagef("bench all: --target names one server; run 'bench zmtp --target' (a bench serve) and 'bench registry --target' (a hydra-server) separately")
+	}
+	if f.target != "" && !strings.HasPrefix(f.target, "tcp://") && !strings.HasPrefix(f.target, "ipc://") {
+		f.target = "tcp://" + f.target
+	}
+	if f.count < 0 || f.duration <= 0 && f.count == 0 || f.concurrency < 0 || f.pipeline < 1 || f.hwm < 1 || !(f.rate >= 0) || math.IsInf(f.rate, 0) || f.timeout <= 0 || f.warmup < 0 {
+		return usagef("bench: --count, --duration, --concurrency, --pipeline, --hwm, --rate, --warmup and --timeout must be positive")
+	}
+	if f.pipeline > selfbench.MaxPipeline {
+		return usagef("bench: --pipeline %d: at most %d (the server drops replies beyond its per-client send queue)", f.pipeline, selfbench.MaxPipeline)
+	}
+	return nil
+}
+
+// benchCases are the cases of bench kind, in the order they run.
+func benchCases(kind string, f *benchFlags) ([]benchCase, error) {
+	switch kind {
+	case selfbench.KindZMTP:
+		return zmtpCases(f)
+	case selfbench.KindRegistry:
+		return registryCases(f)
+	case selfbench.KindTunnel:
+		return tunnelCases(f)
+	case "all":
+		var cases []benchCase
+		for _, k := range []string{selfbench.KindZMTP, selfbench.KindRegistry, selfbench.KindTunnel} {
+			c, err := benchCases(k, f)
+			if err != nil {
+				return nil, err
+			}
+			cases = append(cases, c...)
+		}
+		return cases, nil
+	}
+	return nil, usagef("bench: unknown bench %q (want zmtp, registry, tunnel, all or serve)", kind)
+}
+
+// runBenchCases runs the cases one after the other, with a progress line
+// for each, until they are done or ctx is.
+func runBenchCases(ctx context.Context, io stdio, f *benchFlags, cases []benchCase) *selfbench.Report {
+	rep := &selfbench.Report{Version: versionString(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		CPUs: runtime.GOMAXPROCS(0), Started: time.Now().UTC().Truncate(time.Second)}
+	prog := newProgress(io.err, !f.quiet && isTerminal(io.err))
+	for i, c := range cases {
+		if ctx.Err() != nil {
+			break
+		}
+		var n atomic.Int64
+		stop := prog.start(fmt.Sprintf("[%d/%d] %s", i+1, len(cases), c.label), &n, f.count, f.duration, c.warmup)
+		r, err := c.run(ctx, &n)
+		stop()
+		if err != nil {
+			rep.Failed = append(rep.Failed, selfbench.Skip{Bench: c.label, Reason: err.Error()})
+			continue
+		}
+		rep.Results = append(rep.Results, r)
+	}
+	return rep
 }
 
 func zmtpCases(f *benchFlags) ([]benchCase, error) {
