@@ -149,12 +149,12 @@ func (p *pipeline) closeSockets() {
 
 // lookupToken is the token of the lookups' data for name n.
 func (p *pipeline) lookupToken(n int) string {
-	return fmt.Sprintf("loadgen-bench-%s-%d", p.runID, n/namesPerToken)
+	return fmt.Sprintf("selfbench-%s-%d", p.runID, n/namesPerToken)
 }
 
 // clientToken is the token of client c's registrations.
 func (p *pipeline) clientToken(c int) string {
-	return fmt.Sprintf("loadgen-bench-client-%d-%s", c, p.runID)
+	return fmt.Sprintf("selfbench-client-%d-%s", c, p.runID)
 }
 
 // registerLookupData registers Names × Instances entries for the lookups
