@@ -5,8 +5,8 @@ package bench
 // then scales the count to the measured rate, within [quick, max]. With
 // calibration off (Duration 0) it uses the fixed count instead. Counts for
 // push-pull follow the bytes moved, so that any -sizes value gets a sensible
-// count. zmq4 gets lower counts: it moves about 100K small messages per
-// second, so its caps keep each of its cases to a few seconds.
+// count. zmq4 gets lower caps, since it is much slower on small messages
+// (see bench/RESULTS.md): they keep each of its cases to a few seconds.
 
 // countLimits are the counts for one implementation and case.
 type countLimits struct {
@@ -15,7 +15,8 @@ type countLimits struct {
 	fixed int64 // the count when calibration is off
 }
 
-// Round trips for req-rep: ~80 µs each on loopback for every implementation.
+// Round trips for req-rep, whose round trip time is about the same for every
+// implementation.
 var (
 	reqRepLimits     = countLimits{quick: 1000, max: 100_000, fixed: 20_000}
 	reqRepLimitsZMQ4 = countLimits{quick: 1000, max: 50_000, fixed: 20_000}

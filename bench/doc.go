@@ -18,7 +18,9 @@
 //
 // [Run] drives the cases and writes one JSON line per case ([Result]);
 // [WriteTable] prints them for people, with hydra/libzmq and hydra/zmq4
-// ratios. The command in bench/run is the usual front end:
+// ratios. Nothing in the product imports this package; what
+// `hydra-server bench` measures on its own is internal/selfbench. The
+// command in bench/run is the usual front end:
 //
 //	go run ./bench/run          # full run, ~1-3 s per case and implementation
 //	go run ./bench/run -quick   # small counts, for CI

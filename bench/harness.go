@@ -370,9 +370,23 @@ func (h *harness) runPairOnce(ctx context.Context, impl string, c Case, count in
 	if c.Pattern == ReqRep {
 		pp, sp = connector, binder
 	}
+	warnings = waitPair(pp, sp)
+	if ctx.Err() != nil && pp.err != nil {
+		return primary, secondary, warnings, fmt.Errorf("%s peer timed out after %v%s", pp.role, h.cfg.Timeout, stderrNote(pp))
+	}
+	if res, perr := ParsePeerResult(sp.stdout.Bytes()); perr == nil {
+		secondary = res
+	} else if sp.err != nil {
+		warnings = append(warnings, fmt.Sprintf("%s peer: %v%s", sp.role, sp.err, stderrNote(sp)))
+	}
+	primary, err = primaryResult(pp, binder, connector, c)
+	return primary, secondary, warnings, err
+}
 
-	// Wait for the measuring peer; if the other one fails first, give the
-	// measuring one a moment to report what it has, then stop it.
+// waitPair waits for the measuring peer pp; if the other one, sp, fails
+// first, it gives pp a moment to report what it has, then stops it. It
+// never waits long for sp once pp is done.
+func waitPair(pp, sp *proc) (warnings []string) {
 	select {
 	case <-pp.done:
 	case <-sp.done:
@@ -387,7 +401,6 @@ func (h *harness) runPairOnce(ctx context.Context, impl string, c Case, count in
 			<-pp.done
 		}
 	}
-	// The other peer should be finishing too; never wait long for it.
 	select {
 	case <-sp.done:
 	case <-time.After(secondaryGrace):
@@ -396,34 +409,30 @@ func (h *harness) runPairOnce(ctx context.Context, impl string, c Case, count in
 		warnings = append(warnings, fmt.Sprintf("%s peer still running %v after the %s peer finished; killed",
 			sp.role, secondaryGrace, pp.role))
 	}
+	return warnings
+}
 
-	if ctx.Err() != nil && pp.err != nil {
-		return primary, secondary, warnings, fmt.Errorf("%s peer timed out after %v%s", pp.role, h.cfg.Timeout, stderrNote(pp))
-	}
-	if res, perr := ParsePeerResult(sp.stdout.Bytes()); perr == nil {
-		secondary = res
-	} else if sp.err != nil {
-		warnings = append(warnings, fmt.Sprintf("%s peer: %v%s", sp.role, sp.err, stderrNote(sp)))
-	}
+// primaryResult is the measuring peer pp's result, or why there is none:
+// the binder's failure first, since a peer that could not bind explains
+// the other one's (a *bindError when its port was taken).
+func primaryResult(pp, binder, connector *proc, c Case) (PeerResult, error) {
 	primary, perr := ParsePeerResult(pp.stdout.Bytes())
 	if perr != nil {
-		// Say why, starting with the binder: a peer that could not bind
-		// explains the other one's failure.
 		for _, p := range []*proc{binder, connector} {
 			if p.err != nil {
 				msg := fmt.Sprintf("%s peer: %v%s", p.role, p.err, stderrNote(p))
 				if p == binder && isAddrInUse(p.stderr.String()) {
-					return primary, secondary, warnings, &bindError{msg}
+					return primary, &bindError{msg}
 				}
-				return primary, secondary, warnings, errors.New(msg)
+				return primary, errors.New(msg)
 			}
 		}
-		return primary, secondary, warnings, fmt.Errorf("%s peer: %v%s", pp.role, perr, stderrNote(pp))
+		return primary, fmt.Errorf("%s peer: %v%s", pp.role, perr, stderrNote(pp))
 	}
 	if err := sane(primary, c); err != nil {
-		return primary, secondary, warnings, fmt.Errorf("%s peer: %v%s", pp.role, err, stderrNote(pp))
+		return primary, fmt.Errorf("%s peer: %v%s", pp.role, err, stderrNote(pp))
 	}
-	return primary, secondary, warnings, nil
+	return primary, nil
 }
 
 // sane checks that a measuring peer's result has usable figures.

@@ -1,5 +1,6 @@
 // Package internal holds what Hydra's packages share and users never see:
 // one accept loop (acceptloop), one redial backoff with jitter (backoff),
-// HOST[:PORT] parsing with Hydra's default port (netaddr), and the shared
-// test helpers (testutil).
+// HOST[:PORT] parsing with Hydra's default port (netaddr), what
+// `hydra-server bench` measures and the registry load test (selfbench), and
+// the shared test helpers (testutil).
 package internal

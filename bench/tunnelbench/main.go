@@ -1,15 +1,3 @@
-// Command tunnelbench measures one bulk TCP stream through a Hydra tunnel
-// (two hydra-server processes on loopback) next to raw TCP and OpenSSH
-// `ssh -L` (chacha20-poly1305 and aes128-gcm; sshd started here on
-// loopback with a throwaway key and config in a temp dir), in the same
-// run, and prints MB/s and ratios. With -rtt it repeats the comparison
-// over a delaying TCP relay (this kernel has no netem), where the stream
-// window decides.
-//
-//	go build -o /tmp/hydra-server ./cmd/hydra-server
-//	go run ./bench/tunnelbench -hydra /tmp/hydra-server -rtt 100ms
-//
-// bench/tunnel.sh does both.
 package main
 
 import (
@@ -26,9 +14,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
 )
@@ -48,141 +36,193 @@ func init() {
 	}
 }
 
+// sshCiphers are the ciphers ssh -L is measured with.
+var sshCiphers = []string{"chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"}
+
 func main() {
 	flag.Parse()
-	tmp, err := os.MkdirTemp("", "tunnelbench")
-	check(err)
-	defer os.RemoveAll(tmp)
-	var procs []*exec.Cmd
-	defer func() {
-		for _, p := range procs {
-			p.Process.Kill()
-			p.Wait()
-		}
-	}()
-	sink := startSink()
 	fmt.Printf("one TCP stream, %v each, loopback, %s\n\n", *dur, time.Now().Format(time.RFC3339))
-
-	type row struct {
-		name string
-		mbs  float64
-	}
-	var rows []row
-	measure := func(name, addr string) float64 {
-		before, statErr := readCPUStat()
-		mbs, bytes, el, err := stream(addr, *dur)
-		if err != nil {
-			fmt.Printf("%-40s error: %v\n", name, err)
-			return 0
-		}
-		line := fmt.Sprintf("%-40s %9.1f MB/s", name, mbs)
-		// The whole machine's CPU while the stream ran (all processes:
-		// sender, receiver, the relays under test): what a byte costs,
-		// which moves less than MB/s with the machine's state.
-		if after, err := readCPUStat(); statErr == nil && err == nil && after.total > before.total && bytes > 0 {
-			busy := float64(after.busy-before.busy) / float64(after.total-before.total)
-			cpuSec := busy * el.Seconds() * float64(runtime.NumCPU())
-			line += fmt.Sprintf("   CPU busy %3.0f%%, %.2f ns/B", 100*busy, cpuSec/float64(bytes)*1e9)
-		}
-		fmt.Println(line)
-		rows = append(rows, row{name, mbs})
-		return mbs
-	}
-
-	// One key per A process: B keys its peers by public key, and a second
-	// server with the same key would take over the first one's tunnel.
-	var keysA []string
-	var allowed strings.Builder
-	for i := range 4 {
-		k, kp := keys(tmp, fmt.Sprintf("a%d", i))
-		keysA = append(keysA, k)
-		allowed.WriteString(kp.Public.String() + "\n")
-	}
-	keyB, kpB := keys(tmp, "b")
-	allow := filepath.Join(tmp, "allow")
-	check(os.WriteFile(allow, []byte(allowed.String()), 0o644))
-
-	// B serves the sink as a static service; A tunnels to B (or to a relay
-	// in front of B) and its proxy for "sink" is what we measure.
-	startB := func() string {
-		args := []string{"--port", "0", "--key-file", keyB, "--allow-file", allow, "--service", "sink=tcp://" + sink, "--log-level", logLevel}
-		if *window != "" {
-			args = append(args, "--tunnel-window", *window)
-		}
-		p, ep := startHydra(args...)
-		procs = append(procs, p)
-		return strings.TrimPrefix(ep, "tcp://")
-	}
-	tunnelTo := func(addr string) string {
-		keyA := keysA[0]
-		keysA = keysA[1:]
-		args := []string{"--port", "0", "--key-file", keyA, "--tunnel", addr, "--remote-key", kpB.Public.String(), "--log-level", logLevel}
-		if *window != "" {
-			args = append(args, "--tunnel-window", *window)
-		}
-		p, ep := startHydra(args...)
-		procs = append(procs, p)
-		return proxyAddr(ep, "sink")
-	}
-	bAddr := startB()
-
-	raw := measure("raw TCP", sink)
-	hy := measure("hydra tunnel", tunnelTo(bAddr))
-	var sshRes = map[string]float64{}
-	var sshd *sshServer
-	if !*noSSH {
-		sshd, err = startSSHD(tmp)
-		if err != nil {
-			fmt.Printf("ssh -L: skipped: %v\n", err)
-		} else {
-			defer sshd.stop()
-			for _, c := range []string{"chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"} {
-				l, stop, err := sshd.forward(c, sshd.addr, sink)
-				if err != nil {
-					fmt.Printf("ssh -L %s: %v\n", c, err)
-					continue
-				}
-				sshRes[c] = measure("ssh -L "+c, l)
-				stop()
-			}
-		}
-	}
-	fmt.Println()
-	fmt.Printf("hydra / raw TCP: %.2f\n", hy/raw)
-	for c, v := range sshRes {
-		if v > 0 {
-			fmt.Printf("hydra / ssh -L %s: %.2f\n", c, hy/v)
-		}
-	}
-
+	tb := newTunnelBench()
+	defer tb.close()
+	tb.direct()
 	for _, s := range strings.Split(*rtts, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		rtt, err := time.ParseDuration(s)
 		check(err)
-		fmt.Printf("\nover a delaying relay, %v round trip:\n", rtt)
-		rawRelay := startDelayRelay(sink, rtt/2)
-		r := measure(fmt.Sprintf("raw TCP @%v", rtt), rawRelay)
-		bRelay := startDelayRelay(bAddr, rtt/2)
-		h := measure(fmt.Sprintf("hydra tunnel @%v", rtt), tunnelTo(bRelay))
-		fmt.Printf("hydra / raw TCP @%v: %.2f\n", rtt, h/r)
-		if sshd != nil {
-			sRelay := startDelayRelay(sshd.addr, rtt/2)
-			for _, c := range []string{"chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"} {
-				l, stop, err := sshd.forward(c, sRelay, sink)
-				if err != nil {
-					fmt.Printf("ssh -L %s: %v\n", c, err)
-					continue
-				}
-				v := measure(fmt.Sprintf("ssh -L %s @%v", c, rtt), l)
-				stop()
-				if v > 0 {
-					fmt.Printf("hydra / ssh -L %s @%v: %.2f\n", c, rtt, h/v)
-				}
-			}
+		tb.overRelay(rtt)
+	}
+}
+
+// tunnelBench is what one run started: the sink, server B in front of it,
+// the A servers tunnelling to B, relays and sshd.
+type tunnelBench struct {
+	tmp    string
+	sink   string // the sink's address
+	bAddr  string // server B's
+	procs  []*exec.Cmd
+	relays []*testutil.Relay
+	sshd   *sshServer // nil: no ssh -L
+
+	// keysA are key files for A servers still to start, one each: B keys
+	// its peers by public key, and a second server with the same key
+	// would take over the first one's tunnel.
+	keysA []string
+	keyB  string
+	kpB   secure.KeyPair
+	allow string // B's allow-list: every A key
+}
+
+// newTunnelBench starts the sink and server B, which serves the sink as a
+// static service, and sshd unless -no-ssh.
+func newTunnelBench() *tunnelBench {
+	tmp, err := os.MkdirTemp("", "tunnelbench")
+	check(err)
+	tb := &tunnelBench{tmp: tmp, sink: startSink()}
+	var allowed strings.Builder
+	for i := range 4 {
+		k, kp := keys(tmp, fmt.Sprintf("a%d", i))
+		tb.keysA = append(tb.keysA, k)
+		allowed.WriteString(kp.Public.String() + "\n")
+	}
+	tb.keyB, tb.kpB = keys(tmp, "b")
+	tb.allow = filepath.Join(tmp, "allow")
+	check(os.WriteFile(tb.allow, []byte(allowed.String()), 0o644))
+	tb.bAddr = tb.startB()
+	if !*noSSH {
+		if tb.sshd, err = startSSHD(tmp); err != nil {
+			fmt.Printf("ssh -L: skipped: %v\n", err)
 		}
 	}
+	return tb
+}
+
+func (tb *tunnelBench) close() {
+	if tb.sshd != nil {
+		tb.sshd.stop()
+	}
+	for _, r := range tb.relays {
+		r.Close()
+	}
+	for _, p := range tb.procs {
+		p.Process.Kill()
+		p.Wait()
+	}
+	os.RemoveAll(tb.tmp)
+}
+
+// startB starts server B and returns its address.
+func (tb *tunnelBench) startB() string {
+	args := []string{"--port", "0", "--key-file", tb.keyB, "--allow-file", tb.allow, "--service", "sink=tcp://" + tb.sink, "--log-level", logLevel}
+	if *window != "" {
+		args = append(args, "--tunnel-window", *window)
+	}
+	p, ep := startHydra(args...)
+	tb.procs = append(tb.procs, p)
+	return strings.TrimPrefix(ep, "tcp://")
+}
+
+// tunnelTo starts an A server tunnelling to B at addr (B or a relay in
+// front of it) and returns the address of A's proxy for the sink: what is
+// measured.
+func (tb *tunnelBench) tunnelTo(addr string) string {
+	keyA := tb.keysA[0]
+	tb.keysA = tb.keysA[1:]
+	args := []string{"--port", "0", "--key-file", keyA, "--tunnel", addr, "--remote-key", tb.kpB.Public.String(), "--log-level", logLevel}
+	if *window != "" {
+		args = append(args, "--tunnel-window", *window)
+	}
+	p, ep := startHydra(args...)
+	tb.procs = append(tb.procs, p)
+	return proxyAddr(ep, "sink")
+}
+
+// relay starts a relay to target that delays each direction by oneWay.
+func (tb *tunnelBench) relay(target string, oneWay time.Duration) string {
+	r := testutil.NewRelay(nil, target, oneWay)
+	tb.relays = append(tb.relays, r)
+	return r.Addr()
+}
+
+// direct compares raw TCP, the tunnel and ssh -L on loopback.
+func (tb *tunnelBench) direct() {
+	raw := measure("raw TCP", tb.sink)
+	hy := measure("hydra tunnel", tb.tunnelTo(tb.bAddr))
+	ssh := tb.measureSSH("", tb.sshdAddr())
+	fmt.Println()
+	fmt.Printf("hydra / raw TCP: %.2f\n", hy/raw)
+	for i, c := range sshCiphers {
+		if ssh[i] > 0 {
+			fmt.Printf("hydra / ssh -L %s: %.2f\n", c, hy/ssh[i])
+		}
+	}
+}
+
+// overRelay repeats the comparison over relays that add rtt to the round
+// trip, where the stream window decides.
+func (tb *tunnelBench) overRelay(rtt time.Duration) {
+	fmt.Printf("\nover a delaying relay, %v round trip:\n", rtt)
+	r := measure(fmt.Sprintf("raw TCP @%v", rtt), tb.relay(tb.sink, rtt/2))
+	h := measure(fmt.Sprintf("hydra tunnel @%v", rtt), tb.tunnelTo(tb.relay(tb.bAddr, rtt/2)))
+	fmt.Printf("hydra / raw TCP @%v: %.2f\n", rtt, h/r)
+	if tb.sshd == nil {
+		return
+	}
+	ssh := tb.measureSSH(fmt.Sprintf(" @%v", rtt), tb.relay(tb.sshd.addr, rtt/2))
+	for i, c := range sshCiphers {
+		if ssh[i] > 0 {
+			fmt.Printf("hydra / ssh -L %s @%v: %.2f\n", c, rtt, h/ssh[i])
+		}
+	}
+}
+
+func (tb *tunnelBench) sshdAddr() string {
+	if tb.sshd == nil {
+		return ""
+	}
+	return tb.sshd.addr
+}
+
+// measureSSH measures ssh -L with each of sshCiphers through via (sshd or
+// a relay in front of it) and returns MB/s by cipher (0: failed). Without
+// sshd it measures nothing.
+func (tb *tunnelBench) measureSSH(suffix, via string) []float64 {
+	res := make([]float64, len(sshCiphers))
+	if tb.sshd == nil {
+		return res
+	}
+	for i, c := range sshCiphers {
+		l, stop, err := tb.sshd.forward(c, via, tb.sink)
+		if err != nil {
+			fmt.Printf("ssh -L %s: %v\n", c, err)
+			continue
+		}
+		res[i] = measure("ssh -L "+c+suffix, l)
+		stop()
+	}
+	return res
+}
+
+// measure streams through addr for -duration and prints MB/s and, on
+// Linux, what the whole machine's CPU did meanwhile (all processes:
+// sender, receiver, the relays under test): what a byte costs, which
+// moves less than MB/s with the machine's state.
+func measure(name, addr string) float64 {
+	before, statErr := readCPUStat()
+	mbs, bytes, el, err := stream(addr, *dur)
+	if err != nil {
+		fmt.Printf("%-40s error: %v\n", name, err)
+		return 0
+	}
+	line := fmt.Sprintf("%-40s %9.1f MB/s", name, mbs)
+	if after, err := readCPUStat(); statErr == nil && err == nil && after.total > before.total && bytes > 0 {
+		busy := float64(after.busy-before.busy) / float64(after.total-before.total)
+		cpuSec := busy * el.Seconds() * float64(runtime.NumCPU())
+		line += fmt.Sprintf("   CPU busy %3.0f%%, %.2f ns/B", 100*busy, cpuSec/float64(bytes)*1e9)
+	}
+	fmt.Println(line)
+	return mbs
 }
 
 func check(err error) {
@@ -324,66 +364,6 @@ func readCPUStat() (cpuStat, error) {
 		}
 	}
 	return st, nil
-}
-
-// startDelayRelay relays to target, delaying every chunk by oneWay in
-// each direction (so the round trip grows by 2 × oneWay). It buffers
-// without bound: the endpoints' windows are what limit throughput.
-func startDelayRelay(target string, oneWay time.Duration) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go delayPipe(u, c, oneWay)
-			go delayPipe(c, u, oneWay)
-		}
-	}()
-	return ln.Addr().String()
-}
-
-type chunk struct {
-	at time.Time
-	b  []byte
-}
-
-func delayPipe(dst, src net.Conn, d time.Duration) {
-	ch := make(chan chunk, 1<<16)
-	var once sync.Once
-	closeBoth := func() { once.Do(func() { dst.Close(); src.Close() }) }
-	go func() {
-		defer close(ch)
-		for {
-			b := make([]byte, 64<<10)
-			n, err := src.Read(b)
-			if n > 0 {
-				ch <- chunk{time.Now().Add(d), b[:n]}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for c := range ch {
-		if w := time.Until(c.at); w > 0 {
-			time.Sleep(w)
-		}
-		if _, err := dst.Write(c.b); err != nil {
-			closeBoth()
-			return
-		}
-	}
-	if tc, ok := dst.(*net.TCPConn); ok {
-		tc.CloseWrite()
-	}
 }
 
 // sshServer is an OpenSSH sshd on loopback with a throwaway config.

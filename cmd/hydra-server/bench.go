@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hydra-net/hydra/bench/hydrabench"
+	"github.com/hydra-net/hydra/internal/selfbench"
 )
 
 func init() {
@@ -88,15 +88,15 @@ func (f *benchFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", "tcp://127.0.0.1:8421", "serve: the control `endpoint` to listen on")
 	fs.StringVar(&f.patterns, "pattern", "push-pull,req-rep,pub-sub", "zmtp: the `patterns` to run, comma-separated")
 	fs.StringVar(&f.ops, "op", "lookup,register", "registry: the `operations` to run, comma-separated")
-	fs.StringVar(&f.sizes, "size", strconv.Itoa(hydrabench.DefaultSize), "zmtp: message `sizes`, tunnel: write sizes, in bytes, comma-separated (k and m suffixes: 4k, 1m)")
+	fs.StringVar(&f.sizes, "size", strconv.Itoa(selfbench.DefaultSize), "zmtp: message `sizes`, tunnel: write sizes, in bytes, comma-separated (k and m suffixes: 4k, 1m)")
 	fs.Var(blankZero[int64]{&f.count}, "count", "`n` messages, round trips or requests per case (default: run for --duration)")
-	fs.DurationVar(&f.duration, "duration", hydrabench.DefaultDuration, "how long each case runs, unless --count is given")
+	fs.DurationVar(&f.duration, "duration", selfbench.DefaultDuration, "how long each case runs, unless --count is given")
 	fs.Var(blankZero[int]{&f.concurrency}, "concurrency", "`n` sockets or clients at once: PUSH or REQ sockets, SUB sockets (pub-sub), registry clients, tunnel streams (default 1 for zmtp, 16 for registry)")
-	fs.IntVar(&f.pipeline, "pipeline", hydrabench.DefaultRegistryPipeline, "registry: requests each client keeps in flight")
+	fs.IntVar(&f.pipeline, "pipeline", selfbench.DefaultRegistryPipeline, "registry: requests each client keeps in flight")
 	fs.IntVar(&f.hwm, "hwm", 1000, "zmtp: send and receive high-water mark of every socket, in messages")
 	fs.Var(blankZero[float64]{&f.rate}, "rate", "zmtp, registry: send `n` messages (round trips, requests) per second in all, to measure latency under a given load rather than at saturation (default: as fast as possible)")
 	fs.DurationVar(&f.warmup, "warmup", time.Second, "registry: load the server for this long before measuring, so connection set-up and the first GC cycles stay out of the figures (0: measure from the first request)")
-	fs.DurationVar(&f.timeout, "timeout", hydrabench.DefaultTimeout, "give up on a case that makes no progress for this long")
+	fs.DurationVar(&f.timeout, "timeout", selfbench.DefaultTimeout, "give up on a case that makes no progress for this long")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout instead of a table")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress line, even on a terminal")
 }
@@ -135,7 +135,7 @@ func (b blankZero[T]) Set(s string) error {
 type benchCase struct {
 	label  string
 	warmup time.Duration // measured from its end (registry)
-	run    func(ctx context.Context, progress *atomic.Int64) (hydrabench.Result, error)
+	run    func(ctx context.Context, progress *atomic.Int64) (selfbench.Result, error)
 }
 
 func benchCmd(ctx context.Context, io stdio, args []string) error {
@@ -157,62 +157,14 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 	if kind == "serve" {
 		return benchServe(ctx, io, &f)
 	}
-	if f.target != "" && kind == "all" {
-		return usagef("bench all: --target names one server; run 'bench zmtp --target' (a bench serve) and 'bench registry --target' (a hydra-server) separately")
+	if err := f.check(kind); err != nil {
+		return err
 	}
-	if f.target != "" && !strings.HasPrefix(f.target, "tcp://") && !strings.HasPrefix(f.target, "ipc://") {
-		f.target = "tcp://" + f.target
-	}
-	if f.count < 0 || f.duration <= 0 && f.count == 0 || f.concurrency < 0 || f.pipeline < 1 || f.hwm < 1 || !(f.rate >= 0) || math.IsInf(f.rate, 0) || f.timeout <= 0 || f.warmup < 0 {
-		return usagef("bench: --count, --duration, --concurrency, --pipeline, --hwm, --rate, --warmup and --timeout must be positive")
-	}
-	if f.pipeline > hydrabench.MaxPipeline {
-		return usagef("bench: --pipeline %d: at most %d (the server drops replies beyond its per-client send queue)", f.pipeline, hydrabench.MaxPipeline)
-	}
-	var cases []benchCase
-	switch kind {
-	case hydrabench.KindZMTP:
-		cases, err = zmtpCases(&f)
-	case hydrabench.KindRegistry:
-		cases, err = registryCases(&f)
-	case hydrabench.KindTunnel:
-		cases, err = tunnelCases(&f)
-	case "all":
-		cases, err = zmtpCases(&f)
-		if err == nil {
-			var rc []benchCase
-			rc, err = registryCases(&f)
-			cases = append(cases, rc...)
-		}
-		if err == nil {
-			var tc []benchCase
-			tc, err = tunnelCases(&f)
-			cases = append(cases, tc...)
-		}
-	default:
-		return usagef("bench: unknown bench %q (want zmtp, registry, tunnel, all or serve)", kind)
-	}
+	cases, err := benchCases(kind, &f)
 	if err != nil {
 		return err
 	}
-
-	rep := &hydrabench.Report{Version: versionString(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		CPUs: runtime.GOMAXPROCS(0), Started: time.Now().UTC().Truncate(time.Second)}
-	prog := newProgress(io.err, !f.quiet && isTerminal(io.err))
-	for i, c := range cases {
-		if ctx.Err() != nil {
-			break
-		}
-		var n atomic.Int64
-		stop := prog.start(fmt.Sprintf("[%d/%d] %s", i+1, len(cases), c.label), &n, f.count, f.duration, c.warmup)
-		r, err := c.run(ctx, &n)
-		stop()
-		if err != nil {
-			rep.Failed = append(rep.Failed, hydrabench.Skip{Bench: c.label, Reason: err.Error()})
-			continue
-		}
-		rep.Results = append(rep.Results, r)
-	}
+	rep := runBenchCases(ctx, io, &f, cases)
 	if f.json {
 		enc := json.NewEncoder(io.out)
 		enc.SetIndent("", "  ")
@@ -220,7 +172,7 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 			return err
 		}
 	} else if len(rep.Results) > 0 || len(cases) > 1 {
-		if err := hydrabench.WriteTable(io.out, rep); err != nil {
+		if err := selfbench.WriteTable(io.out, rep); err != nil {
 			return err
 		}
 	}
@@ -233,6 +185,69 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 	return nil
 }
 
+// check checks the flags for bench kind, and completes --target.
+func (f *benchFlags) check(kind string) error {
+	if f.target != "" && kind == "all" {
+		return usagef("bench all: --target names one server; run 'bench zmtp --target' (a bench serve) and 'bench registry --target' (a hydra-server) separately")
+	}
+	if f.target != "" && !strings.HasPrefix(f.target, "tcp://") && !strings.HasPrefix(f.target, "ipc://") {
+		f.target = "tcp://" + f.target
+	}
+	if f.count < 0 || f.duration <= 0 && f.count == 0 || f.concurrency < 0 || f.pipeline < 1 || f.hwm < 1 || !(f.rate >= 0) || math.IsInf(f.rate, 0) || f.timeout <= 0 || f.warmup < 0 {
+		return usagef("bench: --count, --duration, --concurrency, --pipeline, --hwm, --rate, --warmup and --timeout must be positive")
+	}
+	if f.pipeline > selfbench.MaxPipeline {
+		return usagef("bench: --pipeline %d: at most %d (the server drops replies beyond its per-client send queue)", f.pipeline, selfbench.MaxPipeline)
+	}
+	return nil
+}
+
+// benchCases are the cases of bench kind, in the order they run.
+func benchCases(kind string, f *benchFlags) ([]benchCase, error) {
+	switch kind {
+	case selfbench.KindZMTP:
+		return zmtpCases(f)
+	case selfbench.KindRegistry:
+		return registryCases(f)
+	case selfbench.KindTunnel:
+		return tunnelCases(f)
+	case "all":
+		var cases []benchCase
+		for _, k := range []string{selfbench.KindZMTP, selfbench.KindRegistry, selfbench.KindTunnel} {
+			c, err := benchCases(k, f)
+			if err != nil {
+				return nil, err
+			}
+			cases = append(cases, c...)
+		}
+		return cases, nil
+	}
+	return nil, usagef("bench: unknown bench %q (want zmtp, registry, tunnel, all or serve)", kind)
+}
+
+// runBenchCases runs the cases one after the other, with a progress line
+// for each, until they are done or ctx is.
+func runBenchCases(ctx context.Context, io stdio, f *benchFlags, cases []benchCase) *selfbench.Report {
+	rep := &selfbench.Report{Version: versionString(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		CPUs: runtime.GOMAXPROCS(0), Started: time.Now().UTC().Truncate(time.Second)}
+	prog := newProgress(io.err, !f.quiet && isTerminal(io.err))
+	for i, c := range cases {
+		if ctx.Err() != nil {
+			break
+		}
+		var n atomic.Int64
+		stop := prog.start(fmt.Sprintf("[%d/%d] %s", i+1, len(cases), c.label), &n, f.count, f.duration, c.warmup)
+		r, err := c.run(ctx, &n)
+		stop()
+		if err != nil {
+			rep.Failed = append(rep.Failed, selfbench.Skip{Bench: c.label, Reason: err.Error()})
+			continue
+		}
+		rep.Results = append(rep.Results, r)
+	}
+	return rep
+}
+
 func zmtpCases(f *benchFlags) ([]benchCase, error) {
 	sizes, err := parseSizes(f.sizes)
 	if err != nil {
@@ -240,18 +255,18 @@ func zmtpCases(f *benchFlags) ([]benchCase, error) {
 	}
 	var cases []benchCase
 	for _, p := range splitList(f.patterns) {
-		pat := hydrabench.Pattern(p)
-		if !slicesContains(hydrabench.Patterns, pat) {
+		pat := selfbench.Pattern(p)
+		if !slicesContains(selfbench.Patterns, pat) {
 			return nil, usagef("bench: --pattern %q: want push-pull, req-rep or pub-sub", p)
 		}
 		for _, size := range sizes {
-			cfg := hydrabench.ZMTPConfig{Target: f.target, Pattern: pat, Size: size, Count: f.count, Duration: f.duration,
+			cfg := selfbench.ZMTPConfig{Target: f.target, Pattern: pat, Size: size, Count: f.count, Duration: f.duration,
 				Concurrency: f.concurrency, HWM: f.hwm, Rate: f.rate, Timeout: f.timeout}
 			cases = append(cases, benchCase{
-				label: fmt.Sprintf("zmtp %s %s", pat, hydrabench.FormatBytes(size)),
-				run: func(ctx context.Context, n *atomic.Int64) (hydrabench.Result, error) {
+				label: fmt.Sprintf("zmtp %s %s", pat, selfbench.FormatBytes(size)),
+				run: func(ctx context.Context, n *atomic.Int64) (selfbench.Result, error) {
 					cfg.Progress = n
-					return hydrabench.ZMTP(ctx, cfg)
+					return selfbench.ZMTP(ctx, cfg)
 				},
 			})
 		}
@@ -262,21 +277,21 @@ func zmtpCases(f *benchFlags) ([]benchCase, error) {
 func registryCases(f *benchFlags) ([]benchCase, error) {
 	var cases []benchCase
 	for _, op := range splitList(f.ops) {
-		if !slicesContains(hydrabench.Ops, op) {
+		if !slicesContains(selfbench.Ops, op) {
 			return nil, usagef("bench: --op %q: want lookup or register", op)
 		}
 		conc := f.concurrency
 		if conc == 0 {
-			conc = hydrabench.DefaultRegistryClients
+			conc = selfbench.DefaultRegistryClients
 		}
-		cfg := hydrabench.RegistryConfig{Target: f.target, Op: op, Count: f.count, Duration: f.duration,
+		cfg := selfbench.RegistryConfig{Target: f.target, Op: op, Count: f.count, Duration: f.duration,
 			Concurrency: conc, Pipeline: f.pipeline, Rate: f.rate, Warmup: f.warmup}
 		cases = append(cases, benchCase{
 			label:  "registry " + op,
 			warmup: f.warmup,
-			run: func(ctx context.Context, n *atomic.Int64) (hydrabench.Result, error) {
+			run: func(ctx context.Context, n *atomic.Int64) (selfbench.Result, error) {
 				cfg.Progress = n
-				return hydrabench.Registry(ctx, cfg)
+				return selfbench.Registry(ctx, cfg)
 			},
 		})
 	}
@@ -296,13 +311,13 @@ func tunnelCases(f *benchFlags) ([]benchCase, error) {
 	}
 	var cases []benchCase
 	for _, size := range sizes {
-		cfg := hydrabench.TunnelConfig{Target: f.target, Size: size, Count: f.count, Duration: f.duration,
+		cfg := selfbench.TunnelConfig{Target: f.target, Size: size, Count: f.count, Duration: f.duration,
 			Concurrency: max(f.concurrency, 1), Timeout: f.timeout}
 		cases = append(cases, benchCase{
-			label: "tunnel stream " + hydrabench.FormatBytes(size),
-			run: func(ctx context.Context, n *atomic.Int64) (hydrabench.Result, error) {
+			label: "tunnel stream " + selfbench.FormatBytes(size),
+			run: func(ctx context.Context, n *atomic.Int64) (selfbench.Result, error) {
 				cfg.Progress = n
-				return hydrabench.Tunnel(ctx, cfg)
+				return selfbench.Tunnel(ctx, cfg)
 			},
 		})
 	}
@@ -340,8 +355,8 @@ func parseSizes(s string) ([]int, error) {
 			mult, p = 1<<20, p[:len(p)-1]
 		}
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n*mult > hydrabench.MaxSize {
-			return nil, usagef("bench: --size %q: want sizes of 1 byte to %d MiB, comma-separated", s, hydrabench.MaxSize>>20)
+		if err != nil || n < 1 || n*mult > selfbench.MaxSize {
+			return nil, usagef("bench: --size %q: want sizes of 1 byte to %d MiB, comma-separated", s, selfbench.MaxSize>>20)
 		}
 		sizes = append(sizes, n*mult)
 	}
@@ -357,7 +372,7 @@ func benchServe(ctx context.Context, io stdio, f *benchFlags) error {
 	if err != nil {
 		return err
 	}
-	r, err := hydrabench.NewResponder(hydrabench.ResponderConfig{Endpoint: f.listen, Version: versionString(), Logger: log})
+	r, err := selfbench.NewResponder(selfbench.ResponderConfig{Endpoint: f.listen, Version: versionString(), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -430,7 +445,7 @@ func (p *progress) start(label string, n *atomic.Int64, count int64, duration, w
 				line := progressLine(label, v-base, rate, since, count, duration)
 				if since < 0 {
 					base = v
-					line = fmt.Sprintf("%s  warming up  %s/s", label, hydrabench.FormatCount(rate))
+					line = fmt.Sprintf("%s  warming up  %s/s", label, selfbench.FormatCount(rate))
 				}
 				fmt.Fprint(p.w, "\r\x1b[K"+line)
 			}
@@ -441,9 +456,9 @@ func (p *progress) start(label string, n *atomic.Int64, count int64, duration, w
 
 // progressLine is the text of the progress line.
 func progressLine(label string, n int64, rate float64, elapsed time.Duration, count int64, duration time.Duration) string {
-	done := fmt.Sprintf("%s/%s", hydrabench.FormatDuration(elapsed.Round(100*time.Millisecond)), hydrabench.FormatDuration(duration))
+	done := fmt.Sprintf("%s/%s", selfbench.FormatDuration(elapsed.Round(100*time.Millisecond)), selfbench.FormatDuration(duration))
 	if count > 0 {
 		done = fmt.Sprintf("%.0f%%", 100*float64(n)/float64(count))
 	}
-	return fmt.Sprintf("%s  %s sent  %s/s  %s", label, hydrabench.FormatCount(float64(n)), hydrabench.FormatCount(rate), done)
+	return fmt.Sprintf("%s  %s sent  %s/s  %s", label, selfbench.FormatCount(float64(n)), selfbench.FormatCount(rate), done)
 }

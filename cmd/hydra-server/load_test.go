@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hydra-net/hydra/registry/loadgen"
+	"github.com/hydra-net/hydra/internal/selfbench"
 )
 
 // TestLoad is the registry's load test against a server process: services
@@ -18,7 +18,7 @@ import (
 //
 //	HYDRA_LOAD=full go test -run TestLoad -v -count=1 ./cmd/hydra-server/
 func TestLoad(t *testing.T) {
-	cfg := loadgen.Config{
+	cfg := selfbench.LoadConfig{
 		Services: 1000, Registrars: 10, Lookupers: 20, Churners: 2,
 		Duration: 2 * time.Second, TTL: 3 * time.Second, ChurnTTL: 500 * time.Millisecond,
 		ChurnPause: 10 * time.Millisecond,
@@ -27,14 +27,14 @@ func TestLoad(t *testing.T) {
 		cfg.Duration = time.Second
 	}
 	if os.Getenv("HYDRA_LOAD") == "full" {
-		cfg = loadgen.Config{} // the defaults are the figures
+		cfg = selfbench.LoadConfig{} // the defaults are the figures
 	}
 	cfg.Logf = t.Logf
 	_, ep := startServer(t, nil, "--min-ttl", "100ms", "--log-level", "warn")
 	cfg.Endpoint = ep
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	rep, err := loadgen.Run(ctx, cfg)
+	rep, err := selfbench.LoadTest(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,18 +70,19 @@ func bench(b *testing.B, op string, depth int) {
 	_, ep := startServer(b, nil, "--log-level", "warn")
 	ctx := context.Background()
 	b.ResetTimer()
-	rep, err := loadgen.Bench(ctx, loadgen.BenchConfig{Endpoint: ep, Op: op, Requests: b.N, Clients: 64, Pipeline: depth})
+	res, err := selfbench.Registry(ctx, selfbench.RegistryConfig{Target: ep, Op: op, Count: int64(b.N), Concurrency: 64, Pipeline: depth})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	if rep.Errors > 0 {
-		b.Fatalf("%d error replies", rep.Errors)
+	if res.Errors > 0 {
+		b.Fatalf("%d error replies", res.Errors)
 	}
-	b.ReportMetric(rep.PerSec, op+"s/s")
-	b.ReportMetric(float64(rep.P50.Microseconds()), "p50-µs")
-	b.ReportMetric(float64(rep.P99.Microseconds()), "p99-µs")
+	b.ReportMetric(res.MsgsPerSec, op+"s/s")
+	b.ReportMetric(float64(res.Latency.P50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(res.Latency.P99.Microseconds()), "p99-µs")
 	if b.N > 1000 {
-		b.Log(rep)
+		b.Logf("%s: %d clients × %d pipelined: %d requests in %v = %.0f/s, p50 %v, p99 %v, max %v",
+			op, res.Concurrency, res.Pipeline, res.Count, res.Elapsed.Round(time.Millisecond), res.MsgsPerSec, res.Latency.P50, res.Latency.P99, res.Latency.Max)
 	}
 }

@@ -1,4 +1,4 @@
-package hydrabench
+package selfbench
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
 )
@@ -494,14 +495,7 @@ func TestNoGoroutineLeft(t *testing.T) {
 	if _, err := Registry(ctx, RegistryConfig{Count: 50, Concurrency: 2}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<16)
-		t.Errorf("%d goroutines after the benches, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	testutil.CheckGoroutines(t, before)
 }
 
 func TestZMTPInterruptedRunFreesResponder(t *testing.T) {

@@ -1,4 +1,4 @@
-package hydrabench
+package selfbench
 
 import (
 	"context"
@@ -107,42 +107,74 @@ type Responder struct {
 	seq  int
 }
 
-// ResponderConfig configures NewResponder.
+// Defaults of ResponderConfig.
+const (
+	DefaultResponderEndpoint = "tcp://127.0.0.1:0"
+	DefaultResponderVersion  = "selfbench"
+)
+
+// ResponderConfig configures NewResponder. The zero value listens on
+// 127.0.0.1, on a port the system picks.
 type ResponderConfig struct {
 	// Endpoint is where the control socket binds: tcp://HOST:PORT (port 0:
 	// the system picks) or ipc://PATH. Default tcp://127.0.0.1:0.
 	Endpoint string
-	// Version is reported to clients (hello); default "hydrabench".
+	// Version is reported to clients (hello). Default "selfbench".
 	Version string
-	// Logger receives session events; default: discard.
+	// Logger receives session events. Default nil: discarded.
 	Logger *slog.Logger
+}
+
+// Validate reports an Endpoint that is neither tcp://HOST:PORT nor
+// ipc://PATH.
+func (c ResponderConfig) Validate() error {
+	if c.Endpoint == "" {
+		return nil
+	}
+	if _, _, err := splitEndpoint(c.Endpoint); err != nil {
+		return configError("ResponderConfig", "Endpoint", "%v", err)
+	}
+	return nil
+}
+
+func (c ResponderConfig) withDefaults() ResponderConfig {
+	if c.Endpoint == "" {
+		c.Endpoint = DefaultResponderEndpoint
+	}
+	if c.Version == "" {
+		c.Version = DefaultResponderVersion
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// splitEndpoint returns the network of a tcp://HOST:PORT or ipc://PATH
+// endpoint, and the HOST or PATH its data sockets bind.
+func splitEndpoint(ep string) (network, host string, err error) {
+	switch {
+	case strings.HasPrefix(ep, "tcp://"):
+		hp := strings.TrimPrefix(ep, "tcp://")
+		i := strings.LastIndexByte(hp, ':')
+		if i < 0 {
+			return "", "", fmt.Errorf("%q: want tcp://HOST:PORT", ep)
+		}
+		return "tcp", hp[:i], nil
+	case strings.HasPrefix(ep, "ipc://"):
+		return "ipc", strings.TrimPrefix(ep, "ipc://"), nil
+	}
+	return "", "", fmt.Errorf("%q: want tcp://HOST:PORT or ipc://PATH", ep)
 }
 
 // NewResponder binds the control socket. Serve answers it.
 func NewResponder(cfg ResponderConfig) (*Responder, error) {
-	if cfg.Endpoint == "" {
-		cfg.Endpoint = "tcp://127.0.0.1:0"
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Version == "" {
-		cfg.Version = "hydrabench"
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	r := &Responder{version: cfg.Version, log: cfg.Logger}
-	switch {
-	case strings.HasPrefix(cfg.Endpoint, "tcp://"):
-		hp := strings.TrimPrefix(cfg.Endpoint, "tcp://")
-		i := strings.LastIndexByte(hp, ':')
-		if i < 0 {
-			return nil, fmt.Errorf("hydrabench: endpoint %q: want tcp://HOST:PORT", cfg.Endpoint)
-		}
-		r.network, r.host = "tcp", hp[:i]
-	case strings.HasPrefix(cfg.Endpoint, "ipc://"):
-		r.network, r.host = "ipc", strings.TrimPrefix(cfg.Endpoint, "ipc://")
-	default:
-		return nil, fmt.Errorf("hydrabench: endpoint %q: want tcp://HOST:PORT or ipc://PATH", cfg.Endpoint)
-	}
+	r.network, r.host, _ = splitEndpoint(cfg.Endpoint)
 	ctl, err := zmtp.NewSocket(zmtp.REP, zmtp.Options{Linger: time.Second})
 	if err != nil {
 		return nil, err
@@ -241,11 +273,36 @@ func (r *Responder) open(req *ctlRequest) ctlReply {
 	if err := req.check(); err != nil {
 		return ctlReply{Error: err.Error()}
 	}
+	seq, err := r.takeOver()
+	if err != nil {
+		return ctlReply{Error: err.Error()}
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	s := &session{id: fmt.Sprintf("%d-%s", seq, hex.EncodeToString(rnd[:])), pattern: req.Pattern, size: req.Size, offset: req.Offset}
+	s.touched.Store(time.Now().UnixNano())
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	eps, err := r.bindData(s, req, seq)
+	if err != nil {
+		s.stop()
+		return ctlReply{Error: err.Error()}
+	}
+	s.start()
+	r.mu.Lock()
+	r.sess = s
+	r.mu.Unlock()
+	r.log.Info("bench session opened", "session", s.id, "pattern", s.pattern, "size", s.size, "sockets", len(s.socks))
+	return ctlReply{OK: true, Session: s.id, Endpoints: eps}
+}
+
+// takeOver ends a stale session, if any, and returns the new session's
+// sequence number; it fails while another client's session is live.
+func (r *Responder) takeOver() (seq int, err error) {
 	r.mu.Lock()
 	if old := r.sess; old != nil {
 		if time.Since(time.Unix(0, old.touched.Load())) < staleSession {
 			r.mu.Unlock()
-			return ctlReply{Error: "busy: another bench client is running (one at a time)"}
+			return 0, errors.New("busy: another bench client is running (one at a time)")
 		}
 		r.sess = nil
 		r.mu.Unlock()
@@ -253,20 +310,17 @@ func (r *Responder) open(req *ctlRequest) ctlReply {
 		r.mu.Lock()
 	}
 	r.seq++
-	seq := r.seq
+	seq = r.seq
 	r.mu.Unlock()
+	return seq, nil
+}
 
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	s := &session{id: fmt.Sprintf("%d-%s", seq, hex.EncodeToString(rnd[:])), pattern: req.Pattern, size: req.Size, offset: req.Offset}
-	s.touched.Store(time.Now().UnixNano())
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+// bindData binds the session's data sockets (one PULL or REP, or a SUB
+// per subscriber) and returns their endpoints.
+func (r *Responder) bindData(s *session, req *ctlRequest, seq int) ([]string, error) {
 	opt := zmtp.Options{SendHWM: req.HWM, RecvHWM: req.HWM, Linger: -1, MaxMsgSize: int64(req.Size) + 1024}
-	var typ zmtp.SocketType
-	n := 1
+	typ, n := zmtp.PULL, 1
 	switch req.Pattern {
-	case PushPull:
-		typ = zmtp.PULL
 	case ReqRep:
 		typ = zmtp.REP
 	case PubSub:
@@ -275,27 +329,28 @@ func (r *Responder) open(req *ctlRequest) ctlReply {
 	var eps []string
 	for i := range n {
 		sock, err := zmtp.NewSocket(typ, opt)
-		if err == nil {
-			err = sock.Bind(r.dataEndpoint(seq, i))
-			if err != nil {
-				sock.Close()
-			}
-		}
-		if err == nil && typ == zmtp.SUB {
-			err = sock.Subscribe(nil)
-			if err != nil {
-				sock.Close()
-			}
-		}
 		if err != nil {
-			s.stop()
-			return ctlReply{Error: err.Error()}
+			return nil, err
 		}
 		s.socks = append(s.socks, sock)
+		if err := sock.Bind(r.dataEndpoint(seq, i)); err != nil {
+			return nil, err
+		}
+		if typ == zmtp.SUB {
+			if err := sock.Subscribe(nil); err != nil {
+				return nil, err
+			}
+		}
 		eps = append(eps, sock.Endpoint())
 	}
+	return eps, nil
+}
+
+// start runs a goroutine per data socket: an echo for req-rep, a
+// receiver that measures otherwise.
+func (s *session) start() {
 	for _, sock := range s.socks {
-		if typ == zmtp.REP {
+		if s.pattern == ReqRep {
 			s.wg.Add(1)
 			go s.echo(sock)
 			continue
@@ -305,11 +360,6 @@ func (r *Responder) open(req *ctlRequest) ctlReply {
 		s.wg.Add(1)
 		go s.receive(sock, rc)
 	}
-	r.mu.Lock()
-	r.sess = s
-	r.mu.Unlock()
-	r.log.Info("bench session opened", "session", s.id, "pattern", s.pattern, "size", s.size, "sockets", n)
-	return ctlReply{OK: true, Session: s.id, Endpoints: eps}
 }
 
 func (r *Responder) dataEndpoint(seq, i int) string {

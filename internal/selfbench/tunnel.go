@@ -1,4 +1,4 @@
-package hydrabench
+package selfbench
 
 import (
 	"bytes"
@@ -19,31 +19,34 @@ import (
 
 // ErrTunnelTarget is what Tunnel returns for a TunnelConfig.Target: only
 // the in-process pair is measured so far.
-var ErrTunnelTarget = errors.New("hydrabench: bench tunnel measures two servers in this process; --target is not supported yet")
+var ErrTunnelTarget = errors.New("selfbench: bench tunnel measures two servers in this process; --target is not supported yet")
 
 // TunnelConfig says what Tunnel measures: TCP streams carried through a
 // tunnel between two Hydra servers (the data path of README's "--tunnel":
 // app → proxy listener → mux stream → Noise → TCP → remote Hydra → the
-// service), between two servers Tunnel starts in this process.
+// service), between two servers Tunnel starts in this process. The zero
+// value measures one stream of 256-byte writes for 2s.
 //
 // The fields are those of the other benches so that the command line and
 // the report stay the same.
 type TunnelConfig struct {
 	// Target is reserved for a remote hydra-server accepting tunnels; it
 	// must be empty (ErrTunnelTarget): two servers in this process,
-	// tunnelled over loopback.
+	// tunnelled over loopback. Default empty.
 	Target string
-	// Size is the write size in bytes (default 256); Count the writes in
-	// all, or Duration (default 2s).
-	Size     int
-	Count    int64
+	// Size is the write size in bytes, at most MaxSize. Default 256.
+	Size int
+	// Count is the writes in all. Default 0: write for Duration.
+	Count int64
+	// Duration is how long to write when Count is 0. Default 2s.
 	Duration time.Duration
-	// Concurrency is the number of streams at once (default 1).
+	// Concurrency is the number of streams at once, at most
+	// MaxConcurrency. Default 1.
 	Concurrency int
 	// Timeout bounds the tunnel's setup and how long the bench waits
-	// without progress before it gives up; default 10s.
+	// without progress before it gives up. Default 10s.
 	Timeout time.Duration
-	// Progress, when set, is advanced by every write sent.
+	// Progress, when set, is advanced by every write sent. Default nil.
 	Progress *atomic.Int64
 }
 
@@ -55,24 +58,38 @@ const (
 	echoMinRounds = 100
 )
 
-func (c *TunnelConfig) setDefaults() error {
+// Validate reports ErrTunnelTarget for a Target, or the first field out
+// of range.
+func (c TunnelConfig) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return configError("TunnelConfig", field, format, args...)
+	}
+	switch {
+	case c.Target != "":
+		return ErrTunnelTarget
+	case c.Size < 0 || c.Size > MaxSize:
+		return bad("Size", "%d out of range 1-%d", c.Size, MaxSize)
+	case c.Count < 0 || c.Count > maxCount:
+		return bad("Count", "%d out of range 0-%d", c.Count, int64(maxCount))
+	case c.Duration < 0:
+		return bad("Duration", "negative")
+	case c.Concurrency < 0 || c.Concurrency > MaxConcurrency:
+		return bad("Concurrency", "%d out of range 1-%d", c.Concurrency, MaxConcurrency)
+	case c.Timeout < 0:
+		return bad("Timeout", "negative")
+	}
+	return nil
+}
+
+func (c TunnelConfig) withDefaults() TunnelConfig {
 	if c.Size == 0 {
 		c.Size = DefaultSize
-	}
-	if c.Size < 0 || c.Size > MaxSize {
-		return fmt.Errorf("hydrabench: size %d out of range 1-%d", c.Size, MaxSize)
-	}
-	if c.Count < 0 || c.Duration < 0 || c.Timeout < 0 || c.Concurrency < 0 {
-		return errors.New("hydrabench: negative bench parameter")
 	}
 	if c.Count == 0 && c.Duration == 0 {
 		c.Duration = DefaultDuration
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 1
-	}
-	if c.Concurrency > MaxConcurrency {
-		return fmt.Errorf("hydrabench: concurrency %d out of range 1-%d", c.Concurrency, MaxConcurrency)
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -80,7 +97,7 @@ func (c *TunnelConfig) setDefaults() error {
 	if c.Progress == nil {
 		c.Progress = new(atomic.Int64)
 	}
-	return nil
+	return c
 }
 
 // Tunnel measures streams through a tunnel between two servers it starts in
@@ -96,14 +113,11 @@ func (c *TunnelConfig) setDefaults() error {
 // connection, after the streams. The Result has Bench KindTunnel and Case
 // "stream".
 func Tunnel(ctx context.Context, cfg TunnelConfig) (Result, error) {
-	if err := cfg.setDefaults(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	res := Result{Bench: KindTunnel, Case: "stream", Target: cfg.Target, Size: cfg.Size, Concurrency: cfg.Concurrency}
-	if cfg.Target != "" {
-		return res, ErrTunnelTarget
-	}
-	res.Target = InProcess
+	cfg = cfg.withDefaults()
+	res := Result{Bench: KindTunnel, Case: "stream", Target: InProcess, Size: cfg.Size, Concurrency: cfg.Concurrency}
 
 	pair, err := startTunnelPair(cfg)
 	if err != nil {
@@ -124,7 +138,7 @@ func Tunnel(ctx context.Context, cfg TunnelConfig) (Result, error) {
 
 	// Register both with A; find their proxies at B.
 	suffix := randomSuffix()
-	sinkName, echoName := "hydrabench-sink-"+suffix, "hydrabench-echo-"+suffix
+	sinkName, echoName := "selfbench-sink-"+suffix, "selfbench-echo-"+suffix
 	for _, s := range []struct {
 		name string
 		ln   net.Listener
@@ -134,7 +148,7 @@ func Tunnel(ctx context.Context, cfg TunnelConfig) (Result, error) {
 		_, err := pair.a.cl.Register(rctx, registry.Service{Name: s.name, Host: a.IP.String(), Port: a.Port})
 		cancel()
 		if err != nil {
-			return res, fmt.Errorf("hydrabench: register %s: %w", s.name, err)
+			return res, fmt.Errorf("selfbench: register %s: %w", s.name, err)
 		}
 	}
 	sinkAddr, err := proxyAddr(ctx, pair.b.cl, sinkName, cfg.Timeout)
@@ -284,7 +298,7 @@ func proxyAddr(ctx context.Context, cl *registry.Client, name string, timeout ti
 			return "", ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("hydrabench: no tunnel proxy for %s within %v (last lookup: %v)", name, timeout, err)
+			return "", fmt.Errorf("selfbench: no tunnel proxy for %s within %v (last lookup: %v)", name, timeout, err)
 		}
 		t := time.NewTimer(10 * time.Millisecond)
 		select {
@@ -416,43 +430,66 @@ func newTunnelEcho() (*tunnelServer, error) {
 func tunnelStreams(ctx context.Context, cfg TunnelConfig, sink *tunnelSink, addr string, res *Result) error {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-
-	// Connect every stream end to end (the sink's first byte) before the
-	// clock starts.
-	conns := make([]net.Conn, cfg.Concurrency)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	for i := range conns {
-		c, err := net.DialTimeout("tcp", addr, cfg.Timeout)
-		if err != nil {
-			return fmt.Errorf("hydrabench: dial the tunnel proxy: %w", err)
-		}
-		conns[i] = c
-		c.SetReadDeadline(time.Now().Add(cfg.Timeout))
-		var b [1]byte
-		if _, err := io.ReadFull(c, b[:]); err != nil {
-			return fmt.Errorf("hydrabench: stream %d through the tunnel: %w", i+1, err)
-		}
-		c.SetReadDeadline(time.Time{})
+	conns, err := dialStreams(cfg, addr)
+	defer closeConns(conns)
+	if err != nil {
+		return err
 	}
 	// A run that stops making progress is cancelled: its connections are
 	// closed, which ends the writes.
-	stopClose := context.AfterFunc(rctx, func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	stopClose := context.AfterFunc(rctx, func() { closeConns(conns) })
 	defer stopClose()
 	stopWatch := watchProgress(rctx, cancel, cfg.Progress, cfg.Timeout)
 	defer stopWatch()
 
-	b := newBudget(ZMTPConfig{Count: cfg.Count, Duration: cfg.Duration})
 	start := time.Now()
+	sent, err := writeStreams(cfg, conns)
+	if err != nil {
+		if c := context.Cause(rctx); c != nil && ctx.Err() == nil {
+			err = c
+		}
+		return fmt.Errorf("selfbench: tunnel stream: %w", err)
+	}
+	stopWatch()
+	ended, err := sink.waitEnded(ctx, len(conns), cfg.Timeout)
+	if err != nil {
+		return err
+	}
+	return sink.fillStreams(res, cfg, start, sent, ended, len(conns))
+}
+
+// dialStreams connects Concurrency streams to the sink's proxy at addr,
+// each end to end (the sink's first byte arrived) before the clock
+// starts. The connections are returned, for closing, even with an error.
+func dialStreams(cfg TunnelConfig, addr string) ([]net.Conn, error) {
+	var conns []net.Conn
+	for i := range cfg.Concurrency {
+		c, err := net.DialTimeout("tcp", addr, cfg.Timeout)
+		if err != nil {
+			return conns, fmt.Errorf("selfbench: dial the tunnel proxy: %w", err)
+		}
+		conns = append(conns, c)
+		c.SetReadDeadline(time.Now().Add(cfg.Timeout))
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return conns, fmt.Errorf("selfbench: stream %d through the tunnel: %w", i+1, err)
+		}
+		c.SetReadDeadline(time.Time{})
+	}
+	return conns, nil
+}
+
+func closeConns(conns []net.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// writeStreams writes Size bytes at a time on every connection, Count
+// writes in all or for Duration, then closes each for writing. It returns
+// the writes sent.
+func writeStreams(cfg TunnelConfig, conns []net.Conn) (int64, error) {
+	b := newBudget(ZMTPConfig{Count: cfg.Count, Duration: cfg.Duration})
 	var sent atomic.Int64
 	errs := make([]error, len(conns))
 	var wg sync.WaitGroup
@@ -479,45 +516,43 @@ func tunnelStreams(ctx context.Context, cfg TunnelConfig, sink *tunnelSink, addr
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		if c := context.Cause(rctx); c != nil && ctx.Err() == nil {
-			err = c
-		}
-		return fmt.Errorf("hydrabench: tunnel stream: %w", err)
-	}
-	stopWatch()
+	return sent.Load(), errors.Join(errs...)
+}
 
-	// Wait for every stream's end at the sink.
-	wait := time.NewTimer(cfg.Timeout)
+// waitEnded waits, up to timeout, for n streams' ends at the sink and
+// returns how many ended.
+func (s *tunnelSink) waitEnded(ctx context.Context, n int, timeout time.Duration) (int, error) {
+	wait := time.NewTimer(timeout)
 	defer wait.Stop()
-	ended := 0
-	for ended < len(conns) {
+	for ended := 0; ended < n; ended++ {
 		select {
-		case <-sink.ended:
-			ended++
-			continue
+		case <-s.ended:
 		case <-wait.C:
+			return ended, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return ended, ctx.Err()
 		}
-		break
 	}
+	return n, nil
+}
 
-	got := sink.bytes.Load()
-	expected := sent.Load()
-	res.Count, res.Expected = got/int64(cfg.Size), expected
-	res.Lost = max(expected-res.Count, 0)
-	if last := sink.base.Add(time.Duration(sink.last.Load())); last.After(start) {
+// fillStreams fills in res from what the sink received of the writes
+// sent since start, over conns streams of which ended reached their end.
+func (s *tunnelSink) fillStreams(res *Result, cfg TunnelConfig, start time.Time, sent int64, ended, conns int) error {
+	got := s.bytes.Load()
+	res.Count, res.Expected = got/int64(cfg.Size), sent
+	res.Lost = max(sent-res.Count, 0)
+	if last := s.base.Add(time.Duration(s.last.Load())); last.After(start) {
 		res.Elapsed = last.Sub(start)
 		res.MsgsPerSec = float64(res.Count) / res.Elapsed.Seconds()
 		res.MBPerSec = float64(got) / res.Elapsed.Seconds() / 1e6
 	}
-	if ended < len(conns) {
+	if ended < conns {
 		res.Notes = append(res.Notes, fmt.Sprintf("partial: %d of %d streams ended, %d of %d bytes arrived (nothing more for %v)",
-			ended, len(conns), got, expected*int64(cfg.Size), cfg.Timeout))
+			ended, conns, got, sent*int64(cfg.Size), cfg.Timeout))
 	}
 	if got == 0 {
-		return fmt.Errorf("hydrabench: no byte arrived through the tunnel of %d writes sent", expected)
+		return fmt.Errorf("selfbench: no byte arrived through the tunnel of %d writes sent", sent)
 	}
 	return nil
 }
@@ -531,7 +566,7 @@ func tunnelEchoSample(ctx context.Context, cfg TunnelConfig, addr string) (*Late
 	}
 	c, err := net.DialTimeout("tcp", addr, cfg.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("hydrabench: dial the echo proxy: %w", err)
+		return nil, fmt.Errorf("selfbench: dial the echo proxy: %w", err)
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -553,7 +588,7 @@ func tunnelEchoSample(ctx context.Context, cfg TunnelConfig, addr string) (*Late
 	}
 	// One round trip to connect end to end before measuring.
 	if err := roundTrip(); err != nil {
-		return nil, fmt.Errorf("hydrabench: tunnel echo: %w", err)
+		return nil, fmt.Errorf("selfbench: tunnel echo: %w", err)
 	}
 	h := NewHistogram()
 	for range rounds {
@@ -562,7 +597,7 @@ func tunnelEchoSample(ctx context.Context, cfg TunnelConfig, addr string) (*Late
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("hydrabench: tunnel echo: %w", err)
+			return nil, fmt.Errorf("selfbench: tunnel echo: %w", err)
 		}
 		h.Record(time.Since(t0))
 	}

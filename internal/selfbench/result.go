@@ -1,4 +1,4 @@
-package hydrabench
+package selfbench
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package hydrabench
+package selfbench
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -41,78 +42,90 @@ const (
 // Patterns lists the zmtp patterns in the order `bench zmtp` runs them.
 var Patterns = []Pattern{PushPull, ReqRep, PubSub}
 
-// Limits of the bench parameters.
+// Defaults of ZMTPConfig (and DefaultSize, DefaultDuration,
+// DefaultTimeout, DefaultConcurrency of every bench).
 const (
-	MaxSize        = 64 << 20
-	MaxConcurrency = 1024
+	DefaultPattern = PushPull
+	// DefaultHWM is zmtp's (and libzmq's) default high-water mark.
+	DefaultHWM = 1000
 )
 
-// Defaults of the bench parameters.
-const (
-	DefaultSize     = 256
-	DefaultDuration = 2 * time.Second
-	DefaultTimeout  = 10 * time.Second
-)
-
-// ZMTPConfig says what ZMTP measures. Zero fields take the defaults given.
+// ZMTPConfig says what ZMTP measures. The zero value measures push-pull of
+// 256-byte messages for 2s against a Responder in this process.
 type ZMTPConfig struct {
 	// Target is the control endpoint of a Responder (`hydra-server bench
-	// serve`), tcp://HOST:PORT. Empty: start one in this process on
-	// 127.0.0.1 (client and responder then share this process's CPUs).
-	Target  string
-	Pattern Pattern // default push-pull
-	Size    int     // message size in bytes; default 256
-	// Count is the number of messages (round trips for req-rep) to send;
-	// zero: send for Duration (default 2s).
-	Count    int64
+	// serve`), tcp://HOST:PORT. Default empty: start one in this process
+	// on 127.0.0.1 (client and responder then share this process's CPUs).
+	Target string
+	// Pattern is PushPull, ReqRep or PubSub. Default PushPull.
+	Pattern Pattern
+	// Size is the message size in bytes, at most MaxSize. Default 256.
+	Size int
+	// Count is the number of messages (round trips for req-rep) to send.
+	// Default 0: send for Duration.
+	Count int64
+	// Duration is how long to send when Count is 0. Default 2s.
 	Duration time.Duration
 	// Concurrency is the number of PUSH or REQ sockets sending at once, or
-	// of SUB sockets receiving (pub-sub); default 1.
+	// of SUB sockets receiving (pub-sub), at most MaxConcurrency. Default
+	// 1.
 	Concurrency int
-	// HWM is the send and receive high-water mark of every socket;
-	// default 1000, zmtp's (and libzmq's) default.
+	// HWM is the send and receive high-water mark of every socket.
+	// Default 1000.
 	HWM int
 	// Rate, when positive, caps the messages (round trips) sent per
 	// second in all, to measure latency under a given load rather than at
-	// saturation.
+	// saturation. Default 0: as fast as possible.
 	Rate float64
 	// Timeout bounds each control exchange and how long the bench waits
-	// without progress before it gives up; default 10s.
+	// without progress before it gives up. Default 10s.
 	Timeout time.Duration
 	// Progress, when set, is advanced by every message or round trip sent,
-	// for a progress display.
+	// for a progress display. Default nil.
 	Progress *atomic.Int64
 }
 
-func (c *ZMTPConfig) setDefaults() error {
-	if c.Pattern == "" {
-		c.Pattern = PushPull
+// Validate reports the first field out of range.
+func (c ZMTPConfig) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return configError("ZMTPConfig", field, format, args...)
 	}
-	switch c.Pattern {
-	case PushPull, ReqRep, PubSub:
-	default:
-		return fmt.Errorf("hydrabench: unknown pattern %q (want push-pull, req-rep or pub-sub)", c.Pattern)
+	switch {
+	case c.Pattern != "" && !slices.Contains(Patterns, c.Pattern):
+		return bad("Pattern", "unknown pattern %q (want push-pull, req-rep or pub-sub)", c.Pattern)
+	case c.Size < 0 || c.Size > MaxSize:
+		return bad("Size", "%d out of range 1-%d", c.Size, MaxSize)
+	case c.Count < 0 || c.Count > maxCount:
+		return bad("Count", "%d out of range 0-%d", c.Count, int64(maxCount))
+	case c.Duration < 0:
+		return bad("Duration", "negative")
+	case c.Concurrency < 0 || c.Concurrency > MaxConcurrency:
+		return bad("Concurrency", "%d out of range 1-%d", c.Concurrency, MaxConcurrency)
+	case c.HWM < 0:
+		return bad("HWM", "negative")
+	case !(c.Rate >= 0) || math.IsInf(c.Rate, 0):
+		return bad("Rate", "%v: want a positive rate", c.Rate)
+	case c.Timeout < 0:
+		return bad("Timeout", "negative")
+	}
+	return nil
+}
+
+func (c ZMTPConfig) withDefaults() ZMTPConfig {
+	if c.Pattern == "" {
+		c.Pattern = DefaultPattern
 	}
 	if c.Size == 0 {
 		c.Size = DefaultSize
-	}
-	if c.Size < 0 || c.Size > MaxSize {
-		return fmt.Errorf("hydrabench: size %d out of range 1-%d", c.Size, MaxSize)
-	}
-	if c.Count < 0 || c.Duration < 0 || c.HWM < 0 || c.Rate < 0 || c.Timeout < 0 {
-		return errors.New("hydrabench: negative bench parameter")
 	}
 	if c.Count == 0 && c.Duration == 0 {
 		c.Duration = DefaultDuration
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 1
-	}
-	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
-		return fmt.Errorf("hydrabench: concurrency %d out of range 1-%d", c.Concurrency, MaxConcurrency)
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.HWM == 0 {
-		c.HWM = 1000
+		c.HWM = DefaultHWM
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -120,15 +133,16 @@ func (c *ZMTPConfig) setDefaults() error {
 	if c.Progress == nil {
 		c.Progress = new(atomic.Int64)
 	}
-	return nil
+	return c
 }
 
 // ZMTP runs one zmtp case against cfg.Target, or against a Responder it
 // starts in this process.
 func ZMTP(ctx context.Context, cfg ZMTPConfig) (Result, error) {
-	if err := cfg.setDefaults(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
+	cfg = cfg.withDefaults()
 	res := Result{Bench: KindZMTP, Case: string(cfg.Pattern), Target: cfg.Target, Size: cfg.Size, Concurrency: cfg.Concurrency}
 	target, inProcess := cfg.Target, cfg.Target == ""
 	if inProcess {
@@ -145,75 +159,97 @@ func ZMTP(ctx context.Context, cfg ZMTPConfig) (Result, error) {
 		return res, err
 	}
 	defer ctl.close()
+	offset, clockError, err := ctl.clockOffset(ctx, inProcess)
+	if err != nil {
+		return res, err
+	}
+	if cfg.Pattern != ReqRep && cfg.Size >= 8 {
+		res.ClockError = clockError
+	}
+	session, eps, err := ctl.open(ctx, cfg, offset)
+	if err != nil {
+		return res, err
+	}
+	if err := runSession(ctx, cfg, ctl, session, eps, &res); err != nil {
+		if !inProcess {
+			abortSession(target, session)
+		}
+		return res, err
+	}
+	return res, nil
+}
 
-	// The clock offset: none in one process; otherwise from the hello
-	// exchange with the shortest round trip.
-	var offset int64
+// clockOffset returns the responder's clock minus this one's, from the
+// hello exchange with the shortest round trip, and half that round trip,
+// which bounds the offset's error. In one process both are zero.
+func (c *control) clockOffset(ctx context.Context, inProcess bool) (offset int64, clockError time.Duration, err error) {
 	var best time.Duration = -1
 	for range 5 {
 		t0 := time.Now()
-		rep, err := ctl.call(ctx, &ctlRequest{Op: "hello"})
+		rep, err := c.call(ctx, &ctlRequest{Op: "hello"})
 		if err != nil {
-			return res, err
+			return 0, 0, err
 		}
 		rtt := time.Since(t0)
 		if rep.Proto != controlProto {
-			return res, fmt.Errorf("hydrabench: %s speaks bench protocol %d, want %d (%s)", cfg.Target, rep.Proto, controlProto, rep.Version)
+			return 0, 0, fmt.Errorf("selfbench: %s speaks bench protocol %d, want %d (%s)", c.target, rep.Proto, controlProto, rep.Version)
+		}
+		if inProcess {
+			return 0, 0, nil
 		}
 		if best < 0 || rtt < best {
 			best = rtt
 			offset = rep.Time - (t0.UnixNano() + int64(rtt)/2)
 		}
-		if inProcess {
-			offset = 0
-			break
-		}
 	}
-	if !inProcess && cfg.Pattern != ReqRep && cfg.Size >= 8 {
-		res.ClockError = best / 2
-	}
+	return offset, best / 2, nil
+}
 
-	open, err := ctl.call(ctx, &ctlRequest{Op: "open", Pattern: cfg.Pattern, Size: cfg.Size, Conns: cfg.Concurrency, HWM: cfg.HWM, Offset: offset})
+// open opens a session on the responder and returns its id and the data
+// endpoints to connect to.
+func (c *control) open(ctx context.Context, cfg ZMTPConfig, offset int64) (session string, eps []string, err error) {
+	open, err := c.call(ctx, &ctlRequest{Op: "open", Pattern: cfg.Pattern, Size: cfg.Size, Conns: cfg.Concurrency, HWM: cfg.HWM, Offset: offset})
 	if err != nil {
-		return res, err
+		return "", nil, err
 	}
-	eps := make([]string, len(open.Endpoints))
-	for i, ep := range open.Endpoints {
-		eps[i] = dataEndpoint(target, ep)
+	for _, ep := range open.Endpoints {
+		eps = append(eps, dataEndpoint(c.target, ep))
 	}
 	want := 1
 	if cfg.Pattern == PubSub {
 		want = cfg.Concurrency
 	}
 	if len(eps) != want {
-		return res, fmt.Errorf("hydrabench: responder opened %d data sockets, want %d", len(eps), want)
+		return open.Session, nil, fmt.Errorf("selfbench: responder opened %d data sockets, want %d", len(eps), want)
 	}
+	return open.Session, eps, nil
+}
 
-	// A run that stops making progress for Timeout is cancelled.
+// runSession sends the load of cfg.Pattern to the session's data sockets
+// and fills in res. A run that stops making progress for Timeout is
+// cancelled.
+func runSession(ctx context.Context, cfg ZMTPConfig, ctl *control, session string, eps []string, res *Result) error {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopWatch := watchProgress(rctx, cancel, cfg.Progress, cfg.Timeout)
 	defer stopWatch()
 
-	r := &zrun{cfg: cfg, ctx: rctx, ctl: ctl, session: open.Session, eps: eps, stopWatch: stopWatch}
+	r := &zrun{cfg: cfg, ctx: rctx, ctl: ctl, session: session, eps: eps, stopWatch: stopWatch}
+	var err error
 	switch cfg.Pattern {
 	case PushPull:
-		err = r.pushPull(&res)
+		err = r.pushPull(res)
 	case ReqRep:
-		err = r.reqRep(&res)
+		err = r.reqRep(res)
 	case PubSub:
-		err = r.pubSub(&res)
+		err = r.pubSub(res)
 	}
 	if err != nil {
 		if c := context.Cause(rctx); c != nil && ctx.Err() == nil {
 			err = c
 		}
-		if !inProcess {
-			abortSession(target, open.Session)
-		}
-		return res, err
 	}
-	return res, nil
+	return err
 }
 
 // abortSession ends a session that failed half-way, over a new control
@@ -232,7 +268,7 @@ func abortSession(target, session string) {
 // errStalled cancels a run that stopped making progress.
 type errStalled struct{ d time.Duration }
 
-func (e errStalled) Error() string { return fmt.Sprintf("hydrabench: no progress for %v", e.d) }
+func (e errStalled) Error() string { return fmt.Sprintf("selfbench: no progress for %v", e.d) }
 
 // watchProgress cancels ctx with errStalled when n stays the same for d.
 // The returned func stops watching.
@@ -319,19 +355,19 @@ func (c *control) call(ctx context.Context, req *ctlRequest) (ctlReply, error) {
 		return rep, c.fail(ctx, req.Op, err)
 	}
 	if len(msg) != 1 || json.Unmarshal(msg[0], &rep) != nil {
-		return rep, fmt.Errorf("hydrabench: %s is not a bench responder (start one with `hydra-server bench serve`; a registry is measured with `bench registry --target`)", c.target)
+		return rep, fmt.Errorf("selfbench: %s is not a bench responder (start one with `hydra-server bench serve`; a registry is measured with `bench registry --target`)", c.target)
 	}
 	if !rep.OK {
-		return rep, fmt.Errorf("hydrabench: responder: %s", rep.Error)
+		return rep, fmt.Errorf("selfbench: responder: %s", rep.Error)
 	}
 	return rep, nil
 }
 
 func (c *control) fail(ctx context.Context, op string, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("hydrabench: no answer from a bench responder at %s within %v (%s); is `hydra-server bench serve` running there?", c.target, c.timeout, op)
+		return fmt.Errorf("selfbench: no answer from a bench responder at %s within %v (%s); is `hydra-server bench serve` running there?", c.target, c.timeout, op)
 	}
-	return fmt.Errorf("hydrabench: control %s: %w", op, err)
+	return fmt.Errorf("selfbench: control %s: %w", op, err)
 }
 
 // zrun is one zmtp case under way.
@@ -463,20 +499,13 @@ func (r *zrun) send(s *zmtp.Socket, b *budget, p pacer, sent *atomic.Int64, cred
 }
 
 func (r *zrun) pushPull(res *Result) error {
+	socks, err := r.connect(zmtp.PUSH, r.cfg.Concurrency, r.eps[0])
+	defer closeSockets(socks)
+	if err != nil {
+		return err
+	}
 	b := newBudget(r.cfg)
 	var sent atomic.Int64
-	socks := make([]*zmtp.Socket, r.cfg.Concurrency)
-	for i := range socks {
-		s, err := r.socket(zmtp.PUSH)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		if err := s.Connect(r.eps[0]); err != nil {
-			return err
-		}
-		socks[i] = s
-	}
 	errs := make([]error, len(socks))
 	var wg sync.WaitGroup
 	for i, s := range socks {
@@ -491,6 +520,29 @@ func (r *zrun) pushPull(res *Result) error {
 		return err
 	}
 	return r.finish(res, sent.Load(), sent.Load())
+}
+
+// connect opens n sockets of type t connected to ep. The sockets are
+// returned, for closing, even with an error.
+func (r *zrun) connect(t zmtp.SocketType, n int, ep string) ([]*zmtp.Socket, error) {
+	var socks []*zmtp.Socket
+	for range n {
+		s, err := r.socket(t)
+		if err != nil {
+			return socks, err
+		}
+		socks = append(socks, s)
+		if err := s.Connect(ep); err != nil {
+			return socks, err
+		}
+	}
+	return socks, nil
+}
+
+func closeSockets(socks []*zmtp.Socket) {
+	for _, s := range socks {
+		s.Close()
+	}
 }
 
 func (r *zrun) pubSub(res *Result) error {
@@ -519,7 +571,7 @@ func (r *zrun) pubSub(res *Result) error {
 			break
 		}
 		if time.Now().After(warmUntil) {
-			return fmt.Errorf("hydrabench: subscribers not connected within %v", r.cfg.Timeout)
+			return fmt.Errorf("selfbench: subscribers not connected within %v", r.cfg.Timeout)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -589,71 +641,30 @@ func (r *zrun) finish(res *Result, sent, expected int64) error {
 		res.Notes = append(res.Notes, fmt.Sprintf("partial: %d of %d messages arrived (nothing more for %v)", got, expected, idle))
 	}
 	if got == 0 {
-		return fmt.Errorf("hydrabench: no message arrived of %d sent", sent)
+		return fmt.Errorf("selfbench: no message arrived of %d sent", sent)
 	}
 	return nil
 }
 
 func (r *zrun) reqRep(res *Result) error {
+	socks, err := r.connect(zmtp.REQ, r.cfg.Concurrency, r.eps[0])
+	defer closeSockets(socks)
+	if err != nil {
+		return err
+	}
 	b := newBudget(r.cfg)
-	n := r.cfg.Concurrency
-	hists := make([]*Histogram, n)
-	errs := make([]error, n)
-	socks := make([]*zmtp.Socket, n)
-	for i := range socks {
-		s, err := r.socket(zmtp.REQ)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		if err := s.Connect(r.eps[0]); err != nil {
-			return err
-		}
-		socks[i] = s
-		hists[i] = NewHistogram()
-	}
-	size := r.cfg.Size
-	roundTrip := func(s *zmtp.Socket, msg []byte) error {
-		if err := s.SendContext(r.ctx, msg); err != nil {
-			return err
-		}
-		rep, err := s.RecvContext(r.ctx)
-		if err != nil {
-			return err
-		}
-		if len(rep) != 1 || len(rep[0]) != size {
-			return fmt.Errorf("hydrabench: reply of %d frames, want 1 of %d bytes", len(rep), size)
-		}
-		return nil
-	}
+	hists := make([]*Histogram, len(socks))
+	errs := make([]error, len(socks))
 	// Each socket makes one round trip to connect before the clock starts.
 	var ready, wg sync.WaitGroup
 	begin := make(chan struct{})
-	ready.Add(n)
+	ready.Add(len(socks))
 	for i, s := range socks {
+		hists[i] = NewHistogram()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msg := bytes.Repeat([]byte{'h'}, size)
-			errs[i] = roundTrip(s, msg)
-			ready.Done()
-			if errs[i] != nil {
-				return
-			}
-			<-begin
-			p := newPacer(r.cfg.Rate, n)
-			var done int64
-			for b.claim(1) == 1 {
-				p.wait(r.ctx, done)
-				t0 := time.Now()
-				if err := roundTrip(s, msg); err != nil {
-					errs[i] = err
-					return
-				}
-				hists[i].Record(time.Since(t0))
-				done++
-				r.cfg.Progress.Add(1)
-			}
+			errs[i] = r.roundTrips(s, b, hists[i], ready.Done, begin)
 		}()
 	}
 	ready.Wait()
@@ -663,20 +674,66 @@ func (r *zrun) reqRep(res *Result) error {
 	start := time.Now()
 	close(begin)
 	wg.Wait()
-	res.Elapsed = time.Since(start)
+	r.fillRoundTrips(res, time.Since(start), hists)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	_, err = r.ctl.call(r.ctx, &ctlRequest{Op: "finish", Session: r.session})
+	return err
+}
+
+// roundTrips is one REQ socket's part of req-rep: a round trip to connect
+// (then ready), and once begin is closed, timed round trips until the
+// budget runs out.
+func (r *zrun) roundTrips(s *zmtp.Socket, b *budget, h *Histogram, ready func(), begin <-chan struct{}) error {
+	msg := bytes.Repeat([]byte{'h'}, r.cfg.Size)
+	err := r.roundTrip(s, msg)
+	ready()
+	if err != nil {
+		return err
+	}
+	<-begin
+	p := newPacer(r.cfg.Rate, r.cfg.Concurrency)
+	var done int64
+	for b.claim(1) == 1 {
+		p.wait(r.ctx, done)
+		t0 := time.Now()
+		if err := r.roundTrip(s, msg); err != nil {
+			return err
+		}
+		h.Record(time.Since(t0))
+		done++
+		r.cfg.Progress.Add(1)
+	}
+	return nil
+}
+
+// roundTrip sends msg and checks the echo.
+func (r *zrun) roundTrip(s *zmtp.Socket, msg []byte) error {
+	if err := s.SendContext(r.ctx, msg); err != nil {
+		return err
+	}
+	rep, err := s.RecvContext(r.ctx)
+	if err != nil {
+		return err
+	}
+	if len(rep) != 1 || len(rep[0]) != len(msg) {
+		return fmt.Errorf("selfbench: reply of %d frames, want 1 of %d bytes", len(rep), len(msg))
+	}
+	return nil
+}
+
+// fillRoundTrips fills in res from the round trips timed over elapsed.
+func (r *zrun) fillRoundTrips(res *Result, elapsed time.Duration, hists []*Histogram) {
 	all := NewHistogram()
 	for _, h := range hists {
 		all.Merge(h)
 	}
+	res.Elapsed = elapsed
 	res.Count = all.Count()
 	if res.Elapsed > 0 {
 		res.MsgsPerSec = float64(res.Count) / res.Elapsed.Seconds()
-		res.MBPerSec = res.MsgsPerSec * float64(size) / 1e6
+		res.MBPerSec = res.MsgsPerSec * float64(r.cfg.Size) / 1e6
 	}
 	res.Latency = all.Latency()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	_, err := r.ctl.call(r.ctx, &ctlRequest{Op: "finish", Session: r.session})
-	return err
 }

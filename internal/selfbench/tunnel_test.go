@@ -1,4 +1,4 @@
-package hydrabench
+package selfbench
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
 )
 
 func TestTunnelStreams(t *testing.T) {
@@ -30,14 +32,7 @@ func TestTunnelStreams(t *testing.T) {
 	}
 
 	// Every server, tunnel, proxy and connection is gone.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<16)
-		t.Errorf("%d goroutines after the bench, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	testutil.CheckGoroutines(t, before)
 }
 
 func TestTunnelSmallWritesForDuration(t *testing.T) {
