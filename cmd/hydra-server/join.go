@@ -22,9 +22,9 @@ type joinFlags struct {
 func (f *joinFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.peers, "join", "join the server at `HOST[:PORT]` (port 8420 if omitted; tcp://HOST:PORT too) and share registered services with it, and through it with the servers it joins (repeatable; space-separated in $HYDRA_JOIN)")
 	fs.Var(&f.keys, "join-key", "with --curve: the public `key` (Z85) of the server named by the --join in the same position (repeatable)")
-	fs.DurationVar(&f.interval, "join-interval", 0, "how often each join link carries its digest and heartbeat (default 1s)")
-	fs.DurationVar(&f.timeout, "join-timeout", 0, "drop and redial a join link silent this long (default 5 × --join-interval)")
-	fs.DurationVar(&f.grace, "join-grace", 0, "how long the services of a server no longer heard from (through any link) stay before they expire (default 30s)")
+	fs.DurationVar(&f.interval, "join-interval", registry.DefaultJoinInterval, "how often each join link carries its digest and heartbeat")
+	fs.DurationVar(&f.timeout, "join-timeout", 0, "drop and redial a join link silent this long (0: five times --join-interval)")
+	fs.DurationVar(&f.grace, "join-grace", registry.DefaultJoinGrace, "how long the services of a server no longer heard from (through any link) stay before they expire")
 }
 
 // config is the registry's JoinConfig; joined is printed when a link this

@@ -36,6 +36,8 @@ type serverFlags struct {
 	defaultTTL     time.Duration
 	minTTL, maxTTL time.Duration
 	maxWatches     int
+	maxWatchesPeer int
+	maxListPage    int
 	keepalive      time.Duration
 	static         serviceList
 	join           joinFlags   // join.go
@@ -55,6 +57,8 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	fs.DurationVar(&f.minTTL, "min-ttl", registry.DefaultMinTTL, "shortest TTL a client may ask for")
 	fs.DurationVar(&f.maxTTL, "max-ttl", registry.DefaultMaxTTL, "longest TTL a client may ask for")
 	fs.IntVar(&f.maxWatches, "max-watches", registry.DefaultMaxWatches, "most watches held in all")
+	fs.IntVar(&f.maxWatchesPeer, "max-watches-per-peer", registry.DefaultMaxWatchesPerPeer, "most watches one connection holds")
+	fs.IntVar(&f.maxListPage, "max-list-page", registry.DefaultMaxListPage, "most names or entries in one LIST reply; longer lists page with a cursor")
 	fs.DurationVar(&f.keepalive, "watch-keepalive", registry.DefaultWatchKeepalive, "keepalive event interval on idle watches")
 	f.join.define(fs)
 	f.tunnel.define(fs) // tunnel.go
@@ -92,7 +96,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 		Logger: log, ServerID: f.serverID,
 		MaxEntries: f.maxEntries, MaxEntriesPerClient: f.maxPerClient, MaxMetadataBytes: f.maxMeta,
 		MaxRequestBytes: f.maxRequest, DefaultTTL: f.defaultTTL, MinTTL: f.minTTL, MaxTTL: f.maxTTL,
-		MaxWatches: f.maxWatches, WatchKeepalive: f.keepalive, Static: f.static.svcs,
+		MaxWatches: f.maxWatches, MaxWatchesPerPeer: f.maxWatchesPeer, MaxListPage: f.maxListPage, WatchKeepalive: f.keepalive, Static: f.static.svcs,
 		Join: f.join.config(func(addr string) { fmt.Fprintf(io.out, "[Hydra Server] Joined with %s\n", addr) }),
 	}
 	if err := cfg.Verify(); err != nil {
