@@ -86,9 +86,9 @@ type Shared struct {
 	Version  uint64            `json:"version"`
 }
 
-func (Hello) Type() string      { return TypeHello }
-func (Services) Type() string   { return TypeServices }
-func (u Unknown) Type() string  { return u.T }
+func (Hello) Type() string     { return TypeHello }
+func (Services) Type() string  { return TypeServices }
+func (u Unknown) Type() string { return u.T }
 func (h Hello) Append(dst []byte) []byte {
 	return appendFrame(dst, struct {
 		T      string `json:"t"`
