@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/acceptloop"
@@ -372,6 +373,7 @@ func sessErr(sess *mux.Session, ctx context.Context) error {
 func (t *Tunnels) acceptStreams(ctx context.Context, sess *mux.Session, ctlCh chan net.Conn, wantCtl bool) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var ctlTaken atomic.Bool
 	for {
 		st, err := sess.AcceptStreamContext(ctx)
 		if err != nil {
@@ -388,14 +390,11 @@ func (t *Tunnels) acceptStreams(ctx context.Context, sess *mux.Session, ctlCh ch
 			}
 			_ = st.SetReadDeadline(time.Time{})
 			if target == ControlTarget {
-				if wantCtl {
-					select {
-					case ctlCh <- st:
-						return
-					default:
-					}
+				if wantCtl && ctlTaken.CompareAndSwap(false, true) {
+					ctlCh <- st // buffered for this one stream
+					return
 				}
-				mux.Abort(st)
+				mux.Abort(st) // one control stream per session
 				return
 			}
 			if err := t.ss.ServeTarget(ctx, st, target); err != nil {
