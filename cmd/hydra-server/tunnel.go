@@ -139,6 +139,9 @@ func (f *tunnelFlags) setup(log *slog.Logger, host, proto string) (*tunnelSetup,
 		var ce *tunnel.ConfigError
 		if errors.As(err, &ce) {
 			flag := tunnelFlagOf[ce.Field]
+			if ce.Field == "Mux" {
+				flag = muxFlag(ce.Reason, flag)
+			}
 			if flag == "" {
 				flag = ce.Field
 			}
@@ -220,6 +223,19 @@ var tunnelFlagOf = map[string]string{
 	"Remotes": "--tunnel",
 	"PortMin": "--tunnel-ports",
 	"Mux":     "--tunnel-window, --tunnel-max-streams, --tunnel-backlog or --tunnel-keepalive",
+}
+
+// muxFlag returns the flag behind the first mux.Config field that reason
+// (mux.VerifyConfig's error) names, or def.
+func muxFlag(reason, def string) string {
+	at := len(reason)
+	for _, m := range [][2]string{{"StreamWindow", "--tunnel-window"}, {"MaxStreams", "--tunnel-max-streams"},
+		{"AcceptBacklog", "--tunnel-backlog"}, {"KeepAliveInterval", "--tunnel-keepalive"}, {"LivenessTimeout", "--tunnel-keepalive"}} {
+		if i := strings.Index(reason, m[0]); i >= 0 && i < at {
+			at, def = i, m[1]
+		}
+	}
+	return def
 }
 
 // listFlag is a repeatable string flag; a value (from $HYDRA_* or the
