@@ -193,6 +193,9 @@ func parseBody(b []byte) (Message, error) {
 				return nil, fmt.Errorf("%w: entry %d: %s", ErrBadMessage, i, reason(err))
 			}
 		}
+		if len(w.Entries) == 0 {
+			w.Entries = nil // as Append leaves it out
+		}
 		return Services{Entries: w.Entries}, nil
 	}
 	return Unknown{T: head.T}, nil
@@ -202,6 +205,9 @@ func parseBody(b []byte) (Message, error) {
 func (e *Shared) check() error {
 	if e.Proto == "" {
 		e.Proto = registry.DefaultProto
+	}
+	if len(e.Meta) == 0 {
+		e.Meta = nil // as Append leaves it out
 	}
 	if err := registry.CheckName(e.Name); err != nil {
 		return err
