@@ -36,8 +36,8 @@ const (
 	// TargetPrefix starts the target of a proxied stream; the instance id
 	// of the shared entry follows.
 	TargetPrefix = "svc:"
-	// Version is the control protocol's version, sent in Hello.
-	Version = 1
+	// ControlVersion is the control protocol's version, sent in Hello.
+	ControlVersion = 1
 	// MaxMessageSize bounds one control frame's JSON body.
 	MaxMessageSize = 4 << 20
 )

@@ -458,7 +458,7 @@ func (t *Tunnels) checkLimits(m Services) error {
 // controlWriter owns the control stream's writes: Hello, then the shared
 // set once known and again at every change.
 func (t *Tunnels) controlWriter(ctx context.Context, ctl net.Conn) error {
-	b := Hello{Version: Version, Server: t.cfg.ServerID}.Append(nil)
+	b := Hello{Version: ControlVersion, Server: t.cfg.ServerID}.Append(nil)
 	if _, err := ctl.Write(b); err != nil {
 		return err
 	}
