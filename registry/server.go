@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"runtime"
 	"slices"
 	"strconv"
@@ -157,6 +158,17 @@ func (s *Server) Bind(endpoint string) error {
 		return ErrClosed
 	}
 	return s.sock.Bind(endpoint)
+}
+
+// BindListener makes the server accept ZMTP peers from l (a portshare
+// Listener's ZMTP half, to share a port with tunnels) until Close, which
+// closes l.
+func (s *Server) BindListener(l net.Listener) error {
+	if s.closed.Load() {
+		l.Close()
+		return ErrClosed
+	}
+	return s.sock.BindListener(l)
 }
 
 // Endpoint returns the endpoint of the last Bind, with the real port.

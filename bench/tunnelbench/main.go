@@ -19,6 +19,7 @@ import (
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/tunnel"
 )
 
 var (
@@ -268,7 +269,7 @@ func proxyAddr(ep, name string) string {
 		es, _ := c.Lookup(ctx, name)
 		cancel()
 		for _, e := range es {
-			if e.Meta[registry.MetaTunnel] != "" {
+			if e.Meta[tunnel.MetaPeer] != "" {
 				return e.Addr()
 			}
 		}

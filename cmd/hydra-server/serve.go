@@ -127,7 +127,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background()) }()
-	if err := tun.start(srv.Endpoint()); err != nil { // tunnel.go
+	if err := tun.start(srv); err != nil { // tunnel.go
 		srv.Close()
 		<-done
 		return err

@@ -11,9 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/netaddr"
+	"github.com/hydra-net/hydra/internal/portshare"
 	"github.com/hydra-net/hydra/mux"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/tunnel"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
@@ -43,23 +46,25 @@ func (f *tunnelFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.remotes, "tunnel", "keep a tunnel to the server at `REMOTE[:PORT]` (port 8420 if omitted): its services become reachable here and ours there (repeatable; pair each with a --remote-key, in order; needs --key-file)")
 	fs.Var(&f.keys, "remote-key", "the tunnel remote's public `key` (Z85, 40 characters), pinned: one per --tunnel, in the same order")
 	fs.StringVar(&f.ports, "tunnel-ports", "", "`MIN-MAX` port range for the proxy listeners of tunnelled services (default: ports the system chooses)")
-	f.window = sizeFlag(registry.DefaultTunnelStreamWindow)
+	f.window = sizeFlag(tunnel.DefaultStreamWindow)
 	fs.Var(&f.window, "tunnel-window", "receive window of each tunnel stream, `bytes` (K/M suffixes; 256K-16M): one stream's throughput is at most window / round trip")
-	fs.IntVar(&f.maxStreams, "tunnel-max-streams", registry.DefaultTunnelMaxStreams, "most streams (proxied connections) at once per tunnel; memory is bounded by about this × --tunnel-window")
-	fs.IntVar(&f.backlog, "tunnel-backlog", registry.DefaultTunnelAcceptBacklog, "most streams the far side may open that wait to be served, per tunnel")
-	fs.DurationVar(&f.keepalive, "tunnel-keepalive", registry.DefaultTunnelKeepAlive, "ping a tunnel silent this long; the peer is dead after 3× this without a byte")
+	fs.IntVar(&f.maxStreams, "tunnel-max-streams", tunnel.DefaultMaxStreams, "most streams (proxied connections) at once per tunnel; memory is bounded by about this × --tunnel-window")
+	fs.IntVar(&f.backlog, "tunnel-backlog", tunnel.DefaultAcceptBacklog, "most streams the far side may open that wait to be served, per tunnel")
+	fs.DurationVar(&f.keepalive, "tunnel-keepalive", tunnel.DefaultKeepAlive, "ping a tunnel silent this long; the peer is dead after 3× this without a byte")
 }
 
 // tunnelSetup is what serve needs of the tunnel flags: nil when no key
 // file is given (then the port is plain ZMTP, as before).
 type tunnelSetup struct {
-	cfg    registry.TunnelConfig
-	kp     secure.KeyPair
-	allow  *secure.AllowList // --allow-file, reloaded on SIGHUP
-	curve  bool
-	sl     *registry.SharedListener
-	cancel context.CancelFunc
-	done   chan error
+	cfg       tunnel.Config
+	clientSec func() zmtp.Mechanism // how the tunnels' client talks to its own server
+	kp        secure.KeyPair
+	allow     *secure.AllowList // --allow-file, reloaded on SIGHUP
+	curve     bool
+	ps        *portshare.Listener
+	reg       *tunnel.ClientRegistry
+	cancel    context.CancelFunc
+	done      chan error
 }
 
 // setup checks the flags and loads the keys; host is the server's --host
@@ -85,7 +90,7 @@ func (f *tunnelFlags) setup(log *slog.Logger, host, proto string) (*tunnelSetup,
 		return nil, err
 	}
 	ts := &tunnelSetup{kp: kp, curve: f.curve}
-	cfg := registry.TunnelConfig{Static: kp, Logger: log, ProxyHost: host,
+	cfg := tunnel.Config{Static: kp, Logger: log, ProxyHost: host,
 		Mux: mux.Config{StreamWindow: uint32(f.window), MaxStreams: f.maxStreams, AcceptBacklog: f.backlog,
 			KeepAliveInterval: f.keepalive}}
 	if f.allowFile != "" {
@@ -105,18 +110,18 @@ func (f *tunnelFlags) setup(log *slog.Logger, host, proto string) (*tunnelSetup,
 	if f.curve {
 		// Tunnels talk to their own server as a client: with CURVE on,
 		// with the server's own key, which serverSecurity always allows.
-		cfg.Client.Security = secure.CurveClient(kp, kp.Public)
+		ts.clientSec = secure.CurveClient(kp, kp.Public)
 	}
 	for i, r := range f.remotes {
 		key, err := secure.ParsePublicKey(f.keys[i])
 		if err != nil {
 			return nil, usagef("--remote-key %q: %v", f.keys[i], err)
 		}
-		addr, err := registry.ParseTunnelAddr(r)
+		addr, err := netaddr.ParseHostPort(r)
 		if err != nil {
 			return nil, usagef("--tunnel: %v", err)
 		}
-		cfg.Remotes = append(cfg.Remotes, registry.TunnelRemote{Addr: addr, Key: key})
+		cfg.Remotes = append(cfg.Remotes, tunnel.Remote{Addr: addr, Key: key})
 	}
 	if f.ports != "" {
 		lo, hi, ok := strings.Cut(f.ports, "-")
@@ -127,8 +132,22 @@ func (f *tunnelFlags) setup(log *slog.Logger, host, proto string) (*tunnelSetup,
 		}
 		cfg.PortMin, cfg.PortMax = a, b
 	}
-	if err := cfg.Verify(); err != nil {
-		return nil, usagef("%v", strings.TrimPrefix(err.Error(), "registry: "))
+	// The server's id is known once it is made; start sets it.
+	check := cfg
+	check.ServerID = "pending"
+	if err := check.Validate(); err != nil {
+		var ce *tunnel.ConfigError
+		if errors.As(err, &ce) {
+			flag := tunnelFlagOf[ce.Field]
+			if ce.Field == "Mux" {
+				flag = muxFlag(ce.Reason, flag)
+			}
+			if flag == "" {
+				flag = ce.Field
+			}
+			return nil, usagef("%s: %s", flag, ce.Reason)
+		}
+		return nil, usagef("%v", err)
 	}
 	ts.cfg = cfg
 	return ts, nil
@@ -150,26 +169,37 @@ func (ts *tunnelSetup) bind(srv *registry.Server, ep string) error {
 	if err != nil {
 		return err
 	}
-	ts.sl = registry.NewSharedListener(ln, ts.cfg.Logger)
-	return srv.BindListener(ts.sl.ZMTP())
+	ts.ps, err = portshare.New(ln, portshare.Config{Logger: ts.cfg.Logger})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	return srv.BindListener(ts.ps.ZMTP())
 }
 
 // start runs the tunnels once the server serves.
-func (ts *tunnelSetup) start(endpoint string) error {
+func (ts *tunnelSetup) start(srv *registry.Server) error {
 	if !ts.tunnels() {
 		return nil
 	}
-	tun, err := registry.NewTunnels(ts.cfg)
+	reg, err := tunnel.NewClientRegistry(registry.ClientConfig{Endpoint: srv.Endpoint(), Security: ts.clientSec, Logger: ts.cfg.Logger})
 	if err != nil {
 		return err
 	}
+	ts.cfg.ServerID = srv.ID()
+	tun, err := tunnel.New(ts.cfg, reg)
+	if err != nil {
+		reg.Close()
+		return err
+	}
+	ts.reg = reg
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.cancel, ts.done = cancel, make(chan error, 1)
 	var in net.Listener
 	if ts.cfg.Allow != nil {
-		in = ts.sl.Tunnels()
+		in = ts.ps.Tunnels()
 	}
-	go func() { ts.done <- tun.Run(ctx, endpoint, in) }()
+	go func() { ts.done <- tun.Run(ctx, in) }()
 	return nil
 }
 
@@ -183,6 +213,29 @@ func (ts *tunnelSetup) stop() {
 	if err := <-ts.done; err != nil && !errors.Is(err, context.Canceled) {
 		ts.cfg.Logger.Warn("tunnel: stopped", "err", err)
 	}
+	ts.reg.Close()
+}
+
+// tunnelFlagOf names the flag behind each tunnel.Config field that
+// setup fills from flags.
+var tunnelFlagOf = map[string]string{
+	"Static":  "--key-file",
+	"Remotes": "--tunnel",
+	"PortMin": "--tunnel-ports",
+	"Mux":     "--tunnel-window, --tunnel-max-streams, --tunnel-backlog or --tunnel-keepalive",
+}
+
+// muxFlag returns the flag behind the first mux.Config field that reason
+// (mux.VerifyConfig's error) names, or def.
+func muxFlag(reason, def string) string {
+	at := len(reason)
+	for _, m := range [][2]string{{"StreamWindow", "--tunnel-window"}, {"MaxStreams", "--tunnel-max-streams"},
+		{"AcceptBacklog", "--tunnel-backlog"}, {"KeepAliveInterval", "--tunnel-keepalive"}, {"LivenessTimeout", "--tunnel-keepalive"}} {
+		if i := strings.Index(reason, m[0]); i >= 0 && i < at {
+			at, def = i, m[1]
+		}
+	}
+	return def
 }
 
 // listFlag is a repeatable string flag; a value (from $HYDRA_* or the

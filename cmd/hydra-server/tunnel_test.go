@@ -19,6 +19,7 @@ import (
 
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/tunnel"
 )
 
 // tunnelKeys writes a key pair to dir/name (0600) and returns it.
@@ -90,7 +91,7 @@ func tunnelProxy(t testing.TB, c *registry.Client, name string) registry.Entry {
 			return false
 		}
 		for _, e := range es {
-			if e.Meta[registry.MetaTunnel] != "" {
+			if e.Meta[tunnel.MetaPeer] != "" {
 				got = e
 				return true
 			}
@@ -237,7 +238,7 @@ func TestTunnelProcesses(t *testing.T) {
 	tRegister(t, cb, "echo-b", tEcho(t))
 	pa := tunnelProxy(t, cb, "echo-a") // A's service, seen at B
 	pb := tunnelProxy(t, ca, "echo-b") // B's service, seen at A
-	if pa.Meta[registry.MetaTunnel] != "srv-a" || pb.Meta[registry.MetaTunnel] != "srv-b" {
+	if pa.Meta[tunnel.MetaPeer] != "srv-a" || pb.Meta[tunnel.MetaPeer] != "srv-b" {
 		t.Fatalf("proxy entries: %+v %+v", pa, pb)
 	}
 

@@ -13,8 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/portshare"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/tunnel"
 )
 
 // ErrTunnelTarget is what Tunnel returns for a TunnelConfig.Target: only
@@ -176,21 +178,25 @@ func Tunnel(ctx context.Context, cfg TunnelConfig) (Result, error) {
 // Tunnels, in this process.
 type tunnelNode struct {
 	ln     net.Listener
-	sl     *registry.SharedListener
+	sl     *portshare.Listener
 	srv    *registry.Server
+	reg    *tunnel.ClientRegistry
 	sdone  chan error
 	cancel context.CancelFunc
 	tdone  chan error
 	cl     *registry.Client
 }
 
-func startTunnelNode(tcfg registry.TunnelConfig, streams int) (*tunnelNode, error) {
+func startTunnelNode(tcfg tunnel.Config, streams int) (*tunnelNode, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	n := &tunnelNode{ln: ln}
-	n.sl = registry.NewSharedListener(ln, nil)
+	if n.sl, err = portshare.New(ln, portshare.Config{}); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	n.srv, err = registry.NewServer(registry.Config{})
 	if err != nil {
 		n.sl.Close()
@@ -206,15 +212,21 @@ func startTunnelNode(tcfg registry.TunnelConfig, streams int) (*tunnelNode, erro
 
 	tcfg.RedialMin, tcfg.RedialMax = 50*time.Millisecond, 500*time.Millisecond
 	// Room for every stream of the bench, the echo and the control stream.
-	tcfg.Mux.MaxStreams = max(registry.DefaultTunnelMaxStreams, streams+8)
-	tun, err := registry.NewTunnels(tcfg)
+	tcfg.Mux.MaxStreams = max(tunnel.DefaultMaxStreams, streams+8)
+	tcfg.ServerID = n.srv.ID()
+	if n.reg, err = tunnel.NewClientRegistry(registry.ClientConfig{Endpoint: n.srv.Endpoint()}); err != nil {
+		n.stopServer()
+		return nil, err
+	}
+	tun, err := tunnel.New(tcfg, n.reg)
 	if err != nil {
+		n.reg.Close()
 		n.stopServer()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.tdone = cancel, make(chan error, 1)
-	go func() { n.tdone <- tun.Run(ctx, n.srv.Endpoint(), n.sl.Tunnels()) }()
+	go func() { n.tdone <- tun.Run(ctx, n.sl.Tunnels()) }()
 
 	n.cl, err = registry.NewClient(registry.ClientConfig{Endpoint: n.srv.Endpoint()})
 	if err != nil {
@@ -238,6 +250,7 @@ func (n *tunnelNode) close() {
 	}
 	n.cancel()
 	<-n.tdone
+	n.reg.Close()
 	n.stopServer()
 }
 
@@ -254,12 +267,12 @@ func startTunnelPair(cfg TunnelConfig) (*tunnelPair, error) {
 		return nil, err
 	}
 	streams := cfg.Concurrency + 1
-	b, err := startTunnelNode(registry.TunnelConfig{Static: kb, Allow: secure.NewAllowList(ka.Public)}, streams)
+	b, err := startTunnelNode(tunnel.Config{Static: kb, Allow: secure.NewAllowList(ka.Public)}, streams)
 	if err != nil {
 		return nil, err
 	}
-	a, err := startTunnelNode(registry.TunnelConfig{Static: ka,
-		Remotes: []registry.TunnelRemote{{Addr: b.ln.Addr().String(), Key: kb.Public}}}, streams)
+	a, err := startTunnelNode(tunnel.Config{Static: ka,
+		Remotes: []tunnel.Remote{{Addr: b.ln.Addr().String(), Key: kb.Public}}}, streams)
 	if err != nil {
 		b.close()
 		return nil, err
@@ -289,7 +302,7 @@ func proxyAddr(ctx context.Context, cl *registry.Client, name string, timeout ti
 		cancel()
 		if err == nil {
 			for _, e := range es {
-				if e.Meta[registry.MetaTunnel] != "" {
+				if e.Meta[tunnel.MetaPeer] != "" {
 					return e.Addr(), nil
 				}
 			}

@@ -1,0 +1,159 @@
+package portshare
+
+import (
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/secure"
+)
+
+func listen(t *testing.T, cfg Config) *Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(ln, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// accept returns what half accepts next, or nil after d.
+func accept(half net.Listener, d time.Duration) net.Conn {
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := half.Accept()
+		if err != nil {
+			c = nil
+		}
+		got <- c
+	}()
+	select {
+	case c := <-got:
+		return c
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func TestSplitsByFirstByte(t *testing.T) {
+	base := runtime.NumGoroutine()
+	l := listen(t, Config{})
+	for _, c := range []struct {
+		hello string
+		half  net.Listener
+	}{
+		{"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f", l.ZMTP()},
+		{secure.PreambleMagic + "\x01I", l.Tunnels()},
+	} {
+		nc, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write([]byte(c.hello)); err != nil {
+			t.Fatal(err)
+		}
+		sc := accept(c.half, 5*time.Second)
+		if sc == nil {
+			t.Fatalf("%q: not handed to its half", c.hello)
+		}
+		buf := make([]byte, len(c.hello))
+		if _, err := io.ReadFull(sc, buf); err != nil || string(buf) != c.hello {
+			t.Fatalf("%q: the half read %q, %v", c.hello, buf, err)
+		}
+		// The replaying conn still half-closes the TCP connection.
+		if err := sc.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := nc.Read(buf); n != 0 || err != io.EOF {
+			t.Fatalf("after CloseWrite: %d, %v", n, err)
+		}
+		sc.Close()
+		nc.Close()
+	}
+	l.Close()
+	if c, err := l.ZMTP().Accept(); err == nil {
+		c.Close()
+		t.Fatal("Accept after Close")
+	}
+	testutil.CheckGoroutines(t, base)
+}
+
+// Neither ZMTP nor a tunnel, silence, and a half nobody accepts from: each
+// connection is closed within the first-byte timeout.
+func TestClosesWhatNoHalfTakes(t *testing.T) {
+	l := listen(t, Config{FirstByteTimeout: 200 * time.Millisecond})
+	for _, first := range []string{"G", "", secure.PreambleMagic} {
+		nc, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write([]byte(first))
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := nc.Read(make([]byte, 1)); n != 0 || err == nil || isTimeout(err) {
+			t.Fatalf("first byte %q: read %d, %v; want the connection closed", first, n, err)
+		}
+		nc.Close()
+	}
+}
+
+// Past MaxPending silent connections, new ones are shed, and the slots
+// come back once the silent ones time out.
+func TestBoundsPending(t *testing.T) {
+	l := listen(t, Config{FirstByteTimeout: 300 * time.Millisecond, MaxPending: 2})
+	for range 2 {
+		nc, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+	}
+	testutil.Eventually(t, 5*time.Second, "both slots taken", func() bool { return len(l.sem) == 2 })
+	extra, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("a connection past MaxPending: %v, want it closed", err)
+	}
+	extra.Close()
+	testutil.Eventually(t, 5*time.Second, "slots free after the timeout", func() bool { return len(l.sem) == 0 })
+	nc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte{0xFF})
+	if c := accept(l.ZMTP(), 5*time.Second); c == nil {
+		t.Fatal("no ZMTP connection once slots freed")
+	} else {
+		c.Close()
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Config{{FirstByteTimeout: -1}, {MaxPending: -1}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: valid", c)
+		}
+		if _, err := New(nil, c); err == nil {
+			t.Errorf("%+v: New accepted it", c)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}

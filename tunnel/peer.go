@@ -1,0 +1,322 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hydra-net/hydra/mux"
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+)
+
+// State is where a peer's link stands.
+type State uint8
+
+// States of a peer. A peer starts Connecting, is Up while a session is,
+// and in Grace after losing it: its proxies stay (their connections are
+// closed at once) until a session returns or Config.Grace passes; then
+// they are removed and the peer is Gone until a session returns.
+const (
+	StateConnecting State = iota // no session yet
+	StateUp                      // a session is up
+	StateGrace                   // the session was lost; proxies kept for Config.Grace
+	StateGone                    // the grace ended; proxies removed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateUp:
+		return "up"
+	case StateGrace:
+		return "grace"
+	case StateGone:
+		return "gone"
+	}
+	return "state " + strconv.Itoa(int(s))
+}
+
+// LinkInfo describes one peer for Links.
+type LinkInfo struct {
+	Name    string            // the address dialled, or "in:" and the key's start
+	Key     string            // the peer's public key (Z85)
+	Server  string            // the peer's server id, once heard
+	State   State             // where the link stands
+	Proxies map[string]string // instance there → proxy address here
+}
+
+// Links reports every peer's state, by Name.
+func (t *Tunnels) Links() []LinkInfo {
+	t.mu.Lock()
+	peers := slices.Collect(maps.Values(t.peers))
+	t.mu.Unlock()
+	var out []LinkInfo
+	for _, p := range peers {
+		p.mu.Lock()
+		l := LinkInfo{Name: p.name, Key: p.key.String(), Server: p.server, State: p.state, Proxies: map[string]string{}}
+		for inst, px := range p.proxies {
+			l.Proxies[inst] = px.ln.Addr().String()
+		}
+		p.mu.Unlock()
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b LinkInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// peer is what is kept of one far server across its sessions. Its proxies
+// belong to it, not to a session: they keep their ports across redials.
+type peer struct {
+	t    *Tunnels
+	key  secure.PublicKey
+	name string
+
+	applyMu sync.Mutex // one apply or clear at a time
+
+	mu      sync.Mutex
+	server  string
+	state   State
+	sess    *mux.Session
+	gen     uint64 // sessions attached so far
+	grace   *time.Timer
+	proxies map[string]*proxy
+}
+
+var errDown = errors.New("tunnel: down")
+
+// open opens a stream on the current session: what every proxy uses, so
+// proxies outlive sessions.
+func (p *peer) open(context.Context) (net.Conn, error) {
+	p.mu.Lock()
+	s := p.sess
+	p.mu.Unlock()
+	if s == nil {
+		return nil, errDown
+	}
+	return s.Open()
+}
+
+func (p *peer) setServer(id string) {
+	p.mu.Lock()
+	p.server = id
+	p.mu.Unlock()
+}
+
+func (p *peer) attach(s *mux.Session) {
+	p.mu.Lock()
+	old := p.sess
+	p.sess = s
+	p.state = StateUp
+	p.gen++
+	if p.grace != nil {
+		p.grace.Stop()
+		p.grace = nil
+	}
+	p.mu.Unlock()
+	if old != nil && old != s {
+		old.Close() // the peer redialled before we noticed the old link die
+	}
+}
+
+// detach ends s's time as the peer's session and starts the grace period:
+// unless a session attaches within Config.Grace, the proxies go.
+func (p *peer) detach(s *mux.Session) {
+	p.t.mu.Lock()
+	stopped := p.t.stopped
+	p.t.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sess != s {
+		return
+	}
+	p.sess = nil
+	p.state = StateGrace
+	if stopped {
+		return // Run removes every proxy itself
+	}
+	gen := p.gen
+	p.grace = time.AfterFunc(p.t.cfg.Grace, func() {
+		p.mu.Lock()
+		stale := p.sess == nil && p.gen == gen
+		if stale {
+			p.state = StateGone
+			p.grace = nil
+		}
+		p.mu.Unlock()
+		if stale {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			p.t.log.Info("tunnel: peer gone for the grace period, removing its proxies", "peer", p.name)
+			p.clear(ctx)
+		}
+	})
+}
+
+// stopGrace cancels a pending grace timer (Run is ending and clears the
+// proxies itself); one already firing finishes under applyMu first.
+func (p *peer) stopGrace() {
+	p.mu.Lock()
+	if p.grace != nil {
+		p.grace.Stop()
+		p.grace = nil
+	}
+	p.mu.Unlock()
+}
+
+// current reports whether s is the peer's session.
+func (p *peer) current(s *mux.Session) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sess == s
+}
+
+// apply makes the proxies match the set the peer shares over s.
+func (p *peer) apply(ctx context.Context, s *mux.Session, entries []Shared) {
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	if !p.current(s) {
+		return // a newer session replaced s
+	}
+	want := make(map[string]Shared, len(entries))
+	for _, e := range entries {
+		want[e.Instance] = e
+	}
+	p.mu.Lock()
+	server := p.server
+	var gone []*proxy
+	for inst, px := range p.proxies {
+		if _, ok := want[inst]; !ok {
+			gone = append(gone, px)
+			delete(p.proxies, inst)
+		}
+	}
+	have := maps.Clone(p.proxies)
+	p.mu.Unlock()
+	for _, px := range gone {
+		px.close(ctx)
+	}
+	for inst, e := range want {
+		if px := have[inst]; px != nil {
+			if px.e.Version != e.Version || px.e.Name != e.Name || px.e.Proto != e.Proto || !maps.Equal(px.e.Meta, e.Meta) {
+				px.update(ctx, e, server)
+			}
+			continue
+		}
+		px, err := p.t.newProxy(ctx, p, e, server)
+		if err != nil {
+			p.t.log.Warn("tunnel: cannot serve a shared service", "peer", p.name, "name", e.Name, "instance", e.Instance, "err", err)
+			continue
+		}
+		p.mu.Lock()
+		p.proxies[inst] = px
+		p.mu.Unlock()
+	}
+}
+
+// clear removes every proxy of the peer and its entry.
+func (p *peer) clear(ctx context.Context) {
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	p.mu.Lock()
+	all := slices.Collect(maps.Values(p.proxies))
+	clear(p.proxies)
+	p.mu.Unlock()
+	for _, px := range all {
+		px.close(ctx)
+	}
+}
+
+// proxy serves one instance the peer shares: a listener here whose
+// connections go through the tunnel, and its entry in the local registry
+// (instance), which lives until the proxy closes: no heartbeats.
+type proxy struct {
+	t        *Tunnels
+	e        Shared
+	ln       net.Listener
+	instance string
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+func (t *Tunnels) proxyService(e Shared, server string, port int) registry.Service {
+	meta := make(map[string]string, len(e.Meta)+3)
+	maps.Copy(meta, e.Meta)
+	meta[MetaPeer] = server
+	meta[MetaOrigin] = e.Origin
+	meta[MetaInstance] = e.Instance
+	return registry.Service{Name: e.Name, Host: t.cfg.AdvertiseHost, Port: port, Proto: e.Proto, Meta: meta}
+}
+
+func (t *Tunnels) listenProxy() (net.Listener, error) {
+	if t.cfg.PortMin == 0 {
+		return net.Listen("tcp", net.JoinHostPort(t.cfg.ProxyHost, "0"))
+	}
+	n := t.cfg.PortMax - t.cfg.PortMin + 1
+	off := rand.N(n)
+	var err error
+	for i := range n {
+		port := t.cfg.PortMin + (off+i)%n
+		var ln net.Listener
+		ln, err = net.Listen("tcp", net.JoinHostPort(t.cfg.ProxyHost, strconv.Itoa(port)))
+		if err == nil {
+			return ln, nil
+		}
+	}
+	return nil, fmt.Errorf("no free port in %d-%d: %w", t.cfg.PortMin, t.cfg.PortMax, err)
+}
+
+// registryTimeout bounds each call to the local registry.
+const registryTimeout = 5 * time.Second
+
+func (t *Tunnels) newProxy(ctx context.Context, p *peer, e Shared, server string) (*proxy, error) {
+	ln, err := t.listenProxy()
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	rctx, rcancel := context.WithTimeout(ctx, registryTimeout)
+	inst, err := t.reg.Register(rctx, t.proxyService(e, server, port))
+	rcancel()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("register the proxy: %w", err)
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	px := &proxy{t: t, e: e, ln: ln, instance: inst, cancel: cancel, done: make(chan struct{})}
+	f := &mux.Forwarder{Target: TargetPrefix + e.Instance, Open: p.open, Logger: t.log}
+	go func() {
+		defer close(px.done)
+		_ = f.Serve(pctx, ln)
+	}()
+	t.log.Info("tunnel: proxy", "peer", p.name, "name", e.Name, "instance", e.Instance, "listen", ln.Addr().String())
+	return px, nil
+}
+
+func (px *proxy) update(ctx context.Context, e Shared, server string) {
+	px.e = e
+	uctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	if err := px.t.reg.Update(uctx, px.instance, px.t.proxyService(e, server, px.ln.Addr().(*net.TCPAddr).Port)); err != nil {
+		px.t.log.Warn("tunnel: cannot update a proxy entry", "name", e.Name, "instance", e.Instance, "err", err)
+	}
+}
+
+func (px *proxy) close(ctx context.Context) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := px.t.reg.Deregister(dctx, px.instance); err != nil {
+		px.t.log.Debug("tunnel: cannot deregister a proxy entry", "name", px.e.Name, "instance", px.instance, "err", err)
+	}
+	px.cancel()
+	<-px.done
+}

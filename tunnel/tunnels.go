@@ -1,0 +1,486 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hydra-net/hydra/internal/acceptloop"
+	"github.com/hydra-net/hydra/internal/backoff"
+	"github.com/hydra-net/hydra/internal/netaddr"
+	"github.com/hydra-net/hydra/mux"
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+)
+
+// Registry is the local registry as tunnels use it.
+type Registry interface {
+	Register(ctx context.Context, svc registry.Service) (instance string, err error)
+	Update(ctx context.Context, instance string, svc registry.Service) error
+	Deregister(ctx context.Context, instance string) error
+	// Watch delivers every entry's changes, as registry.Client.Watch(ctx, "") does.
+	Watch(ctx context.Context) (<-chan registry.Event, error)
+}
+
+// Metadata keys of entries registered for proxies. Entries that carry
+// MetaPeer are never shared again (no loops, no transit).
+const (
+	MetaPeer     = "hydra.tunnel"   // the far server's id
+	MetaOrigin   = "hydra.origin"   // the id of the server the real entry lives on
+	MetaInstance = "hydra.instance" // the real entry's instance id there
+)
+
+// settle is how long the control writer lets a burst of local changes
+// pile up before sending the new set.
+const settle = 50 * time.Millisecond
+
+// Tunnels keeps a server's tunnels: those it dials (Config.Remotes) and
+// those other servers dial to it.
+type Tunnels struct {
+	cfg Config
+	log *slog.Logger
+	reg Registry
+	ss  *mux.StreamServer
+
+	mu      sync.Mutex
+	local   map[string]registry.Entry // instance → entry this server shares
+	localCh chan struct{}             // closed and replaced when local changes
+	peers   map[secure.PublicKey]*peer
+	ready   chan struct{} // closed once the local set is known
+	readyOK bool
+	stopped bool // Run is over: no grace timer may start
+
+	wg sync.WaitGroup
+}
+
+// New checks cfg and returns Tunnels ready to Run, which registers proxies
+// with reg.
+func New(cfg Config, reg Registry) (*Tunnels, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if reg == nil {
+		return nil, errors.New("tunnel: no registry")
+	}
+	cfg = cfg.withDefaults()
+	cfg.Remotes = slices.Clone(cfg.Remotes)
+	for i := range cfg.Remotes {
+		cfg.Remotes[i].Addr, _ = netaddr.ParseHostPort(cfg.Remotes[i].Addr)
+	}
+	t := &Tunnels{cfg: cfg, log: cfg.Logger, reg: reg, local: map[string]registry.Entry{}, localCh: make(chan struct{}),
+		peers: map[secure.PublicKey]*peer{}, ready: make(chan struct{})}
+	t.ss = &mux.StreamServer{Dial: t.dialTarget, DialTimeout: cfg.DialTimeout, Logger: cfg.Logger}
+	return t, nil
+}
+
+// Run follows the local registry, dials every remote and serves the
+// tunnels ln accepts (a portshare.Listener's Tunnels half; nil: accept
+// none) until ctx ends. It then closes every tunnel and proxy, deregisters
+// the proxies and returns; ln is closed. Run is called once.
+func (t *Tunnels) Run(ctx context.Context, ln net.Listener) error {
+	t.log.Info("tunnel: starting", "key", t.cfg.Static.Public.String(), "remotes", len(t.cfg.Remotes),
+		"accepting", ln != nil && t.cfg.Allow != nil, "window", t.cfg.Mux.StreamWindow, "max_streams", t.cfg.Mux.MaxStreams)
+	t.wg.Add(1)
+	go func() { defer t.wg.Done(); t.watchLocal(ctx) }()
+	for _, r := range t.cfg.Remotes {
+		t.wg.Add(1)
+		go func() { defer t.wg.Done(); t.dialLoop(ctx, r) }()
+	}
+	if ln != nil {
+		t.wg.Add(1)
+		go func() { defer t.wg.Done(); t.acceptLoop(ctx, ln) }()
+	}
+	<-ctx.Done()
+	t.wg.Wait()
+	t.mu.Lock()
+	t.stopped = true
+	peers := slices.Collect(maps.Values(t.peers))
+	t.mu.Unlock()
+	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, p := range peers {
+		p.stopGrace()
+		p.clear(dctx)
+	}
+	return nil
+}
+
+// shareable says whether e is shared through tunnels: this server's own
+// entries over TCP, not proxies of other tunnels.
+func (t *Tunnels) shareable(e *registry.Entry) bool {
+	return e.Origin == t.cfg.ServerID && e.Meta[MetaPeer] == "" && e.Proto != "udp"
+}
+
+// watchLocal follows the local registry's entries: the set every tunnel
+// shares.
+func (t *Tunnels) watchLocal(ctx context.Context) {
+	var wait backoff.Backoff
+	for ctx.Err() == nil {
+		ch, err := t.reg.Watch(ctx)
+		if err != nil {
+			d := wait.Next()
+			t.log.Warn("tunnel: cannot watch the local registry", "err", err, "in", d.Round(time.Millisecond))
+			backoff.Sleep(ctx, d)
+			continue
+		}
+		wait.Reset()
+		for ev := range ch {
+			t.apply(ev)
+		}
+	}
+}
+
+// apply folds one event of the local registry into the shared set.
+func (t *Tunnels) apply(ev registry.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	changed := false
+	switch ev.Type {
+	case registry.EventSync:
+		next := map[string]registry.Entry{}
+		for _, e := range ev.Entries {
+			if t.shareable(&e) {
+				next[e.Instance] = e
+			}
+		}
+		changed = !maps.EqualFunc(next, t.local, func(a, b registry.Entry) bool { return a.Version == b.Version && a.Addr() == b.Addr() })
+		t.local = next
+	case registry.EventRegister, registry.EventUpdate:
+		e := ev.Entry
+		if t.shareable(&e) {
+			t.local[e.Instance] = e
+			changed = true
+		} else if _, ok := t.local[e.Instance]; ok {
+			delete(t.local, e.Instance)
+			changed = true
+		}
+	case registry.EventDeregister, registry.EventExpire:
+		if _, ok := t.local[ev.Entry.Instance]; ok {
+			delete(t.local, ev.Entry.Instance)
+			changed = true
+		}
+	}
+	if changed {
+		close(t.localCh)
+		t.localCh = make(chan struct{})
+	}
+	if ev.Type == registry.EventSync && !t.readyOK {
+		t.readyOK = true
+		close(t.ready)
+	}
+}
+
+// localSnapshot returns what this server shares now, and a channel closed
+// when that changes.
+func (t *Tunnels) localSnapshot() ([]Shared, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Shared, 0, len(t.local))
+	for _, e := range t.local {
+		out = append(out, Shared{Name: e.Name, Instance: e.Instance, Proto: e.Proto, Meta: e.Meta,
+			Origin: e.Origin, Version: e.Version})
+	}
+	slices.SortFunc(out, func(a, b Shared) int { return strings.Compare(a.Instance, b.Instance) })
+	return out, t.localCh
+}
+
+// dialTarget is the StreamServer's DialFunc: only instances this server
+// shares, by instance id, never an address the far side names.
+func (t *Tunnels) dialTarget(ctx context.Context, target string) (net.Conn, error) {
+	inst, ok := strings.CutPrefix(target, TargetPrefix)
+	t.mu.Lock()
+	e, known := t.local[inst]
+	t.mu.Unlock()
+	if !ok || !known {
+		return nil, fmt.Errorf("%w: %s", mux.ErrUnknownTarget, quote(target))
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", e.Addr())
+}
+
+// peer returns the state kept for the server with key, made if new.
+func (t *Tunnels) peer(key secure.PublicKey, name string) *peer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[key]
+	if p == nil {
+		p = &peer{t: t, key: key, name: name, proxies: map[string]*proxy{}}
+		t.peers[key] = p
+	}
+	return p
+}
+
+// dialLoop keeps a tunnel to r up: dial, serve, redial with backoff.
+func (t *Tunnels) dialLoop(ctx context.Context, r Remote) {
+	p := t.peer(r.Key, r.Addr)
+	wait := backoff.Backoff{Min: t.cfg.RedialMin, Max: t.cfg.RedialMax}
+	for ctx.Err() == nil {
+		up, err := t.dialOnce(ctx, p, r)
+		if ctx.Err() != nil {
+			return
+		}
+		if up {
+			wait.Reset()
+		}
+		d := wait.Next()
+		t.log.Info("tunnel: down, redialling", "remote", r.Addr, "err", err, "in", d.Round(time.Millisecond))
+		backoff.Sleep(ctx, d)
+	}
+}
+
+func (t *Tunnels) dialOnce(ctx context.Context, p *peer, r Remote) (up bool, err error) {
+	d := net.Dialer{Timeout: t.cfg.DialTimeout, KeepAlive: 15 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", r.Addr)
+	if err != nil {
+		return false, err
+	}
+	conn, err := secure.Initiate(ctx, nc, &secure.NoiseConfig{Static: t.cfg.Static, RemoteKey: r.Key,
+		Cipher: t.cfg.Cipher, HandshakeTimeout: t.cfg.DialTimeout, Logger: t.log})
+	if err != nil {
+		return false, fmt.Errorf("handshake: %w", err)
+	}
+	return t.serveLink(ctx, p, conn, true)
+}
+
+// acceptLoop serves the tunnels other servers dial to this one.
+func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
+	if t.cfg.Allow == nil {
+		t.log.Info("tunnel: no allow-list: inbound tunnels are refused")
+	}
+	resp, err := secure.NewResponder(&secure.NoiseConfig{Static: t.cfg.Static, Peers: t.cfg.Allow,
+		HandshakeTimeout: t.cfg.DialTimeout, Logger: t.log})
+	if err != nil {
+		t.log.Error("tunnel: responder", "err", err)
+		ln.Close()
+		return
+	}
+	sl := resp.Listen(ln)
+	stop := context.AfterFunc(ctx, func() { sl.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	_ = acceptloop.Serve(sl, t.log, func(nc net.Conn) {
+		conn := nc.(*secure.Conn)
+		key := conn.PeerKey()
+		p := t.peer(key, "in:"+key.String()[:8])
+		t.log.Info("tunnel: accepted", "from", conn.RemoteAddr(), "key", key.String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := t.serveLink(ctx, p, conn, false)
+			t.log.Info("tunnel: inbound down", "from", conn.RemoteAddr(), "err", err)
+		}()
+	})
+}
+
+// serveLink runs one session over conn until it ends. up reports whether
+// the control stream came up (the link worked, whatever ended it).
+func (t *Tunnels) serveLink(ctx context.Context, p *peer, conn *secure.Conn, initiator bool) (up bool, err error) {
+	mcfg := t.cfg.Mux
+	var sess *mux.Session
+	if initiator {
+		sess, err = mux.Client(conn, &mcfg)
+	} else {
+		sess, err = mux.Server(conn, &mcfg)
+	}
+	if err != nil {
+		conn.Close()
+		return false, err
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(lctx, func() { sess.Close() })
+	ctlCh := make(chan net.Conn, 1)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		stop()
+		sess.Close()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t.acceptStreams(lctx, sess, ctlCh, !initiator)
+		cancel()
+	}()
+	var ctl net.Conn
+	if initiator {
+		st, err := sess.Open()
+		if err != nil {
+			return false, err
+		}
+		hdr, _ := mux.AppendHeader(nil, ControlTarget)
+		if _, err := st.Write(hdr); err != nil {
+			mux.Abort(st)
+			return false, err
+		}
+		ctl = st
+	} else {
+		tm := time.NewTimer(t.cfg.DialTimeout)
+		select {
+		case ctl = <-ctlCh:
+			tm.Stop()
+		case <-tm.C:
+			return false, errors.New("no control stream from the peer")
+		case <-lctx.Done():
+			tm.Stop()
+			return false, sessErr(sess, lctx)
+		}
+	}
+	defer ctl.Close()
+	p.attach(sess)
+	defer p.detach(sess)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := t.controlWriter(lctx, ctl); err != nil {
+			t.log.Debug("tunnel: control write", "peer", p.name, "err", err)
+			ctl.Close()
+		}
+	}()
+	err = t.controlReader(lctx, p, sess, ctl)
+	if errors.Is(err, io.EOF) || lctx.Err() != nil {
+		err = sessErr(sess, lctx)
+	}
+	return true, err
+}
+
+func sessErr(sess *mux.Session, ctx context.Context) error {
+	select {
+	case <-sess.Done():
+		if err := sess.Err(); err != nil {
+			return err
+		}
+	default:
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return mux.ErrSessionClosed
+}
+
+// acceptStreams serves the streams the peer opens: the control stream
+// (only the responder accepts one, once) and proxied connections.
+func (t *Tunnels) acceptStreams(ctx context.Context, sess *mux.Session, ctlCh chan net.Conn, wantCtl bool) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var ctlTaken atomic.Bool
+	for {
+		st, err := sess.AcceptStreamContext(ctx)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = st.SetReadDeadline(time.Now().Add(t.cfg.DialTimeout))
+			target, err := mux.ReadHeader(st)
+			if err != nil {
+				mux.Abort(st)
+				return
+			}
+			_ = st.SetReadDeadline(time.Time{})
+			if target == ControlTarget {
+				if wantCtl && ctlTaken.CompareAndSwap(false, true) {
+					ctlCh <- st // buffered for this one stream
+					return
+				}
+				mux.Abort(st) // one control stream per session
+				return
+			}
+			if err := t.ss.ServeTarget(ctx, st, target); err != nil {
+				t.log.Debug("tunnel: stream", "target", target, "err", err)
+			}
+		}()
+	}
+}
+
+// controlReader reads the control stream: the peer's Hello, then its
+// shared sets, each applied to the peer's proxies.
+func (t *Tunnels) controlReader(ctx context.Context, p *peer, sess *mux.Session, ctl net.Conn) error {
+	var buf []byte
+	hello := false
+	for {
+		b, err := readFrame(ctl, buf)
+		if err != nil {
+			return err
+		}
+		buf = b[:0]
+		m, _, err := ParseMessage(b)
+		if err != nil {
+			return err
+		}
+		switch m := m.(type) {
+		case Hello:
+			if !hello {
+				t.log.Info("tunnel: up", "peer", p.name, "peer_server", m.Server, "remote", sess.RemoteAddr(), "key", p.key.String())
+			}
+			hello = true
+			p.setServer(m.Server)
+		case Services:
+			if !hello {
+				return fmt.Errorf("%w: %q before hello", ErrBadMessage, m.Type())
+			}
+			if err := t.checkLimits(m); err != nil {
+				return err
+			}
+			p.apply(ctx, sess, m.Entries)
+		default:
+			if !hello {
+				return fmt.Errorf("%w: %q before hello", ErrBadMessage, m.Type())
+			}
+		}
+	}
+}
+
+// checkLimits applies this server's bounds to what a peer shares.
+func (t *Tunnels) checkLimits(m Services) error {
+	if len(m.Entries) > t.cfg.MaxServices {
+		return fmt.Errorf("%w: %d services shared, limit %d", ErrBadMessage, len(m.Entries), t.cfg.MaxServices)
+	}
+	for i, e := range m.Entries {
+		if n := metaBytes(e.Meta); n > t.cfg.MaxMetadataBytes {
+			return fmt.Errorf("%w: entry %d: metadata is %d bytes (keys plus values), the limit is %d", ErrBadMessage, i, n, t.cfg.MaxMetadataBytes)
+		}
+	}
+	return nil
+}
+
+// controlWriter owns the control stream's writes: Hello, then the shared
+// set once known and again at every change.
+func (t *Tunnels) controlWriter(ctx context.Context, ctl net.Conn) error {
+	b := Hello{Version: ControlVersion, Server: t.cfg.ServerID}.Append(nil)
+	if _, err := ctl.Write(b); err != nil {
+		return err
+	}
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
+		return nil
+	}
+	for {
+		entries, changed := t.localSnapshot()
+		b = Services{Entries: entries}.Append(b[:0])
+		if err := checkSize(b); err != nil {
+			return err
+		}
+		if _, err := ctl.Write(b); err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+			backoff.Sleep(ctx, settle)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
