@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,7 +13,8 @@ import (
 // that runs it (tunnel proxies, for one): no socket, no token, no
 // heartbeats. Its calls run on the server's loop, like requests, and return
 // the same *Error values (errors.Is with ErrBadRequest, ErrNotFound ...),
-// or ErrClosed when the server is not serving.
+// or ErrClosed once the server is closed (Close, or Serve returned). Calls
+// made before Serve starts wait for it (or for their ctx).
 type Local struct{ s *Server }
 
 // Local returns the server's in-process API.
@@ -23,13 +25,19 @@ func (s *Server) Local() *Local { return &Local{s} }
 // every current entry, as Client.Watch does after losing events.
 const maxLocalQueue = 4096
 
-// call runs fn on the loop and waits for it. Once posted, fn runs (or the
-// loop ends): the caller's ctx no longer stops it, so that a registration
-// is never made without its caller learning the instance id.
+// call runs fn on the loop and waits for it. The caller's ctx stops it
+// only until fn starts, so that a registration is never made without its
+// caller learning the instance id. Calls before Serve starts wait for it.
 func (l *Local) call(ctx context.Context, fn func()) error {
 	s := l.s
 	done := make(chan struct{})
-	if !s.post(ctx.Done(), func() { fn(); close(done) }) {
+	var started atomic.Bool
+	if !s.post(ctx.Done(), func() {
+		if started.CompareAndSwap(false, true) {
+			fn()
+		}
+		close(done)
+	}) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -37,6 +45,12 @@ func (l *Local) call(ctx context.Context, fn func()) error {
 	}
 	select {
 	case <-done:
+		return nil
+	case <-ctx.Done():
+		if started.CompareAndSwap(false, true) {
+			return ctx.Err() // fn will not run
+		}
+		<-done // it runs: wait for it
 		return nil
 	case <-s.loopDone:
 		select {

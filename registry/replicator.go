@@ -81,9 +81,10 @@ func (h *Host) Send(env [][]byte, verb, body []byte) error { return h.s.send(env
 
 // Post hands fn to the server's loop, which runs it soon, and wakes the
 // loop. It waits while the loop's inbox is full (backpressure on the
-// caller) and gives up, false, when done is closed or the loop is not
-// running (before Serve, or once it ended; then fn never runs). Any
-// goroutine may call it.
+// caller) and gives up, false, when done is closed or the server is closed
+// (then fn never runs; nor does it when the loop ends before taking it).
+// Posted before Serve, fn runs when Serve starts. Any goroutine may call
+// it.
 func (h *Host) Post(done <-chan struct{}, fn func()) bool { return h.s.post(done, fn) }
 
 // RemoteEntry is an entry another server originates, checked by
@@ -164,7 +165,7 @@ func (h *Host) RemoteEntries() int { return h.s.remote.ncopies }
 
 // post queues fn for the loop (Host.Post, and Local's calls).
 func (s *Server) post(done <-chan struct{}, fn func()) bool {
-	if !s.looping.Load() {
+	if s.closed.Load() {
 		return false
 	}
 	select {
@@ -209,7 +210,6 @@ func (s *Server) recvContext() context.Context {
 
 // loopStart runs in Serve before the loop: the replicator and its ticker.
 func (s *Server) loopStart(now time.Time) {
-	s.looping.Store(true)
 	if s.repl == nil {
 		return
 	}
@@ -239,7 +239,7 @@ func (s *Server) loopStart(now time.Time) {
 // replicator stops, and what is left in the inbox is dropped (its posters
 // see the loop gone).
 func (s *Server) loopStop() {
-	close(s.loopDone)
+	s.endLoop()
 	if s.repl != nil {
 		<-s.tickerDone
 		s.repl.Stop()
@@ -252,6 +252,9 @@ func (s *Server) loopStop() {
 		}
 	}
 }
+
+// endLoop closes loopDone once: the loop ended, or will never run.
+func (s *Server) endLoop() { s.loopOnce.Do(func() { close(s.loopDone) }) }
 
 // poll runs at the top of every loop iteration: it runs what was posted,
 // ticks the replicator when due, and returns the context the loop's

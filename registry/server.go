@@ -55,8 +55,8 @@ type Server struct {
 	repl       Replicator
 	host       *Host
 	inbox      chan func()
-	looping    atomic.Bool   // Serve's loop started (Post may queue)
-	loopDone   chan struct{} // closed when the loop ends
+	loopOnce   sync.Once
+	loopDone   chan struct{} // closed when the loop ends, or will never run
 	woken      atomic.Bool
 	wakeMu     sync.Mutex
 	wakeCtx    context.Context
@@ -197,6 +197,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// must not wait for ever (it did: SIGTERM right after the banner).
 	defer close(s.done)
 	if s.closed.Load() {
+		s.endLoop()
 		return ErrClosed
 	}
 	stop := context.AfterFunc(ctx, s.closeSocket)
@@ -253,6 +254,8 @@ func (s *Server) Close() error {
 	s.closeSocket()
 	if !s.serving.CompareAndSwap(false, true) {
 		<-s.done
+	} else {
+		s.endLoop() // Serve never runs: what was posted never will either
 	}
 	return nil
 }
