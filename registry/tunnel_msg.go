@@ -18,7 +18,7 @@ import (
 //
 // A side sends "services" after its hello and again whenever its set
 // changes (debounced); each replaces the previous one. The join protocol's
-// messages (join_msg.go) carry per-origin sequence numbers, digests and
+// messages (package join, msg.go) carry per-origin sequence numbers, digests and
 // beats for a mesh of servers; a tunnel links exactly two servers over one
 // session whose liveness mux already judges, so a whole-set message is all
 // it needs. Unknown types are ignored, for later versions.
