@@ -36,17 +36,17 @@ type Server struct {
 	closed     atomic.Bool
 
 	// Owned by the loop.
-	st        *store
-	watches   map[string]*watch
-	watchAll  map[*watch]struct{}
-	watchName map[string]map[*watch]struct{}
-	peers     map[string][]*watch // routing id → its watches
-	req       request
-	body      []byte
-	frames    [][]byte
-	nb        context.Context // cancelled: makes SendContext non-blocking
-	remote    remoteCopies    // other servers' entries (remote.go)
-	local     map[string]*entry        // in-process entries (local.go)
+	st           *store
+	watches      map[string]*watch
+	watchAll     map[*watch]struct{}
+	watchName    map[string]map[*watch]struct{}
+	peers        map[string][]*watch // routing id → its watches
+	req          request
+	body         []byte
+	frames       [][]byte
+	nb           context.Context          // cancelled: makes SendContext non-blocking
+	remote       remoteCopies             // other servers' entries (remote.go)
+	local        map[string]*entry        // in-process entries (local.go)
 	localWatches map[*localWatch]struct{} // in-process watchers (local.go)
 
 	// The replicator (replicator.go) and the loop's inbox: functions other
