@@ -111,7 +111,17 @@ func (j *Join) runSession(d *dialer) bool {
 		j.log.Error("join: cannot dial", "peer", d.addr, "err", err)
 		return false
 	}
+	// The session ends when the loop ends it (cancel), and when dialling
+	// stops, also before the loop took the session in.
 	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-d.stop:
+		case <-j.stopCh:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
 	ss := &session{d: d, ctx: ctx, cancel: cancel, out: make(chan []byte, 4096)}
 	wdone := make(chan struct{})
 	go func() { // the one goroutine that writes to sock
