@@ -40,8 +40,12 @@ func view(t testing.TB, c *registry.Client, name string) map[string]string {
 func converge(t testing.TB, name string, n int, cs ...*registry.Client) map[string]string {
 	t.Helper()
 	var last []map[string]string
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	defer func() {
+		if t.Failed() {
+			t.Logf("last views of %q: %v", name, last)
+		}
+	}()
+	testutil.Eventually(t, 20*time.Second, fmt.Sprintf("convergence on %d entries of %q", n, name), func() bool {
 		last = last[:0]
 		ok := true
 		for _, c := range cs {
@@ -51,14 +55,9 @@ func converge(t testing.TB, name string, n int, cs ...*registry.Client) map[stri
 				ok = false
 			}
 		}
-		if ok {
-			return last[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no convergence on %d entries of %q: %v", n, name, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok
+	})
+	return last[0]
 }
 
 func TestJoinChainInProcess(t *testing.T) {
