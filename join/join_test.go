@@ -1,10 +1,12 @@
 package join_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/join"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -561,4 +563,33 @@ func TestJoinCurve(t *testing.T) {
 	if ji == nil || len(ji.Links) != 1 || ji.Links[0].Peer != "CURVE-B" {
 		t.Fatalf("A's links: %+v", ji)
 	}
+}
+
+// TestJoinNoLeak: two joined servers, stopped, leave no goroutine behind
+// (dialers, sessions, writers).
+func TestJoinNoLeak(t *testing.T) {
+	base := runtime.NumGoroutine()
+	run := func(cfg config) (*node, func()) {
+		j, err := join.New(cfg.join)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.reg.Replicator = j
+		srv, err := registry.NewServer(cfg.reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Bind("tcp://127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(context.Background()) }()
+		return &node{srv, j}, func() { srv.Close(); <-done }
+	}
+	a, stopA := run(joinCfg("NA"))
+	b, stopB := run(joinCfg("NB", addr(a)))
+	testutil.Eventually(t, 10*time.Second, "linked", func() bool { return a.j.Stats().LinksUp == 1 && b.j.Stats().LinksUp == 1 })
+	stopB()
+	stopA()
+	testutil.CheckGoroutines(t, base)
 }
