@@ -1,9 +1,12 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -215,12 +218,16 @@ func (w *localWatch) push(s *Server, typ EventType, e *entry) {
 }
 
 // resync replaces what is queued by one sync event with every current
-// entry (on the loop).
+// entry, ordered by name and instance as Client.Watch's snapshot (on the
+// loop).
 func (w *localWatch) resync(s *Server) {
 	snap := make([]Entry, 0, len(s.st.entries))
 	for _, e := range s.st.entries {
 		snap = append(snap, entryCopy(e))
 	}
+	slices.SortFunc(snap, func(a, b Entry) int { // as LIST orders them
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Instance, b.Instance))
+	})
 	w.mu.Lock()
 	clear(w.queue)
 	w.queue = append(w.queue[:0], Event{Type: EventSync, Entries: snap})
