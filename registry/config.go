@@ -72,10 +72,12 @@ type Config struct {
 	// (CURVE from package secure). Default: NULL.
 	Security func() zmtp.Mechanism
 
-	// Join links this server with others to share entries (join.go;
-	// PROTOCOL.md, "Join (server sync)"). The zero value dials nobody but
-	// accepts links from servers that join this one.
-	Join JoinConfig
+	// Replicator, if set, shares this server's entries with other servers
+	// and applies theirs (package join; PROTOCOL.md, "Join (server sync)").
+	// The server calls it from its loop (see Replicator). Default nil: the
+	// server joins nobody and answers JOIN with bad_request and SYNC with
+	// unknown_verb.
+	Replicator Replicator
 }
 
 // Defaults of Config's fields.
@@ -116,7 +118,6 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.WatchKeepalive, DefaultWatchKeepalive)
 	setDefault(&c.MaxListPage, DefaultMaxListPage)
 	setDefault(&c.PeerHeartbeat, DefaultPeerHeartbeat)
-	c.Join = c.Join.withDefaults()
 	return c
 }
 
@@ -162,7 +163,7 @@ func (c Config) Verify() error {
 	if int64(c.MaxMetadataBytes) >= c.MaxRequestBytes {
 		return fmt.Errorf("registry: config: MaxMetadataBytes %d must be below MaxRequestBytes %d", c.MaxMetadataBytes, c.MaxRequestBytes)
 	}
-	return c.Join.verify()
+	return nil
 }
 
 // quieter passes records to h one level lower: the ZMTP layer's per-peer

@@ -26,6 +26,25 @@
 // with (Origin) and a Version that grows with every change, so that servers
 // sharing entries (join, tunnels) can tell newer copies from older ones.
 //
+// # Sharing entries with other servers
+//
+// The registry knows nothing of how servers share entries: a Replicator
+// (package join) plugs in through Config.Replicator. The loop calls it,
+// on the loop and never expecting it to block, with every change of the
+// server's own entries, with SYNC messages (link traffic, not requests),
+// the JOIN verb, a periodic tick and INFO's "join" object; it acts on the
+// registry through a Host (set and remove other origins' copies, which the
+// store shows one per instance, enumerate an origin's entries, send on the
+// ROUTER). Goroutines of its own (links it dialled) hand work to the loop
+// with Host.Post, the loop's one inbox, which Local uses too.
+//
+// # In-process entries
+//
+// Server.Local is the API for entries the server's own process owns
+// (tunnel proxies): Register, Update, Deregister and Watch run on the loop
+// like requests, return the same *Error values, need no heartbeats, and
+// end with the server.
+//
 // # Client
 //
 // NewClient connects one DEALER socket to a server and pipelines requests

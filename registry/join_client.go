@@ -15,7 +15,10 @@ func (c *Client) Join(ctx context.Context, peer string) (addr string, isNew bool
 	if err != nil {
 		return "", false, err
 	}
-	var r joinReply
+	var r struct {
+		Peer string `json:"peer"`
+		New  bool   `json:"new"`
+	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return "", false, fmt.Errorf("registry: JOIN reply: %w", err)
 	}

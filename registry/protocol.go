@@ -27,10 +27,18 @@ const (
 	VerbList       = "LIST"
 	VerbWatch      = "WATCH"
 	VerbUnwatch    = "UNWATCH"
+	// VerbJoin asks a server to join another at run time; its Replicator
+	// (package join) answers it.
+	VerbJoin = "JOIN"
+	// VerbSync is the first frame of every message on a join link, both
+	// directions: link traffic for the Replicator, not a request.
+	VerbSync = "SYNC"
 )
 
 var verbs = []string{VerbPing, VerbInfo, VerbRegister, VerbUpdate, VerbHeartbeat, VerbDeregister,
-	VerbLookup, VerbList, VerbWatch, VerbUnwatch}
+	VerbLookup, VerbList, VerbWatch, VerbUnwatch, VerbJoin}
+
+var syncFrame = []byte(VerbSync)
 
 // Status frames: the first frame of a reply or event.
 const (

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,16 +37,34 @@ type Server struct {
 	closed     atomic.Bool
 
 	// Owned by the loop.
-	st        *store
-	watches   map[string]*watch
-	watchAll  map[*watch]struct{}
-	watchName map[string]map[*watch]struct{}
-	peers     map[string][]*watch // routing id → its watches
-	req       request
-	body      []byte
-	frames    [][]byte
-	nb        context.Context // cancelled: makes SendContext non-blocking
-	j         *joinState      // join: links with other servers (join.go)
+	st           *store
+	watches      map[string]*watch
+	watchAll     map[*watch]struct{}
+	watchName    map[string]map[*watch]struct{}
+	peers        map[string][]*watch // routing id → its watches
+	req          request
+	body         []byte
+	frames       [][]byte
+	nb           context.Context          // cancelled: makes SendContext non-blocking
+	remote       remoteCopies             // other servers' entries (remote.go)
+	local        map[string]*entry        // in-process entries (local.go)
+	localWatches map[*localWatch]struct{} // in-process watchers (local.go)
+
+	// The replicator (replicator.go) and the loop's inbox: functions other
+	// goroutines post for the loop to run, and the wake-up that makes the
+	// loop's receive return for them.
+	repl       Replicator
+	host       *Host
+	inbox      chan func()
+	loopOnce   sync.Once
+	loopDone   chan struct{} // closed when the loop ends, or will never run
+	woken      atomic.Bool
+	wakeMu     sync.Mutex
+	wakeCtx    context.Context
+	wakeFn     context.CancelFunc
+	tickEvery  time.Duration
+	lastTick   time.Time
+	tickerDone chan struct{}
 
 	stats serverStats
 }
@@ -117,8 +136,11 @@ func NewServer(cfg Config) (*Server, error) {
 		sockClosed: make(chan struct{}), done: make(chan struct{}),
 		st: newStore(), watches: map[string]*watch{}, watchAll: map[*watch]struct{}{},
 		watchName: map[string]map[*watch]struct{}{}, peers: map[string][]*watch{}, nb: nb,
+		remote: newRemoteCopies(), local: map[string]*entry{}, localWatches: map[*localWatch]struct{}{},
+		repl: cfg.Replicator, inbox: make(chan func(), 1024), loopDone: make(chan struct{}),
 	}
-	s.j = newJoinState(cfg.Join, cfg.Logger, cfg.ServerID)
+	s.host = &Host{s}
+	s.wakeCtx, s.wakeFn = context.WithCancel(context.Background())
 	for _, svc := range cfg.Static {
 		if err := s.addStatic(svc); err != nil {
 			sock.Close()
@@ -187,6 +209,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// must not wait for ever (it did: SIGTERM right after the banner).
 	defer close(s.done)
 	if s.closed.Load() {
+		s.endLoop()
 		return ErrClosed
 	}
 	stop := context.AfterFunc(ctx, s.closeSocket)
@@ -195,11 +218,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		"max_entries", s.cfg.MaxEntries, "max_entries_per_client", s.cfg.MaxEntriesPerClient,
 		"max_metadata_bytes", s.cfg.MaxMetadataBytes, "static", len(s.cfg.Static))
 	last := time.Now()
-	s.joinStart(last)
+	s.loopStart(last)
 	for {
-		// join: handle what dialled links brought; recv returns early
-		// (context.Canceled) when they bring more.
-		recv := s.joinPoll()
+		// Run what other goroutines posted (Local's calls, the
+		// replicator's links); recv returns early (context.Canceled) when
+		// they post more.
+		recv := s.poll()
 		// Recv gives up after SweepInterval (the socket's RecvTimeout), so
 		// that expiry and keepalives run when no request comes.
 		msg, err := s.sock.RecvContext(recv)
@@ -218,9 +242,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.sweep(now)
 			s.keepalive(now)
 		}
-		s.joinFlush() // join: send the changes this iteration made
+		s.flush() // the replicator sends the changes this iteration made
 	}
-	s.joinStop()
+	s.loopStop()
 	s.closeSocket()
 	<-s.sockClosed
 	s.log.Info("registry: stopped", "entries", len(s.st.entries))
@@ -242,6 +266,8 @@ func (s *Server) Close() error {
 	s.closeSocket()
 	if !s.serving.CompareAndSwap(false, true) {
 		<-s.done
+	} else {
+		s.endLoop() // Serve never runs: what was posted never will either
 	}
 	return nil
 }
@@ -291,11 +317,17 @@ func (s *Server) replyErr(env [][]byte, id json.RawMessage, verb string, e *Erro
 }
 
 func (s *Server) handle(msg [][]byte, now time.Time) {
-	if s.joinInbound(msg, now) { // join: SYNC is link traffic, not a request
+	env, frames := splitEnvelope(msg)
+	if s.repl != nil && len(frames) > 0 && bytes.EqualFold(frames[0], syncFrame) {
+		// SYNC is link traffic of the replicator, not a request: answered
+		// only when it is not link traffic at all.
+		if err := s.repl.Sync(env, frames[1:], now); err != nil {
+			s.replyErr(env, nil, VerbSync, err)
+		}
+		s.updateGauges()
 		return
 	}
 	s.stats.requests.Add(1)
-	env, frames := splitEnvelope(msg)
 	r := &s.req
 	*r = request{}
 	verb, perr := parseRequest(frames, r)
@@ -333,7 +365,7 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 	case VerbUnwatch:
 		res, err = s.unwatch(r, string(env[0]))
 	case VerbJoin:
-		res, err = s.joinVerb(frames)
+		res, err = s.join(frames)
 	}
 	if err != nil {
 		s.replyErr(env, r.ID, verb, err)
@@ -359,7 +391,9 @@ type Info struct {
 	Stats
 	Limits Limits     `json:"limits"`
 	Memory MemoryInfo `json:"memory"`
-	Join   *JoinInfo  `json:"join,omitempty"` // links and origins, when joined
+	// Join is the replicator's object (package join: links and origins),
+	// when the server joins others or is joined.
+	Join json.RawMessage `json:"join,omitempty"`
 }
 
 // Limits are the server's configured limits, as INFO reports them.
@@ -401,7 +435,52 @@ func (s *Server) info() Info {
 			WatchKeepalive: c.WatchKeepalive.Seconds(),
 		},
 		Memory: MemoryInfo{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()},
-		Join:   s.joinInfo(time.Now()),
+		Join:   s.replInfo(time.Now()),
+	}
+}
+
+// replInfo is INFO's "join" object: the replicator's, if it has one.
+func (s *Server) replInfo(now time.Time) json.RawMessage {
+	if s.repl == nil {
+		return nil
+	}
+	v := s.repl.Info(now)
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("registry: replicator info", "err", err)
+		return nil
+	}
+	return b
+}
+
+// join answers JOIN: the replicator's business.
+func (s *Server) join(frames [][]byte) (any, *Error) {
+	if s.repl == nil {
+		return nil, badRequest("this server joins no other servers (it runs without join)")
+	}
+	var body []byte
+	if len(frames) == 2 {
+		body = frames[1]
+	}
+	return s.repl.Join(body)
+}
+
+// localChanged tells the replicator of a change of an entry this server
+// originates; after a removal, a remote copy of the same instance may show
+// again.
+func (s *Server) localChanged(typ EventType, e *entry, now time.Time) {
+	if s.repl != nil {
+		var enc []byte
+		if typ == EventRegister || typ == EventUpdate {
+			enc = e.enc
+		}
+		s.repl.Changed(typ, e.Instance, enc, now)
+	}
+	if (typ == EventDeregister || typ == EventExpire) && len(s.remote.copies[e.Instance]) > 0 {
+		s.refresh(e.Instance, EventDeregister, now)
 	}
 }
 
@@ -499,7 +578,10 @@ func sameService(a, b *Service) bool {
 func (s *Server) owned(token, instance string) (*entry, *Error) {
 	e := s.st.entries[instance]
 	if e == nil || e.Origin != s.cfg.ServerID {
-		return nil, nil // join: a copy from another server is not held here
+		return nil, nil // a copy from another server is not held here
+	}
+	if e.owner == nil && s.local[instance] != nil {
+		return nil, &Error{Code: CodeForbidden, Message: fmt.Sprintf("instance %s belongs to the server's process (registered in-process)", instance)}
 	}
 	if e.owner == nil {
 		return nil, &Error{Code: CodeForbidden, Message: fmt.Sprintf("instance %s is static (from the server's configuration)", instance)}
@@ -552,7 +634,7 @@ func (s *Server) register(r *request, now time.Time) (any, *Error) {
 	}
 	id := r.Instance
 	if id != "" {
-		s.joinShadow(id) // join: a local registration hides a remote copy
+		s.shadow(id) // a local registration hides a remote copy
 	}
 	for id == "" || s.st.entries[id] != nil {
 		id = randomHex(8)
@@ -567,7 +649,7 @@ func (s *Server) register(r *request, now time.Time) (any, *Error) {
 	s.st.add(e)
 	s.stats.registered.Add(1)
 	s.emit(EventRegister, e, now)
-	s.joinLocal(opSet, e, now)
+	s.localChanged(EventRegister, e, now)
 	return registerReply{Instance: id, Token: token, TTL: svc.TTL.Seconds(), Version: e.Version, Origin: e.Origin, Created: true}, nil
 }
 
@@ -580,7 +662,7 @@ func (s *Server) apply(e *entry, svc Service, now time.Time) {
 		e.Version++
 		s.st.changed(e, old)
 		s.emit(EventUpdate, e, now)
-		s.joinLocal(opSet, e, now)
+		s.localChanged(EventUpdate, e, now)
 	}
 	s.st.renew(e, now)
 }
@@ -679,7 +761,7 @@ func (s *Server) deregister(r *request) (any, *Error) {
 		s.st.remove(e)
 		s.stats.deregistered.Add(1)
 		s.emit(EventDeregister, e, now)
-		s.joinLocal(opDeregister, e, now)
+		s.localChanged(EventDeregister, e, now)
 	}
 	return struct {
 		Removed int `json:"removed"`
@@ -840,6 +922,9 @@ func (s *Server) dropPeer(peer string) {
 
 // emit sends an event about e to every watch of its name and of all.
 func (s *Server) emit(typ EventType, e *entry, now time.Time) {
+	for w := range s.localWatches {
+		w.push(s, typ, e)
+	}
 	set := s.watchName[e.Name]
 	if len(set) == 0 && len(s.watchAll) == 0 {
 		return
@@ -896,7 +981,7 @@ func (s *Server) sweep(now time.Time) {
 		n++
 		s.stats.expired.Add(1)
 		s.emit(EventExpire, e, now)
-		s.joinLocal(opExpire, e, now)
+		s.localChanged(EventExpire, e, now)
 	}
 	if n > 0 {
 		s.log.Debug("registry: expired", "entries", n)

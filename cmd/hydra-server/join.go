@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/join"
 )
 
 // joinFlags are the server's join flags (serve.go defines them).
@@ -22,23 +22,36 @@ type joinFlags struct {
 func (f *joinFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.peers, "join", "join the server at `HOST[:PORT]` (port 8420 if omitted; tcp://HOST:PORT too) and share registered services with it, and through it with the servers it joins (repeatable; space-separated in $HYDRA_JOIN)")
 	fs.Var(&f.keys, "join-key", "with --curve: the public `key` (Z85) of the server named by the --join in the same position (repeatable)")
-	fs.DurationVar(&f.interval, "join-interval", registry.DefaultJoinInterval, "how often each join link carries its digest and heartbeat")
+	fs.DurationVar(&f.interval, "join-interval", join.DefaultInterval, "how often each join link carries its digest and heartbeat")
 	fs.DurationVar(&f.timeout, "join-timeout", 0, "drop and redial a join link silent this long (0: five times --join-interval)")
-	fs.DurationVar(&f.grace, "join-grace", registry.DefaultJoinGrace, "how long the services of a server no longer heard from (through any link) stay before they expire")
+	fs.DurationVar(&f.grace, "join-grace", join.DefaultGrace, "how long the services of a server no longer heard from (through any link) stay before they expire")
 }
 
-// config is the registry's JoinConfig; joined is printed when a link this
+// config is the server's join.Config; joined is printed when a link this
 // server dialled comes up.
-func (f *joinFlags) config(joined func(addr string)) registry.JoinConfig {
-	return registry.JoinConfig{
+func (f *joinFlags) config(joined func(addr string)) join.Config {
+	return join.Config{
 		Peers: f.peers.addrs, Interval: f.interval, Timeout: f.timeout, Grace: f.grace,
-		OnLink: func(ev registry.LinkEvent) {
+		OnLink: func(ev join.LinkEvent) {
 			if ev.Up {
 				joined(ev.Addr)
 			}
 		},
 		// Security (CURVE per peer) is set by serve from --join-key.
 	}
+}
+
+// joinFlagError names the flags of a join.Config field in a Validate error.
+func joinFlagError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "join: config: ")
+	for _, r := range [][2]string{
+		{"MaxPeers", "the limit of joined servers"}, {"Peers", "--join"},
+		{"Interval", "--join-interval"}, {"Timeout", "--join-timeout"}, {"Grace", "--join-grace"},
+	} {
+		msg = strings.ReplaceAll(msg, r[0]+" ", r[1]+" ")
+		msg = strings.ReplaceAll(msg, r[0]+":", r[1]+":")
+	}
+	return msg
 }
 
 // joinList is the repeatable --join flag.
@@ -49,7 +62,7 @@ func (l *joinList) String() string { return strings.Join(l.addrs, " ") }
 // Set adds one address, or several separated by spaces or commas.
 func (l *joinList) Set(v string) error {
 	for _, a := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == '\n' }) {
-		_, addr, err := registry.ParseJoinAddr(a)
+		addr, err := join.ParseAddr(a)
 		if err != nil {
 			return err
 		}
@@ -80,7 +93,7 @@ func joinCmd(ctx context.Context, io stdio, args []string) error {
 		return usagef("join: want at least one HOST[:PORT]")
 	}
 	for _, p := range pos {
-		if _, _, err := registry.ParseJoinAddr(p); err != nil {
+		if _, err := join.ParseAddr(p); err != nil {
 			return usagef("join: %v", err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hydra-net/hydra/join"
 	"github.com/hydra-net/hydra/registry"
 )
 
@@ -97,10 +98,13 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 		MaxEntries: f.maxEntries, MaxEntriesPerClient: f.maxPerClient, MaxMetadataBytes: f.maxMeta,
 		MaxRequestBytes: f.maxRequest, DefaultTTL: f.defaultTTL, MinTTL: f.minTTL, MaxTTL: f.maxTTL,
 		MaxWatches: f.maxWatches, MaxWatchesPerPeer: f.maxWatchesPeer, MaxListPage: f.maxListPage, WatchKeepalive: f.keepalive, Static: f.static.svcs,
-		Join: f.join.config(func(addr string) { fmt.Fprintf(io.out, "[Hydra Server] Joined with %s\n", addr) }),
 	}
 	if err := cfg.Verify(); err != nil {
 		return usagef("%v", strings.TrimPrefix(err.Error(), "registry: "))
+	}
+	jcfg := f.join.config(func(addr string) { fmt.Fprintf(io.out, "[Hydra Server] Joined with %s\n", addr) })
+	if err := jcfg.Validate(); err != nil {
+		return usagef("%v", joinFlagError(err))
 	}
 	tun, err := f.tunnel.setup(log, f.host, f.proto) // tunnel.go: nil without --key-file
 	if err != nil {
@@ -108,7 +112,10 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	}
 	// curve.go: CURVE on the ZMTP port and on join links (--curve).
 	cfg.Security = tun.serverSecurity()
-	if cfg.Join.Security, err = tun.joinSecurity(f.join.peers.addrs, f.join.keys); err != nil {
+	if jcfg.Security, err = tun.joinSecurity(f.join.peers.addrs, f.join.keys); err != nil {
+		return err
+	}
+	if cfg.Replicator, err = join.New(jcfg); err != nil {
 		return err
 	}
 	srv, err := registry.NewServer(cfg)

@@ -1,9 +1,13 @@
-package registry_test
+package join_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +43,7 @@ type wireMsg struct {
 	_       struct{}             `json:"-"`
 }
 
-func newFakePeer(t testing.TB, srv *registry.Server, id string) *fakePeer {
+func newFakePeer(t testing.TB, srv *node, id string) *fakePeer {
 	return &fakePeer{t: t, s: rawSocket(t, srv, zmtp.DEALER), id: id, beat: 100}
 }
 
@@ -128,7 +132,7 @@ func TestJoinProtocolFakePeer(t *testing.T) {
 		"entries": []any{entryJSON("O1", "i1", 1, 1)}})
 	f.send(map[string]any{"t": "snap", "origin": "O1", "seq": 10, "beat": 5, "age": 0, "part": 1,
 		"entries": []any{entryJSON("O1", "i2", 2, 1)}})
-	eventually(t, 5*time.Second, "O1's entries shown", func() bool { return len(view(t, c, "fake")) == 2 })
+	testutil.Eventually(t, 5*time.Second, "O1's entries shown", func() bool { return len(view(t, c, "fake")) == 2 })
 
 	// A change on top of 10 applies; the same again is a duplicate; one
 	// on top of 12 (11 missed) is a gap: the server asks for O1.
@@ -143,14 +147,14 @@ func TestJoinProtocolFakePeer(t *testing.T) {
 	if v := view(t, c, "fake"); len(v) != 3 {
 		t.Fatalf("after the gap: %v", v)
 	}
-	st := srv.JoinStats()
+	st := srv.j.Stats()
 	if st.ChangesIn != 1 || st.DupsIn != 1 || st.GapsIn != 1 || st.WantsOut != 1 {
 		t.Fatalf("stats: %+v", st)
 	}
 	// The snapshot that fills the gap replaces the state: i1 gone.
 	f.send(map[string]any{"t": "snap", "origin": "O1", "seq": 13, "beat": 6, "age": 0,
 		"entries": []any{entryJSON("O1", "i2", 2, 1), entryJSON("O1", "i3", 3, 1)}})
-	eventually(t, 5*time.Second, "snapshot applied", func() bool {
+	testutil.Eventually(t, 5*time.Second, "snapshot applied", func() bool {
 		v := view(t, c, "fake")
 		return len(v) == 2 && v["i1"] == ""
 	})
@@ -170,23 +174,23 @@ func TestJoinProtocolFakePeer(t *testing.T) {
 	f.send(map[string]any{"t": "delta", "changes": []any{
 		map[string]any{"origin": "O1", "seq": 15, "prev": 14, "op": "set", "entry": entryJSON("O1", "i6", 6, 1)},
 	}})
-	eventually(t, 5*time.Second, "the link goes on", func() bool { return view(t, c, "fake")["i6"] != "" })
+	testutil.Eventually(t, 5*time.Second, "the link goes on", func() bool { return view(t, c, "fake")["i6"] != "" })
 	if v := view(t, c, "fake"); len(v) != 3 || v["i1"] != "" || v["i4"] != "" {
 		t.Fatalf("after bad input: %v", v)
 	}
-	if n := srv.JoinStats().ProtocolErrors - errs; n < 4 {
+	if n := srv.j.Stats().ProtocolErrors - errs; n < 4 {
 		t.Fatalf("%d protocol errors counted", n)
 	}
 
 	// Our entries reach other servers that join: forwarded as snapshots.
 	other := startServer(t, joinCfg("OTHER", addr(srv)))
 	co := newClient(t, other, registry.ClientConfig{})
-	eventually(t, 5*time.Second, "O1 forwarded", func() bool { return len(view(t, co, "fake")) == 3 })
+	testutil.Eventually(t, 5*time.Second, "O1 forwarded", func() bool { return len(view(t, co, "fake")) == 3 })
 	// ... and our changes as changes.
 	f.send(map[string]any{"t": "delta", "changes": []any{
 		map[string]any{"origin": "O1", "seq": 16, "prev": 15, "op": "expire", "instance": "i6"},
 	}})
-	eventually(t, 5*time.Second, "O1's change forwarded", func() bool { return len(view(t, co, "fake")) == 2 })
+	testutil.Eventually(t, 5*time.Second, "O1's change forwarded", func() bool { return len(view(t, co, "fake")) == 2 })
 	// A change of the real server reaches us as a delta on top of its seq.
 	if _, err := c.Register(ctx, registry.Service{Name: "real", Host: "h", Port: 2}); err != nil {
 		t.Fatal(err)
@@ -203,7 +207,7 @@ func TestJoinProtocolFakePeer(t *testing.T) {
 // does.
 func TestJoinNoResurrection(t *testing.T) {
 	cfg := joinCfg("RS")
-	cfg.Join.Grace = 1500 * time.Millisecond
+	cfg.join.Grace = 1500 * time.Millisecond
 	srv := startServer(t, cfg)
 	c := newClient(t, srv, registry.ClientConfig{})
 	f := newFakePeer(t, srv, "FP")
@@ -212,7 +216,7 @@ func TestJoinNoResurrection(t *testing.T) {
 	f.send(map[string]any{"t": "snap", "origin": "FP", "seq": 1, "beat": f.beat, "entries": []any{}})
 	f.send(map[string]any{"t": "snap", "origin": "GONE", "seq": 10, "beat": 5, "age": 0,
 		"entries": []any{entryJSON("GONE", "g1", 1, 1)}})
-	eventually(t, 5*time.Second, "GONE's entry shown", func() bool { return len(view(t, c, "fake")) == 1 })
+	testutil.Eventually(t, 5*time.Second, "GONE's entry shown", func() bool { return len(view(t, c, "fake")) == 1 })
 	// The fake peer goes on listing GONE as a neighbour that heard its
 	// last beat 300ms after we did would: the age grows, the beat not.
 	start := time.Now()
@@ -235,7 +239,7 @@ func TestJoinNoResurrection(t *testing.T) {
 	if v := view(t, c, "fake"); len(v) != 0 {
 		t.Fatalf("GONE came back with a stale beat: %v", v)
 	}
-	if st := srv.JoinStats(); st.WantsOut != 0 || st.OriginsExpired != 1 || st.EntriesExpired != 1 {
+	if st := srv.j.Stats(); st.WantsOut != 0 || st.OriginsExpired != 1 || st.EntriesExpired != 1 {
 		t.Fatalf("stats: %+v", st)
 	}
 	// The origin is back: a new beat, and the server asks for its state.
@@ -244,7 +248,7 @@ func TestJoinNoResurrection(t *testing.T) {
 		t.Fatalf("want: %+v", w)
 	}
 	f.send(map[string]any{"t": "snap", "origin": "GONE", "seq": 12, "beat": 9, "age": 0, "entries": []any{entryJSON("GONE", "g2", 2, 1)}})
-	eventually(t, 5*time.Second, "GONE back", func() bool { return view(t, c, "fake")["g2"] != "" })
+	testutil.Eventually(t, 5*time.Second, "GONE back", func() bool { return view(t, c, "fake")["g2"] != "" })
 }
 
 // TestJoinRefusesSameID: a peer with the server's own id is refused.
@@ -260,31 +264,101 @@ func TestJoinRefusesSameID(t *testing.T) {
 	f.recv("reset")
 }
 
-// TestJoinConfigVerify: bad join settings are refused by Verify.
-func TestJoinConfigVerify(t *testing.T) {
-	for _, jc := range []registry.JoinConfig{
-		{Peers: []string{"ipc:///x"}},
-		{Peers: []string{"h:0"}},
-		{Interval: time.Second, Timeout: time.Second},
-		{Grace: time.Second, Timeout: 2 * time.Second, Interval: 100 * time.Millisecond},
-		{Interval: -1},
-		{MaxPeers: 1, Peers: []string{"a", "b"}},
+// TestJoinConfigValidate: bad join settings are refused by Validate, by
+// field name; addresses parse as HOST:PORT.
+func TestJoinConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  join.Config
+		want string
+	}{
+		{join.Config{Peers: []string{"ipc:///x"}}, "Peers"},
+		{join.Config{Peers: []string{"h:0"}}, "Peers"},
+		{join.Config{Interval: time.Second, Timeout: time.Second}, "Timeout"},
+		{join.Config{Grace: time.Second, Timeout: 2 * time.Second, Interval: 100 * time.Millisecond}, "Grace"},
+		{join.Config{Interval: -1}, "Interval"},
+		{join.Config{MaxPeers: 1, Peers: []string{"a", "b"}}, "MaxPeers"},
 	} {
-		if err := (registry.Config{Join: jc}).Verify(); err == nil {
-			t.Errorf("%+v: no error", jc)
+		err := tc.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error naming %s", tc.cfg, err, tc.want)
 		}
+		if _, err := join.New(tc.cfg); err == nil {
+			t.Errorf("New(%+v): no error", tc.cfg)
+		}
+	}
+	if err := (join.Config{}).Validate(); err != nil {
+		t.Errorf("zero Config: %v", err)
 	}
 	for in, want := range map[string]string{
 		"h": "h:8420", "h:1": "h:1", "tcp://h:2": "h:2", "10.0.0.7": "10.0.0.7:8420", "::1": "[::1]:8420",
 		"[::1]": "[::1]:8420", "[::1]:9": "[::1]:9", "tcp://[fe80::1]:8": "[fe80::1]:8",
 	} {
-		ep, got, err := registry.ParseJoinAddr(in)
-		if err != nil || got != want || ep != "tcp://"+want {
-			t.Errorf("ParseJoinAddr(%q) = %q %q %v, want %q", in, ep, got, err, want)
+		got, err := join.ParseAddr(in)
+		if err != nil || got != want {
+			t.Errorf("ParseAddr(%q) = %q %v, want %q", in, got, err, want)
 		}
 	}
-	if _, _, err := registry.ParseJoinAddr("udp://h:1"); err == nil || !errors.Is(err, err) {
-		t.Error("udp accepted")
+	for _, bad := range []string{"", "udp://h:1", "h:0", "a b", "[::1", "*"} {
+		_, err := join.ParseAddr(bad)
+		if err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("join address %q", bad)) {
+			t.Errorf("ParseAddr(%q): %v", bad, err)
+		}
 	}
-	_ = fmt.Sprint
+}
+
+// TestSyncFromClient: a SYNC that is no link traffic, from a connection
+// that is no link, gets an ERR reply (every request gets one reply); a
+// link message there gets reset, as the link protocol says.
+func TestSyncFromClient(t *testing.T) {
+	srv := startServer(t, joinCfg("SC"))
+	s := rawSocket(t, srv, zmtp.REQ)
+	for _, frames := range [][][]byte{
+		{[]byte("SYNC")},
+		{[]byte("SYNC"), []byte("not json")},
+		{[]byte("SYNC"), []byte(`{"t":`)},
+		{[]byte("sync"), []byte(`{"t":"hello"}`), []byte("x")},
+	} {
+		if err := s.Send(frames...); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := s.Recv()
+		if err != nil {
+			t.Fatalf("%q: %v", frames, err)
+		}
+		if len(rep) != 2 || string(rep[0]) != registry.StatusError || !strings.Contains(string(rep[1]), `"code":"bad_request"`) {
+			t.Fatalf("%q: reply %q", frames, rep)
+		}
+	}
+	if err := s.Send([]byte("SYNC"), []byte(`{"t":"tick","digest":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Recv()
+	if err != nil || len(rep) != 2 || string(rep[0]) != "SYNC" || !strings.Contains(string(rep[1]), `"t":"reset"`) {
+		t.Fatalf("tick from a stranger: %q %v", rep, err)
+	}
+	// The server goes on serving.
+	c := newClient(t, srv, registry.ClientConfig{})
+	if _, _, err := c.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoReplicator: a server without join refuses JOIN and SYNC.
+func TestNoReplicator(t *testing.T) {
+	srv, err := registry.NewServer(registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Bind("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(context.Background())
+	t.Cleanup(func() { srv.Close() })
+	c := newClient(t, &node{Server: srv}, registry.ClientConfig{})
+	if _, _, err := c.Join(ctxT(t), "10.0.0.1"); !errors.Is(err, registry.ErrBadRequest) {
+		t.Fatalf("JOIN: %v", err)
+	}
+	if _, err := c.Request(ctxT(t), registry.VerbSync, map[string]any{"t": "hello"}); !errors.Is(err, registry.ErrUnknownVerb) {
+		t.Fatalf("SYNC: %v", err)
+	}
 }

@@ -1,9 +1,12 @@
-package registry_test
+package join_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -14,15 +17,8 @@ import (
 	"github.com/hydra-net/hydra/zmtp"
 )
 
-// joinCfg is a server that joins peers, with short intervals for tests.
-func joinCfg(id string, peers ...string) registry.Config {
-	return registry.Config{ServerID: id, MinTTL: 100 * time.Millisecond, Join: registry.JoinConfig{
-		Peers: peers, Interval: 100 * time.Millisecond, Timeout: time.Second, Grace: 2 * time.Second, RedialMax: 500 * time.Millisecond,
-	}}
-}
-
 // addr is a server's HOST:PORT, to join it.
-func addr(srv *registry.Server) string { return strings.TrimPrefix(srv.Endpoint(), "tcp://") }
+func addr(srv *node) string { return strings.TrimPrefix(srv.Endpoint(), "tcp://") }
 
 // view is what a server shows for a name: instance → origin@version.
 func view(t testing.TB, c *registry.Client, name string) map[string]string {
@@ -46,8 +42,12 @@ func view(t testing.TB, c *registry.Client, name string) map[string]string {
 func converge(t testing.TB, name string, n int, cs ...*registry.Client) map[string]string {
 	t.Helper()
 	var last []map[string]string
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	defer func() {
+		if t.Failed() {
+			t.Logf("last views of %q: %v", name, last)
+		}
+	}()
+	testutil.Eventually(t, 20*time.Second, fmt.Sprintf("convergence on %d entries of %q", n, name), func() bool {
 		last = last[:0]
 		ok := true
 		for _, c := range cs {
@@ -57,14 +57,9 @@ func converge(t testing.TB, name string, n int, cs ...*registry.Client) map[stri
 				ok = false
 			}
 		}
-		if ok {
-			return last[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no convergence on %d entries of %q: %v", n, name, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok
+	})
+	return last[0]
 }
 
 func TestJoinChainInProcess(t *testing.T) {
@@ -112,13 +107,13 @@ func TestJoinChainInProcess(t *testing.T) {
 // linked waits until the server of c has n links synced.
 func linked(t testing.TB, c *registry.Client, n int) {
 	t.Helper()
-	eventually(t, 10*time.Second, fmt.Sprintf("%d links synced on %s", n, c.Endpoint()), func() bool {
-		info, err := c.Info(ctxT(t))
-		if err != nil || info.Join == nil {
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d links synced on %s", n, c.Endpoint()), func() bool {
+		ji := joinInfo(t, c)
+		if ji == nil {
 			return false
 		}
 		k := 0
-		for _, l := range info.Join.Links {
+		for _, l := range ji.Links {
 			if l.Synced {
 				k++
 			}
@@ -142,7 +137,7 @@ func TestJoinMeshes(t *testing.T) {
 		{"both-ways", 2, [][2]int{{1, 0}, {0, 1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srvs := make([]*registry.Server, tc.n)
+			srvs := make([]*node, tc.n)
 			cls := make([]*registry.Client, tc.n)
 			for i := range srvs {
 				srvs[i] = startServer(t, joinCfg(fmt.Sprintf("%s%d", tc.name, i)))
@@ -175,7 +170,7 @@ func TestJoinMeshes(t *testing.T) {
 			}
 			snaps := make([]int64, tc.n)
 			for i, srv := range srvs {
-				snaps[i] = srv.JoinStats().SnapsOut
+				snaps[i] = srv.j.Stats().SnapsOut
 			}
 			for _, r := range regs {
 				if v[r.Instance()] == "" {
@@ -217,7 +212,7 @@ func TestJoinMeshes(t *testing.T) {
 			// Changes travelled as changes: no snapshot after the links'
 			// initial exchange.
 			for i, srv := range srvs {
-				if st := srv.JoinStats(); st.SnapsOut != snaps[i] || st.GapsIn != 0 {
+				if st := srv.j.Stats(); st.SnapsOut != snaps[i] || st.GapsIn != 0 {
 					t.Errorf("%s: %d snapshots sent after the initial exchange, %d gaps", srv.ID(), st.SnapsOut-snaps[i], st.GapsIn)
 				}
 			}
@@ -229,9 +224,9 @@ func TestJoinMeshes(t *testing.T) {
 // joins itself (refused, and not dialled again).
 func TestJoinRuntimeVerb(t *testing.T) {
 	var mu sync.Mutex
-	var events []registry.LinkEvent
+	var events []join.LinkEvent
 	cfg := joinCfg("R1")
-	cfg.Join.OnLink = func(ev registry.LinkEvent) {
+	cfg.join.OnLink = func(ev join.LinkEvent) {
 		mu.Lock()
 		events = append(events, ev)
 		mu.Unlock()
@@ -259,31 +254,31 @@ func TestJoinRuntimeVerb(t *testing.T) {
 		t.Fatal(err)
 	}
 	converge(t, "x", 1, ca, cb)
-	eventually(t, 5*time.Second, "OnLink up", func() bool {
+	testutil.Eventually(t, 5*time.Second, "OnLink up", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(events) == 1 && events[0].Up && events[0].Addr == addr(b) && events[0].Peer == "R2"
 	})
-	info, err := ca.Info(ctx)
-	if err != nil || info.Join == nil || len(info.Join.Links) != 1 || !info.Join.Links[0].Synced ||
-		info.Join.Links[0].Dir != "out" || info.Join.Remote != 1 || len(info.Join.Origins) != 1 {
-		t.Fatalf("INFO join: %+v %v", info.Join, err)
+	ji := joinInfo(t, ca)
+	if ji == nil || len(ji.Links) != 1 || !ji.Links[0].Synced ||
+		ji.Links[0].Dir != "out" || ji.Remote != 1 || len(ji.Origins) != 1 {
+		t.Fatalf("INFO join: %+v", ji)
 	}
 	// Itself: refused, not dialled again.
 	if _, _, err := cb.Join(ctx, addr(b)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "self-join given up", func() bool {
-		info, err := cb.Info(ctx)
-		if err != nil || info.Join == nil {
+	testutil.Eventually(t, 5*time.Second, "self-join given up", func() bool {
+		ji := joinInfo(t, cb)
+		if ji == nil {
 			return false
 		}
-		for _, l := range info.Join.Links {
+		for _, l := range ji.Links {
 			if l.Dir == "out" || l.Peer == "R2" {
 				return false
 			}
 		}
-		return len(info.Join.Links) == 1 // A's
+		return len(ji.Links) == 1 // A's
 	})
 }
 
@@ -397,7 +392,7 @@ func TestJoinWatch(t *testing.T) {
 // starts, in several snapshot parts.
 func TestJoinThousandInProcess(t *testing.T) {
 	cfgA, cfgB := joinCfg("TA"), joinCfg("TB")
-	cfgA.MaxEntriesPerClient, cfgB.MaxEntriesPerClient = 2000, 2000
+	cfgA.reg.MaxEntriesPerClient, cfgB.reg.MaxEntriesPerClient = 2000, 2000
 	a := startServer(t, cfgA)
 	b := startServer(t, cfgB)
 	ca, cb := newClient(t, a, registry.ClientConfig{}), newClient(t, b, registry.ClientConfig{})
@@ -415,104 +410,11 @@ func TestJoinThousandInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	converge(t, "bulk", 2000, ca, cb)
-	st := a.JoinStats()
+	st := a.j.Stats()
 	if st.SnapPartsOut < 2 || st.SnapsOut != 1 {
 		t.Fatalf("A sent %d snapshots in %d parts", st.SnapsOut, st.SnapPartsOut)
 	}
 	t.Logf("A: %d snapshot, %d parts, %d bytes", st.SnapsOut, st.SnapPartsOut, st.SnapBytesOut)
-}
-
-// proxy is a TCP relay that can be cut (it stops moving bytes, as a
-// network that drops every packet) and restored.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	resume chan struct{}
-	conns  []net.Conn
-}
-
-func newProxy(t testing.TB, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, resume: make(chan struct{})}
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		if p.cut {
-			close(p.resume)
-			p.cut = false
-		}
-		p.mu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go p.pipe(c, u)
-			go p.pipe(u, c)
-		}
-	}()
-	return p
-}
-
-func (p *proxy) Addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.wait()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// wait blocks while the proxy is cut.
-func (p *proxy) wait() {
-	p.mu.Lock()
-	cut, ch := p.cut, p.resume
-	p.mu.Unlock()
-	if cut {
-		<-ch
-	}
-}
-
-func (p *proxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cut == p.cut {
-		return
-	}
-	p.cut = cut
-	if !cut {
-		close(p.resume)
-		p.resume = make(chan struct{})
-	}
 }
 
 // TestJoinLinkCutInProcess: a chain A –proxy– B. Cut: the link drops,
@@ -522,7 +424,7 @@ func (p *proxy) setCut(cut bool) {
 func TestJoinLinkCutInProcess(t *testing.T) {
 	t.Run("chain", func(t *testing.T) {
 		a := startServer(t, joinCfg("CA"))
-		p := newProxy(t, addr(a))
+		p := testutil.NewRelay(t, addr(a), 0)
 		b := startServer(t, joinCfg("CB", p.Addr()))
 		ca, cb := newClient(t, a, registry.ClientConfig{}), newClient(t, b, registry.ClientConfig{})
 		ctx := ctxT(t)
@@ -532,18 +434,18 @@ func TestJoinLinkCutInProcess(t *testing.T) {
 			}
 		}
 		converge(t, "cut", 2, ca, cb)
-		p.setCut(true)
+		p.Cut()
 		start := time.Now()
-		eventually(t, 15*time.Second, "entries of the other side expire", func() bool {
+		testutil.Eventually(t, 15*time.Second, "entries of the other side expire", func() bool {
 			return len(view(t, ca, "cut")) == 1 && len(view(t, cb, "cut")) == 1
 		})
 		t.Logf("expired %v after the cut (grace 2s)", time.Since(start).Round(10*time.Millisecond))
-		p.setCut(false)
+		p.Resume()
 		converge(t, "cut", 2, ca, cb)
 	})
 	t.Run("triangle", func(t *testing.T) {
 		a := startServer(t, joinCfg("TRA"))
-		p := newProxy(t, addr(a))
+		p := testutil.NewRelay(t, addr(a), 0)
 		b := startServer(t, joinCfg("TRB", p.Addr()))
 		c := startServer(t, joinCfg("TRC", addr(a), addr(b)))
 		ca, cb, cc := newClient(t, a, registry.ClientConfig{}), newClient(t, b, registry.ClientConfig{}), newClient(t, c, registry.ClientConfig{})
@@ -554,7 +456,7 @@ func TestJoinLinkCutInProcess(t *testing.T) {
 		}
 		converge(t, "tri", 1, ca, cb, cc)
 		linked(t, cb, 2)
-		p.setCut(true)
+		p.Cut()
 		// Past the link timeout and the grace period, B still has A's
 		// entry (heard through C), and A's changes reach B.
 		time.Sleep(2500 * time.Millisecond)
@@ -565,10 +467,10 @@ func TestJoinLinkCutInProcess(t *testing.T) {
 		if !strings.HasSuffix(v[r.Instance()], ":2") {
 			t.Fatalf("update through C: %v", v)
 		}
-		if st := b.JoinStats(); st.OriginsExpired != 0 || st.LinksDown == 0 {
+		if st := b.j.Stats(); st.OriginsExpired != 0 || st.LinksDown == 0 {
 			t.Fatalf("B: %d origins expired, %d links down", st.OriginsExpired, st.LinksDown)
 		}
-		p.setCut(false)
+		p.Resume()
 		linked(t, cb, 2)
 	})
 }
@@ -618,7 +520,7 @@ func TestJoinCurve(t *testing.T) {
 	}
 	kA, kB, kEvil, kCA, kCB := keys[0], keys[1], keys[2], keys[3], keys[4]
 	cfgA := joinCfg("CURVE-A")
-	cfgA.Security = secure.CurveServer(kA, secure.NewAllowList(kB.Public, kCA.Public))
+	cfgA.reg.Security = secure.CurveServer(kA, secure.NewAllowList(kB.Public, kCA.Public))
 	a := startServer(t, cfgA)
 	dialA := func(kp secure.KeyPair) func(string) func() zmtp.Mechanism {
 		return func(peer string) func() zmtp.Mechanism {
@@ -629,11 +531,11 @@ func TestJoinCurve(t *testing.T) {
 		}
 	}
 	cfgB := joinCfg("CURVE-B", addr(a))
-	cfgB.Security = secure.CurveServer(kB, secure.NewAllowList(kCB.Public))
-	cfgB.Join.Security = dialA(kB)
+	cfgB.reg.Security = secure.CurveServer(kB, secure.NewAllowList(kCB.Public))
+	cfgB.join.Security = dialA(kB)
 	b := startServer(t, cfgB)
 	cfgE := joinCfg("CURVE-EVIL", addr(a))
-	cfgE.Join.Security = dialA(kEvil)
+	cfgE.join.Security = dialA(kEvil)
 	evil := startServer(t, cfgE)
 	plain := startServer(t, joinCfg("PLAIN", addr(a)))
 
@@ -643,21 +545,51 @@ func TestJoinCurve(t *testing.T) {
 	if _, err := ca.Register(ctx, registry.Service{Name: "sec", Host: "10.0.0.1", Port: 1}); err != nil {
 		t.Fatal(err)
 	}
+	var ji *join.Info
 	converge(t, "sec", 1, ca, cb)
 	linked(t, ca, 1)
 	// The refused ones keep trying (a few timeouts' worth), in vain.
 	time.Sleep(2500 * time.Millisecond)
-	for _, srv := range []*registry.Server{evil, plain} {
+	for _, srv := range []*node{evil, plain} {
 		c := newClient(t, srv, registry.ClientConfig{})
 		if v := view(t, c, "sec"); len(v) != 0 {
 			t.Fatalf("%s learned %v", srv.ID(), v)
 		}
-		if st := srv.JoinStats(); st.LinksUp != 0 || st.SnapsIn != 0 {
+		if st := srv.j.Stats(); st.LinksUp != 0 || st.SnapsIn != 0 {
 			t.Fatalf("%s linked: %+v", srv.ID(), st)
 		}
 	}
-	info, err := ca.Info(ctx)
-	if err != nil || info.Join == nil || len(info.Join.Links) != 1 || info.Join.Links[0].Peer != "CURVE-B" {
-		t.Fatalf("A's links: %+v %v", info.Join, err)
+	ji = joinInfo(t, ca)
+	if ji == nil || len(ji.Links) != 1 || ji.Links[0].Peer != "CURVE-B" {
+		t.Fatalf("A's links: %+v", ji)
 	}
+}
+
+// TestJoinNoLeak: two joined servers, stopped, leave no goroutine behind
+// (dialers, sessions, writers).
+func TestJoinNoLeak(t *testing.T) {
+	base := runtime.NumGoroutine()
+	run := func(cfg config) (*node, func()) {
+		j, err := join.New(cfg.join)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.reg.Replicator = j
+		srv, err := registry.NewServer(cfg.reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Bind("tcp://127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(context.Background()) }()
+		return &node{srv, j}, func() { srv.Close(); <-done }
+	}
+	a, stopA := run(joinCfg("NA"))
+	b, stopB := run(joinCfg("NB", addr(a)))
+	testutil.Eventually(t, 10*time.Second, "linked", func() bool { return a.j.Stats().LinksUp == 1 && b.j.Stats().LinksUp == 1 })
+	stopB()
+	stopA()
+	testutil.CheckGoroutines(t, base)
 }

@@ -1,9 +1,11 @@
-package registry_test
+package join_test
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -46,11 +48,11 @@ func TestJoinScale(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	srvs := make([]*registry.Server, n)
+	srvs := make([]*node, n)
 	cls := make([]*registry.Client, n)
 	for i := range srvs {
-		srvs[i] = startServer(t, registry.Config{ServerID: fmt.Sprintf("s%02d", i), MaxEntriesPerClient: 10000,
-			Join: registry.JoinConfig{Interval: 250 * time.Millisecond, Timeout: 2500 * time.Millisecond, Grace: 10 * time.Second}})
+		srvs[i] = startServer(t, config{reg: registry.Config{ServerID: fmt.Sprintf("s%02d", i), MaxEntriesPerClient: 10000},
+			join: join.Config{Interval: 250 * time.Millisecond, Timeout: 2500 * time.Millisecond, Grace: 10 * time.Second}})
 		cls[i] = newClient(t, srvs[i], registry.ClientConfig{Timeout: 20 * time.Second})
 	}
 	// A random connected mesh: a spanning tree, then extra links.
@@ -73,14 +75,14 @@ func TestJoinScale(t *testing.T) {
 		}
 	}
 	links := len(edges)
-	eventually(t, 60*time.Second, "every link synced", func() bool {
+	testutil.Eventually(t, 60*time.Second, "every link synced", func() bool {
 		up := 0
 		for _, c := range cls {
-			info, err := c.Info(ctx)
-			if err != nil || info.Join == nil {
+			ji := joinInfo(t, c)
+			if ji == nil {
 				return false
 			}
-			for _, l := range info.Join.Links {
+			for _, l := range ji.Links {
 				if l.Synced {
 					up++
 				}
@@ -162,7 +164,7 @@ func TestJoinScale(t *testing.T) {
 			live = append(live, r)
 		}
 	}
-	eventually(t, 60*time.Second, "the initial entries everywhere", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the initial entries everywhere", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, r := range live {
@@ -172,9 +174,9 @@ func TestJoinScale(t *testing.T) {
 		}
 		return true
 	})
-	before := make([]registry.JoinStats, n)
+	before := make([]join.Stats, n)
 	for i, s := range srvs {
-		before[i] = s.JoinStats()
+		before[i] = s.j.Stats()
 	}
 
 	// Churn.
@@ -217,7 +219,7 @@ func TestJoinScale(t *testing.T) {
 		}
 	}
 	churn := time.Since(churnStart)
-	eventually(t, 60*time.Second, "every change visible on every server", func() bool {
+	testutil.Eventually(t, 60*time.Second, "every change visible on every server", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, o := range done {
@@ -257,9 +259,9 @@ func TestJoinScale(t *testing.T) {
 		}
 	}
 
-	var d registry.JoinStats
+	var d join.Stats
 	for i, s := range srvs {
-		a, b := s.JoinStats(), before[i]
+		a, b := s.j.Stats(), before[i]
 		d.DeltaBytesOut += a.DeltaBytesOut - b.DeltaBytesOut
 		d.DeltaMsgsOut += a.DeltaMsgsOut - b.DeltaMsgsOut
 		d.ChangesOut += a.ChangesOut - b.ChangesOut

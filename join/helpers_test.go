@@ -1,0 +1,134 @@
+package join_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/zmtp"
+)
+
+// config is a server's registry and join configuration.
+type config struct {
+	reg  registry.Config
+	join join.Config
+}
+
+// joinCfg is a server that joins peers, with short intervals for tests.
+func joinCfg(id string, peers ...string) config {
+	return config{
+		reg: registry.Config{ServerID: id, MinTTL: 100 * time.Millisecond},
+		join: join.Config{Peers: peers, Interval: 100 * time.Millisecond, Timeout: time.Second,
+			Grace: 2 * time.Second, RedialMax: 500 * time.Millisecond},
+	}
+}
+
+// node is a running server and its join.
+type node struct {
+	*registry.Server
+	j *join.Join
+}
+
+// testLogger logs through t when HYDRA_TEST_LOG is set, and discards
+// otherwise.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("HYDRA_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// startServer runs a server with join on a free loopback port until the
+// test ends.
+func startServer(t testing.TB, cfg config) *node {
+	t.Helper()
+	return startServerAt(t, cfg, "tcp://127.0.0.1:0")
+}
+
+func startServerAt(t testing.TB, cfg config, endpoint string) *node {
+	t.Helper()
+	if cfg.reg.Logger == nil {
+		cfg.reg.Logger = testLogger(t)
+	}
+	j, err := join.New(cfg.join)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.reg.Replicator = j
+	srv, err := registry.NewServer(cfg.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Bind(endpoint); err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &node{srv, j}
+}
+
+func newClient(t testing.TB, srv *node, cfg registry.ClientConfig) *registry.Client {
+	t.Helper()
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = srv.Endpoint()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	c, err := registry.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// rawSocket returns a zmtp socket of type typ connected to srv.
+func rawSocket(t testing.TB, srv *node, typ zmtp.SocketType) *zmtp.Socket {
+	t.Helper()
+	s, err := zmtp.NewSocket(typ, zmtp.Options{RecvTimeout: 5 * time.Second, SendTimeout: 5 * time.Second, Linger: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(srv.Endpoint()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// joinInfo is INFO's join object of c's server; nil if none or on error.
+func joinInfo(t testing.TB, c *registry.Client) *join.Info {
+	t.Helper()
+	info, err := c.Info(ctxT(t))
+	if err != nil {
+		return nil
+	}
+	ji, err := join.ParseInfo(info.Join)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ji
+}
+
+func ctxT(t testing.TB) context.Context { return testutil.Context(t, 10*time.Second) }

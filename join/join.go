@@ -1,0 +1,465 @@
+package join
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hydra-net/hydra/registry"
+)
+
+// Join is one server's replication: a registry.Replicator. Give it to
+// registry.Config.Replicator; one Join serves one Server.
+//
+// Its state is owned by the server's loop, like the registry's: every
+// method of registry.Replicator runs there. The goroutines of links this
+// server dialled only read and write their socket and post what they
+// received to the loop (registry.Host.Post). Stats may be called from any
+// goroutine.
+type Join struct {
+	cfg Config
+	log *slog.Logger
+	h   *registry.Host
+
+	stopCh chan struct{} // closed when the loop ends: link goroutines stop
+	wg     sync.WaitGroup
+	stats  counters
+
+	// Owned by the loop.
+	self    string
+	clock   uint64 // last value of the hybrid clock (µs) seq and beats come from
+	seq     uint64 // this server's last change
+	beat    uint64 // this server's last beat
+	origins map[string]*origin
+	tombs   map[string]tomb
+	links   map[*link]struct{}
+	byRID   map[string]*link
+	dialers map[string]*dialer // by HOST:PORT
+	dirty   []*link            // links with queued changes
+	wantAt  map[string]time.Time
+	running bool
+	warned  map[string]time.Time // rate-limited warnings
+	scratch []byte
+}
+
+var _ registry.Replicator = (*Join)(nil)
+
+// origin is what this server knows of another server's entries (the
+// entries themselves are in the registry: registry.Host).
+type origin struct {
+	id    string
+	seq   uint64 // the last change applied
+	beat  uint64 // the origin's last beat heard
+	heard time.Time
+}
+
+// tomb remembers an origin that expired here, so that a stale copy of its
+// state (the same beat) does not bring it back. Collected after 2 × Grace.
+type tomb struct {
+	beat uint64
+	at   time.Time
+}
+
+// New makes a Join from cfg, for one registry.Server.
+func New(cfg Config) (*Join, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Join{
+		cfg: cfg, log: slog.New(slog.DiscardHandler), stopCh: make(chan struct{}),
+		origins: map[string]*origin{}, tombs: map[string]tomb{},
+		links: map[*link]struct{}{}, byRID: map[string]*link{}, dialers: map[string]*dialer{},
+		wantAt: map[string]time.Time{}, warned: map[string]time.Time{},
+	}, nil
+}
+
+// next draws from the hybrid clock: the wall clock in microseconds, or one
+// more than the last value if that is not behind it. So an origin's seq and
+// beat keep growing across restarts of a server that keeps its id.
+func (j *Join) next() uint64 {
+	now := uint64(time.Now().UnixMicro())
+	if now <= j.clock {
+		now = j.clock + 1
+	}
+	j.clock = now
+	return now
+}
+
+// warnEvery logs a warning at most once a minute per key.
+func (j *Join) warnEvery(key, msg string, args ...any) {
+	now := time.Now()
+	if t, ok := j.warned[key]; ok && now.Sub(t) < time.Minute {
+		return
+	}
+	if len(j.warned) > 256 {
+		clear(j.warned)
+	}
+	j.warned[key] = now
+	j.log.Warn(msg, args...)
+}
+
+// Start dials Config.Peers (registry.Replicator).
+func (j *Join) Start(h *registry.Host, now time.Time) {
+	j.h = h
+	j.log = h.Logger()
+	j.self = h.ID()
+	j.seq = j.next()
+	j.beat = j.next()
+	j.running = true
+	for _, p := range j.cfg.Peers {
+		if _, _, err := j.joinPeer(p); err != nil {
+			j.log.Error("join: cannot join", "peer", p, "err", err)
+		}
+	}
+}
+
+// Interval is Config.Interval (registry.Replicator).
+func (j *Join) Interval() time.Duration { return j.cfg.Interval }
+
+// Stop ends every link goroutine (registry.Replicator).
+func (j *Join) Stop() {
+	if !j.running {
+		return
+	}
+	j.running = false
+	close(j.stopCh)
+	for _, d := range j.dialers {
+		d.close()
+	}
+	for l := range j.links {
+		l.tr.end()
+	}
+	j.wg.Wait()
+}
+
+// Flush sends the changes queued for links (registry.Replicator).
+func (j *Join) Flush() {
+	for _, l := range j.dirty {
+		j.linkFlush(l)
+	}
+	clear(j.dirty)
+	j.dirty = j.dirty[:0]
+}
+
+// joinPeer starts dialling a peer; it reports the HOST:PORT and whether the
+// peer is new.
+func (j *Join) joinPeer(peer string) (addr string, isNew bool, err error) {
+	addr, err = ParseAddr(peer)
+	if err != nil {
+		return "", false, err
+	}
+	if j.dialers[addr] != nil {
+		return addr, false, nil
+	}
+	if len(j.dialers) >= j.cfg.MaxPeers {
+		return "", false, &registry.Error{Code: registry.CodeLimit, Message: fmt.Sprintf("this server already joins %d peers, its limit", j.cfg.MaxPeers)}
+	}
+	d := &dialer{addr: addr, stop: make(chan struct{})}
+	j.dialers[addr] = d
+	j.log.Info("join: joining", "peer", addr)
+	j.wg.Add(1)
+	go j.runDialer(d)
+	return addr, true, nil
+}
+
+type joinReply struct {
+	Peer string `json:"peer"`
+	New  bool   `json:"new"`
+}
+
+// Join answers JOIN {"peer":"HOST[:PORT]"} (registry.Replicator).
+func (j *Join) Join(body []byte) (any, *registry.Error) {
+	var req struct {
+		Peer *string `json:"peer"`
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "body: field \"peer\": want a string"}
+		}
+	}
+	if req.Peer == nil || *req.Peer == "" {
+		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "peer is missing: want HOST, HOST:PORT or tcp://HOST:PORT"}
+	}
+	addr, isNew, err := j.joinPeer(*req.Peer)
+	if err != nil {
+		if e, ok := err.(*registry.Error); ok {
+			return nil, e
+		}
+		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: err.Error()}
+	}
+	return joinReply{Peer: addr, New: isNew}, nil
+}
+
+// ---- Local entries: this server's origin ----
+
+// Changed records a change of a local entry and queues it for every link
+// (registry.Replicator).
+func (j *Join) Changed(typ registry.EventType, instance string, entry []byte, now time.Time) {
+	prev := j.seq
+	j.seq = j.next()
+	j.stats.localChanges.Add(1)
+	if len(j.links) == 0 {
+		return
+	}
+	c := Change{Origin: j.self, Seq: j.seq, Prev: prev}
+	switch typ {
+	case registry.EventRegister, registry.EventUpdate:
+		c.Op, c.Entry = OpSet, entry
+	case registry.EventExpire:
+		c.Op, c.Instance = OpExpire, instance
+	default:
+		c.Op, c.Instance = OpDeregister, instance
+	}
+	j.forward(&c, nil)
+}
+
+// expireOrigin drops every entry of an origin not heard for the grace
+// period.
+func (j *Join) expireOrigin(o *origin, now time.Time) {
+	n := j.h.DeleteOrigin(o.id, registry.EventExpire)
+	delete(j.origins, o.id)
+	delete(j.wantAt, o.id)
+	j.tombs[o.id] = tomb{beat: o.beat, at: now}
+	for l := range j.links {
+		delete(l.peerSeq, o.id)
+	}
+	j.stats.originsExpired.Add(1)
+	j.stats.entriesExpired.Add(int64(n))
+	j.log.Info("join: origin lost: its entries expired", "origin", o.id, "entries", n,
+		"silent", now.Sub(o.heard).Round(time.Millisecond))
+}
+
+// hear records an origin's beat, heard age ago.
+func (o *origin) hear(beat uint64, age time.Duration, now time.Time) {
+	at := now.Add(-age)
+	switch {
+	case beat > o.beat:
+		o.beat, o.heard = beat, at
+	case beat == o.beat && at.After(o.heard):
+		o.heard = at
+	}
+}
+
+// Tick runs every Interval: this server's beat, link timeouts and digests,
+// origin expiry (registry.Replicator).
+func (j *Join) Tick(now time.Time) {
+	j.beat = j.next()
+	for l := range j.links {
+		if now.Sub(l.heard) > l.timeout {
+			j.linkDown(l, fmt.Sprintf("nothing heard for %v", now.Sub(l.heard).Round(time.Millisecond)))
+		}
+	}
+	for _, o := range j.origins {
+		if now.Sub(o.heard) > j.cfg.Grace {
+			j.expireOrigin(o, now)
+		}
+	}
+	for id, t := range j.tombs {
+		if now.Sub(t.at) > 2*j.cfg.Grace {
+			delete(j.tombs, id)
+		}
+	}
+	for id, t := range j.wantAt {
+		if now.Sub(t) > j.cfg.Timeout {
+			delete(j.wantAt, id)
+		}
+	}
+	var tick [][]byte
+	for l := range j.links {
+		switch l.state {
+		case StateSyncing, StateSynced:
+			if tick == nil {
+				tick = j.digestMsgs(TypeTick, now)
+			}
+			for _, m := range tick {
+				j.linkSend(l, m, &j.stats.tickBytesOut)
+			}
+		case StateRehello:
+			j.sendHello(l, now)
+		}
+	}
+}
+
+// digestMsgs builds a hello or tick message with the digest of every
+// origin held: one message, or several if it is too large for one (the
+// first then carries the hello, the others are ticks). They are built
+// piecewise, as Hello.Append and Tick.Append encode them, to split them.
+func (j *Join) digestMsgs(t MsgType, now time.Time) [][]byte {
+	// Small enough for every peer we know (hello: before we know).
+	m := min(j.h.MaxRequestBytes(), 64<<10)
+	for l := range j.links {
+		if l.max > 0 {
+			m = min(m, l.max)
+		}
+	}
+	budget := int(m) - 512
+	var out [][]byte
+	var b []byte
+	n := 0
+	open := func() {
+		b = openMsg(make([]byte, 0, 256), t)
+		if t == TypeHello {
+			b = appendIntField(b, "v", Version)
+			b = appendStringField(b, "server", j.self)
+			b = appendStringField(b, "boot", j.h.Boot())
+			b = appendIntField(b, "max", j.h.MaxRequestBytes())
+			b = append(b, `,"interval":`...)
+			b = strconv.AppendFloat(b, j.cfg.Interval.Seconds(), 'g', -1, 64)
+		}
+		b = append(b, `,"digest":{`...)
+		n = 0
+	}
+	add := func(id string, d DigestItem) {
+		if n > 0 && len(b) > budget {
+			out = append(out, append(b, "}}"...))
+			t = TypeTick
+			open()
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, id)
+		b = append(b, ':')
+		b = d.Append(b)
+		n++
+	}
+	open()
+	add(j.self, DigestItem{Seq: j.seq, Beat: j.beat})
+	for id, o := range j.origins {
+		add(id, DigestItem{Seq: o.seq, Beat: o.beat, Age: uint64(max(now.Sub(o.heard), 0).Milliseconds())})
+	}
+	return append(out, append(b, "}}"...))
+}
+
+// ---- Stats and INFO ----
+
+type counters struct {
+	msgsOut, bytesOut, msgsIn, bytesIn      atomic.Int64
+	deltaMsgsOut, deltaBytesOut, changesOut atomic.Int64
+	snapsOut, snapPartsOut, snapBytesOut    atomic.Int64
+	tickBytesOut, wantsOut, dropped         atomic.Int64
+	changesIn, dupsIn, gapsIn, snapsIn      atomic.Int64
+	originsExpired, entriesExpired, linksUp atomic.Int64
+	linksDown, localChanges, protocolErrors atomic.Int64
+}
+
+// Stats are a server's join counters since it started.
+type Stats struct {
+	MsgsOut        int64 `json:"msgs_out"`        // SYNC messages sent
+	BytesOut       int64 `json:"bytes_out"`       // their bytes on the wire (ZMTP frames, before CURVE)
+	MsgsIn         int64 `json:"msgs_in"`         // SYNC messages received
+	BytesIn        int64 `json:"bytes_in"`        // their bytes
+	DeltaMsgsOut   int64 `json:"delta_msgs_out"`  // delta messages sent
+	DeltaBytesOut  int64 `json:"delta_bytes_out"` // their bytes
+	ChangesOut     int64 `json:"changes_out"`     // changes sent, counted once per link
+	SnapsOut       int64 `json:"snaps_out"`       // origin snapshots sent
+	SnapPartsOut   int64 `json:"snap_parts_out"`  // messages they took
+	SnapBytesOut   int64 `json:"snap_bytes_out"`  // their bytes
+	TickBytesOut   int64 `json:"tick_bytes_out"`  // bytes of hellos and ticks (digests)
+	WantsOut       int64 `json:"wants_out"`       // snapshots asked for (a gap or a peer ahead)
+	Dropped        int64 `json:"dropped"`         // messages a full or gone peer did not take
+	ChangesIn      int64 `json:"changes_in"`      // changes applied
+	DupsIn         int64 `json:"dups_in"`         // changes received that were already applied
+	GapsIn         int64 `json:"gaps_in"`         // changes received out of order (a snapshot is asked for)
+	SnapsIn        int64 `json:"snaps_in"`        // snapshots applied
+	OriginsExpired int64 `json:"origins_expired"` // origins not heard for the grace period
+	EntriesExpired int64 `json:"entries_expired"` // their entries
+	LinksUp        int64 `json:"links_up"`        // links that came up
+	LinksDown      int64 `json:"links_down"`      // links dropped
+	LocalChanges   int64 `json:"local_changes"`   // changes of this server's own entries
+	ProtocolErrors int64 `json:"protocol_errors"` // SYNC messages refused as malformed
+}
+
+// Stats returns the join counters; safe to call at any time.
+func (j *Join) Stats() Stats {
+	c := &j.stats
+	return Stats{
+		MsgsOut: c.msgsOut.Load(), BytesOut: c.bytesOut.Load(), MsgsIn: c.msgsIn.Load(), BytesIn: c.bytesIn.Load(),
+		DeltaMsgsOut: c.deltaMsgsOut.Load(), DeltaBytesOut: c.deltaBytesOut.Load(), ChangesOut: c.changesOut.Load(),
+		SnapsOut: c.snapsOut.Load(), SnapPartsOut: c.snapPartsOut.Load(), SnapBytesOut: c.snapBytesOut.Load(),
+		TickBytesOut: c.tickBytesOut.Load(), WantsOut: c.wantsOut.Load(), Dropped: c.dropped.Load(),
+		ChangesIn: c.changesIn.Load(), DupsIn: c.dupsIn.Load(), GapsIn: c.gapsIn.Load(), SnapsIn: c.snapsIn.Load(),
+		OriginsExpired: c.originsExpired.Load(), EntriesExpired: c.entriesExpired.Load(),
+		LinksUp: c.linksUp.Load(), LinksDown: c.linksDown.Load(), LocalChanges: c.localChanges.Load(),
+		ProtocolErrors: c.protocolErrors.Load(),
+	}
+}
+
+// Info is the "join" object of the INFO reply (registry.Info.Join).
+type Info struct {
+	Links   []LinkInfo   `json:"links"`
+	Origins []OriginInfo `json:"origins"`
+	Remote  int          `json:"remote_entries"` // entries learned from other servers
+	Stats
+}
+
+// LinkInfo describes one link (INFO).
+type LinkInfo struct {
+	Addr   string  `json:"addr,omitempty"`  // HOST:PORT, for links this server dialled
+	Dir    string  `json:"dir"`             // "out" (dialled by this server) or "in"
+	Peer   string  `json:"peer,omitempty"`  // the peer's server id, once known
+	Up     bool    `json:"up"`              // hellos exchanged
+	Synced bool    `json:"synced"`          // the peer's initial state applied
+	Since  float64 `json:"since,omitempty"` // seconds since it came up
+}
+
+// OriginInfo describes one origin this server holds entries of (INFO).
+type OriginInfo struct {
+	Origin  string  `json:"origin"`
+	Entries int     `json:"entries"`
+	Heard   float64 `json:"heard"` // seconds since its beat was last heard
+}
+
+// ParseInfo decodes INFO's "join" object (registry.Info.Join), as a
+// client sees it; nil when there is none.
+func ParseInfo(raw json.RawMessage) (*Info, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var ji Info
+	if err := json.Unmarshal(raw, &ji); err != nil {
+		return nil, fmt.Errorf("join: INFO's join object: %w", err)
+	}
+	return &ji, nil
+}
+
+// Info is INFO's "join" object, nil while this server neither joins nor
+// is joined (registry.Replicator).
+func (j *Join) Info(now time.Time) any {
+	if len(j.links) == 0 && len(j.dialers) == 0 && len(j.origins) == 0 {
+		return nil
+	}
+	ji := &Info{Links: []LinkInfo{}, Origins: []OriginInfo{}, Remote: j.h.RemoteEntries(), Stats: j.Stats()}
+	seen := map[*dialer]bool{}
+	for l := range j.links {
+		li := LinkInfo{Dir: "in", Peer: l.peer, Up: l.state.up(), Synced: l.state == StateSynced}
+		if d := l.tr.dialer(); d != nil {
+			li.Dir, li.Addr = "out", d.addr
+			seen[d] = true
+		}
+		if li.Up {
+			li.Since = now.Sub(l.since).Seconds()
+		}
+		ji.Links = append(ji.Links, li)
+	}
+	for _, d := range j.dialers {
+		if !seen[d] && !d.closed {
+			ji.Links = append(ji.Links, LinkInfo{Dir: "out", Addr: d.addr})
+		}
+	}
+	slices.SortFunc(ji.Links, func(a, b LinkInfo) int {
+		return strings.Compare(a.Dir+a.Addr+a.Peer, b.Dir+b.Addr+b.Peer)
+	})
+	for id, o := range j.origins {
+		ji.Origins = append(ji.Origins, OriginInfo{Origin: id, Entries: j.h.Entries(id), Heard: now.Sub(o.heard).Seconds()})
+	}
+	slices.SortFunc(ji.Origins, func(a, b OriginInfo) int { return strings.Compare(a.Origin, b.Origin) })
+	return ji
+}

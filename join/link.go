@@ -1,0 +1,761 @@
+package join
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/zmtp"
+)
+
+var syncFrame = []byte(registry.VerbSync)
+
+// LinkState is where a link is in its life (PROTOCOL.md, "A link's life").
+type LinkState uint8
+
+// Link states.
+const (
+	// StateHello: waiting for the peer's hello (a dialled link sent its own).
+	StateHello LinkState = iota
+	// StateRehello: a reset came too soon after our hello; say it again
+	// at the next tick.
+	StateRehello
+	// StateSyncing: hellos exchanged, changes flow; the peer's initial
+	// state is still arriving.
+	StateSyncing
+	// StateSynced: the peer's ready arrived.
+	StateSynced
+	// StateDown: dropped; a dialled link is dialled again as a new link.
+	StateDown
+)
+
+func (s LinkState) String() string {
+	switch s {
+	case StateHello:
+		return "hello"
+	case StateRehello:
+		return "rehello"
+	case StateSyncing:
+		return "syncing"
+	case StateSynced:
+		return "synced"
+	case StateDown:
+		return "down"
+	}
+	return "LinkState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// up reports whether hellos were exchanged: changes flow.
+func (s LinkState) up() bool { return s == StateSyncing || s == StateSynced }
+
+// transport is how a link's messages leave: the server's ROUTER for a link
+// another server dialled (inbound), a DEALER session of its own for one
+// this server dialled. The protocol is the same either way.
+type transport interface {
+	// send queues one SYNC body without blocking; zmtp.ErrHostUnreachable
+	// when the peer is gone.
+	send(body []byte) error
+	// dialer is the dialler of a link this server dialled, nil for inbound.
+	dialer() *dialer
+	// end is called once when the link goes down.
+	end()
+}
+
+// inbound is the transport of a link another server dialled: the server's
+// ROUTER, addressed by the routing id.
+type inbound struct {
+	j   *Join
+	env [][]byte // the envelope our messages carry (routing id)
+	rid string
+	l   *link
+}
+
+func (t *inbound) send(body []byte) error { return t.j.h.Send(t.env, syncFrame, body) }
+func (t *inbound) dialer() *dialer        { return nil }
+func (t *inbound) end() {
+	if t.j.byRID[t.rid] == t.l {
+		delete(t.j.byRID, t.rid)
+	}
+}
+
+// link is one link with a peer, as the loop holds it.
+type link struct {
+	tr      transport
+	state   LinkState
+	peer    string // the peer's server id, from its hello
+	heard   time.Time
+	since   time.Time
+	helloAt time.Time
+	timeout time.Duration
+	max     int64             // the largest message the peer accepts
+	peerSeq map[string]uint64 // what the peer holds of each origin, as far as we know
+	snap    *snapBuild
+	batch   []byte // the delta message being filled
+	nbatch  int
+	queued  bool // in Join.dirty
+}
+
+type snapBuild struct {
+	origin         string
+	seq, beat, age uint64
+	next           int64
+	entries        map[string]registry.RemoteEntry
+	dropped        int
+}
+
+func (l *link) name() string {
+	if d := l.tr.dialer(); d != nil {
+		return d.addr
+	}
+	return "inbound"
+}
+
+// budget is the size of the messages we build for l.
+func (l *link) budget(own int64) int {
+	m := own
+	if l.max > 0 && l.max < m {
+		m = l.max
+	}
+	return int(max(m-512, 512))
+}
+
+func (j *Join) newLink(now time.Time) *link {
+	return &link{heard: now, timeout: j.cfg.Timeout, peerSeq: map[string]uint64{}}
+}
+
+// addLink makes a link on tr, held by the loop.
+func (j *Join) addLink(tr transport, now time.Time) *link {
+	l := j.newLink(now)
+	l.tr = tr
+	j.links[l] = struct{}{}
+	return l
+}
+
+// Sync handles a SYNC message of the ROUTER (registry.Replicator): link
+// traffic from a server that joined us. On a connection that is no link,
+// a hello starts one, any other link message gets reset, and what is no
+// link message at all gets an ERR reply (a client sent SYNC).
+func (j *Join) Sync(env [][]byte, frames [][]byte, now time.Time) *registry.Error {
+	l := j.byRID[string(env[0])]
+	if l != nil {
+		if len(frames) != 1 {
+			j.stats.protocolErrors.Add(1)
+			return nil
+		}
+		j.linkRecv(l, frames[0], now)
+		return nil
+	}
+	if len(frames) != 1 {
+		j.stats.protocolErrors.Add(1)
+		return &registry.Error{Code: registry.CodeBadRequest, Message: fmt.Sprintf("SYNC has %d frames after the verb: want 1 (join link traffic between servers, PROTOCOL.md \"Join\")", len(frames))}
+	}
+	m, _, err := ParseMsg(frames[0])
+	if err != nil {
+		j.stats.protocolErrors.Add(1)
+		return &registry.Error{Code: registry.CodeBadRequest, Message: fmt.Sprintf("SYNC is join link traffic between servers: %v", err)}
+	}
+	h, ok := m.(Hello)
+	if !ok {
+		j.stats.protocolErrors.Add(1)
+		switch m.(type) {
+		case Reset, Refuse:
+			// Answers themselves: answering them could ping-pong.
+		default:
+			j.h.Send(env, syncFrame, Reset{Error: "no such link: say hello"}.Append(nil))
+		}
+		return nil
+	}
+	if len(j.byRID) >= maxInboundLinks {
+		j.h.Send(env, syncFrame, Refuse{Error: "too many links"}.Append(nil))
+		return nil
+	}
+	t := &inbound{j: j, rid: string(env[0])}
+	for _, f := range env {
+		t.env = append(t.env, bytes.Clone(f))
+	}
+	l = j.addLink(t, now)
+	t.l = l
+	j.byRID[t.rid] = l
+	j.linkHandle(l, h, len(frames[0]), now)
+	return nil
+}
+
+func (j *Join) linkRecv(l *link, body []byte, now time.Time) {
+	m, _, err := ParseMsg(body)
+	if err != nil {
+		j.stats.protocolErrors.Add(1)
+		j.warnEvery("bad:"+l.peer, "join: malformed message from a peer", "peer", l.peer, "link", l.name(), "err", err)
+		l.heard = now
+		return
+	}
+	j.linkHandle(l, m, len(body), now)
+}
+
+func wireSize(n int) int64 {
+	h := 2
+	if n > 255 {
+		h = 9
+	}
+	return int64(2 + len(syncFrame) + h + n)
+}
+
+// linkHandle handles one message of a link.
+func (j *Join) linkHandle(l *link, m Msg, size int, now time.Time) {
+	l.heard = now
+	j.stats.msgsIn.Add(1)
+	j.stats.bytesIn.Add(wireSize(size))
+	switch m := m.(type) {
+	case Hello:
+		j.onHello(l, m, now)
+	case Ready:
+		if l.state == StateSyncing {
+			l.state = StateSynced
+			j.stats.linksUp.Add(1)
+			if d := l.tr.dialer(); d != nil {
+				d.up.Store(true) // the dialler's backoff starts over
+				j.log.Info("join: linked", "peer", d.addr, "server", l.peer)
+				if j.cfg.OnLink != nil {
+					j.cfg.OnLink(LinkEvent{Addr: d.addr, Peer: l.peer, Up: true})
+				}
+			} else {
+				j.log.Info("join: a server joined", "server", l.peer)
+			}
+		}
+	case Tick:
+		if l.state.up() {
+			j.onDigest(l, m.Digest, true, now)
+		}
+	case Snap:
+		if l.state.up() {
+			j.onSnap(l, m, now)
+		}
+	case Delta:
+		if l.state.up() {
+			j.onDelta(l, m.Changes, now)
+		}
+	case Want:
+		if l.state.up() {
+			for i, o := range m.Origins {
+				if i >= maxOrigins {
+					break
+				}
+				j.sendSnap(l, o, now)
+			}
+		}
+	case Reset:
+		// Only a dialler gets resets: the peer lost our link (it restarted).
+		if l.tr.dialer() != nil {
+			l.state, l.snap = StateHello, nil
+			if now.Sub(l.helloAt) >= j.cfg.Interval {
+				j.sendHello(l, now)
+			} else {
+				l.state = StateRehello
+			}
+		}
+	case Refuse:
+		if d := l.tr.dialer(); d != nil {
+			j.log.Error("join: the peer refused the link; not dialling it again", "peer", d.addr, "reason", m.Error)
+			j.giveUp(d)
+		}
+		j.linkDown(l, "refused: "+m.Error)
+	}
+}
+
+// giveUp stops dialling d for good.
+func (j *Join) giveUp(d *dialer) {
+	d.closed = true
+	d.close()
+	delete(j.dialers, d.addr)
+}
+
+func (j *Join) onHello(l *link, m Hello, now time.Time) {
+	if !checkID(m.Server) {
+		j.stats.protocolErrors.Add(1)
+		j.linkDown(l, "hello without a valid server id")
+		return
+	}
+	if m.Server == j.self {
+		// Ourselves, through another address, or a server with our id.
+		j.linkWrite(l, Refuse{Error: "same server id " + j.self}.Append(nil), nil)
+		if d := l.tr.dialer(); d != nil {
+			j.log.Error("join: the peer has this server's id (joined itself?); not dialling it again", "peer", d.addr, "server", m.Server)
+			j.giveUp(d)
+		}
+		j.linkDown(l, "same server id")
+		return
+	}
+	l.peer = m.Server
+	l.max = m.Max
+	if l.max != 0 && l.max < 1024 {
+		l.max = 1024
+	}
+	if iv := secondsToDuration(m.Interval); iv > 0 {
+		l.timeout = max(j.cfg.Timeout, 3*iv)
+	}
+	l.state, l.snap, l.since = StateSyncing, nil, now
+	clear(l.peerSeq)
+	l.batch, l.nbatch = l.batch[:0], 0
+	if l.tr.dialer() == nil { // the dialler speaks first; the other answers
+		j.sendHello(l, now)
+	}
+	j.onDigest(l, m.Digest, false, now)
+	// Send what the peer lacks or holds older; then say we are done.
+	if ps, ok := l.peerSeq[j.self]; !ok || ps < j.seq {
+		j.sendSnap(l, j.self, now)
+	}
+	for id, o := range j.origins {
+		if ps, ok := l.peerSeq[id]; !ok || ps < o.seq {
+			j.sendSnap(l, id, now)
+		}
+	}
+	j.linkWrite(l, Ready{}.Append(nil), &j.stats.tickBytesOut)
+}
+
+func secondsToDuration(s float64) time.Duration {
+	if s != s || s <= 0 {
+		return 0
+	}
+	if s > float64(1<<62)/float64(time.Second) {
+		return time.Duration(1 << 62)
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+func (j *Join) sendHello(l *link, now time.Time) {
+	l.helloAt = now
+	if l.state == StateRehello {
+		l.state = StateHello
+	}
+	for _, m := range j.digestMsgs(TypeHello, now) {
+		j.linkWrite(l, m, &j.stats.tickBytesOut)
+	}
+}
+
+// onDigest takes a peer's digest: liveness of origins, what the peer holds,
+// and (want) a request for the snapshots of origins it holds newer.
+func (j *Join) onDigest(l *link, dg Digest, want bool, now time.Time) {
+	var wants []string
+	for id, d := range dg {
+		if !checkID(id) {
+			j.stats.protocolErrors.Add(1)
+			continue
+		}
+		if id == j.self {
+			j.selfSeen(d, now)
+			continue
+		}
+		l.peerSeq[id] = d.Seq
+		if t, ok := j.tombs[id]; ok && d.Beat <= t.beat {
+			continue
+		}
+		age := time.Duration(min(d.Age, uint64(time.Hour/time.Millisecond))) * time.Millisecond
+		o := j.origins[id]
+		if o != nil {
+			o.hear(d.Beat, age, now)
+		}
+		if !want || age > j.cfg.Grace || o != nil && d.Seq <= o.seq {
+			continue
+		}
+		if o == nil && len(j.origins) >= maxOrigins {
+			j.warnEvery("origins", "join: too many origins; ignoring new ones", "limit", maxOrigins)
+			continue
+		}
+		if t, ok := j.wantAt[id]; ok && now.Sub(t) < j.cfg.Timeout {
+			continue
+		}
+		j.wantAt[id] = now
+		wants = append(wants, id)
+	}
+	j.sendWant(l, wants)
+}
+
+func (j *Join) sendWant(l *link, wants []string) {
+	if len(wants) == 0 {
+		return
+	}
+	j.stats.wantsOut.Add(int64(len(wants)))
+	j.linkSend(l, Want{Origins: wants}.Append(nil), &j.stats.tickBytesOut)
+}
+
+// selfSeen handles news of our own id from a peer: if it holds a higher
+// seq or beat than ours, an earlier run of this server with the same id
+// (and a clock set back), or another server with our id, left it: we move
+// our clock past it and send our state again, which then wins.
+func (j *Join) selfSeen(d DigestItem, now time.Time) {
+	if d.Seq <= j.seq && d.Beat <= j.beat {
+		return
+	}
+	j.warnEvery("selfid", "join: peers hold a newer state under this server's id (another server with the same id, or a restart with the clock set back); taking the id over")
+	j.clock = max(j.clock, d.Seq, d.Beat)
+	j.beat = j.next()
+	if d.Seq > j.seq {
+		j.seq = j.next()
+		for l := range j.links {
+			if l.state.up() {
+				j.sendSnap(l, j.self, now)
+			}
+		}
+	}
+}
+
+func (j *Join) onSnap(l *link, m Snap, now time.Time) {
+	if !checkID(m.Origin) {
+		j.stats.protocolErrors.Add(1)
+		l.snap = nil
+		return
+	}
+	if m.Part == 0 {
+		l.snap = &snapBuild{origin: m.Origin, seq: m.Seq, beat: m.Beat, age: m.Age, next: 1, entries: map[string]registry.RemoteEntry{}}
+	} else if sb := l.snap; sb == nil || sb.origin != m.Origin || sb.seq != m.Seq || sb.next != m.Part {
+		j.stats.protocolErrors.Add(1)
+		l.snap = nil
+		return
+	} else {
+		sb.next++
+	}
+	sb := l.snap
+	if m.Origin != j.self {
+		for _, raw := range m.Entries {
+			e, err := j.h.ParseEntry(raw, m.Origin)
+			if err != nil {
+				j.stats.protocolErrors.Add(1)
+				j.warnEvery("entry:"+l.peer, "join: a peer sent an invalid entry; skipping it", "peer", l.peer, "err", err)
+				continue
+			}
+			if len(sb.entries) >= j.h.MaxEntries() {
+				sb.dropped++
+				continue
+			}
+			sb.entries[e.Instance()] = e
+		}
+	}
+	if m.More {
+		return
+	}
+	l.snap = nil
+	if sb.dropped > 0 {
+		j.warnEvery("snapfull", "join: a snapshot holds more than max entries; dropping the excess", "origin", sb.origin, "dropped", sb.dropped)
+	}
+	j.applySnap(l, sb, now)
+}
+
+func (j *Join) applySnap(l *link, sb *snapBuild, now time.Time) {
+	id := sb.origin
+	if sb.seq > l.peerSeq[id] {
+		l.peerSeq[id] = sb.seq
+	}
+	if id == j.self {
+		j.selfSeen(DigestItem{Seq: sb.seq, Beat: sb.beat}, now)
+		return
+	}
+	if t, ok := j.tombs[id]; ok && sb.beat <= t.beat {
+		return
+	}
+	age := time.Duration(min(sb.age, uint64(time.Hour/time.Millisecond))) * time.Millisecond
+	o := j.origins[id]
+	if o == nil {
+		if age > j.cfg.Grace {
+			return
+		}
+		if len(j.origins) >= maxOrigins {
+			j.warnEvery("origins", "join: too many origins; ignoring new ones", "limit", maxOrigins)
+			return
+		}
+		o = &origin{id: id, beat: sb.beat, heard: now.Add(-age)}
+		j.origins[id] = o
+		delete(j.tombs, id)
+	} else {
+		o.hear(sb.beat, age, now)
+		if sb.seq <= o.seq {
+			return
+		}
+	}
+	var gone []string
+	j.h.EachEntry(id, func(inst string, _ []byte) {
+		if _, ok := sb.entries[inst]; !ok {
+			gone = append(gone, inst)
+		}
+	})
+	for _, inst := range gone {
+		j.h.DeleteRemote(id, inst, registry.EventDeregister)
+	}
+	for _, e := range sb.entries {
+		j.setRemote(e)
+	}
+	o.seq = sb.seq
+	delete(j.wantAt, id)
+	j.stats.snapsIn.Add(1)
+	for l2 := range j.links {
+		if l2 != l && l2.state.up() {
+			if ps, ok := l2.peerSeq[id]; !ok || ps < o.seq {
+				j.sendSnap(l2, id, now)
+			}
+		}
+	}
+}
+
+// setRemote stores a copy, warning when the registry is full.
+func (j *Join) setRemote(e registry.RemoteEntry) {
+	if err := j.h.SetRemote(e); err != nil {
+		j.warnEvery("full", "join: entries from other servers reach max entries; dropping the excess",
+			"max_entries", j.h.MaxEntries(), "origin", e.Origin())
+	}
+}
+
+func (j *Join) onDelta(l *link, cs []Change, now time.Time) {
+	var wants []string
+	for i := range cs {
+		c := &cs[i]
+		if !checkID(c.Origin) {
+			j.stats.protocolErrors.Add(1)
+			continue
+		}
+		if c.Seq > l.peerSeq[c.Origin] {
+			l.peerSeq[c.Origin] = c.Seq
+		}
+		if c.Origin == j.self {
+			if c.Seq > j.seq {
+				j.selfSeen(DigestItem{Seq: c.Seq}, now)
+			}
+			continue
+		}
+		o := j.origins[c.Origin]
+		switch {
+		case o != nil && c.Seq <= o.seq:
+			j.stats.dupsIn.Add(1)
+			continue
+		case o == nil || c.Prev != o.seq:
+			j.stats.gapsIn.Add(1)
+			if t, ok := j.wantAt[c.Origin]; (!ok || now.Sub(t) >= j.cfg.Timeout) && !j.isTomb(c.Origin) {
+				j.wantAt[c.Origin] = now
+				wants = append(wants, c.Origin)
+			}
+			continue
+		}
+		switch c.Op {
+		case OpSet:
+			e, err := j.h.ParseEntry(c.Entry, o.id)
+			if err != nil {
+				j.stats.protocolErrors.Add(1)
+				j.warnEvery("entry:"+l.peer, "join: a peer sent an invalid entry; skipping it", "peer", l.peer, "err", err)
+				break
+			}
+			j.setRemote(e)
+			c.Entry = e.JSON()
+		case OpDeregister, OpExpire:
+			typ := registry.EventDeregister
+			if c.Op == OpExpire {
+				typ = registry.EventExpire
+			}
+			if checkID(c.Instance) {
+				j.h.DeleteRemote(o.id, c.Instance, typ)
+			}
+		}
+		// Unknown operations move the seq on and are passed on: newer
+		// servers further on may know them.
+		o.seq = c.Seq
+		j.stats.changesIn.Add(1)
+		j.forward(c, l)
+	}
+	j.sendWant(l, wants)
+}
+
+func (j *Join) isTomb(id string) bool {
+	_, ok := j.tombs[id]
+	return ok
+}
+
+// forward queues a change for every up link but from (where it came
+// from) and those whose peer already holds it.
+func (j *Join) forward(c *Change, from *link) {
+	var enc []byte
+	for l := range j.links {
+		if l == from || !l.state.up() {
+			continue
+		}
+		if ps, ok := l.peerSeq[c.Origin]; ok && ps >= c.Seq {
+			continue
+		}
+		if enc == nil {
+			enc = c.Append(j.scratch[:0])
+			j.scratch = enc
+		}
+		l.peerSeq[c.Origin] = c.Seq
+		j.linkQueue(l, enc)
+	}
+}
+
+// linkQueue adds an encoded change to l's delta message (Delta.Append's
+// bytes, built piecewise), flushed at the end of the loop's iteration or
+// when full.
+func (j *Join) linkQueue(l *link, enc []byte) {
+	if l.nbatch > 0 && len(l.batch)+len(enc)+3 > l.budget(j.h.MaxRequestBytes()) {
+		j.linkFlush(l)
+	}
+	if l.nbatch == 0 {
+		l.batch = append(l.batch[:0], `{"t":"delta","changes":[`...)
+	} else {
+		l.batch = append(l.batch, ',')
+	}
+	l.batch = append(l.batch, enc...)
+	l.nbatch++
+	if !l.queued {
+		l.queued = true
+		j.dirty = append(j.dirty, l)
+	}
+}
+
+// linkFlush sends l's pending delta message.
+func (j *Join) linkFlush(l *link) {
+	l.queued = false
+	if l.nbatch == 0 {
+		return
+	}
+	n := l.nbatch
+	l.batch = append(l.batch, "]}"...)
+	l.nbatch = 0
+	if j.linkWrite(l, l.batch, &j.stats.deltaBytesOut) {
+		j.stats.deltaMsgsOut.Add(1)
+		j.stats.changesOut.Add(int64(n))
+	}
+	l.batch = l.batch[:0]
+}
+
+// linkSend sends a message after the changes queued before it.
+func (j *Join) linkSend(l *link, body []byte, counter *atomic.Int64) bool {
+	j.linkFlush(l)
+	return j.linkWrite(l, body, counter)
+}
+
+// linkWrite sends one message on l without blocking: a peer that is gone
+// or too far behind does not get it (a gap it will ask to fill).
+func (j *Join) linkWrite(l *link, body []byte, counter *atomic.Int64) bool {
+	if l.state == StateDown {
+		return false
+	}
+	if err := l.tr.send(body); err != nil {
+		j.stats.dropped.Add(1)
+		if errors.Is(err, zmtp.ErrHostUnreachable) {
+			j.linkDown(l, "the peer disconnected")
+		} else {
+			j.warnEvery("drop:"+l.peer, "join: a peer is too slow: dropping link messages (it will ask again)", "peer", l.peer, "link", l.name())
+		}
+		return false
+	}
+	w := wireSize(len(body))
+	j.stats.msgsOut.Add(1)
+	j.stats.bytesOut.Add(w)
+	if counter != nil {
+		counter.Add(w)
+	}
+	return true
+}
+
+// sendSnap sends the whole state of origin id on l, in parts that fit the
+// peer's message size limit (Snap.Append's bytes, built piecewise).
+func (j *Join) sendSnap(l *link, id string, now time.Time) {
+	var seq, beat, age uint64
+	if id == j.self {
+		seq, beat = j.seq, j.beat
+	} else {
+		o := j.origins[id]
+		if o == nil {
+			return
+		}
+		seq, beat = o.seq, o.beat
+		age = uint64(max(now.Sub(o.heard), 0).Milliseconds())
+	}
+	var list [][]byte
+	var insts []string
+	j.h.EachEntry(id, func(inst string, enc []byte) {
+		list = append(list, enc)
+		insts = append(insts, inst)
+	})
+	j.linkFlush(l)
+	budget := l.budget(j.h.MaxRequestBytes())
+	var part int64
+	head := func(b []byte) []byte {
+		b = append(b[:0], `{"t":"snap","origin":`...)
+		b = appendJSONString(b, id)
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, seq, 10)
+		b = append(b, `,"beat":`...)
+		b = strconv.AppendUint(b, beat, 10)
+		b = append(b, `,"age":`...)
+		b = strconv.AppendUint(b, age, 10)
+		b = append(b, `,"part":`...)
+		b = strconv.AppendInt(b, part, 10)
+		return append(b, `,"entries":[`...)
+	}
+	write := func(b []byte) bool {
+		if !j.linkWrite(l, b, &j.stats.snapBytesOut) {
+			return false
+		}
+		j.stats.snapPartsOut.Add(1)
+		return true
+	}
+	b := head(j.scratch)
+	n := 0
+	for i, enc := range list {
+		if len(enc)+200 > budget {
+			j.warnEvery("big:"+l.peer, "join: an entry is too large for the peer's message limit; not sending it",
+				"peer", l.peer, "instance", insts[i], "bytes", len(enc))
+			continue
+		}
+		if n > 0 && len(b)+len(enc)+16 > budget {
+			b = append(b, `],"more":true}`...)
+			if !write(b) {
+				j.scratch = b
+				return
+			}
+			part++
+			b = head(b)
+			n = 0
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, enc...)
+		n++
+	}
+	b = append(b, "]}"...)
+	ok := write(b)
+	j.scratch = b
+	if ok {
+		j.stats.snapsOut.Add(1)
+		if seq > l.peerSeq[id] {
+			l.peerSeq[id] = seq
+		}
+	}
+}
+
+// linkDown drops a link; one this server dialled is dialled again. The
+// entries learned through it stay: they expire when their origin's beat is
+// not heard for the grace period, by this link or any other.
+func (j *Join) linkDown(l *link, reason string) {
+	if l.state == StateDown {
+		return
+	}
+	wasUp, synced := l.state.up(), l.state == StateSynced
+	l.state = StateDown
+	delete(j.links, l)
+	l.tr.end()
+	d := l.tr.dialer()
+	if !wasUp {
+		j.log.Debug("join: link attempt ended", "link", l.name(), "reason", reason)
+		if d != nil && !d.closed {
+			j.warnEvery("unreachable:"+d.addr, "join: no answer from the peer; dialling it again with backoff",
+				"peer", d.addr, "reason", reason)
+		}
+		return
+	}
+	j.stats.linksDown.Add(1)
+	j.log.Warn("join: link down", "link", l.name(), "server", l.peer, "reason", reason)
+	if d != nil && synced && j.cfg.OnLink != nil {
+		j.cfg.OnLink(LinkEvent{Addr: d.addr, Peer: l.peer, Up: false, Reason: reason})
+	}
+}
