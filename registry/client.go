@@ -15,11 +15,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/netaddr"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
 // DefaultEndpoint is where clients find the registry unless told otherwise.
-const DefaultEndpoint = "tcp://127.0.0.1:8420"
+const DefaultEndpoint = netaddr.DefaultEndpoint
+
+// Defaults of ClientConfig's fields.
+const (
+	DefaultClientTimeout     = 5 * time.Second
+	DefaultReconnectInterval = 250 * time.Millisecond
+	DefaultDialTimeout       = 2 * time.Second
+	DefaultWatchBuffer       = 4096
+)
 
 // ClientConfig configures a Client. The zero value is usable: every field
 // says its default, applied when the field is zero.
@@ -63,17 +72,39 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	setDefault(&c.Timeout, 5*time.Second)
+	setDefault(&c.Timeout, DefaultClientTimeout)
 	if c.Token == "" {
 		c.Token = randomHex(16)
 	}
-	setDefault(&c.ReconnectInterval, 250*time.Millisecond)
+	setDefault(&c.ReconnectInterval, DefaultReconnectInterval)
 	if c.Picker == nil {
 		c.Picker = RoundRobin()
 	}
-	setDefault(&c.DialTimeout, 2*time.Second)
-	setDefault(&c.WatchBuffer, 4096)
+	setDefault(&c.DialTimeout, DefaultDialTimeout)
+	setDefault(&c.WatchBuffer, DefaultWatchBuffer)
 	return c
+}
+
+// Validate reports the first bad field of c (after defaults), by its Go
+// field name.
+func (c ClientConfig) Validate() error {
+	c = c.withDefaults()
+	if err := checkToken(c.Token); err != nil {
+		return fmt.Errorf("registry: client config: Token: %s", err.Message)
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"Timeout", int64(c.Timeout)}, {"HeartbeatInterval", int64(c.HeartbeatInterval)},
+		{"ReconnectInterval", int64(c.ReconnectInterval)}, {"DialTimeout", int64(c.DialTimeout)},
+		{"WatchBuffer", int64(c.WatchBuffer)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("registry: client config: %s is negative", f.name)
+		}
+	}
+	return nil
 }
 
 // Client is a registry client: it registers services and keeps them alive,
@@ -116,10 +147,10 @@ type result struct {
 // the background: requests made before the server is up wait for it (within
 // their timeout).
 func NewClient(cfg ClientConfig) (*Client, error) {
-	cfg = cfg.withDefaults()
-	if err := checkToken(cfg.Token); err != nil {
-		return nil, fmt.Errorf("registry: client token: %s", err.Message)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	sock, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Options{
 		Logger:               slog.New(quieter{cfg.Logger.Handler()}),
 		ReconnectInterval:    min(100*time.Millisecond, cfg.ReconnectInterval),

@@ -127,8 +127,8 @@ func setDefault[T int | int64 | time.Duration](p *T, def T) {
 	}
 }
 
-// Verify reports the first inconsistent setting of c (after defaults).
-func (c Config) Verify() error {
+// Validate reports the first inconsistent setting of c (after defaults).
+func (c Config) Validate() error {
 	c = c.withDefaults()
 	if err := checkID("server id", c.ServerID); err != nil {
 		return fmt.Errorf("registry: config: %s", err.Message)

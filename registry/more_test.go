@@ -147,7 +147,7 @@ func TestConfigVerify(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.says)
 		}
 	}
-	if err := (registry.Config{}).Verify(); err != nil {
+	if err := (registry.Config{}).Validate(); err != nil {
 		t.Fatalf("zero Config: %v", err)
 	}
 }

@@ -109,7 +109,7 @@ var (
 
 // NewServer makes a server with cfg; Bind it to endpoints, then Serve.
 func NewServer(cfg Config) (*Server, error) {
-	if err := cfg.Verify(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hydra-net/hydra/internal/portshare"
 	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/tunnel"
@@ -44,9 +44,9 @@ func newKey(t testing.TB) secure.KeyPair {
 	return kp
 }
 
-// node is a registry server sharing its port with tunnels, and its
-// Tunnels, in this process.
-type node struct {
+// testNode is a whole server with tunnels (package node) in this process,
+// and a registry client of it.
+type testNode struct {
 	srv  *registry.Server
 	tun  *tunnel.Tunnels
 	kp   secure.KeyPair
@@ -54,63 +54,37 @@ type node struct {
 	cl   *registry.Client
 }
 
-// startNode runs a server with tunnels cfg (ServerID and Static set here).
-func startNode(t testing.TB, kp secure.KeyPair, cfg tunnel.Config) *node {
+// startNode runs a node with key pair kp and tunnels cfg (cfg.Allow becomes
+// the node's Allow; short redials unless cfg sets them).
+func startNode(t testing.TB, kp secure.KeyPair, cfg tunnel.Config) *testNode {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := testLogger(t)
-	ps, err := portshare.New(ln, portshare.Config{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := registry.NewServer(registry.Config{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.BindListener(ps.ZMTP()); err != nil {
-		t.Fatal(err)
-	}
-	sdone := make(chan error, 1)
-	go func() { sdone <- srv.Serve(context.Background()) }()
-	reg, err := tunnel.NewClientRegistry(registry.ClientConfig{Endpoint: srv.Endpoint(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ServerID = srv.ID()
-	cfg.Static = kp
-	cfg.Logger = log
 	if cfg.RedialMax == 0 {
 		cfg.RedialMax = 500 * time.Millisecond
 	}
 	if cfg.RedialMin == 0 {
 		cfg.RedialMin = 50 * time.Millisecond
 	}
-	tun, err := tunnel.New(cfg, reg)
+	allow := cfg.Allow
+	n, err := node.New(node.Config{Logger: log, Endpoint: "tcp://127.0.0.1:0", Keys: &kp, Allow: allow, Tunnel: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tdone := make(chan error, 1)
-	go func() { tdone <- tun.Run(ctx, ps.Tunnels()) }()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-tdone; err != nil {
-			t.Errorf("Tunnels.Run: %v", err)
+		if err := <-done; err != nil {
+			t.Errorf("node.Run: %v", err)
 		}
-		reg.Close()
-		srv.Close()
-		<-sdone
-		ps.Close()
 	})
-	cl, err := registry.NewClient(registry.ClientConfig{Endpoint: srv.Endpoint(), Logger: log})
+	cl, err := registry.NewClient(registry.ClientConfig{Endpoint: n.Endpoint(), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cl.Close() })
-	return &node{srv: srv, tun: tun, kp: kp, addr: ln.Addr().String(), cl: cl}
+	return &testNode{srv: n.Server(), tun: n.Tunnels(), kp: kp, addr: n.Addr(), cl: cl}
 }
 
 // echoServer accepts connections and echoes them until EOF, then

@@ -3,69 +3,10 @@ package main
 import (
 	"flag"
 	"fmt"
-	"log/slog"
 
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/zmtp"
 )
-
-// serverSecurity is the ZMTP port's mechanism: CURVE with this server's key
-// when --curve is set (nil: NULL). Its own key is always allowed, so that
-// the server's tunnels can be its clients.
-func (ts *tunnelSetup) serverSecurity() func() zmtp.Mechanism {
-	if ts == nil || !ts.curve {
-		return nil
-	}
-	own := ts.kp.Public
-	auth := ts.cfg.Allow
-	return secure.CurveServer(ts.kp, secure.AuthorizerFunc(func(k secure.PublicKey) bool {
-		return k == own || auth != nil && auth.Authorize(k)
-	}))
-}
-
-// joinSecurity makes the CURVE client of each --join link, with the key
-// given for that peer (--join-key, in the order of --join). Peers joined at
-// run time have no key here: they are dialled with NULL, which a CURVE
-// server refuses.
-func (ts *tunnelSetup) joinSecurity(peers, keys []string) (func(addr string) func() zmtp.Mechanism, error) {
-	if ts == nil || !ts.curve {
-		if len(keys) > 0 {
-			return nil, usagef("--join-key needs --curve (and --key-file)")
-		}
-		return nil, nil
-	}
-	if len(keys) != len(peers) {
-		return nil, usagef("%d --join and %d --join-key: with --curve, give each joined server's public key, in the same order", len(peers), len(keys))
-	}
-	byAddr := map[string]secure.PublicKey{}
-	for i, k := range keys {
-		pub, err := secure.ParsePublicKey(k)
-		if err != nil {
-			return nil, usagef("--join-key %q: %v", k, err)
-		}
-		byAddr[peers[i]] = pub
-	}
-	kp := ts.kp
-	return func(addr string) func() zmtp.Mechanism {
-		if pub, ok := byAddr[addr]; ok {
-			return secure.CurveClient(kp, pub)
-		}
-		return nil
-	}, nil
-}
-
-// reload re-reads --allow-file (on SIGHUP).
-func (ts *tunnelSetup) reload(log *slog.Logger) {
-	if ts == nil || ts.allow == nil {
-		log.Info("SIGHUP: no --allow-file to reload")
-		return
-	}
-	if err := ts.allow.Reload(); err != nil {
-		log.Error("SIGHUP: allow-list not reloaded; the old one stays", "file", ts.allow.Path(), "err", err)
-		return
-	}
-	log.Info("SIGHUP: allow-list reloaded", "file", ts.allow.Path(), "keys", ts.allow.Len())
-}
 
 // clientKeyFlags are the client commands' CURVE flags, for a server run
 // with --curve.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/secure"
 )
 
 // joinFlags are the server's join flags (serve.go defines them).
@@ -39,19 +40,6 @@ func (f *joinFlags) config(joined func(addr string)) join.Config {
 		},
 		// Security (CURVE per peer) is set by serve from --join-key.
 	}
-}
-
-// joinFlagError names the flags of a join.Config field in a Validate error.
-func joinFlagError(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "join: config: ")
-	for _, r := range [][2]string{
-		{"MaxPeers", "the limit of joined servers"}, {"Peers", "--join"},
-		{"Interval", "--join-interval"}, {"Timeout", "--join-timeout"}, {"Grace", "--join-grace"},
-	} {
-		msg = strings.ReplaceAll(msg, r[0]+" ", r[1]+" ")
-		msg = strings.ReplaceAll(msg, r[0]+":", r[1]+":")
-	}
-	return msg
 }
 
 // joinList is the repeatable --join flag.
@@ -111,4 +99,27 @@ func joinCmd(ctx context.Context, io stdio, args []string) error {
 		}
 	}
 	return nil
+}
+
+// pinnedKeys pairs each --join with its --join-key (in order), for CURVE
+// join links (--curve).
+func (f *joinFlags) pinnedKeys(curve bool) (map[string]secure.PublicKey, error) {
+	if !curve {
+		if len(f.keys) > 0 {
+			return nil, usagef("--join-key needs --curve (and --key-file)")
+		}
+		return nil, nil
+	}
+	if len(f.keys) != len(f.peers.addrs) {
+		return nil, usagef("%d --join and %d --join-key: with --curve, give each joined server's public key, in the same order", len(f.peers.addrs), len(f.keys))
+	}
+	keys := map[string]secure.PublicKey{}
+	for i, k := range f.keys {
+		pub, err := secure.ParsePublicKey(k)
+		if err != nil {
+			return nil, usagef("--join-key %q: %v", k, err)
+		}
+		keys[f.peers.addrs[i]] = pub
+	}
+	return keys, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -12,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/registry"
 )
 
@@ -93,72 +94,65 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := registry.Config{
-		Logger: log, ServerID: f.serverID,
-		MaxEntries: f.maxEntries, MaxEntriesPerClient: f.maxPerClient, MaxMetadataBytes: f.maxMeta,
-		MaxRequestBytes: f.maxRequest, DefaultTTL: f.defaultTTL, MinTTL: f.minTTL, MaxTTL: f.maxTTL,
-		MaxWatches: f.maxWatches, MaxWatchesPerPeer: f.maxWatchesPeer, MaxListPage: f.maxListPage, WatchKeepalive: f.keepalive, Static: f.static.svcs,
+	cfg := node.Config{Logger: log, Endpoint: ep,
+		Registry: registry.Config{ServerID: f.serverID,
+			MaxEntries: f.maxEntries, MaxEntriesPerClient: f.maxPerClient, MaxMetadataBytes: f.maxMeta,
+			MaxRequestBytes: f.maxRequest, DefaultTTL: f.defaultTTL, MinTTL: f.minTTL, MaxTTL: f.maxTTL,
+			MaxWatches: f.maxWatches, MaxWatchesPerPeer: f.maxWatchesPeer, MaxListPage: f.maxListPage,
+			WatchKeepalive: f.keepalive, Static: f.static.svcs},
+		Join: f.join.config(func(addr string) { fmt.Fprintf(io.out, "[Hydra Server] Joined with %s\n", addr) }),
 	}
-	if err := cfg.Verify(); err != nil {
-		return usagef("%v", strings.TrimPrefix(err.Error(), "registry: "))
+	if err := f.tunnel.apply(&cfg, f.host, f.proto); err != nil { // tunnel.go: keys, CURVE, tunnels
+		return err
 	}
-	jcfg := f.join.config(func(addr string) { fmt.Fprintf(io.out, "[Hydra Server] Joined with %s\n", addr) })
-	if err := jcfg.Validate(); err != nil {
-		return usagef("%v", joinFlagError(err))
+	if cfg.JoinKeys, err = f.join.pinnedKeys(f.tunnel.curve); err != nil { // join.go: --join-key
+		return err
 	}
-	tun, err := f.tunnel.setup(log, f.host, f.proto) // tunnel.go: nil without --key-file
+	if err := cfg.Validate(); err != nil {
+		return usagef("%s", flagError(err)) // nodeflags.go
+	}
+	n, err := node.New(cfg)
 	if err != nil {
 		return err
 	}
-	// curve.go: CURVE on the ZMTP port and on join links (--curve).
-	cfg.Security = tun.serverSecurity()
-	if jcfg.Security, err = tun.joinSecurity(f.join.peers.addrs, f.join.keys); err != nil {
-		return err
-	}
-	if cfg.Replicator, err = join.New(jcfg); err != nil {
-		return err
-	}
-	srv, err := registry.NewServer(cfg)
-	if err != nil {
-		return err
-	}
-	if err := tun.bind(srv, ep); err != nil { // tunnel.go: srv.Bind, or one port shared with tunnels
-		srv.Close()
-		return err
-	}
-	bound := strings.TrimPrefix(srv.Endpoint(), "tcp://")
+	bound := strings.TrimPrefix(n.Endpoint(), "tcp://")
 	fmt.Fprintf(io.out, "[Hydra Server] Bound to %s\n", bound)
-	if f.proto == "tcp" && !loopback(f.host) && cfg.Security == nil {
+	if f.proto == "tcp" && !loopback(f.host) && !n.Secure() {
 		log.Warn("bound beyond loopback without CURVE keys: anyone who can reach this address can register, change and look up services; bind 127.0.0.1 or configure keys",
 			"address", bound)
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background()) }()
-	if err := tun.start(srv); err != nil { // tunnel.go
-		srv.Close()
-		<-done
-		return err
-	}
+	go func() { done <- n.Run(runCtx) }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
-			tun.reload(log) // curve.go: re-read --allow-file
+			reload(log, n)
 		case err := <-done:
-			tun.stop()
 			return err
 		case <-ctx.Done():
 			stop() // a second signal kills the process
 			log.Info("shutting down", "reason", context.Cause(ctx))
-			tun.stop() // tunnel.go: deregister proxies while the server still serves
-			srv.Close()
-			if err := <-done; !errors.Is(err, registry.ErrClosed) {
-				return err
-			}
-			return nil // a signal before Serve even started is still a clean stop
+			cancel() // node.Run: tunnels withdraw their proxies, then the registry stops
+			return <-done
 		}
+	}
+}
+
+// reload re-reads --allow-file (on SIGHUP); a bad file keeps the old list.
+func reload(log *slog.Logger, n *node.Node) {
+	reloaded, err := n.Reload()
+	switch {
+	case !reloaded:
+		log.Info("SIGHUP: no --allow-file to reload")
+	case err != nil:
+		log.Error("SIGHUP: allow-list not reloaded; the old one stays", "err", err)
+	default:
+		log.Info("SIGHUP: allow-list reloaded")
 	}
 }
 

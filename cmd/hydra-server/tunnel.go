@@ -1,23 +1,17 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/netaddr"
-	"github.com/hydra-net/hydra/internal/portshare"
 	"github.com/hydra-net/hydra/mux"
-	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/tunnel"
-	"github.com/hydra-net/hydra/zmtp"
 )
 
 // tunnelFlags are the server's key and tunnel flags (serve.go defines
@@ -53,189 +47,66 @@ func (f *tunnelFlags) define(fs *flag.FlagSet) {
 	fs.DurationVar(&f.keepalive, "tunnel-keepalive", tunnel.DefaultKeepAlive, "ping a tunnel silent this long; the peer is dead after 3× this without a byte")
 }
 
-// tunnelSetup is what serve needs of the tunnel flags: nil when no key
-// file is given (then the port is plain ZMTP, as before).
-type tunnelSetup struct {
-	cfg       tunnel.Config
-	clientSec func() zmtp.Mechanism // how the tunnels' client talks to its own server
-	kp        secure.KeyPair
-	allow     *secure.AllowList // --allow-file, reloaded on SIGHUP
-	curve     bool
-	ps        *portshare.Listener
-	reg       *tunnel.ClientRegistry
-	cancel    context.CancelFunc
-	done      chan error
-}
-
-// setup checks the flags and loads the keys; host is the server's --host
-// (proxy listeners bind it).
-func (f *tunnelFlags) setup(log *slog.Logger, host, proto string) (*tunnelSetup, error) {
+// apply checks the key and tunnel flags, loads the keys and sets them in
+// cfg; host is the server's --host (proxy listeners bind it).
+func (f *tunnelFlags) apply(cfg *node.Config, host, proto string) error {
 	if len(f.remotes) != len(f.keys) {
-		return nil, usagef("%d --tunnel and %d --remote-key: give one key per tunnel, in the same order", len(f.remotes), len(f.keys))
+		return usagef("%d --tunnel and %d --remote-key: give one key per tunnel, in the same order", len(f.remotes), len(f.keys))
 	}
 	if f.keyFile == "" {
 		if f.curve || f.allowAny {
-			return nil, usagef("--curve and --allow-any-key need --key-file (this server's key pair; hydra-server keygen makes one)")
+			return usagef("--curve and --allow-any-key need --key-file (this server's key pair; hydra-server keygen makes one)")
 		}
 		if len(f.remotes) > 0 || f.allowFile != "" {
-			return nil, usagef("--tunnel and --allow-file need --key-file (this server's key pair; hydra-server keygen makes one)")
+			return usagef("--tunnel and --allow-file need --key-file (this server's key pair; hydra-server keygen makes one)")
 		}
-		return nil, nil
+		return nil
 	}
 	if proto != "tcp" && (len(f.remotes) > 0 || f.allowFile != "" || f.allowAny) {
-		return nil, usagef("tunnels need --proto tcp")
+		return usagef("tunnels need --proto tcp")
+	}
+	if f.allowAny && f.allowFile != "" {
+		return usagef("--allow-any-key and --allow-file exclude each other")
 	}
 	kp, err := secure.LoadKeyPair(f.keyFile)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ts := &tunnelSetup{kp: kp, curve: f.curve}
-	cfg := tunnel.Config{Static: kp, Logger: log, ProxyHost: host,
-		Mux: mux.Config{StreamWindow: uint32(f.window), MaxStreams: f.maxStreams, AcceptBacklog: f.backlog,
-			KeepAliveInterval: f.keepalive}}
-	if f.allowFile != "" {
+	cfg.Keys, cfg.Curve = &kp, f.curve
+	switch {
+	case f.allowFile != "":
 		al, err := secure.LoadAllowList(f.allowFile)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cfg.Allow = al
-		ts.allow = al
-	}
-	if f.allowAny {
-		if f.allowFile != "" {
-			return nil, usagef("--allow-any-key and --allow-file exclude each other")
-		}
+	case f.allowAny:
 		cfg.Allow = secure.AllowAny()
 	}
-	if f.curve {
-		// Tunnels talk to their own server as a client: with CURVE on,
-		// with the server's own key, which serverSecurity always allows.
-		ts.clientSec = secure.CurveClient(kp, kp.Public)
-	}
+	cfg.Tunnel = tunnel.Config{ProxyHost: host,
+		Mux: mux.Config{StreamWindow: uint32(f.window), MaxStreams: f.maxStreams, AcceptBacklog: f.backlog,
+			KeepAliveInterval: f.keepalive}}
 	for i, r := range f.remotes {
 		key, err := secure.ParsePublicKey(f.keys[i])
 		if err != nil {
-			return nil, usagef("--remote-key %q: %v", f.keys[i], err)
+			return usagef("--remote-key %q: %v", f.keys[i], err)
 		}
 		addr, err := netaddr.ParseHostPort(r)
 		if err != nil {
-			return nil, usagef("--tunnel: %v", err)
+			return usagef("--tunnel: %v", err)
 		}
-		cfg.Remotes = append(cfg.Remotes, tunnel.Remote{Addr: addr, Key: key})
+		cfg.Tunnel.Remotes = append(cfg.Tunnel.Remotes, tunnel.Remote{Addr: addr, Key: key})
 	}
 	if f.ports != "" {
 		lo, hi, ok := strings.Cut(f.ports, "-")
 		a, err1 := strconv.Atoi(lo)
 		b, err2 := strconv.Atoi(hi)
 		if !ok || err1 != nil || err2 != nil {
-			return nil, usagef("--tunnel-ports %q: want MIN-MAX", f.ports)
+			return usagef("--tunnel-ports %q: want MIN-MAX", f.ports)
 		}
-		cfg.PortMin, cfg.PortMax = a, b
+		cfg.Tunnel.PortMin, cfg.Tunnel.PortMax = a, b
 	}
-	// The server's id is known once it is made; start sets it.
-	check := cfg
-	check.ServerID = "pending"
-	if err := check.Validate(); err != nil {
-		var ce *tunnel.ConfigError
-		if errors.As(err, &ce) {
-			flag := tunnelFlagOf[ce.Field]
-			if ce.Field == "Mux" {
-				flag = muxFlag(ce.Reason, flag)
-			}
-			if flag == "" {
-				flag = ce.Field
-			}
-			return nil, usagef("%s: %s", flag, ce.Reason)
-		}
-		return nil, usagef("%v", err)
-	}
-	ts.cfg = cfg
-	return ts, nil
-}
-
-// tunnels reports whether any tunnel is configured, out (--tunnel) or in
-// (--allow-file, --allow-any-key).
-func (ts *tunnelSetup) tunnels() bool {
-	return ts != nil && (len(ts.cfg.Remotes) > 0 || ts.cfg.Allow != nil)
-}
-
-// bind binds the server: with tunnels on, through a listener that hands
-// ZMTP peers to the server and tunnels to Tunnels (one port for both).
-func (ts *tunnelSetup) bind(srv *registry.Server, ep string) error {
-	if !ts.tunnels() || !strings.HasPrefix(ep, "tcp://") {
-		return srv.Bind(ep)
-	}
-	ln, err := zmtp.Listen(ep)
-	if err != nil {
-		return err
-	}
-	ts.ps, err = portshare.New(ln, portshare.Config{Logger: ts.cfg.Logger})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	return srv.BindListener(ts.ps.ZMTP())
-}
-
-// start runs the tunnels once the server serves.
-func (ts *tunnelSetup) start(srv *registry.Server) error {
-	if !ts.tunnels() {
-		return nil
-	}
-	reg, err := tunnel.NewClientRegistry(registry.ClientConfig{Endpoint: srv.Endpoint(), Security: ts.clientSec, Logger: ts.cfg.Logger})
-	if err != nil {
-		return err
-	}
-	ts.cfg.ServerID = srv.ID()
-	tun, err := tunnel.New(ts.cfg, reg)
-	if err != nil {
-		reg.Close()
-		return err
-	}
-	ts.reg = reg
-	ctx, cancel := context.WithCancel(context.Background())
-	ts.cancel, ts.done = cancel, make(chan error, 1)
-	var in net.Listener
-	if ts.cfg.Allow != nil {
-		in = ts.ps.Tunnels()
-	}
-	go func() { ts.done <- tun.Run(ctx, in) }()
 	return nil
-}
-
-// stop closes the tunnels and deregisters their proxies (the server must
-// still be serving).
-func (ts *tunnelSetup) stop() {
-	if ts == nil || ts.cancel == nil {
-		return
-	}
-	ts.cancel()
-	if err := <-ts.done; err != nil && !errors.Is(err, context.Canceled) {
-		ts.cfg.Logger.Warn("tunnel: stopped", "err", err)
-	}
-	ts.reg.Close()
-}
-
-// tunnelFlagOf names the flag behind each tunnel.Config field that
-// setup fills from flags.
-var tunnelFlagOf = map[string]string{
-	"Static":  "--key-file",
-	"Remotes": "--tunnel",
-	"PortMin": "--tunnel-ports",
-	"Mux":     "--tunnel-window, --tunnel-max-streams, --tunnel-backlog or --tunnel-keepalive",
-}
-
-// muxFlag returns the flag behind the first mux.Config field that reason
-// (mux.VerifyConfig's error) names, or def.
-func muxFlag(reason, def string) string {
-	at := len(reason)
-	for _, m := range [][2]string{{"StreamWindow", "--tunnel-window"}, {"MaxStreams", "--tunnel-max-streams"},
-		{"AcceptBacklog", "--tunnel-backlog"}, {"KeepAliveInterval", "--tunnel-keepalive"}, {"LivenessTimeout", "--tunnel-keepalive"}} {
-		if i := strings.Index(reason, m[0]); i >= 0 && i < at {
-			at, def = i, m[1]
-		}
-	}
-	return def
 }
 
 // listFlag is a repeatable string flag; a value (from $HYDRA_* or the
@@ -252,7 +123,19 @@ func (l *listFlag) Set(v string) error {
 // sizeFlag is a byte count with an optional K, M or G suffix (KiB ...).
 type sizeFlag int64
 
-func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
+// String writes the size with the largest suffix that divides it: 8M, not 8388608.
+func (s *sizeFlag) String() string {
+	n := int64(*s)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
 
 func (s *sizeFlag) Set(v string) error {
 	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(v)), "B"), "I")

@@ -18,8 +18,9 @@ const DefaultPort = 8420
 // DefaultHost is where a server binds and a client looks when not told.
 const DefaultHost = "127.0.0.1"
 
-// DefaultEndpoint is the ZMTP endpoint of a server on its defaults.
-var DefaultEndpoint = "tcp://" + net.JoinHostPort(DefaultHost, strconv.Itoa(DefaultPort))
+// DefaultEndpoint is the ZMTP endpoint of a server on its defaults:
+// DefaultHost and DefaultPort (a test keeps them in step).
+const DefaultEndpoint = "tcp://127.0.0.1:8420"
 
 // ErrEmpty is returned for an empty address.
 var ErrEmpty = errors.New("address is empty")

@@ -1,6 +1,16 @@
 package netaddr
 
-import "testing"
+import (
+	"net"
+	"strconv"
+	"testing"
+)
+
+func TestDefaultEndpointIsDefaultHostAndPort(t *testing.T) {
+	if want := "tcp://" + net.JoinHostPort(DefaultHost, strconv.Itoa(DefaultPort)); DefaultEndpoint != want {
+		t.Fatalf("DefaultEndpoint %q, want %q", DefaultEndpoint, want)
+	}
+}
 
 func TestParseHostPort(t *testing.T) {
 	good := map[string]string{

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hydra-net/hydra/internal/portshare"
+	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/tunnel"
@@ -174,84 +174,43 @@ func Tunnel(ctx context.Context, cfg TunnelConfig) (Result, error) {
 	return res, nil
 }
 
-// tunnelNode is a registry server sharing its port with tunnels, and its
-// Tunnels, in this process.
+// tunnelNode is a whole server with tunnels (package node) in this
+// process, and a registry client of it.
 type tunnelNode struct {
-	ln     net.Listener
-	sl     *portshare.Listener
-	srv    *registry.Server
-	reg    *tunnel.ClientRegistry
-	sdone  chan error
+	n      *node.Node
 	cancel context.CancelFunc
-	tdone  chan error
+	done   chan error
 	cl     *registry.Client
 }
 
-func startTunnelNode(tcfg tunnel.Config, streams int) (*tunnelNode, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	n := &tunnelNode{ln: ln}
-	if n.sl, err = portshare.New(ln, portshare.Config{}); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	n.srv, err = registry.NewServer(registry.Config{})
-	if err != nil {
-		n.sl.Close()
-		return nil, err
-	}
-	if err := n.srv.BindListener(n.sl.ZMTP()); err != nil {
-		n.srv.Close()
-		n.sl.Close()
-		return nil, err
-	}
-	n.sdone = make(chan error, 1)
-	go func() { n.sdone <- n.srv.Serve(context.Background()) }()
-
+// startTunnelNode runs a node on a free loopback port with kp, allow (may
+// be nil) and tcfg's remotes.
+func startTunnelNode(kp secure.KeyPair, allow secure.Authorizer, tcfg tunnel.Config, streams int) (*tunnelNode, error) {
 	tcfg.RedialMin, tcfg.RedialMax = 50*time.Millisecond, 500*time.Millisecond
 	// Room for every stream of the bench, the echo and the control stream.
 	tcfg.Mux.MaxStreams = max(tunnel.DefaultMaxStreams, streams+8)
-	tcfg.ServerID = n.srv.ID()
-	if n.reg, err = tunnel.NewClientRegistry(registry.ClientConfig{Endpoint: n.srv.Endpoint()}); err != nil {
-		n.stopServer()
-		return nil, err
-	}
-	tun, err := tunnel.New(tcfg, n.reg)
+	n, err := node.New(node.Config{Endpoint: "tcp://127.0.0.1:0", Keys: &kp, Allow: allow, Tunnel: tcfg})
 	if err != nil {
-		n.reg.Close()
-		n.stopServer()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel, n.tdone = cancel, make(chan error, 1)
-	go func() { n.tdone <- tun.Run(ctx, n.sl.Tunnels()) }()
-
-	n.cl, err = registry.NewClient(registry.ClientConfig{Endpoint: n.srv.Endpoint()})
-	if err != nil {
-		n.close()
+	tn := &tunnelNode{n: n, cancel: cancel, done: make(chan error, 1)}
+	go func() { tn.done <- n.Run(ctx) }()
+	if tn.cl, err = registry.NewClient(registry.ClientConfig{Endpoint: n.Endpoint()}); err != nil {
+		tn.close()
 		return nil, err
 	}
-	return n, nil
+	return tn, nil
 }
 
-func (n *tunnelNode) stopServer() {
-	n.srv.Close()
-	<-n.sdone
-	n.sl.Close()
-}
-
-// close stops the client, the tunnels (which deregister their proxies),
-// then the server.
-func (n *tunnelNode) close() {
-	if n.cl != nil {
-		n.cl.Close()
+// close stops the client, then the node (its tunnels withdraw their
+// proxies before its registry stops).
+func (tn *tunnelNode) close() {
+	if tn.cl != nil {
+		tn.cl.Close()
 	}
-	n.cancel()
-	<-n.tdone
-	n.reg.Close()
-	n.stopServer()
+	tn.cancel()
+	<-tn.done
 }
 
 // tunnelPair is two nodes, A dialling B.
@@ -267,12 +226,12 @@ func startTunnelPair(cfg TunnelConfig) (*tunnelPair, error) {
 		return nil, err
 	}
 	streams := cfg.Concurrency + 1
-	b, err := startTunnelNode(tunnel.Config{Static: kb, Allow: secure.NewAllowList(ka.Public)}, streams)
+	b, err := startTunnelNode(kb, secure.NewAllowList(ka.Public), tunnel.Config{}, streams)
 	if err != nil {
 		return nil, err
 	}
-	a, err := startTunnelNode(tunnel.Config{Static: ka,
-		Remotes: []tunnel.Remote{{Addr: b.ln.Addr().String(), Key: kb.Public}}}, streams)
+	a, err := startTunnelNode(ka, nil, tunnel.Config{
+		Remotes: []tunnel.Remote{{Addr: b.n.Addr(), Key: kb.Public}}}, streams)
 	if err != nil {
 		b.close()
 		return nil, err

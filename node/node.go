@@ -1,0 +1,295 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/hydra-net/hydra/internal/netaddr"
+	"github.com/hydra-net/hydra/internal/portshare"
+	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/tunnel"
+	"github.com/hydra-net/hydra/zmtp"
+)
+
+// Config is everything a running server is made of. The zero value is a
+// registry on 127.0.0.1:8420 with NULL security, no join peers (joining
+// servers are accepted) and no tunnels.
+type Config struct {
+	// Logger receives every part's events. Default: discard.
+	Logger *slog.Logger
+
+	// Endpoint is where the registry listens: tcp://HOST:PORT or
+	// ipc://PATH. Tunnels share a tcp:// port. Default tcp://127.0.0.1:8420.
+	Endpoint string
+
+	// Registry configures the registry server. Node sets its Logger (when
+	// nil), Security (from Keys, Curve and Allow) and Replicator (join).
+	Registry registry.Config
+
+	// Join configures replication with other servers. Node sets its
+	// Security from JoinKeys when Curve is on.
+	Join join.Config
+
+	// Keys is this server's key pair: its identity on tunnels and, with
+	// Curve, on the ZMTP port. Default nil: no tunnels, no CURVE.
+	Keys *secure.KeyPair
+	// Allow decides which peer keys are accepted: servers opening tunnels
+	// to this one and, with Curve, ZMTP clients. Default nil: nobody.
+	Allow secure.Authorizer
+	// Curve runs CURVE on the ZMTP port with Keys. Default false (NULL).
+	Curve bool
+	// JoinKeys pins the public key of each joined server (by the HOST:PORT
+	// join.ParseAddr gives) for CURVE join links; with Curve, every peer of
+	// Join.Peers needs one. Default none.
+	JoinKeys map[string]secure.PublicKey
+
+	// Tunnel configures tunnels; they run when Keys is set and there are
+	// Tunnel.Remotes to dial or an Allow to accept with. Node sets its
+	// Static key, Allow, ServerID and Logger. Default: no remotes.
+	Tunnel tunnel.Config
+}
+
+// ConfigError is a problem with a Config, naming the field by its path in
+// Config ("Join.Grace", "Tunnel.Remotes"): cmd/hydra-server maps paths to
+// flag names.
+type ConfigError struct {
+	Field string // path of the field in Config
+	Err   error  // the part's own error, naming its fields by their Go names
+}
+
+func (e *ConfigError) Error() string { return "node: " + e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Endpoint == "" {
+		c.Endpoint = netaddr.DefaultEndpoint
+	}
+	if c.Registry.Logger == nil {
+		c.Registry.Logger = c.Logger
+	}
+	return c
+}
+
+// tunnels reports whether tunnels run: keys, and something to dial or accept.
+func (c Config) tunnels() bool {
+	return c.Keys != nil && (len(c.Tunnel.Remotes) > 0 || c.Allow != nil)
+}
+
+// Validate reports the first problem of c as a *ConfigError.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if !strings.HasPrefix(c.Endpoint, "tcp://") && !strings.HasPrefix(c.Endpoint, "ipc://") {
+		return &ConfigError{"Endpoint", fmt.Errorf("%q: want tcp://HOST:PORT or ipc://PATH", c.Endpoint)}
+	}
+	if err := c.Registry.Validate(); err != nil {
+		return &ConfigError{"Registry", err}
+	}
+	if err := c.Join.Validate(); err != nil {
+		return &ConfigError{"Join", err}
+	}
+	if c.Keys == nil {
+		switch {
+		case c.Curve:
+			return &ConfigError{"Curve", errors.New("needs Keys (this server's key pair)")}
+		case len(c.Tunnel.Remotes) > 0:
+			return &ConfigError{"Tunnel.Remotes", errors.New("need Keys (this server's key pair)")}
+		case c.Allow != nil:
+			return &ConfigError{"Allow", errors.New("needs Keys (this server's key pair)")}
+		}
+	}
+	if len(c.JoinKeys) > 0 && !c.Curve {
+		return &ConfigError{"JoinKeys", errors.New("need Curve (join links are CURVE only when the port is)")}
+	}
+	if c.Curve {
+		for _, p := range c.Join.Peers {
+			addr, err := join.ParseAddr(p)
+			if err != nil {
+				return &ConfigError{"Join.Peers", err}
+			}
+			if _, ok := c.JoinKeys[addr]; !ok {
+				return &ConfigError{"JoinKeys", fmt.Errorf("no key for join peer %s: with Curve each needs its public key", addr)}
+			}
+		}
+	}
+	if c.tunnels() && !strings.HasPrefix(c.Endpoint, "tcp://") {
+		return &ConfigError{"Endpoint", fmt.Errorf("%q: tunnels need a tcp:// endpoint", c.Endpoint)}
+	}
+	if c.Keys != nil { // checked even when no tunnel runs yet: a mistake is a mistake
+		t := c.tunnelConfig("validate")
+		if err := t.Validate(); err != nil {
+			return &ConfigError{"Tunnel", err}
+		}
+	}
+	return nil
+}
+
+func (c Config) tunnelConfig(serverID string) tunnel.Config {
+	t := c.Tunnel
+	t.Static, t.Allow, t.ServerID = *c.Keys, c.Allow, serverID
+	if t.Logger == nil {
+		t.Logger = c.Logger
+	}
+	return t
+}
+
+// Node is one running server, made by New and run by Run.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	srv   *registry.Server
+	join  *join.Join
+	share *portshare.Listener // nil without tunnels
+	tun   *tunnel.Tunnels     // nil without tunnels
+}
+
+// New checks cfg, builds the server and binds its port (so Endpoint is
+// known, with the real port of a :0), but serves nothing until Run.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	rcfg := cfg.Registry
+	jcfg := cfg.Join
+	if cfg.Curve {
+		rcfg.Security = secure.CurveServer(*cfg.Keys, cfg.Allow)
+		kp, keys := *cfg.Keys, cfg.JoinKeys
+		jcfg.Security = func(addr string) func() zmtp.Mechanism {
+			if pub, ok := keys[addr]; ok {
+				return secure.CurveClient(kp, pub)
+			}
+			return nil
+		}
+	}
+	var err error
+	if n.join, err = join.New(jcfg); err != nil {
+		return nil, err
+	}
+	rcfg.Replicator = n.join
+	if n.srv, err = registry.NewServer(rcfg); err != nil {
+		return nil, err
+	}
+	if err := n.bind(); err != nil {
+		n.srv.Close()
+		return nil, err
+	}
+	if cfg.tunnels() {
+		if n.tun, err = tunnel.New(cfg.tunnelConfig(n.srv.ID()), n.srv.Local()); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// bind binds the registry: with tunnels, through a listener that hands ZMTP
+// peers to the registry and tunnel handshakes to the tunnels (one port).
+func (n *Node) bind() error {
+	if !n.cfg.tunnels() {
+		return n.srv.Bind(n.cfg.Endpoint)
+	}
+	ln, err := zmtp.Listen(n.cfg.Endpoint)
+	if err != nil {
+		return err
+	}
+	if n.share, err = portshare.New(ln, portshare.Config{Logger: n.log}); err != nil {
+		ln.Close()
+		return err
+	}
+	return n.srv.BindListener(n.share.ZMTP())
+}
+
+// Endpoint is the registry's endpoint, with the real port.
+func (n *Node) Endpoint() string { return n.srv.Endpoint() }
+
+// Addr is HOST:PORT of a tcp:// endpoint (the path of an ipc:// one).
+func (n *Node) Addr() string {
+	_, rest, _ := strings.Cut(n.Endpoint(), "://")
+	return rest
+}
+
+// Server is the registry server.
+func (n *Node) Server() *registry.Server { return n.srv }
+
+// Join is the join replicator.
+func (n *Node) Join() *join.Join { return n.join }
+
+// Tunnels is the tunnel manager, nil when tunnels are off.
+func (n *Node) Tunnels() *tunnel.Tunnels { return n.tun }
+
+// Secure reports whether the ZMTP port runs CURVE.
+func (n *Node) Secure() bool { return n.cfg.Curve }
+
+// Run serves until ctx ends (or the registry stops by itself), then stops
+// gracefully: tunnels first, withdrawing their proxies while the registry
+// still serves, then the registry, flushing its replies. It returns nil
+// after a stop that ctx asked for. Run may be called once.
+func (n *Node) Run(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- n.srv.Serve(context.Background()) }()
+	var tunCancel context.CancelFunc = func() {}
+	tunDone := make(chan error, 1)
+	if n.tun != nil {
+		var tctx context.Context
+		tctx, tunCancel = context.WithCancel(context.Background())
+		var in net.Listener
+		if n.cfg.Allow != nil {
+			in = n.share.Tunnels()
+		}
+		go func() { tunDone <- n.tun.Run(tctx, in) }()
+	} else {
+		tunDone <- nil
+	}
+	var err error
+	select {
+	case err = <-served:
+		tunCancel()
+		if terr := <-tunDone; terr != nil && !errors.Is(terr, context.Canceled) {
+			n.log.Warn("tunnel: stopped", "err", terr)
+		}
+	case <-ctx.Done():
+		tunCancel()
+		if terr := <-tunDone; terr != nil && !errors.Is(terr, context.Canceled) {
+			n.log.Warn("tunnel: stopped", "err", terr)
+		}
+		n.srv.Close()
+		if err = <-served; errors.Is(err, registry.ErrClosed) {
+			err = nil // a stop before Serve even started is still a clean stop
+		}
+	}
+	n.close()
+	return err
+}
+
+// Close stops a node that never ran (Run stops it by itself).
+func (n *Node) Close() error {
+	n.close()
+	return nil
+}
+
+func (n *Node) close() {
+	n.srv.Close()
+	if n.share != nil {
+		n.share.Close()
+	}
+}
+
+// Reload re-reads what can change at run time: an allow-list backed by a
+// file (secure.AllowList), on SIGHUP.
+func (n *Node) Reload() (reloaded bool, err error) {
+	al, ok := n.cfg.Allow.(*secure.AllowList)
+	if !ok {
+		return false, nil
+	}
+	return true, al.Reload()
+}

@@ -1,0 +1,226 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/node"
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/tunnel"
+)
+
+// run starts n and returns a stop that ends Run and checks it returned nil.
+func run(t *testing.T, n *node.Node) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run after its context ended: %v, want nil", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func start(t *testing.T, cfg node.Config) *node.Node {
+	t.Helper()
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = "tcp://127.0.0.1:0"
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func client(t *testing.T, n *node.Node) *registry.Client {
+	t.Helper()
+	cl, err := registry.NewClient(registry.ClientConfig{Endpoint: n.Endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func key(t *testing.T) secure.KeyPair {
+	kp, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+func lookupN(t *testing.T, cl *registry.Client, name string, n int) []registry.Entry {
+	t.Helper()
+	var es []registry.Entry
+	testutil.Eventually(t, 10*time.Second, "lookup "+name, func() bool {
+		var err error
+		es, err = cl.Lookup(testutil.Context(t, time.Second), name)
+		return err == nil && len(es) == n
+	})
+	return es
+}
+
+// TestRegistryOnly: a node without keys is a registry; Run stops cleanly
+// and leaves no goroutine behind.
+func TestRegistryOnly(t *testing.T) {
+	base := runtime.NumGoroutine()
+	n := start(t, node.Config{})
+	if n.Tunnels() != nil || n.Secure() {
+		t.Fatal("a node without keys has tunnels or CURVE")
+	}
+	stop := run(t, n)
+	cl := client(t, n)
+	ctx := testutil.Context(t, 5*time.Second)
+	if _, err := cl.Register(ctx, registry.Service{Name: "web", Host: "10.0.0.5", Port: 80}); err != nil {
+		t.Fatal(err)
+	}
+	if es := lookupN(t, cl, "web", 1); es[0].Origin != n.Server().ID() {
+		t.Fatalf("entry origin %q, want the node's server id %q", es[0].Origin, n.Server().ID())
+	}
+	cl.Close()
+	stop()
+	testutil.CheckGoroutines(t, base)
+}
+
+// TestJoinedNodes: B joins A; what is registered on either is looked up on
+// both.
+func TestJoinedNodes(t *testing.T) {
+	a := start(t, node.Config{Join: join.Config{Interval: 100 * time.Millisecond}})
+	run(t, a)
+	joined := make(chan string, 1)
+	b := start(t, node.Config{Join: join.Config{Interval: 100 * time.Millisecond, Peers: []string{a.Addr()},
+		OnLink: func(ev join.LinkEvent) {
+			if ev.Up {
+				joined <- ev.Addr
+			}
+		}}})
+	run(t, b)
+	select {
+	case addr := <-joined:
+		if addr != a.Addr() {
+			t.Fatalf("joined %s, want %s", addr, a.Addr())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("B did not join A")
+	}
+	ca, cb := client(t, a), client(t, b)
+	ctx := testutil.Context(t, 5*time.Second)
+	if _, err := ca.Register(ctx, registry.Service{Name: "on-a", Host: "10.0.0.1", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.Register(ctx, registry.Service{Name: "on-b", Host: "10.0.0.2", Port: 2}); err != nil {
+		t.Fatal(err)
+	}
+	lookupN(t, cb, "on-a", 1)
+	lookupN(t, ca, "on-b", 1)
+}
+
+// TestTunnelProxiesLeaveFirst: A tunnels to B and gets a proxy for B's
+// service, through which bytes flow; when A stops, its watchers see the
+// proxy withdrawn (tunnels stop before the registry), not just the
+// connection drop.
+func TestTunnelProxiesLeaveFirst(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	ka, kb := key(t), key(t)
+	b := start(t, node.Config{Keys: &kb, Allow: secure.NewAllowList(ka.Public)})
+	run(t, b)
+	a := start(t, node.Config{Keys: &ka, Tunnel: tunnel.Config{
+		Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
+	stopA := run(t, a)
+
+	ctx := testutil.Context(t, 10*time.Second)
+	port := echo.Addr().(*net.TCPAddr).Port
+	if _, err := client(t, b).Register(ctx, registry.Service{Name: "echo", Host: "127.0.0.1", Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	ca := client(t, a)
+	proxy := lookupN(t, ca, "echo", 1)[0]
+	if proxy.Meta[tunnel.MetaPeer] == "" || proxy.Port == port {
+		t.Fatalf("A's entry for echo %+v is not a tunnel proxy", proxy)
+	}
+	c, err := net.Dial("tcp", proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("through the tunnel: %q, %v", buf, err)
+	}
+	c.Close()
+
+	events, err := ca.Watch(ctx, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-events // the sync event
+	go stopA()
+	for ev := range events {
+		if ev.Type == registry.EventDeregister && ev.Entry.Instance == proxy.Instance {
+			return
+		}
+	}
+	t.Fatal("A stopped without its watcher seeing the tunnel proxy deregistered")
+}
+
+// TestValidateNamesTheField: problems come as *ConfigError naming the field
+// path, so the command line can name its flag.
+func TestValidateNamesTheField(t *testing.T) {
+	kp := key(t)
+	other := key(t)
+	for _, c := range []struct {
+		cfg   node.Config
+		field string
+	}{
+		{node.Config{Endpoint: "udp://x:1"}, "Endpoint"},
+		{node.Config{Curve: true}, "Curve"},
+		{node.Config{Allow: secure.AllowAny()}, "Allow"},
+		{node.Config{Tunnel: tunnel.Config{Remotes: []tunnel.Remote{{Addr: "h:1", Key: other.Public}}}}, "Tunnel.Remotes"},
+		{node.Config{Keys: &kp, JoinKeys: map[string]secure.PublicKey{"h:8420": other.Public}}, "JoinKeys"},
+		{node.Config{Keys: &kp, Curve: true, Join: join.Config{Peers: []string{"h"}}}, "JoinKeys"},
+		{node.Config{Registry: registry.Config{MinTTL: time.Hour, MaxTTL: time.Minute}}, "Registry"},
+		{node.Config{Join: join.Config{Interval: time.Second, Timeout: time.Second}}, "Join"},
+		{node.Config{Keys: &kp, Allow: secure.AllowAny(), Endpoint: "ipc:///tmp/x.sock"}, "Endpoint"},
+	} {
+		err := c.cfg.Validate()
+		var ce *node.ConfigError
+		if !errors.As(err, &ce) || ce.Field != c.field {
+			t.Errorf("Validate(%+v) = %v, want a ConfigError on %s", c.cfg, err, c.field)
+		}
+	}
+	if err := (node.Config{}).Validate(); err != nil {
+		t.Errorf("the zero Config: %v", err)
+	}
+}
