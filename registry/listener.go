@@ -8,12 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/secure/noise"
 )
 
 // One port for ZMTP and tunnels (ARCHITECTURE: "One port"). A ZMTP peer's
 // greeting starts with 0xFF; a tunnel's preamble with 'H'
-// (secure.PreambleMagic). SharedListener peeks the first byte of each
+// (noise.PreambleMagic). SharedListener peeks the first byte of each
 // accepted connection, off the accept goroutine and under a deadline, and
 // hands the connection, that byte replayed, to the right layer.
 
@@ -25,7 +25,7 @@ const (
 
 // SharedListener splits one listener between ZMTP peers (ZMTP, for
 // Server.BindListener) and tunnels (Tunnels, for Tunnels.Serve or
-// secure.Responder.Listen). Connections starting with anything else are
+// noise.Responder.Listen). Connections starting with anything else are
 // closed. Close closes the inner listener and both halves.
 type SharedListener struct {
 	inner        net.Listener
@@ -122,7 +122,7 @@ func (s *SharedListener) sniff(nc net.Conn) {
 	switch {
 	case b[0] == 0xFF:
 		to = s.zmtp
-	case secure.IsTunnelPreamble(b[:]):
+	case noise.IsTunnelPreamble(b[:]):
 		to = s.tun
 	default:
 		s.log.Debug("registry: neither ZMTP nor a tunnel", "peer", nc.RemoteAddr(), "first_byte", b[0])

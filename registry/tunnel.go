@@ -17,6 +17,7 @@ import (
 
 	"github.com/hydra-net/hydra/mux"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/secure/noise"
 )
 
 // Tunnels: one outbound encrypted connection carries service information
@@ -106,8 +107,8 @@ type TunnelConfig struct {
 	// Remotes are the servers to keep tunnels to.
 	Remotes []TunnelRemote
 	// Cipher is the AEAD asked for on tunnels this server dials. Default
-	// secure.CipherAuto (AES-GCM with AES hardware, else ChaCha20-Poly1305).
-	Cipher secure.NoiseCipher
+	// noise.CipherAuto (AES-GCM with AES hardware, else ChaCha20-Poly1305).
+	Cipher noise.Cipher
 
 	// ProxyHost is the address proxy listeners bind. Default 127.0.0.1.
 	ProxyHost string
@@ -460,7 +461,7 @@ func (t *Tunnels) dialOnce(ctx context.Context, p *tunnelPeer, r TunnelRemote) (
 	if err != nil {
 		return false, err
 	}
-	conn, err := secure.Initiate(ctx, nc, &secure.NoiseConfig{Static: t.cfg.Static, RemoteKey: r.Key,
+	conn, err := noise.Initiate(ctx, nc, noise.Config{Static: t.cfg.Static, RemoteKey: r.Key,
 		Cipher: t.cfg.Cipher, HandshakeTimeout: t.cfg.DialTimeout, Logger: t.log})
 	if err != nil {
 		return false, fmt.Errorf("handshake: %w", err)
@@ -473,7 +474,7 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 	if t.cfg.Allow == nil {
 		t.log.Info("tunnel: no allow-list: inbound tunnels are refused")
 	}
-	resp, err := secure.NewResponder(&secure.NoiseConfig{Static: t.cfg.Static, Peers: t.cfg.Allow,
+	resp, err := noise.NewResponder(noise.Config{Static: t.cfg.Static, Peers: t.cfg.Allow,
 		HandshakeTimeout: t.cfg.DialTimeout, Logger: t.log})
 	if err != nil {
 		t.log.Error("tunnel: responder", "err", err)
@@ -504,7 +505,7 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 
 // serveLink runs one session over conn until it ends. up reports whether
 // the control stream came up (the link worked, whatever ended it).
-func (t *Tunnels) serveLink(ctx context.Context, p *tunnelPeer, conn *secure.Conn, initiator bool) (up bool, err error) {
+func (t *Tunnels) serveLink(ctx context.Context, p *tunnelPeer, conn *noise.Conn, initiator bool) (up bool, err error) {
 	mcfg := t.cfg.Mux
 	var sess *mux.Session
 	if initiator {

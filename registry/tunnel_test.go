@@ -16,6 +16,7 @@ import (
 
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/secure/noise"
 )
 
 // tunnelNode is a registry server sharing its port with tunnels, and its
@@ -494,7 +495,7 @@ func TestTunnelSecurity(t *testing.T) {
 		relay.mu.Lock()
 		rec := append([]byte(nil), relay.rec[0]...)
 		relay.mu.Unlock()
-		if len(rec) < secure.PreambleSize || !strings.HasPrefix(string(rec), secure.PreambleMagic) {
+		if len(rec) < noise.PreambleSize || !strings.HasPrefix(string(rec), noise.PreambleMagic) {
 			t.Fatalf("recorded %d bytes, not a handshake", len(rec))
 		}
 		// Replay what A sent, all at once, on a fresh connection.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/zmtp"
+	"github.com/hydra-net/hydra/zmtp/curve"
 )
 
 // serverSecurity is the ZMTP port's mechanism: CURVE with this server's key
@@ -18,7 +19,7 @@ func (ts *tunnelSetup) serverSecurity() func() zmtp.Mechanism {
 	}
 	own := ts.kp.Public
 	auth := ts.cfg.Allow
-	return secure.CurveServer(ts.kp, secure.AuthorizerFunc(func(k secure.PublicKey) bool {
+	return curve.Server(ts.kp, secure.AuthorizerFunc(func(k secure.PublicKey) bool {
 		return k == own || auth != nil && auth.Authorize(k)
 	}))
 }
@@ -48,7 +49,7 @@ func (ts *tunnelSetup) joinSecurity(peers, keys []string) (func(addr string) fun
 	kp := ts.kp
 	return func(addr string) func() zmtp.Mechanism {
 		if pub, ok := byAddr[addr]; ok {
-			return secure.CurveClient(kp, pub)
+			return curve.Client(kp, pub)
 		}
 		return nil
 	}, nil
@@ -100,5 +101,5 @@ func (f *clientKeyFlags) security() (func() zmtp.Mechanism, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client key: %w", err)
 	}
-	return secure.CurveClient(kp, pub), nil
+	return curve.Client(kp, pub), nil
 }

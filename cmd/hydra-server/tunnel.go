@@ -15,6 +15,7 @@ import (
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/zmtp"
+	"github.com/hydra-net/hydra/zmtp/curve"
 )
 
 // tunnelFlags are the server's key and tunnel flags (serve.go defines
@@ -105,7 +106,7 @@ func (f *tunnelFlags) setup(log *slog.Logger, host, proto string) (*tunnelSetup,
 	if f.curve {
 		// Tunnels talk to their own server as a client: with CURVE on,
 		// with the server's own key, which serverSecurity always allows.
-		cfg.Client.Security = secure.CurveClient(kp, kp.Public)
+		cfg.Client.Security = curve.Client(kp, kp.Public)
 	}
 	for i, r := range f.remotes {
 		key, err := secure.ParsePublicKey(f.keys[i])

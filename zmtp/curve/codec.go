@@ -1,9 +1,11 @@
-package secure
+package curve
 
 import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/hydra-net/hydra/secure"
 )
 
 // The CURVE commands of rfc.zeromq.org spec 26 (CurveZMQ over ZMTP). The
@@ -14,7 +16,7 @@ import (
 // whole command frame body as MessageCipher.Open receives it. Fixed-size
 // commands of any other length are refused, like wireguard-go does, and
 // every length is checked before use. Short input returns
-// io.ErrUnexpectedEOF wrapped in ErrCurveCommand.
+// io.ErrUnexpectedEOF wrapped in ErrCommand.
 const (
 	cmdHello    = "HELLO"
 	cmdWelcome  = "WELCOME"
@@ -49,27 +51,27 @@ const (
 )
 
 func shortErr(what string, n, want int) error {
-	return fmt.Errorf("%w: %s body of %d bytes, want %d: %w", ErrCurveCommand, what, n, want, io.ErrUnexpectedEOF)
+	return fmt.Errorf("%w: %s body of %d bytes, want %d: %w", ErrCommand, what, n, want, io.ErrUnexpectedEOF)
 }
 
-// curveHello is a HELLO: the client's short-term key C' and a box of 64
+// helloCmd is a HELLO: the client's short-term key C' and a box of 64
 // zero bytes from C' to the server's long-term key S, proving the client
 // knows S.
-type curveHello struct {
+type helloCmd struct {
 	Major, Minor byte
 	Padding      [72]byte // zeros from every known client; not checked, as in libzmq
-	ClientShort  PublicKey
+	ClientShort  secure.PublicKey
 	Nonce        uint64
 	Box          [80]byte
 }
 
-func parseHello(b []byte) (curveHello, error) {
-	var h curveHello
+func parseHello(b []byte) (helloCmd, error) {
+	var h helloCmd
 	if len(b) < helloBody {
 		return h, shortErr(cmdHello, len(b), helloBody)
 	}
 	if len(b) != helloBody {
-		return h, fmt.Errorf("%w: HELLO body of %d bytes, want exactly %d", ErrCurveCommand, len(b), helloBody)
+		return h, fmt.Errorf("%w: HELLO body of %d bytes, want exactly %d", ErrCommand, len(b), helloBody)
 	}
 	h.Major, h.Minor = b[0], b[1]
 	copy(h.Padding[:], b[2:74])
@@ -79,7 +81,7 @@ func parseHello(b []byte) (curveHello, error) {
 	return h, nil
 }
 
-func (h *curveHello) append(dst []byte) []byte {
+func (h *helloCmd) append(dst []byte) []byte {
 	dst = append(dst, h.Major, h.Minor)
 	dst = append(dst, h.Padding[:]...)
 	dst = append(dst, h.ClientShort[:]...)
@@ -87,41 +89,41 @@ func (h *curveHello) append(dst []byte) []byte {
 	return append(dst, h.Box[:]...)
 }
 
-// curveWelcome is a WELCOME: a long nonce and a box from S to C' holding
+// welcomeCmd is a WELCOME: a long nonce and a box from S to C' holding
 // the server's short-term key S' and the cookie.
-type curveWelcome struct {
+type welcomeCmd struct {
 	Nonce [16]byte
 	Box   [144]byte
 }
 
-func parseWelcome(b []byte) (curveWelcome, error) {
-	var w curveWelcome
+func parseWelcome(b []byte) (welcomeCmd, error) {
+	var w welcomeCmd
 	if len(b) < welcomeBody {
 		return w, shortErr(cmdWelcome, len(b), welcomeBody)
 	}
 	if len(b) != welcomeBody {
-		return w, fmt.Errorf("%w: WELCOME body of %d bytes, want exactly %d", ErrCurveCommand, len(b), welcomeBody)
+		return w, fmt.Errorf("%w: WELCOME body of %d bytes, want exactly %d", ErrCommand, len(b), welcomeBody)
 	}
 	copy(w.Nonce[:], b[:16])
 	copy(w.Box[:], b[16:])
 	return w, nil
 }
 
-func (w *curveWelcome) append(dst []byte) []byte {
+func (w *welcomeCmd) append(dst []byte) []byte {
 	return append(append(dst, w.Nonce[:]...), w.Box[:]...)
 }
 
-// curveInitiate is an INITIATE: the cookie sent back, a short nonce and a
+// initiateCmd is an INITIATE: the cookie sent back, a short nonce and a
 // box from C' to S' holding the client's long-term key C, its vouch and
 // its metadata.
-type curveInitiate struct {
+type initiateCmd struct {
 	Cookie [cookieSize]byte
 	Nonce  uint64
 	Box    []byte // aliases the parsed input
 }
 
-func parseInitiate(b []byte) (curveInitiate, error) {
-	var in curveInitiate
+func parseInitiate(b []byte) (initiateCmd, error) {
+	var in initiateCmd
 	if len(b) < initiateMinBody {
 		return in, shortErr(cmdInitiate, len(b), initiateMinBody)
 	}
@@ -131,27 +133,27 @@ func parseInitiate(b []byte) (curveInitiate, error) {
 	return in, nil
 }
 
-func (in *curveInitiate) append(dst []byte) []byte {
+func (in *initiateCmd) append(dst []byte) []byte {
 	dst = append(dst, in.Cookie[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, in.Nonce)
 	return append(dst, in.Box...)
 }
 
-// curveReady is a READY: a short nonce and a box from S' to C' holding the
+// readyCmd is a READY: a short nonce and a box from S' to C' holding the
 // server's metadata.
-type curveReady struct {
+type readyCmd struct {
 	Nonce uint64
 	Box   []byte // aliases the parsed input
 }
 
-func parseReady(b []byte) (curveReady, error) {
+func parseReady(b []byte) (readyCmd, error) {
 	if len(b) < readyMinBody {
-		return curveReady{}, shortErr("READY", len(b), readyMinBody)
+		return readyCmd{}, shortErr("READY", len(b), readyMinBody)
 	}
-	return curveReady{Nonce: binary.BigEndian.Uint64(b), Box: b[8:]}, nil
+	return readyCmd{Nonce: binary.BigEndian.Uint64(b), Box: b[8:]}, nil
 }
 
-func (r *curveReady) append(dst []byte) []byte {
+func (r *readyCmd) append(dst []byte) []byte {
 	return append(binary.BigEndian.AppendUint64(dst, r.Nonce), r.Box...)
 }
 
@@ -159,7 +161,7 @@ func (r *curveReady) append(dst []byte) []byte {
 // box) into its nonce and box (aliasing b).
 func parseMessage(b []byte) (nonce uint64, bx []byte, err error) {
 	if len(b) < 1+len(cmdMessage) || b[0] != byte(len(cmdMessage)) || string(b[1:1+len(cmdMessage)]) != cmdMessage {
-		return 0, nil, fmt.Errorf("%w: command % x after the CURVE handshake, want MESSAGE", ErrCurveCommand, head(b))
+		return 0, nil, fmt.Errorf("%w: command % x after the CURVE handshake, want MESSAGE", ErrCommand, head(b))
 	}
 	if len(b) < messageMin {
 		return 0, nil, shortErr(cmdMessage, len(b), messageMin)
