@@ -69,7 +69,7 @@ type Config struct {
 	Static []Service
 
 	// Security makes the ZMTP security mechanism of each connection
-	// (CURVE from package secure). Default: NULL.
+	// (CURVE from package zmtp/curve). Default: NULL.
 	Security func() zmtp.Mechanism
 
 	// Join links this server with others to share entries (join.go;

@@ -11,9 +11,11 @@ import (
 // The CURVE commands of rfc.zeromq.org spec 26 (CurveZMQ over ZMTP). The
 // sizes the spec gives count the whole command body, name included:
 // HELLO 200 bytes, WELCOME 168, INITIATE at least 257, READY at least 30,
-// MESSAGE at least 33. The parsers here take the body after the name
-// (what zmtp.Command.Body holds), except parseMessage, which takes the
-// whole command frame body as MessageCipher.Open receives it. Fixed-size
+// MESSAGE at least 33. Each parseX(b) returns the command and the bytes it
+// consumed (all of b: a command body is delimited by its frame), and the
+// command's append(dst) encodes it again. The parsers take the body after
+// the name (what zmtp.Command.Body holds), except parseMessage, which
+// takes the whole command frame body as MessageCipher.Open receives it. Fixed-size
 // commands of any other length are refused, like wireguard-go does, and
 // every length is checked before use. Short input returns
 // io.ErrUnexpectedEOF wrapped in ErrCommand.
@@ -65,23 +67,24 @@ type helloCmd struct {
 	Box          [80]byte
 }
 
-func parseHello(b []byte) (helloCmd, error) {
+// parseHello parses a HELLO body, which is all of b.
+func parseHello(b []byte) (helloCmd, int, error) {
 	var h helloCmd
 	if len(b) < helloBody {
-		return h, shortErr(cmdHello, len(b), helloBody)
+		return h, 0, shortErr(cmdHello, len(b), helloBody)
 	}
 	if len(b) != helloBody {
-		return h, fmt.Errorf("%w: HELLO body of %d bytes, want exactly %d", ErrCommand, len(b), helloBody)
+		return h, 0, fmt.Errorf("%w: HELLO body of %d bytes, want exactly %d", ErrCommand, len(b), helloBody)
 	}
 	h.Major, h.Minor = b[0], b[1]
 	copy(h.Padding[:], b[2:74])
 	copy(h.ClientShort[:], b[74:106])
 	h.Nonce = binary.BigEndian.Uint64(b[106:114])
 	copy(h.Box[:], b[114:194])
-	return h, nil
+	return h, helloBody, nil
 }
 
-func (h *helloCmd) append(dst []byte) []byte {
+func (h helloCmd) append(dst []byte) []byte {
 	dst = append(dst, h.Major, h.Minor)
 	dst = append(dst, h.Padding[:]...)
 	dst = append(dst, h.ClientShort[:]...)
@@ -96,20 +99,21 @@ type welcomeCmd struct {
 	Box   [144]byte
 }
 
-func parseWelcome(b []byte) (welcomeCmd, error) {
+// parseWelcome parses a WELCOME body, which is all of b.
+func parseWelcome(b []byte) (welcomeCmd, int, error) {
 	var w welcomeCmd
 	if len(b) < welcomeBody {
-		return w, shortErr(cmdWelcome, len(b), welcomeBody)
+		return w, 0, shortErr(cmdWelcome, len(b), welcomeBody)
 	}
 	if len(b) != welcomeBody {
-		return w, fmt.Errorf("%w: WELCOME body of %d bytes, want exactly %d", ErrCommand, len(b), welcomeBody)
+		return w, 0, fmt.Errorf("%w: WELCOME body of %d bytes, want exactly %d", ErrCommand, len(b), welcomeBody)
 	}
 	copy(w.Nonce[:], b[:16])
 	copy(w.Box[:], b[16:])
-	return w, nil
+	return w, welcomeBody, nil
 }
 
-func (w *welcomeCmd) append(dst []byte) []byte {
+func (w welcomeCmd) append(dst []byte) []byte {
 	return append(append(dst, w.Nonce[:]...), w.Box[:]...)
 }
 
@@ -122,18 +126,20 @@ type initiateCmd struct {
 	Box    []byte // aliases the parsed input
 }
 
-func parseInitiate(b []byte) (initiateCmd, error) {
+// parseInitiate parses an INITIATE body, which is all of b: the box runs
+// to its end.
+func parseInitiate(b []byte) (initiateCmd, int, error) {
 	var in initiateCmd
 	if len(b) < initiateMinBody {
-		return in, shortErr(cmdInitiate, len(b), initiateMinBody)
+		return in, 0, shortErr(cmdInitiate, len(b), initiateMinBody)
 	}
 	copy(in.Cookie[:], b[:cookieSize])
 	in.Nonce = binary.BigEndian.Uint64(b[cookieSize:])
 	in.Box = b[cookieSize+8:]
-	return in, nil
+	return in, len(b), nil
 }
 
-func (in *initiateCmd) append(dst []byte) []byte {
+func (in initiateCmd) append(dst []byte) []byte {
 	dst = append(dst, in.Cookie[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, in.Nonce)
 	return append(dst, in.Box...)
@@ -146,36 +152,47 @@ type readyCmd struct {
 	Box   []byte // aliases the parsed input
 }
 
-func parseReady(b []byte) (readyCmd, error) {
+// parseReady parses a READY body, which is all of b: the box runs to its
+// end.
+func parseReady(b []byte) (readyCmd, int, error) {
 	if len(b) < readyMinBody {
-		return readyCmd{}, shortErr("READY", len(b), readyMinBody)
+		return readyCmd{}, 0, shortErr("READY", len(b), readyMinBody)
 	}
-	return readyCmd{Nonce: binary.BigEndian.Uint64(b), Box: b[8:]}, nil
+	return readyCmd{Nonce: binary.BigEndian.Uint64(b), Box: b[8:]}, len(b), nil
 }
 
-func (r *readyCmd) append(dst []byte) []byte {
+func (r readyCmd) append(dst []byte) []byte {
 	return append(binary.BigEndian.AppendUint64(dst, r.Nonce), r.Box...)
 }
 
-// parseMessage splits a MESSAGE command frame body ("\x07MESSAGE", nonce,
-// box) into its nonce and box (aliasing b).
-func parseMessage(b []byte) (nonce uint64, bx []byte, err error) {
-	if len(b) < 1+len(cmdMessage) || b[0] != byte(len(cmdMessage)) || string(b[1:1+len(cmdMessage)]) != cmdMessage {
-		return 0, nil, fmt.Errorf("%w: command % x after the CURVE handshake, want MESSAGE", ErrCommand, head(b))
-	}
-	if len(b) < messageMin {
-		return 0, nil, shortErr(cmdMessage, len(b), messageMin)
-	}
-	return binary.BigEndian.Uint64(b[1+len(cmdMessage):]), b[messageHeader:], nil
+// messageCmd is a MESSAGE: a short nonce and a box holding the inner
+// flags and the frame.
+type messageCmd struct {
+	Nonce uint64
+	Box   []byte // aliases the parsed input
 }
 
-// appendMessage appends a MESSAGE command body with a given nonce and box.
-func appendMessage(dst []byte, nonce uint64, bx []byte) []byte {
-	dst = append(dst, byte(len(cmdMessage)))
-	dst = append(dst, cmdMessage...)
-	dst = binary.BigEndian.AppendUint64(dst, nonce)
-	return append(dst, bx...)
+// parseMessage parses a MESSAGE command frame body ("\x07MESSAGE", nonce,
+// box), which is all of b: the box runs to its end.
+func parseMessage(b []byte) (messageCmd, int, error) {
+	name := b[:min(len(b), 1+len(cmdMessage))]
+	if string(name) != messageName[:len(name)] {
+		return messageCmd{}, 0, fmt.Errorf("%w: command % x after the CURVE handshake, want MESSAGE", ErrCommand, head(b))
+	}
+	if len(b) < messageMin {
+		return messageCmd{}, 0, shortErr(cmdMessage, len(b), messageMin)
+	}
+	return messageCmd{Nonce: binary.BigEndian.Uint64(b[1+len(cmdMessage):]), Box: b[messageHeader:]}, len(b), nil
 }
+
+func (m messageCmd) append(dst []byte) []byte {
+	dst = append(dst, messageName...)
+	dst = binary.BigEndian.AppendUint64(dst, m.Nonce)
+	return append(dst, m.Box...)
+}
+
+// messageName starts every MESSAGE command frame body.
+const messageName = "\x07" + cmdMessage
 
 func head(b []byte) []byte {
 	if len(b) > 16 {

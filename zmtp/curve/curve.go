@@ -135,7 +135,7 @@ func (m *serverMech) onHello(body []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: HELLO in state %s", ErrCommand, m.state)
 	}
 	m.state = serverFailed
-	h, err := parseHello(body)
+	h, _, err := parseHello(body)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func (m *serverMech) onInitiate(body []byte, local zmtp.Metadata) ([]byte, zmtp.
 		return nil, nil, fmt.Errorf("%w: INITIATE in state %s", ErrCommand, m.state)
 	}
 	m.state = serverFailed
-	in, err := parseInitiate(body)
+	in, _, err := parseInitiate(body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -351,7 +351,7 @@ func (m *clientMech) hello() ([]byte, error) {
 }
 
 func (m *clientMech) onWelcome(body []byte) error {
-	w, err := parseWelcome(body)
+	w, _, err := parseWelcome(body)
 	if err != nil {
 		return err
 	}
@@ -388,7 +388,7 @@ func (m *clientMech) initiate(local zmtp.Metadata) ([]byte, error) {
 }
 
 func (m *clientMech) onReady(body []byte) (zmtp.Metadata, error) {
-	r, err := parseReady(body)
+	r, _, err := parseReady(body)
 	if err != nil {
 		return nil, err
 	}
@@ -467,10 +467,11 @@ func (c *messageCipher) Seal(dst []byte, flags byte, body []byte) ([]byte, error
 // left as it was) and a nonce that does not exceed the last one are errors
 // that end the connection.
 func (c *messageCipher) Open(b []byte) (byte, []byte, error) {
-	n, bx, err := parseMessage(b)
+	m, _, err := parseMessage(b)
 	if err != nil {
 		return 0, nil, err
 	}
+	n, bx := m.Nonce, m.Box
 	out := bx[16:] // decrypted in place: zmtp gives b to Open for good
 	if !c.recv.open(out, bx, n) {
 		return 0, nil, fmt.Errorf("%w: MESSAGE box with nonce %d does not open", ErrAuth, n)

@@ -425,10 +425,11 @@ func TestCurveInnerFlags(t *testing.T) {
 	for _, tc := range []struct{ flags, inner byte }{{0, 0}, {zmtp.FlagMore, 1}, {zmtp.FlagCommand, 2}, {zmtp.FlagMore | zmtp.FlagCommand, 3}} {
 		w, _ := c.Seal(nil, tc.flags, []byte("abc"))
 		_, _, n, _ := zmtp.ParseFrameHeader(w, 1<<20)
-		nonce, bx, err := parseMessage(w[n:])
+		m, _, err := parseMessage(w[n:])
 		if err != nil {
 			t.Fatal(err)
 		}
+		nonce, bx := m.Nonce, m.Box
 		plain := make([]byte, len(bx)-16)
 		if !c.recv.open(plain, bx, nonce) {
 			t.Fatal("does not open")
@@ -488,19 +489,31 @@ func TestCurveCodecTruncation(t *testing.T) {
 	}
 	parsers := map[string]func([]byte) ([]byte, error){
 		cmdHello: func(b []byte) ([]byte, error) {
-			h, err := parseHello(b)
+			h, n, err := parseHello(b)
+			if err == nil && n != len(b) {
+				t.Errorf("parseHello consumed %d of %d bytes", n, len(b))
+			}
 			return h.append(nil), err
 		},
 		cmdWelcome: func(b []byte) ([]byte, error) {
-			w, err := parseWelcome(b)
+			w, n, err := parseWelcome(b)
+			if err == nil && n != len(b) {
+				t.Errorf("parseWelcome consumed %d of %d bytes", n, len(b))
+			}
 			return w.append(nil), err
 		},
 		cmdInitiate: func(b []byte) ([]byte, error) {
-			in, err := parseInitiate(b)
+			in, n, err := parseInitiate(b)
+			if err == nil && n != len(b) {
+				t.Errorf("parseInitiate consumed %d of %d bytes", n, len(b))
+			}
 			return in.append(nil), err
 		},
 		zmtp.CmdReady: func(b []byte) ([]byte, error) {
-			r, err := parseReady(b)
+			r, n, err := parseReady(b)
+			if err == nil && n != len(b) {
+				t.Errorf("parseReady consumed %d of %d bytes", n, len(b))
+			}
 			return r.append(nil), err
 		},
 	}
@@ -524,8 +537,8 @@ func TestCurveCodecTruncation(t *testing.T) {
 					continue
 				}
 				t.Errorf("%s truncated to %d bytes parsed", name, i)
-			} else if !errors.Is(err, ErrCommand) {
-				t.Errorf("%s truncated: error %v not ErrCommand", name, err)
+			} else if !errors.Is(err, ErrCommand) || !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("%s truncated: error %v not ErrCommand and io.ErrUnexpectedEOF", name, err)
 			}
 		}
 		if name == cmdHello || name == cmdWelcome {
@@ -542,12 +555,12 @@ func TestCurveCodecTruncation(t *testing.T) {
 		t.Fatalf("empty MESSAGE is %d bytes, want %d", len(msg), messageMin)
 	}
 	for i := 0; i < len(msg); i++ {
-		if _, _, err := parseMessage(msg[:i]); !errors.Is(err, ErrCommand) {
+		if _, _, err := parseMessage(msg[:i]); !errors.Is(err, ErrCommand) || !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("MESSAGE truncated to %d: %v", i, err)
 		}
 	}
-	n, bx, err := parseMessage(msg)
-	if err != nil || !bytes.Equal(appendMessage(nil, n, bx), msg) {
+	m, n, err := parseMessage(msg)
+	if err != nil || n != len(msg) || !bytes.Equal(m.append(nil), msg) {
 		t.Fatalf("MESSAGE round trip: %v", err)
 	}
 }
