@@ -147,6 +147,9 @@ func (h *handshake) run(rw io.ReadWriter) error {
 		prefix = h.preamble.append(make([]byte, 0, PreambleSize))
 	}
 	for h.state != stateDone {
+		if h.state == stateFailed {
+			return fmt.Errorf("%w: the handshake already failed", ErrHandshake)
+		}
 		if h.ourTurn() {
 			msg, err := h.create()
 			if err != nil {
