@@ -18,13 +18,13 @@ import (
 
 // Server returns the server side of the CURVE mechanism (spec 26) for
 // zmtp.Options.Security: kp is the server's long-term key pair, auth
-// decides which client keys may connect (nil refuses every client; ask for
-// AllowAny by name to accept any). A client whose key is refused, or whose
-// INITIATE does not authenticate, gets an ERROR command with reason "400"
-// (the ZAP status code for an authentication failure, which libzmq clients
-// report as ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) and the connection closes. A
-// HELLO that does not open (the client has the wrong server key) gets no
-// answer, as the spec asks: the server just closes.
+// decides which client keys may connect (nil refuses every client; ask
+// for secure.AllowAny by name to accept any). A client whose key is
+// refused, or whose INITIATE does not authenticate, gets an ERROR command
+// with reason "400" (the ZAP status code for an authentication failure,
+// which libzmq clients report as ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) and the
+// connection closes. A HELLO that does not open (the client has the wrong
+// server key) gets no answer, as the spec asks: the server just closes.
 //
 // The session's UserID is the client's public key in Z85.
 func Server(kp secure.KeyPair, auth secure.Authorizer) func() zmtp.Mechanism {
