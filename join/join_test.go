@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hydra-net/hydra/internal/testutil"
-	"github.com/hydra-net/hydra/join"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/zmtp/curve"
 
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
@@ -520,18 +522,18 @@ func TestJoinCurve(t *testing.T) {
 	}
 	kA, kB, kEvil, kCA, kCB := keys[0], keys[1], keys[2], keys[3], keys[4]
 	cfgA := joinCfg("CURVE-A")
-	cfgA.reg.Security = secure.CurveServer(kA, secure.NewAllowList(kB.Public, kCA.Public))
+	cfgA.reg.Security = curve.Server(kA, secure.NewAllowList(kB.Public, kCA.Public))
 	a := startServer(t, cfgA)
 	dialA := func(kp secure.KeyPair) func(string) func() zmtp.Mechanism {
 		return func(peer string) func() zmtp.Mechanism {
 			if peer != addr(a) {
 				t.Errorf("Security asked for %q", peer)
 			}
-			return secure.CurveClient(kp, kA.Public)
+			return curve.Client(kp, kA.Public)
 		}
 	}
 	cfgB := joinCfg("CURVE-B", addr(a))
-	cfgB.reg.Security = secure.CurveServer(kB, secure.NewAllowList(kCB.Public))
+	cfgB.reg.Security = curve.Server(kB, secure.NewAllowList(kCB.Public))
 	cfgB.join.Security = dialA(kB)
 	b := startServer(t, cfgB)
 	cfgE := joinCfg("CURVE-EVIL", addr(a))
@@ -539,8 +541,8 @@ func TestJoinCurve(t *testing.T) {
 	evil := startServer(t, cfgE)
 	plain := startServer(t, joinCfg("PLAIN", addr(a)))
 
-	ca := newClient(t, a, registry.ClientConfig{Security: secure.CurveClient(kCA, kA.Public)})
-	cb := newClient(t, b, registry.ClientConfig{Security: secure.CurveClient(kCB, kB.Public)})
+	ca := newClient(t, a, registry.ClientConfig{Security: curve.Client(kCA, kA.Public)})
+	cb := newClient(t, b, registry.ClientConfig{Security: curve.Client(kCB, kB.Public)})
 	ctx := ctxT(t)
 	if _, err := ca.Register(ctx, registry.Service{Name: "sec", Host: "10.0.0.1", Port: 1}); err != nil {
 		t.Fatal(err)

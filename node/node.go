@@ -15,6 +15,7 @@ import (
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/tunnel"
 	"github.com/hydra-net/hydra/zmtp"
+	"github.com/hydra-net/hydra/zmtp/curve"
 )
 
 // Config is everything a running server is made of. The zero value is a
@@ -162,11 +163,11 @@ func New(cfg Config) (*Node, error) {
 	rcfg := cfg.Registry
 	jcfg := cfg.Join
 	if cfg.Curve {
-		rcfg.Security = secure.CurveServer(*cfg.Keys, cfg.Allow)
+		rcfg.Security = curve.Server(*cfg.Keys, cfg.Allow)
 		kp, keys := *cfg.Keys, cfg.JoinKeys
 		jcfg.Security = func(addr string) func() zmtp.Mechanism {
 			if pub, ok := keys[addr]; ok {
-				return secure.CurveClient(kp, pub)
+				return curve.Client(kp, pub)
 			}
 			return nil
 		}

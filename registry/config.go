@@ -69,7 +69,7 @@ type Config struct {
 	Static []Service
 
 	// Security makes the ZMTP security mechanism of each connection
-	// (CURVE from package secure). Default: NULL.
+	// (CURVE from package zmtp/curve). Default: NULL.
 	Security func() zmtp.Mechanism
 
 	// Replicator, if set, shares this server's entries with other servers

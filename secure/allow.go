@@ -36,8 +36,9 @@ type allowAny struct{}
 func (allowAny) Authorize(PublicKey) bool { return true }
 func (allowAny) String() string           { return "allow-any" }
 
-// authorize is a nil-safe Authorize: no Authorizer refuses.
-func authorize(a Authorizer, k PublicKey) bool { return a != nil && a.Authorize(k) }
+// Authorized asks a about k, nil-safe: a nil Authorizer refuses every
+// key, which is what the mechanisms and the Noise handshake rely on.
+func Authorized(a Authorizer, k PublicKey) bool { return a != nil && a.Authorize(k) }
 
 // AllowList is an Authorizer holding a set of public keys, optionally
 // backed by a file that Reload re-reads (on SIGHUP, say). Lookups never

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
+	"io"
 
 	"golang.org/x/crypto/curve25519"
 )
@@ -34,9 +35,14 @@ type KeyPair struct {
 // zmq_curve_keypair does: 32 random bytes are the secret key (clamped by
 // X25519 when used, stored as drawn), the public key is their product with
 // the base point.
-func GenerateKeyPair() (KeyPair, error) {
+func GenerateKeyPair() (KeyPair, error) { return GenerateKeyPairFrom(rand.Reader) }
+
+// GenerateKeyPairFrom is GenerateKeyPair drawing the secret from r: the
+// CURVE mechanism makes its short-term keys with it, from a source tests
+// can make deterministic.
+func GenerateKeyPairFrom(r io.Reader) (KeyPair, error) {
 	var s SecretKey
-	if _, err := rand.Read(s[:]); err != nil {
+	if _, err := io.ReadFull(r, s[:]); err != nil {
 		return KeyPair{}, fmt.Errorf("secure: generate key: %w", err)
 	}
 	kp, err := KeyPairFromSecret(s)

@@ -10,6 +10,7 @@ import (
 	"github.com/hydra-net/hydra/mux"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/secure/noise"
 )
 
 // Defaults of Config's fields.
@@ -51,8 +52,8 @@ type Config struct {
 	// Remotes are the servers to keep tunnels to. Default none.
 	Remotes []Remote
 	// Cipher is the AEAD asked for on tunnels this server dials. Default
-	// secure.CipherAuto (AES-GCM with AES hardware, else ChaCha20-Poly1305).
-	Cipher secure.NoiseCipher
+	// noise.CipherAuto (AES-GCM with AES hardware, else ChaCha20-Poly1305).
+	Cipher noise.Cipher
 
 	// ProxyHost is the address proxy listeners bind. Default 127.0.0.1.
 	ProxyHost string

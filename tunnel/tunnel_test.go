@@ -17,6 +17,7 @@ import (
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/secure/noise"
 	"github.com/hydra-net/hydra/tunnel"
 )
 
@@ -272,7 +273,7 @@ func TestTunnelSecurity(t *testing.T) {
 		relay.mu.Lock()
 		rec := append([]byte(nil), relay.rec[0]...)
 		relay.mu.Unlock()
-		if len(rec) < secure.PreambleSize || !strings.HasPrefix(string(rec), secure.PreambleMagic) {
+		if len(rec) < noise.PreambleSize || !strings.HasPrefix(string(rec), noise.PreambleMagic) {
 			t.Fatalf("recorded %d bytes, not a handshake", len(rec))
 		}
 		// Replay what A sent, all at once, on a fresh connection.

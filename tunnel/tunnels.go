@@ -20,6 +20,7 @@ import (
 	"github.com/hydra-net/hydra/mux"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/secure/noise"
 )
 
 // Registry is the local registry as tunnels use it.
@@ -243,7 +244,7 @@ func (t *Tunnels) dialOnce(ctx context.Context, p *peer, r Remote) (up bool, err
 	if err != nil {
 		return false, err
 	}
-	conn, err := secure.Initiate(ctx, nc, &secure.NoiseConfig{Static: t.cfg.Static, RemoteKey: r.Key,
+	conn, err := noise.Initiate(ctx, nc, noise.Config{Static: t.cfg.Static, RemoteKey: r.Key,
 		Cipher: t.cfg.Cipher, HandshakeTimeout: t.cfg.DialTimeout, Logger: t.log})
 	if err != nil {
 		return false, fmt.Errorf("handshake: %w", err)
@@ -256,7 +257,7 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 	if t.cfg.Allow == nil {
 		t.log.Info("tunnel: no allow-list: inbound tunnels are refused")
 	}
-	resp, err := secure.NewResponder(&secure.NoiseConfig{Static: t.cfg.Static, Peers: t.cfg.Allow,
+	resp, err := noise.NewResponder(noise.Config{Static: t.cfg.Static, Peers: t.cfg.Allow,
 		HandshakeTimeout: t.cfg.DialTimeout, Logger: t.log})
 	if err != nil {
 		t.log.Error("tunnel: responder", "err", err)
@@ -269,7 +270,7 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	_ = acceptloop.Serve(sl, t.log, func(nc net.Conn) {
-		conn := nc.(*secure.Conn)
+		conn := nc.(*noise.Conn)
 		key := conn.PeerKey()
 		p := t.peer(key, "in:"+key.String()[:8])
 		t.log.Info("tunnel: accepted", "from", conn.RemoteAddr(), "key", key.String())
@@ -284,7 +285,7 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 
 // serveLink runs one session over conn until it ends. up reports whether
 // the control stream came up (the link worked, whatever ended it).
-func (t *Tunnels) serveLink(ctx context.Context, p *peer, conn *secure.Conn, initiator bool) (up bool, err error) {
+func (t *Tunnels) serveLink(ctx context.Context, p *peer, conn *noise.Conn, initiator bool) (up bool, err error) {
 	mcfg := t.cfg.Mux
 	var sess *mux.Session
 	if initiator {

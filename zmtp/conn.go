@@ -60,6 +60,7 @@ func newConn(s *Socket, nc net.Conn, p *pipe) *conn {
 // serve runs the connection to its end and returns why it ended.
 func (c *conn) serve() error {
 	defer c.nc.Close()
+	defer c.wipeCipher()
 	if err := c.handshake(); err != nil {
 		close(c.writerDone) // no writer was started
 		if !c.stopping.Load() {
@@ -91,6 +92,14 @@ func (c *conn) serve() error {
 		c.log.Info("zmtp: peer dropped", "err", err)
 	}
 	return err
+}
+
+// wipeCipher lets a cipher that can (see MessageCipher) zero its keys,
+// once neither the reader nor the writer can use them any more.
+func (c *conn) wipeCipher() {
+	if w, ok := c.cipher.(interface{ Wipe() }); ok {
+		w.Wipe()
+	}
 }
 
 // logHandshakeFailure logs why a handshake failed: at Warn, except when

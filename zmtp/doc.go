@@ -15,7 +15,7 @@
 //     marks, reconnection and linger on Close.
 //
 // Security mechanisms plug in through the Mechanism interface; NULL and PLAIN
-// are here, CURVE lives in package secure.
+// are here, CURVE lives in package zmtp/curve.
 //
 // Each connection has one reader goroutine that parses frames in place out of
 // large read buffers, and one writer goroutine that owns every write and

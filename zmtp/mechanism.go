@@ -37,7 +37,9 @@ type Session struct {
 
 // MessageCipher protects frames after the handshake (CURVE's MESSAGE
 // command). One writer goroutine calls Seal and one reader goroutine calls
-// Open, so implementations need no locking between the two directions.
+// Open, so implementations need no locking between the two directions. A
+// MessageCipher that also has a method Wipe() gets it called once, when
+// the connection has ended after its last Seal and Open, to zero its keys.
 type MessageCipher interface {
 	// Seal appends to dst the wire frame that carries one frame with the
 	// given flags (FlagMore, FlagCommand) and body.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/zmtp"
+	"github.com/hydra-net/hydra/zmtp/curve"
 )
 
 // clientKeyFlags are the client commands' CURVE flags, for a server run
@@ -41,5 +42,5 @@ func (f *clientKeyFlags) security() (func() zmtp.Mechanism, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client key: %w", err)
 	}
-	return secure.CurveClient(kp, pub), nil
+	return curve.Client(kp, pub), nil
 }

@@ -1,6 +1,6 @@
 // Package portshare splits one listening port between ZMTP peers and
 // tunnels by the first byte each connection sends: a ZMTP greeting starts
-// with 0xFF, a tunnel's preamble with 'H' (secure.PreambleMagic). The
+// with 0xFF, a tunnel's preamble with 'H' (noise.PreambleMagic). The
 // first byte is awaited off the accept goroutine and under a deadline,
 // then replayed to whichever half takes the connection.
 package portshare

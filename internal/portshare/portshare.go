@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/internal/acceptloop"
-	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/secure/noise"
 )
 
 // Defaults of Config's fields.
@@ -144,7 +144,7 @@ func (l *Listener) sniff(nc net.Conn) {
 	switch {
 	case b[0] == 0xFF:
 		to = l.zmtp
-	case secure.IsTunnelPreamble(b[:]):
+	case noise.IsTunnelPreamble(b[:]):
 		to = l.tun
 	default:
 		l.cfg.Logger.Debug("portshare: neither ZMTP nor a tunnel", "peer", nc.RemoteAddr(), "first_byte", b[0])

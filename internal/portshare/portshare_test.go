@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/internal/testutil"
-	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/secure/noise"
 )
 
 func listen(t *testing.T, cfg Config) *Listener {
@@ -51,7 +51,7 @@ func TestSplitsByFirstByte(t *testing.T) {
 		half  net.Listener
 	}{
 		{"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f", l.ZMTP()},
-		{secure.PreambleMagic + "\x01I", l.Tunnels()},
+		{noise.PreambleMagic + "\x01I", l.Tunnels()},
 	} {
 		nc, err := net.Dial("tcp", l.Addr().String())
 		if err != nil {
@@ -90,7 +90,7 @@ func TestSplitsByFirstByte(t *testing.T) {
 // connection is closed within the first-byte timeout.
 func TestClosesWhatNoHalfTakes(t *testing.T) {
 	l := listen(t, Config{FirstByteTimeout: 200 * time.Millisecond})
-	for _, first := range []string{"G", "", secure.PreambleMagic} {
+	for _, first := range []string{"G", "", noise.PreambleMagic} {
 		nc, err := net.Dial("tcp", l.Addr().String())
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package secure
+package noise
 
 import (
 	"bytes"
@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flynn/noise"
+	flynn "github.com/flynn/noise"
+
+	"github.com/hydra-net/hydra/secure"
 )
 
 // TestNoiseKnownAnswer runs Noise test vectors (cacophony's, as shipped
@@ -24,23 +26,23 @@ func TestNoiseKnownAnswer(t *testing.T) {
 	h := func(s string) []byte { b, _ := hex.DecodeString(s); return b }
 	vectors := []struct {
 		name    string
-		pattern noise.HandshakePattern
-		cipher  NoiseCipher
+		pattern flynn.HandshakePattern
+		cipher  Cipher
 		msgs    [][2]string // payload, ciphertext
 	}{
-		{"Noise_IK_25519_AESGCM_BLAKE2s", noise.HandshakeIK, CipherAESGCM, [][2]string{
+		{"Noise_IK_25519_AESGCM_BLAKE2s", flynn.HandshakeIK, CipherAESGCM, [][2]string{
 			{"", "358072d6365880d1aeea329adf9121383851ed21a28e3b75e965d0d2cd166254bd4f4131b33d738f4a2a299ee097f618811345c8fa0eb3de9fe75154b23f79e215fc093d990c4fa35c77f418515fe85be7f82ea4475e5b11703a89b904e605aa"},
 			{"", "64b101b1d0be5a8704bd078f9895001fc03e8e9f9522f188dd128d9846d4846616d4da51a337934aee3e82bab0b7b1f3"},
 			{"79656c6c6f777375626d6172696e65", "b57093f3d1261319399a1150d5a937f3ef1a27415d2f9581d3bc0143eedefe"},
 			{"7375626d6172696e6579656c6c6f77", "fe045568d1f521838b2eb348e07f26cd10332485732fb821ff8841ccc3b9d1"},
 		}},
-		{"Noise_IK_25519_ChaChaPoly_BLAKE2s", noise.HandshakeIK, CipherChaChaPoly, [][2]string{
+		{"Noise_IK_25519_ChaChaPoly_BLAKE2s", flynn.HandshakeIK, CipherChaChaPoly, [][2]string{
 			{"", "358072d6365880d1aeea329adf9121383851ed21a28e3b75e965d0d2cd166254c9f0dff42c86abe5677abe74f6c87301577dbc1f3ffb2213827ca694a057fdbbff7f7350265fe61102c24d7d7a7e960ba8b90a679895087c7d28b1d6703f9727"},
 			{"", "64b101b1d0be5a8704bd078f9895001fc03e8e9f9522f188dd128d9846d4846622bf9c6171ddd4c8f682080b03504eee"},
 			{"79656c6c6f777375626d6172696e65", "595694f9be48f03790f699455c84578b31d14a7baedfd736d73c53f66a5657"},
 			{"7375626d6172696e6579656c6c6f77", "621ae446b11fda3cf08e56102dac9324dee37a4e536cdc878e8b454d98bcf2"},
 		}},
-		{"Noise_XX_25519_AESGCM_BLAKE2s", noise.HandshakeXX, CipherAESGCM, [][2]string{
+		{"Noise_XX_25519_AESGCM_BLAKE2s", flynn.HandshakeXX, CipherAESGCM, [][2]string{
 			{"", "358072d6365880d1aeea329adf9121383851ed21a28e3b75e965d0d2cd166254"},
 			{"", "64b101b1d0be5a8704bd078f9895001fc03e8e9f9522f188dd128d9846d48466c558f251b38f5770b20bfe770709ec1aa6e0aa1a2d8b4485e51667a91055ceed52213b8314b06ae8c63d9c596e2cdcb332ca2b99b3a8a6e7f71d1b1e62340fb3"},
 			{"", "c0eef7241004fcad6fb84daa25d9a8921a8da60da9b8b39f387667e98069e72fea2a13ea74822183fae1d17df8a490e5ea7ab72edd2bce950758a4482447f664"},
@@ -48,29 +50,29 @@ func TestNoiseKnownAnswer(t *testing.T) {
 			{"7375626d6172696e6579656c6c6f77", "5e5ac356a3234cee842c6f719fa0657d35b69bcfe51e2edf5534c4276b7131"},
 		}},
 	}
-	key := func(priv string) noise.DHKey {
-		k, _ := noise.DH25519.GenerateKeypair(bytes.NewReader(h(priv)))
+	key := func(priv string) flynn.DHKey {
+		k, _ := flynn.DH25519.GenerateKeypair(bytes.NewReader(h(priv)))
 		return k
 	}
 	for _, v := range vectors {
 		t.Run(v.name, func(t *testing.T) {
 			is, rs := key("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"), key("0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20")
-			ic := noise.Config{CipherSuite: suiteFor(v.cipher), Pattern: v.pattern, Initiator: true, StaticKeypair: is,
+			ic := flynn.Config{CipherSuite: suiteFor(v.cipher), Pattern: v.pattern, Initiator: true, StaticKeypair: is,
 				Random: bytes.NewReader(h("202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"))}
 			if v.pattern.Name == "IK" {
 				ic.PeerStatic = rs.Public
 			}
-			rc := noise.Config{CipherSuite: suiteFor(v.cipher), Pattern: v.pattern, StaticKeypair: rs,
+			rc := flynn.Config{CipherSuite: suiteFor(v.cipher), Pattern: v.pattern, StaticKeypair: rs,
 				Random: bytes.NewReader(h("4142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f60"))}
-			ihs, _ := noise.NewHandshakeState(ic)
-			rhs, _ := noise.NewHandshakeState(rc)
-			var isend, irecv, rsend, rrecv *noise.CipherState
+			ihs, _ := flynn.NewHandshakeState(ic)
+			rhs, _ := flynn.NewHandshakeState(rc)
+			var isend, irecv, rsend, rrecv *flynn.CipherState
 			sender, receiver := ihs, rhs
 			for i, m := range v.msgs {
 				var got []byte
 				var err error
 				if isend == nil {
-					var c1, c2 *noise.CipherState
+					var c1, c2 *flynn.CipherState
 					got, c1, c2, err = sender.WriteMessage(nil, h(m[0]))
 					if err != nil {
 						t.Fatal(err)
@@ -107,12 +109,12 @@ func TestNoiseKnownAnswer(t *testing.T) {
 // tunnelPair returns the two ends of a tunnel over loopback TCP.
 type tunnelOpts struct {
 	pinned     bool // IK (the initiator knows the responder's key) or XX
-	cipher     NoiseCipher
+	cipher     Cipher
 	iPayload   []byte
 	rPayload   []byte
 	iLog, rLog *logSink
-	respPeers  Authorizer // default: the initiator's key
-	initPeers  Authorizer // default: the responder's key
+	respPeers  secure.Authorizer // default: the initiator's key
+	initPeers  secure.Authorizer // default: the responder's key
 	wrap       func(net.Conn) net.Conn
 }
 
@@ -120,12 +122,12 @@ func tunnelPair(t testing.TB, o tunnelOpts) (ini, resp *Conn) {
 	t.Helper()
 	ikp, rkp := newKeyPair(t), newKeyPair(t)
 	if o.respPeers == nil {
-		o.respPeers = NewAllowList(ikp.Public)
+		o.respPeers = secure.NewAllowList(ikp.Public)
 	}
 	if o.initPeers == nil {
-		o.initPeers = NewAllowList(rkp.Public)
+		o.initPeers = secure.NewAllowList(rkp.Public)
 	}
-	rcfg := &NoiseConfig{Static: rkp, Peers: o.respPeers, Payload: o.rPayload, HandshakeTimeout: 10 * time.Second}
+	rcfg := Config{Static: rkp, Peers: o.respPeers, Payload: o.rPayload, HandshakeTimeout: 10 * time.Second}
 	if o.rLog != nil {
 		rcfg.Logger = o.rLog.logger()
 	}
@@ -139,7 +141,7 @@ func tunnelPair(t testing.TB, o tunnelOpts) (ini, resp *Conn) {
 	}
 	ln := r.Listen(l)
 	t.Cleanup(func() { ln.Close() })
-	icfg := &NoiseConfig{Static: ikp, Peers: o.initPeers, Cipher: o.cipher, Payload: o.iPayload}
+	icfg := Config{Static: ikp, Peers: o.initPeers, Cipher: o.cipher, Payload: o.iPayload}
 	if o.pinned {
 		icfg.RemoteKey = rkp.Public
 	}
@@ -172,7 +174,7 @@ func tunnelPair(t testing.TB, o tunnelOpts) (ini, resp *Conn) {
 func TestNoiseTunnel(t *testing.T) {
 	checkGoroutines(t)
 	for _, pinned := range []bool{true, false} {
-		for _, c := range []NoiseCipher{CipherAESGCM, CipherChaChaPoly} {
+		for _, c := range []Cipher{CipherAESGCM, CipherChaChaPoly} {
 			name := map[bool]string{true: "IK", false: "XX"}[pinned] + "/" + c.String()
 			t.Run(name, func(t *testing.T) {
 				ini, resp := tunnelPair(t, tunnelOpts{pinned: pinned, cipher: c, iPayload: []byte("from initiator"), rPayload: []byte("from responder")})
@@ -408,7 +410,7 @@ func TestNoiseBadInput(t *testing.T) {
 	checkGoroutines(t)
 	rlog := newLogSink()
 	ikp, rkp, stranger := newKeyPair(t), newKeyPair(t), newKeyPair(t)
-	r, err := NewResponder(&NoiseConfig{Static: rkp, Peers: NewAllowList(ikp.Public), Logger: rlog.logger(),
+	r, err := NewResponder(Config{Static: rkp, Peers: secure.NewAllowList(ikp.Public), Logger: rlog.logger(),
 		HandshakeTimeout: 500 * time.Millisecond, HandshakeBurst: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -434,7 +436,7 @@ func TestNoiseBadInput(t *testing.T) {
 	}
 
 	// A good tunnel, up before the trouble and used after it.
-	good, err := Initiate(context.Background(), dial(), &NoiseConfig{Static: ikp, RemoteKey: rkp.Public})
+	good, err := Initiate(context.Background(), dial(), Config{Static: ikp, RemoteKey: rkp.Public})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +465,7 @@ func TestNoiseBadInput(t *testing.T) {
 	// An unknown static key (IK and XX).
 	for _, pinned := range []bool{true, false} {
 		run(func() {
-			cfg := &NoiseConfig{Static: stranger, Peers: AllowAny()}
+			cfg := Config{Static: stranger, Peers: secure.AllowAny()}
 			if pinned {
 				cfg.RemoteKey = rkp.Public
 			}
@@ -479,7 +481,7 @@ func TestNoiseBadInput(t *testing.T) {
 	for _, kind := range []string{"truncated", "bad tag"} {
 		func() {
 			raw := dial()
-			c, err := Initiate(context.Background(), raw, &NoiseConfig{Static: ikp, RemoteKey: rkp.Public})
+			c, err := Initiate(context.Background(), raw, Config{Static: ikp, RemoteKey: rkp.Public})
 			if err != nil {
 				t.Error(err)
 				return
@@ -513,7 +515,7 @@ func TestNoiseBadInput(t *testing.T) {
 
 	rlog.waitFor(t, "handshake failed", ErrPreamble.Error(), "not a tunnel")
 	rlog.waitFor(t, "handshake failed", ErrHandshakeTimeout.Error())
-	rlog.waitFor(t, "handshake failed", ErrUnauthorized.Error(), stranger.Public.String())
+	rlog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error(), stranger.Public.String())
 	rlog.waitFor(t, "link closed", ErrRecordTruncated.Error())
 	rlog.waitFor(t, "link closed", ErrRecordAuth.Error())
 
@@ -530,12 +532,12 @@ func TestNoiseBadInput(t *testing.T) {
 func TestNoiseWrongPinnedKey(t *testing.T) {
 	rlog := newLogSink()
 	ikp, rkp, other := newKeyPair(t), newKeyPair(t), newKeyPair(t)
-	r, _ := NewResponder(&NoiseConfig{Static: rkp, Peers: AllowAny(), Logger: rlog.logger()})
+	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny(), Logger: rlog.logger()})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	ln := r.Listen(l)
 	defer ln.Close()
 	nc, _ := net.Dial("tcp", l.Addr().String())
-	if _, err := Initiate(context.Background(), nc, &NoiseConfig{Static: ikp, RemoteKey: other.Public}); !errors.Is(err, ErrNoiseHandshake) {
+	if _, err := Initiate(context.Background(), nc, Config{Static: ikp, RemoteKey: other.Public}); !errors.Is(err, ErrHandshake) {
 		t.Fatalf("Initiate with a wrong pinned key: %v", err)
 	}
 	rlog.waitFor(t, "handshake failed", "IK message 1 does not decrypt")
@@ -545,13 +547,13 @@ func TestNoiseWrongPinnedKey(t *testing.T) {
 // checks the responder's key against Peers before sending its identity.
 func TestNoiseXXRefusesUnknownResponder(t *testing.T) {
 	ikp, rkp := newKeyPair(t), newKeyPair(t)
-	r, _ := NewResponder(&NoiseConfig{Static: rkp, Peers: AllowAny()})
+	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny()})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	ln := r.Listen(l)
 	defer ln.Close()
 	nc, _ := net.Dial("tcp", l.Addr().String())
-	_, err := Initiate(context.Background(), nc, &NoiseConfig{Static: ikp, Peers: NewAllowList()})
-	if !errors.Is(err, ErrUnauthorized) {
+	_, err := Initiate(context.Background(), nc, Config{Static: ikp, Peers: secure.NewAllowList()})
+	if !errors.Is(err, secure.ErrUnauthorized) {
 		t.Fatalf("XX with an unknown responder: %v", err)
 	}
 }
@@ -564,7 +566,7 @@ func TestNoiseXXRefusesUnknownResponder(t *testing.T) {
 func TestNoiseReplayedFirstMessage(t *testing.T) {
 	rlog := newLogSink()
 	ikp, rkp := newKeyPair(t), newKeyPair(t)
-	r, _ := NewResponder(&NoiseConfig{Static: rkp, Peers: AllowAny(), Logger: rlog.logger(), HandshakeTimeout: 500 * time.Millisecond})
+	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny(), Logger: rlog.logger(), HandshakeTimeout: 500 * time.Millisecond})
 	// Record what a genuine initiator sends first.
 	a, b := net.Pipe()
 	rec := make(chan []byte, 1)
@@ -574,7 +576,7 @@ func TestNoiseReplayedFirstMessage(t *testing.T) {
 		rec <- buf
 		b.Close()
 	}()
-	Initiate(context.Background(), a, &NoiseConfig{Static: ikp, RemoteKey: rkp.Public, Payload: []byte("open sesame")})
+	Initiate(context.Background(), a, Config{Static: ikp, RemoteKey: rkp.Public, Payload: []byte("open sesame")})
 	first := <-rec
 	// Replay it.
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -637,14 +639,14 @@ func TestRateLimiter(t *testing.T) {
 func TestNoiseRateLimitedListener(t *testing.T) {
 	rlog := newLogSink()
 	ikp, rkp := newKeyPair(t), newKeyPair(t)
-	r, _ := NewResponder(&NoiseConfig{Static: rkp, Peers: AllowAny(), Logger: rlog.logger(), HandshakeBurst: 2, HandshakeRate: 0.001})
+	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny(), Logger: rlog.logger(), HandshakeBurst: 2, HandshakeRate: 0.001})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	ln := r.Listen(l)
 	defer ln.Close()
 	var errs []error
 	for i := 0; i < 3; i++ {
 		nc, _ := net.Dial("tcp", l.Addr().String())
-		c, err := Initiate(context.Background(), nc, &NoiseConfig{Static: ikp, RemoteKey: rkp.Public})
+		c, err := Initiate(context.Background(), nc, Config{Static: ikp, RemoteKey: rkp.Public})
 		if err == nil {
 			c.Close()
 		}
@@ -657,19 +659,20 @@ func TestNoiseRateLimitedListener(t *testing.T) {
 }
 
 func TestPreamble(t *testing.T) {
-	for _, c := range []NoiseCipher{CipherAESGCM, CipherChaChaPoly} {
-		for _, p := range []byte{patternIK, patternXX} {
-			b := appendPreamble(nil, p, c)
+	for _, c := range []Cipher{CipherAESGCM, CipherChaChaPoly} {
+		for _, pattern := range []byte{patternIK, patternXX} {
+			p := preamble{pattern: pattern, cipher: c}
+			b := p.append(nil)
 			if len(b) != PreambleSize || !IsTunnelPreamble(b[:1]) || !IsTunnelPreamble(b) {
 				t.Fatalf("preamble % x", b)
 			}
-			gp, gc, err := parsePreamble(b)
-			if err != nil || gp != p || gc != c {
-				t.Fatalf("parse(% x) = %c %v %v", b, gp, gc, err)
+			got, n, err := parsePreamble(b)
+			if err != nil || got != p || n != PreambleSize {
+				t.Fatalf("parse(% x) = %+v %d %v", b, got, n, err)
 			}
 			for i := range b {
-				if _, _, err := parsePreamble(b[:i]); !errors.Is(err, ErrPreamble) {
-					t.Fatalf("truncated preamble parsed")
+				if _, _, err := parsePreamble(b[:i]); !errors.Is(err, ErrPreamble) || !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("truncated preamble: %v", err)
 				}
 			}
 		}

@@ -1,4 +1,4 @@
-package secure
+package curve
 
 import (
 	"crypto/rand"
@@ -12,40 +12,41 @@ import (
 	"golang.org/x/crypto/nacl/box"
 	"golang.org/x/crypto/nacl/secretbox"
 
+	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
-// CurveServer returns the server side of the CURVE mechanism (spec 26) for
+// Server returns the server side of the CURVE mechanism (spec 26) for
 // zmtp.Options.Security: kp is the server's long-term key pair, auth
-// decides which client keys may connect (nil refuses every client; ask for
-// AllowAny by name to accept any). A client whose key is refused, or whose
-// INITIATE does not authenticate, gets an ERROR command with reason "400"
-// (the ZAP status code for an authentication failure, which libzmq clients
-// report as ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) and the connection closes. A
-// HELLO that does not open (the client has the wrong server key) gets no
-// answer, as the spec asks: the server just closes.
+// decides which client keys may connect (nil refuses every client; ask
+// for secure.AllowAny by name to accept any). A client whose key is
+// refused, or whose INITIATE does not authenticate, gets an ERROR command
+// with reason "400" (the ZAP status code for an authentication failure,
+// which libzmq clients report as ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) and the
+// connection closes. A HELLO that does not open (the client has the wrong
+// server key) gets no answer, as the spec asks: the server just closes.
 //
 // The session's UserID is the client's public key in Z85.
-func CurveServer(kp KeyPair, auth Authorizer) func() zmtp.Mechanism {
+func Server(kp secure.KeyPair, auth secure.Authorizer) func() zmtp.Mechanism {
 	return func() zmtp.Mechanism {
-		return &curveServerMech{kp: kp, auth: auth, rand: rand.Reader}
+		return &serverMech{kp: kp, auth: auth, rand: rand.Reader}
 	}
 }
 
-// CurveClient returns the client side of CURVE: kp is the client's
+// Client returns the client side of CURVE: kp is the client's
 // long-term key pair, server the server's public key. If the server
-// refuses the key, Handshake fails with an error matching ErrCurveRefused
+// refuses the key, Handshake fails with an error matching ErrRefused
 // and zmtp.ErrPeerError. The session's UserID is the server's public key.
-func CurveClient(kp KeyPair, server PublicKey) func() zmtp.Mechanism {
+func Client(kp secure.KeyPair, server secure.PublicKey) func() zmtp.Mechanism {
 	return func() zmtp.Mechanism {
-		return &curveClientMech{kp: kp, server: server, rand: rand.Reader}
+		return &clientMech{kp: kp, server: server, rand: rand.Reader}
 	}
 }
 
-// curveRefusal is the reason of the ERROR a refused client gets: the ZAP
+// refusalReason is the reason of the ERROR a refused client gets: the ZAP
 // (spec 27) status code for "authentication failure", which libzmq turns
 // into ZMQ_EVENT_HANDSHAKE_FAILED_AUTH with value 400.
-const curveRefusal = "400"
+const refusalReason = "400"
 
 // serverState is where a server handshake stands.
 type serverState int
@@ -69,37 +70,37 @@ func (s serverState) String() string {
 	return "failed"
 }
 
-// curveServerMech is one server handshake: an explicit state machine that
+// serverMech is one server handshake: an explicit state machine that
 // does no I/O (onHello, onInitiate), driven by Handshake. A failed step
 // moves it to serverFailed for good.
-type curveServerMech struct {
-	kp   KeyPair
-	auth Authorizer
+type serverMech struct {
+	kp   secure.KeyPair
+	auth secure.Authorizer
 	rand io.Reader
 
 	state       serverState
-	clientShort PublicKey // C'
+	clientShort secure.PublicKey // C'
 	helloNonce  uint64
-	shortPub    PublicKey // S'
-	shortSec    SecretKey // s'
+	shortPub    secure.PublicKey // S'
+	shortSec    secure.SecretKey // s'
 	cookieKey   [32]byte
 	longShared  [32]byte // (s, C'): HELLO and WELCOME boxes
 	shortShared [32]byte // (s', C'): INITIATE, READY and MESSAGE boxes
-	client      PublicKey
+	client      secure.PublicKey
 	peerNonce   uint64
 }
 
-func (*curveServerMech) Name() string   { return "CURVE" }
-func (*curveServerMech) AsServer() bool { return true }
+func (*serverMech) Name() string   { return "CURVE" }
+func (*serverMech) AsServer() bool { return true }
 
-func (m *curveServerMech) Handshake(c zmtp.HandshakeConn, local zmtp.Metadata) (zmtp.Session, error) {
+func (m *serverMech) Handshake(c zmtp.HandshakeConn, local zmtp.Metadata) (zmtp.Session, error) {
 	defer m.wipe()
 	cmd, err := c.ReadCommand()
 	if err != nil {
 		return zmtp.Session{}, err
 	}
 	if cmd.Name != cmdHello {
-		return zmtp.Session{}, fmt.Errorf("%w: %q, want HELLO", ErrCurveCommand, cmd.Name)
+		return zmtp.Session{}, fmt.Errorf("%w: %q, want HELLO", ErrCommand, cmd.Name)
 	}
 	welcome, err := m.onHello(cmd.Body)
 	if err != nil {
@@ -112,13 +113,13 @@ func (m *curveServerMech) Handshake(c zmtp.HandshakeConn, local zmtp.Metadata) (
 		return zmtp.Session{}, err
 	}
 	if cmd.Name != cmdInitiate {
-		return zmtp.Session{}, fmt.Errorf("%w: %q, want INITIATE", ErrCurveCommand, cmd.Name)
+		return zmtp.Session{}, fmt.Errorf("%w: %q, want INITIATE", ErrCommand, cmd.Name)
 	}
 	ready, peer, err := m.onInitiate(cmd.Body, local)
 	if err != nil {
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
 			// Every authentication failure looks the same to the client.
-			_ = c.WriteCommand(zmtp.CmdError, zmtp.AppendErrorBody(nil, curveRefusal))
+			_ = c.WriteCommand(zmtp.CmdError, zmtp.AppendErrorBody(nil, refusalReason))
 		}
 		return zmtp.Session{}, err
 	}
@@ -129,28 +130,28 @@ func (m *curveServerMech) Handshake(c zmtp.HandshakeConn, local zmtp.Metadata) (
 }
 
 // onHello checks a HELLO and returns the WELCOME body.
-func (m *curveServerMech) onHello(body []byte) ([]byte, error) {
+func (m *serverMech) onHello(body []byte) ([]byte, error) {
 	if m.state != expectHello {
-		return nil, fmt.Errorf("%w: HELLO in state %s", ErrCurveCommand, m.state)
+		return nil, fmt.Errorf("%w: HELLO in state %s", ErrCommand, m.state)
 	}
 	m.state = serverFailed
-	h, err := parseHello(body)
+	h, _, err := parseHello(body)
 	if err != nil {
 		return nil, err
 	}
 	if h.Major != 1 || h.Minor != 0 {
-		return nil, fmt.Errorf("%w: CURVE version %d.%d, want 1.0", ErrCurveCommand, h.Major, h.Minor)
+		return nil, fmt.Errorf("%w: CURVE version %d.%d, want 1.0", ErrCommand, h.Major, h.Minor)
 	}
 	m.clientShort, m.helloNonce = h.ClientShort, h.Nonce
 	m.longShared = precompute(&m.kp.Secret, &m.clientShort)
 	var sig [64]byte
 	if _, ok := box.OpenAfterPrecomputation(sig[:0], h.Box[:], shortNonce(prefixHello, h.Nonce), &m.longShared); !ok {
-		return nil, fmt.Errorf("%w: HELLO box does not open (the client has a wrong server key?)", ErrCurveAuth)
+		return nil, fmt.Errorf("%w: HELLO box does not open (the client has a wrong server key?)", ErrAuth)
 	}
 
 	// Short-term key pair and cookie = secretbox [C' + s'] under a key of
 	// this connection's only.
-	short, err := generateKeyPair(m.rand)
+	short, err := secure.GenerateKeyPairFrom(m.rand)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +172,7 @@ func (m *curveServerMech) onHello(body []byte) ([]byte, error) {
 	secretbox.Seal(plain[48:48], cookiePlain[:], nonce24(prefixCookie, cookieNonce), &m.cookieKey)
 	clear(cookiePlain[:])
 
-	var w curveWelcome
+	var w welcomeCmd
 	if _, err := io.ReadFull(m.rand, w.Nonce[:]); err != nil {
 		return nil, err
 	}
@@ -182,30 +183,30 @@ func (m *curveServerMech) onHello(body []byte) ([]byte, error) {
 
 // onInitiate checks an INITIATE (cookie, box, vouch, authorization,
 // metadata) and returns the READY body and the client's metadata.
-func (m *curveServerMech) onInitiate(body []byte, local zmtp.Metadata) ([]byte, zmtp.Metadata, error) {
+func (m *serverMech) onInitiate(body []byte, local zmtp.Metadata) ([]byte, zmtp.Metadata, error) {
 	if m.state != expectInitiate {
-		return nil, nil, fmt.Errorf("%w: INITIATE in state %s", ErrCurveCommand, m.state)
+		return nil, nil, fmt.Errorf("%w: INITIATE in state %s", ErrCommand, m.state)
 	}
 	m.state = serverFailed
-	in, err := parseInitiate(body)
+	in, _, err := parseInitiate(body)
 	if err != nil {
 		return nil, nil, err
 	}
 	var cookiePlain [64]byte
 	defer clear(cookiePlain[:])
 	if _, ok := secretbox.Open(cookiePlain[:0], in.Cookie[16:], nonce24(prefixCookie, in.Cookie[:16]), &m.cookieKey); !ok {
-		return nil, nil, fmt.Errorf("%w: INITIATE cookie does not open", ErrCurveAuth)
+		return nil, nil, fmt.Errorf("%w: INITIATE cookie does not open", ErrAuth)
 	}
 	if subtle.ConstantTimeCompare(cookiePlain[:32], m.clientShort[:])&subtle.ConstantTimeCompare(cookiePlain[32:], m.shortSec[:]) != 1 {
-		return nil, nil, fmt.Errorf("%w: INITIATE cookie is not ours", ErrCurveAuth)
+		return nil, nil, fmt.Errorf("%w: INITIATE cookie is not ours", ErrAuth)
 	}
 	if in.Nonce <= m.helloNonce {
-		return nil, nil, fmt.Errorf("%w: INITIATE nonce %d after HELLO nonce %d", ErrCurveNonce, in.Nonce, m.helloNonce)
+		return nil, nil, fmt.Errorf("%w: INITIATE nonce %d after HELLO nonce %d", ErrNonce, in.Nonce, m.helloNonce)
 	}
 	m.shortShared = precompute(&m.shortSec, &m.clientShort)
 	plain, ok := box.OpenAfterPrecomputation(make([]byte, 0, len(in.Box)-box.Overhead), in.Box, shortNonce(prefixInitiate, in.Nonce), &m.shortShared)
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: INITIATE box does not open", ErrCurveAuth)
+		return nil, nil, fmt.Errorf("%w: INITIATE box does not open", ErrAuth)
 	}
 	copy(m.client[:], plain[:32])
 	vouchNonce, vouchBox := plain[32:48], plain[48:128]
@@ -214,13 +215,13 @@ func (m *curveServerMech) onInitiate(body []byte, local zmtp.Metadata) ([]byte, 
 	_, ok = box.OpenAfterPrecomputation(vouch[:0], vouchBox, nonce24(prefixVouch, vouchNonce), &vouchKey)
 	clear(vouchKey[:])
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: INITIATE vouch does not open (client %s)", ErrCurveAuth, m.client)
+		return nil, nil, fmt.Errorf("%w: INITIATE vouch does not open (client %s)", ErrAuth, m.client)
 	}
 	if subtle.ConstantTimeCompare(vouch[:32], m.clientShort[:])&subtle.ConstantTimeCompare(vouch[32:], m.kp.Public[:]) != 1 {
-		return nil, nil, fmt.Errorf("%w: INITIATE vouch names other keys (client %s)", ErrCurveAuth, m.client)
+		return nil, nil, fmt.Errorf("%w: INITIATE vouch names other keys (client %s)", ErrAuth, m.client)
 	}
-	if !authorize(m.auth, m.client) {
-		return nil, nil, fmt.Errorf("%w: CURVE client key %s", ErrUnauthorized, m.client)
+	if !secure.Authorized(m.auth, m.client) {
+		return nil, nil, fmt.Errorf("%w: CURVE client key %s", secure.ErrUnauthorized, m.client)
 	}
 	// Only now, authenticated and authorized, is the metadata looked at.
 	peer, err := zmtp.ParseMetadata(plain[128:])
@@ -231,14 +232,14 @@ func (m *curveServerMech) onInitiate(body []byte, local zmtp.Metadata) ([]byte, 
 
 	// READY with our short nonce 1; messages continue from 2.
 	md := zmtp.AppendMetadata(nil, local)
-	r := curveReady{Nonce: 1}
+	r := readyCmd{Nonce: 1}
 	r.Box = box.SealAfterPrecomputation(make([]byte, 0, len(md)+box.Overhead), md, shortNonce(prefixReady, 1), &m.shortShared)
 	m.state = serverDone
 	return r.append(make([]byte, 0, 8+len(r.Box))), peer, nil
 }
 
-func (m *curveServerMech) cipher() *curveCipher {
-	c := &curveCipher{
+func (m *serverMech) cipher() *messageCipher {
+	c := &messageCipher{
 		send:      newMsgBox(&m.shortShared, prefixMsgS),
 		recv:      newMsgBox(&m.shortShared, prefixMsgC),
 		sendNonce: 2,
@@ -249,33 +250,33 @@ func (m *curveServerMech) cipher() *curveCipher {
 
 // wipe zeroes the handshake's secrets; the cipher keeps only its derived
 // per-direction keys.
-func (m *curveServerMech) wipe() {
+func (m *serverMech) wipe() {
 	m.shortSec.Zero()
 	clear(m.cookieKey[:])
 	clear(m.longShared[:])
 	clear(m.shortShared[:])
 }
 
-// curveClientMech is one client handshake.
-type curveClientMech struct {
-	kp     KeyPair
-	server PublicKey
+// clientMech is one client handshake.
+type clientMech struct {
+	kp     secure.KeyPair
+	server secure.PublicKey
 	rand   io.Reader
 
-	shortPub    PublicKey // C'
-	shortSec    SecretKey // c'
-	serverShort PublicKey // S'
-	longShared  [32]byte  // (c', S)
-	shortShared [32]byte  // (c', S')
-	nonce       uint64    // our next short nonce
+	shortPub    secure.PublicKey // C'
+	shortSec    secure.SecretKey // c'
+	serverShort secure.PublicKey // S'
+	longShared  [32]byte         // (c', S)
+	shortShared [32]byte         // (c', S')
+	nonce       uint64           // our next short nonce
 	peerNonce   uint64
 	cookie      [cookieSize]byte
 }
 
-func (*curveClientMech) Name() string   { return "CURVE" }
-func (*curveClientMech) AsServer() bool { return false }
+func (*clientMech) Name() string   { return "CURVE" }
+func (*clientMech) AsServer() bool { return false }
 
-func (m *curveClientMech) Handshake(c zmtp.HandshakeConn, local zmtp.Metadata) (zmtp.Session, error) {
+func (m *clientMech) Handshake(c zmtp.HandshakeConn, local zmtp.Metadata) (zmtp.Session, error) {
 	defer m.wipe()
 	hello, err := m.hello()
 	if err != nil {
@@ -317,8 +318,8 @@ func (m *curveClientMech) Handshake(c zmtp.HandshakeConn, local zmtp.Metadata) (
 	return zmtp.Session{Peer: peer, UserID: m.server.String(), Cipher: m.cipher()}, nil
 }
 
-// refused turns an ERROR into ErrCurveRefused and anything but want into
-// ErrCurveCommand.
+// refused turns an ERROR into ErrRefused and anything but want into
+// ErrCommand.
 func refused(cmd zmtp.Command, want string) error {
 	switch cmd.Name {
 	case want:
@@ -328,13 +329,13 @@ func refused(cmd zmtp.Command, want string) error {
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: %w", ErrCurveRefused, &zmtp.PeerError{Reason: reason})
+		return fmt.Errorf("%w: %w", ErrRefused, &zmtp.PeerError{Reason: reason})
 	}
-	return fmt.Errorf("%w: %q, want %s", ErrCurveCommand, cmd.Name, want)
+	return fmt.Errorf("%w: %q, want %s", ErrCommand, cmd.Name, want)
 }
 
-func (m *curveClientMech) hello() ([]byte, error) {
-	short, err := generateKeyPair(m.rand)
+func (m *clientMech) hello() ([]byte, error) {
+	short, err := secure.GenerateKeyPairFrom(m.rand)
 	if err != nil {
 		return nil, err
 	}
@@ -342,21 +343,21 @@ func (m *curveClientMech) hello() ([]byte, error) {
 	short.Zero()
 	m.longShared = precompute(&m.shortSec, &m.server)
 	m.nonce = 1
-	h := curveHello{Major: 1, Minor: 0, ClientShort: m.shortPub, Nonce: m.nonce}
+	h := helloCmd{Major: 1, Minor: 0, ClientShort: m.shortPub, Nonce: m.nonce}
 	var zeros [64]byte
 	box.SealAfterPrecomputation(h.Box[:0], zeros[:], shortNonce(prefixHello, m.nonce), &m.longShared)
 	m.nonce++
 	return h.append(make([]byte, 0, helloBody)), nil
 }
 
-func (m *curveClientMech) onWelcome(body []byte) error {
-	w, err := parseWelcome(body)
+func (m *clientMech) onWelcome(body []byte) error {
+	w, _, err := parseWelcome(body)
 	if err != nil {
 		return err
 	}
 	var plain [128]byte
 	if _, ok := box.OpenAfterPrecomputation(plain[:0], w.Box[:], nonce24(prefixWelcome, w.Nonce[:]), &m.longShared); !ok {
-		return fmt.Errorf("%w: WELCOME box does not open", ErrCurveAuth)
+		return fmt.Errorf("%w: WELCOME box does not open", ErrAuth)
 	}
 	copy(m.serverShort[:], plain[:32])
 	copy(m.cookie[:], plain[32:])
@@ -364,7 +365,7 @@ func (m *curveClientMech) onWelcome(body []byte) error {
 	return nil
 }
 
-func (m *curveClientMech) initiate(local zmtp.Metadata) ([]byte, error) {
+func (m *clientMech) initiate(local zmtp.Metadata) ([]byte, error) {
 	// vouch = nonce + box [C' + S] from C to S'.
 	var vouchPlain [64]byte
 	copy(vouchPlain[:32], m.shortPub[:])
@@ -380,27 +381,27 @@ func (m *curveClientMech) initiate(local zmtp.Metadata) ([]byte, error) {
 	clear(vouchKey[:])
 	plain = zmtp.AppendMetadata(plain, local)
 
-	in := curveInitiate{Cookie: m.cookie, Nonce: m.nonce}
+	in := initiateCmd{Cookie: m.cookie, Nonce: m.nonce}
 	in.Box = box.SealAfterPrecomputation(make([]byte, 0, len(plain)+box.Overhead), plain, shortNonce(prefixInitiate, m.nonce), &m.shortShared)
 	m.nonce++
 	return in.append(make([]byte, 0, initiateMinBody+len(plain))), nil
 }
 
-func (m *curveClientMech) onReady(body []byte) (zmtp.Metadata, error) {
-	r, err := parseReady(body)
+func (m *clientMech) onReady(body []byte) (zmtp.Metadata, error) {
+	r, _, err := parseReady(body)
 	if err != nil {
 		return nil, err
 	}
 	plain, ok := box.OpenAfterPrecomputation(make([]byte, 0, len(r.Box)), r.Box, shortNonce(prefixReady, r.Nonce), &m.shortShared)
 	if !ok {
-		return nil, fmt.Errorf("%w: READY box does not open", ErrCurveAuth)
+		return nil, fmt.Errorf("%w: READY box does not open", ErrAuth)
 	}
 	m.peerNonce = r.Nonce
 	return zmtp.ParseMetadata(plain)
 }
 
-func (m *curveClientMech) cipher() *curveCipher {
-	return &curveCipher{
+func (m *clientMech) cipher() *messageCipher {
+	return &messageCipher{
 		send:      newMsgBox(&m.shortShared, prefixMsgC),
 		recv:      newMsgBox(&m.shortShared, prefixMsgS),
 		sendNonce: m.nonce,
@@ -408,36 +409,33 @@ func (m *curveClientMech) cipher() *curveCipher {
 	}
 }
 
-func (m *curveClientMech) wipe() {
+func (m *clientMech) wipe() {
 	m.shortSec.Zero()
 	clear(m.longShared[:])
 	clear(m.shortShared[:])
 }
 
-func generateKeyPair(r io.Reader) (KeyPair, error) {
-	var s SecretKey
-	if _, err := io.ReadFull(r, s[:]); err != nil {
-		return KeyPair{}, fmt.Errorf("secure: generate key: %w", err)
-	}
-	kp, err := KeyPairFromSecret(s)
-	s.Zero()
-	return kp, err
-}
-
-// curveCipher is the zmtp.MessageCipher of a CURVE connection: MESSAGE
+// messageCipher is the zmtp.MessageCipher of a CURVE connection: MESSAGE
 // commands with strictly increasing short nonces. zmtp calls Seal from its
 // writer goroutine and Open from its reader goroutine only, so each
 // direction has one owner and no lock.
-type curveCipher struct {
+type messageCipher struct {
 	send, recv msgBox
 	sendNonce  uint64 // next nonce to send
 	recvNonce  uint64 // last nonce received; the next must exceed it
 }
 
+// Wipe zeroes the keys of both directions; zmtp calls it once the
+// connection has ended, after the last Seal and Open.
+func (c *messageCipher) Wipe() {
+	c.send.zero()
+	c.recv.zero()
+}
+
 // Seal appends a MESSAGE frame carrying one frame.
-func (c *curveCipher) Seal(dst []byte, flags byte, body []byte) ([]byte, error) {
+func (c *messageCipher) Seal(dst []byte, flags byte, body []byte) ([]byte, error) {
 	if c.sendNonce == math.MaxUint64 {
-		return dst, fmt.Errorf("%w: CURVE send nonce exhausted", ErrNonceLimit)
+		return dst, ErrNonceLimit
 	}
 	n := c.sendNonce
 	c.sendNonce++
@@ -468,17 +466,18 @@ func (c *curveCipher) Seal(dst []byte, flags byte, body []byte) ([]byte, error) 
 // the body returned is a slice of b. A box that does not open (b is then
 // left as it was) and a nonce that does not exceed the last one are errors
 // that end the connection.
-func (c *curveCipher) Open(b []byte) (byte, []byte, error) {
-	n, bx, err := parseMessage(b)
+func (c *messageCipher) Open(b []byte) (byte, []byte, error) {
+	m, _, err := parseMessage(b)
 	if err != nil {
 		return 0, nil, err
 	}
+	n, bx := m.Nonce, m.Box
 	out := bx[16:] // decrypted in place: zmtp gives b to Open for good
 	if !c.recv.open(out, bx, n) {
-		return 0, nil, fmt.Errorf("%w: MESSAGE box with nonce %d does not open", ErrCurveAuth, n)
+		return 0, nil, fmt.Errorf("%w: MESSAGE box with nonce %d does not open", ErrAuth, n)
 	}
 	if n <= c.recvNonce {
-		return 0, nil, fmt.Errorf("%w: MESSAGE nonce %d after %d", ErrCurveNonce, n, c.recvNonce)
+		return 0, nil, fmt.Errorf("%w: MESSAGE nonce %d after %d", ErrNonce, n, c.recvNonce)
 	}
 	c.recvNonce = n
 	var flags byte

@@ -1,4 +1,4 @@
-package secure
+package curve
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/secure"
 )
 
 // TestCurveVsLibzmq compares our CURVE PUSH→PULL throughput with
@@ -67,11 +69,11 @@ func pyzmqPushPull(py, mech string, size, count int) (float64, error) {
 	pullArgs := []string{script, "pull", "--bind", "tcp://127.0.0.1:0", "--count", fmt.Sprint(count), "--size", fmt.Sprint(size)}
 	pushArgs := []string{script, "push", "--count", fmt.Sprint(count), "--size", fmt.Sprint(size)}
 	if mech == "CURVE" {
-		s, err := GenerateKeyPair()
+		s, err := secure.GenerateKeyPair()
 		if err != nil {
 			return 0, err
 		}
-		c, err := GenerateKeyPair()
+		c, err := secure.GenerateKeyPair()
 		if err != nil {
 			return 0, err
 		}

@@ -1,4 +1,4 @@
-package secure
+package curve
 
 import (
 	"bufio"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/zmtp"
+
+	"github.com/hydra-net/hydra/secure"
 )
 
 // pyPeer is a running testdata/pyzmq/curve_peer.py.
@@ -116,7 +118,7 @@ func TestInteropOurServerPyzmqClient(t *testing.T) {
 	slog := newLogSink()
 	rep := newSocket(t, zmtp.REP, zmtp.Options{
 		Logger:            slog.logger(),
-		Security:          CurveServer(server, NewAllowList(client.Public)),
+		Security:          Server(server, secure.NewAllowList(client.Public)),
 		HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second,
 	})
 	if err := rep.Bind("tcp://127.0.0.1:0"); err != nil {
@@ -173,7 +175,7 @@ func TestInteropOurServerPyzmqClient(t *testing.T) {
 		if strings.Contains(out, "REPLY") {
 			t.Fatalf("unauthorized client got a reply:\n%s", out)
 		}
-		slog.waitFor(t, "handshake failed", ErrUnauthorized.Error(), stranger.Public.String())
+		slog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error(), stranger.Public.String())
 	})
 }
 
@@ -185,11 +187,11 @@ func TestInteropPyzmqServerOurClient(t *testing.T) {
 	server, stranger := newKeyPair(t), newKeyPair(t)
 	dir := t.TempDir()
 	clientPath := filepath.Join(t.TempDir(), "client")
-	client, err := Keygen(clientPath, false)
+	client, err := secure.Keygen(clientPath, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pubCert, _ := os.ReadFile(PublicKeyPath(clientPath))
+	pubCert, _ := os.ReadFile(secure.PublicKeyPath(clientPath))
 	os.WriteFile(filepath.Join(dir, "client.key"), pubCert, 0o644) // pyzmq loads *.key
 
 	p := startPyPeer(t, "--type", "REP", "--bind", "tcp://127.0.0.1:0", "--count", "3", "--allow-dir", dir,
@@ -198,7 +200,7 @@ func TestInteropPyzmqServerOurClient(t *testing.T) {
 
 	t.Run("wrong server key", func(t *testing.T) {
 		clog := newLogSink()
-		req := newSocket(t, zmtp.REQ, zmtp.Options{Logger: clog.logger(), Linger: -1, Security: CurveClient(client, stranger.Public)})
+		req := newSocket(t, zmtp.REQ, zmtp.Options{Logger: clog.logger(), Linger: -1, Security: Client(client, stranger.Public)})
 		req.Connect(ep)
 		req.Send([]byte("nope"))
 		clog.waitFor(t, "handshake failed", "server closed after HELLO")
@@ -206,15 +208,15 @@ func TestInteropPyzmqServerOurClient(t *testing.T) {
 	})
 	t.Run("unauthorized client", func(t *testing.T) {
 		clog := newLogSink()
-		req := newSocket(t, zmtp.REQ, zmtp.Options{Logger: clog.logger(), Linger: -1, Security: CurveClient(stranger, server.Public)})
+		req := newSocket(t, zmtp.REQ, zmtp.Options{Logger: clog.logger(), Linger: -1, Security: Client(stranger, server.Public)})
 		req.Connect(ep)
 		req.Send([]byte("nope"))
-		clog.waitFor(t, "handshake failed", ErrCurveRefused.Error(), `"400"`)
+		clog.waitFor(t, "handshake failed", ErrRefused.Error(), `"400"`)
 		req.Close()
 	})
 	t.Run("good keys", func(t *testing.T) {
 		req := newSocket(t, zmtp.REQ, zmtp.Options{
-			Security:          CurveClient(client, server.Public),
+			Security:          Client(client, server.Public),
 			HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second,
 		})
 		req.Connect(ep)
@@ -245,7 +247,7 @@ func TestInteropPubSub(t *testing.T) {
 	findPython(t)
 	server, client := newKeyPair(t), newKeyPair(t)
 	t.Run("pyzmq SUB, our PUB", func(t *testing.T) {
-		pub := newSocket(t, zmtp.PUB, zmtp.Options{Security: CurveServer(server, NewAllowList(client.Public))})
+		pub := newSocket(t, zmtp.PUB, zmtp.Options{Security: Server(server, secure.NewAllowList(client.Public))})
 		pub.Bind("tcp://127.0.0.1:0")
 		p := startPyPeer(t, "--type", "SUB", "--connect", pub.Endpoint(), "--subscribe", "a", "--count", "5",
 			"--public="+client.Public.String(), "--secret="+client.Secret.Z85(), "--server-key="+server.Public.String())
@@ -271,7 +273,7 @@ func TestInteropPubSub(t *testing.T) {
 		p := startPyPeer(t, "--type", "PUB", "--bind", "tcp://127.0.0.1:0", "--count", "300", "--timeout-ms", "15000",
 			"--public="+server.Public.String(), "--secret="+server.Secret.Z85())
 		ep := p.next(t, "BOUND ")
-		sub := newSocket(t, zmtp.SUB, zmtp.Options{Security: CurveClient(client, server.Public)})
+		sub := newSocket(t, zmtp.SUB, zmtp.Options{Security: Client(client, server.Public)})
 		sub.Subscribe([]byte("a"))
 		sub.Connect(ep)
 		for i := 0; i < 5; i++ {

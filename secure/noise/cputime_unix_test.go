@@ -1,6 +1,6 @@
 //go:build unix
 
-package secure
+package noise
 
 import (
 	"syscall"

@@ -1,4 +1,4 @@
-package secure
+package curve
 
 import (
 	"bytes"
@@ -13,17 +13,19 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/zmtp"
+
+	"github.com/hydra-net/hydra/secure"
 )
 
 // curvePair binds a CURVE server socket and connects a CURVE client one.
-func curvePair(t *testing.T, st, ct zmtp.SocketType, auth Authorizer, sopt, copt zmtp.Options) (srv, cli *zmtp.Socket, server, client KeyPair) {
+func curvePair(t *testing.T, st, ct zmtp.SocketType, auth secure.Authorizer, sopt, copt zmtp.Options) (srv, cli *zmtp.Socket, server, client secure.KeyPair) {
 	t.Helper()
 	server, client = newKeyPair(t), newKeyPair(t)
 	if auth == nil {
-		auth = NewAllowList(client.Public)
+		auth = secure.NewAllowList(client.Public)
 	}
-	sopt.Security = CurveServer(server, auth)
-	copt.Security = CurveClient(client, server.Public)
+	sopt.Security = Server(server, auth)
+	copt.Security = Client(client, server.Public)
 	srv = newSocket(t, st, sopt)
 	if err := srv.Bind("tcp://127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -125,17 +127,17 @@ func TestCurveReqRep(t *testing.T) {
 }
 
 // TestCurveUnauthorizedClient: a client whose key is not on the list gets
-// ERROR "400" (the client's error matches ErrCurveRefused) and nothing it
+// ERROR "400" (the client's error matches ErrRefused) and nothing it
 // sends is delivered.
 func TestCurveUnauthorizedClient(t *testing.T) {
 	checkGoroutines(t)
 	slog, clog := newLogSink(), newLogSink()
 	other := newKeyPair(t)
-	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, NewAllowList(other.Public),
+	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, secure.NewAllowList(other.Public),
 		zmtp.Options{Logger: slog.logger()}, zmtp.Options{Logger: clog.logger(), Linger: -1})
 	push.Send([]byte("must not arrive"))
-	clog.waitFor(t, "handshake failed", ErrCurveRefused.Error(), `"400"`)
-	slog.waitFor(t, "handshake failed", ErrUnauthorized.Error())
+	clog.waitFor(t, "handshake failed", ErrRefused.Error(), `"400"`)
+	slog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error())
 	if m, err := recvTimeout(t, pull, 300*time.Millisecond); err == nil {
 		t.Fatalf("unauthorized client's message delivered: %q", m)
 	}
@@ -144,11 +146,11 @@ func TestCurveUnauthorizedClient(t *testing.T) {
 func TestCurveNilAuthorizerRefuses(t *testing.T) {
 	slog := newLogSink()
 	server, client := newKeyPair(t), newKeyPair(t)
-	pull := newSocket(t, zmtp.PULL, zmtp.Options{Logger: slog.logger(), Security: CurveServer(server, nil)})
+	pull := newSocket(t, zmtp.PULL, zmtp.Options{Logger: slog.logger(), Security: Server(server, nil)})
 	pull.Bind("tcp://127.0.0.1:0")
-	push := newSocket(t, zmtp.PUSH, zmtp.Options{Security: CurveClient(client, server.Public)})
+	push := newSocket(t, zmtp.PUSH, zmtp.Options{Security: Client(client, server.Public)})
 	push.Connect(pull.Endpoint())
-	slog.waitFor(t, "handshake failed", ErrUnauthorized.Error())
+	slog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error())
 }
 
 // TestCurveWrongServerKey: a client with the wrong server key gets no
@@ -157,9 +159,9 @@ func TestCurveWrongServerKey(t *testing.T) {
 	checkGoroutines(t)
 	slog, clog := newLogSink(), newLogSink()
 	server, client, wrong := newKeyPair(t), newKeyPair(t), newKeyPair(t)
-	pull := newSocket(t, zmtp.PULL, zmtp.Options{Logger: slog.logger(), Security: CurveServer(server, AllowAny())})
+	pull := newSocket(t, zmtp.PULL, zmtp.Options{Logger: slog.logger(), Security: Server(server, secure.AllowAny())})
 	pull.Bind("tcp://127.0.0.1:0")
-	push := newSocket(t, zmtp.PUSH, zmtp.Options{Logger: clog.logger(), Linger: -1, Security: CurveClient(client, wrong.Public)})
+	push := newSocket(t, zmtp.PUSH, zmtp.Options{Logger: clog.logger(), Linger: -1, Security: Client(client, wrong.Public)})
 	push.Connect(pull.Endpoint())
 	push.Send([]byte("must not arrive"))
 	slog.waitFor(t, "handshake failed", "HELLO box does not open")
@@ -300,22 +302,22 @@ func (r *tamperRelay) forward(dst io.Writer, src io.Reader, tamper bool) {
 }
 
 // TestCurveReplayReorderCloses: a replayed or reordered MESSAGE closes the
-// connection with ErrCurveNonce; the replayed message is not delivered
+// connection with ErrNonce; the replayed message is not delivered
 // twice, the reordered one not after its successor.
 func TestCurveReplayReorderCloses(t *testing.T) {
 	for _, mode := range []string{"replay", "reorder"} {
 		t.Run(mode, func(t *testing.T) {
 			slog := newLogSink()
 			server, client := newKeyPair(t), newKeyPair(t)
-			pull := newSocket(t, zmtp.PULL, zmtp.Options{Logger: slog.logger(), Security: CurveServer(server, AllowAny())})
+			pull := newSocket(t, zmtp.PULL, zmtp.Options{Logger: slog.logger(), Security: Server(server, secure.AllowAny())})
 			pull.Bind("tcp://127.0.0.1:0")
 			relay := newTamperRelay(t, pull.Endpoint(), mode)
-			push := newSocket(t, zmtp.PUSH, zmtp.Options{Security: CurveClient(client, server.Public)})
+			push := newSocket(t, zmtp.PUSH, zmtp.Options{Security: Client(client, server.Public)})
 			push.Connect(relay.endpoint())
 			for i := 1; i <= 3; i++ {
 				push.Send([]byte(fmt.Sprint(i)))
 			}
-			slog.waitFor(t, "peer dropped", ErrCurveNonce.Error())
+			slog.waitFor(t, "peer dropped", ErrNonce.Error())
 			var got []string
 			for {
 				m, err := recvTimeout(t, pull, 300*time.Millisecond)
@@ -344,9 +346,9 @@ func curveSessions(t testing.TB) (cs, ss zmtp.Session) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ss, serr = CurveServer(server, AllowAny())().Handshake(b, zmtp.Metadata{{Name: "Socket-Type", Value: []byte("PULL")}})
+		ss, serr = Server(server, secure.AllowAny())().Handshake(b, zmtp.Metadata{{Name: "Socket-Type", Value: []byte("PULL")}})
 	}()
-	cs, err := CurveClient(client, server.Public)().Handshake(a, zmtp.Metadata{{Name: "Socket-Type", Value: []byte("PUSH")}})
+	cs, err := Client(client, server.Public)().Handshake(a, zmtp.Metadata{{Name: "Socket-Type", Value: []byte("PUSH")}})
 	<-done
 	if err != nil || serr != nil {
 		t.Fatalf("handshake: client %v, server %v", err, serr)
@@ -389,7 +391,7 @@ func TestCurveCipherNonces(t *testing.T) {
 	if _, b, err := cs.Cipher.Open(body(back)); err != nil || string(b) != "back" {
 		t.Fatalf("server→client: %q %v", b, err)
 	}
-	if _, _, err := ss.Cipher.Open(body(back)); !errors.Is(err, ErrCurveAuth) {
+	if _, _, err := ss.Cipher.Open(body(back)); !errors.Is(err, ErrAuth) {
 		t.Fatalf("server's own message opened by the server: %v", err)
 	}
 
@@ -401,16 +403,16 @@ func TestCurveCipherNonces(t *testing.T) {
 	if f, b, err = ss.Cipher.Open(body(frames[2])); err != nil || f != zmtp.FlagCommand || string(b) != "m2" {
 		t.Fatalf("third: %d %q %v", f, b, err)
 	}
-	if _, _, err := ss.Cipher.Open(body(frames[1])); !errors.Is(err, ErrCurveNonce) {
-		t.Fatalf("reordered: %v, want ErrCurveNonce", err)
+	if _, _, err := ss.Cipher.Open(body(frames[1])); !errors.Is(err, ErrNonce) {
+		t.Fatalf("reordered: %v, want ErrNonce", err)
 	}
-	if _, _, err := ss.Cipher.Open(body(frames[2])); !errors.Is(err, ErrCurveNonce) {
-		t.Fatalf("replayed: %v, want ErrCurveNonce", err)
+	if _, _, err := ss.Cipher.Open(body(frames[2])); !errors.Is(err, ErrNonce) {
+		t.Fatalf("replayed: %v, want ErrNonce", err)
 	}
 	w, _ := cs.Cipher.Seal(nil, zmtp.FlagCommand|zmtp.FlagMore, []byte("x"))
 	w[len(w)-3] ^= 0x10 // a bit of the tag
-	if _, _, err := ss.Cipher.Open(body(w)); !errors.Is(err, ErrCurveAuth) {
-		t.Fatalf("tampered: %v, want ErrCurveAuth", err)
+	if _, _, err := ss.Cipher.Open(body(w)); !errors.Is(err, ErrAuth) {
+		t.Fatalf("tampered: %v, want ErrAuth", err)
 	}
 }
 
@@ -419,14 +421,15 @@ func TestCurveCipherNonces(t *testing.T) {
 func TestCurveInnerFlags(t *testing.T) {
 	var shared [32]byte
 	shared[0] = 9
-	c := &curveCipher{send: newMsgBox(&shared, prefixMsgC), recv: newMsgBox(&shared, prefixMsgC), sendNonce: 5}
+	c := &messageCipher{send: newMsgBox(&shared, prefixMsgC), recv: newMsgBox(&shared, prefixMsgC), sendNonce: 5}
 	for _, tc := range []struct{ flags, inner byte }{{0, 0}, {zmtp.FlagMore, 1}, {zmtp.FlagCommand, 2}, {zmtp.FlagMore | zmtp.FlagCommand, 3}} {
 		w, _ := c.Seal(nil, tc.flags, []byte("abc"))
 		_, _, n, _ := zmtp.ParseFrameHeader(w, 1<<20)
-		nonce, bx, err := parseMessage(w[n:])
+		m, _, err := parseMessage(w[n:])
 		if err != nil {
 			t.Fatal(err)
 		}
+		nonce, bx := m.Nonce, m.Box
 		plain := make([]byte, len(bx)-16)
 		if !c.recv.open(plain, bx, nonce) {
 			t.Fatal("does not open")
@@ -475,9 +478,9 @@ func TestCurveCodecTruncation(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		CurveServer(server, AllowAny())().Handshake(b, nil)
+		Server(server, secure.AllowAny())().Handshake(b, nil)
 	}()
-	if _, err := CurveClient(client, server.Public)().Handshake(a, zmtp.Metadata{{Name: "Socket-Type", Value: []byte("DEALER")}}); err != nil {
+	if _, err := Client(client, server.Public)().Handshake(a, zmtp.Metadata{{Name: "Socket-Type", Value: []byte("DEALER")}}); err != nil {
 		t.Fatal(err)
 	}
 	<-done
@@ -486,19 +489,31 @@ func TestCurveCodecTruncation(t *testing.T) {
 	}
 	parsers := map[string]func([]byte) ([]byte, error){
 		cmdHello: func(b []byte) ([]byte, error) {
-			h, err := parseHello(b)
+			h, n, err := parseHello(b)
+			if err == nil && n != len(b) {
+				t.Errorf("parseHello consumed %d of %d bytes", n, len(b))
+			}
 			return h.append(nil), err
 		},
 		cmdWelcome: func(b []byte) ([]byte, error) {
-			w, err := parseWelcome(b)
+			w, n, err := parseWelcome(b)
+			if err == nil && n != len(b) {
+				t.Errorf("parseWelcome consumed %d of %d bytes", n, len(b))
+			}
 			return w.append(nil), err
 		},
 		cmdInitiate: func(b []byte) ([]byte, error) {
-			in, err := parseInitiate(b)
+			in, n, err := parseInitiate(b)
+			if err == nil && n != len(b) {
+				t.Errorf("parseInitiate consumed %d of %d bytes", n, len(b))
+			}
 			return in.append(nil), err
 		},
 		zmtp.CmdReady: func(b []byte) ([]byte, error) {
-			r, err := parseReady(b)
+			r, n, err := parseReady(b)
+			if err == nil && n != len(b) {
+				t.Errorf("parseReady consumed %d of %d bytes", n, len(b))
+			}
 			return r.append(nil), err
 		},
 	}
@@ -522,8 +537,8 @@ func TestCurveCodecTruncation(t *testing.T) {
 					continue
 				}
 				t.Errorf("%s truncated to %d bytes parsed", name, i)
-			} else if !errors.Is(err, ErrCurveCommand) {
-				t.Errorf("%s truncated: error %v not ErrCurveCommand", name, err)
+			} else if !errors.Is(err, ErrCommand) || !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("%s truncated: error %v not ErrCommand and io.ErrUnexpectedEOF", name, err)
 			}
 		}
 		if name == cmdHello || name == cmdWelcome {
@@ -540,12 +555,12 @@ func TestCurveCodecTruncation(t *testing.T) {
 		t.Fatalf("empty MESSAGE is %d bytes, want %d", len(msg), messageMin)
 	}
 	for i := 0; i < len(msg); i++ {
-		if _, _, err := parseMessage(msg[:i]); !errors.Is(err, ErrCurveCommand) {
+		if _, _, err := parseMessage(msg[:i]); !errors.Is(err, ErrCommand) || !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("MESSAGE truncated to %d: %v", i, err)
 		}
 	}
-	n, bx, err := parseMessage(msg)
-	if err != nil || !bytes.Equal(appendMessage(nil, n, bx), msg) {
+	m, n, err := parseMessage(msg)
+	if err != nil || n != len(msg) || !bytes.Equal(m.append(nil), msg) {
 		t.Fatalf("MESSAGE round trip: %v", err)
 	}
 }
@@ -559,7 +574,6 @@ func handshakePipe() (*memConn, *memConn) {
 type memConn struct {
 	in, out chan zmtp.Command
 	tap     *recordingConn
-	closed  bool
 }
 
 func (m *memConn) ReadCommand() (zmtp.Command, error) {
@@ -596,8 +610,8 @@ func (r *recordingConn) add(c zmtp.Command) {
 // short-term secret, cookie key or box key any more.
 func TestCurveWipesSecrets(t *testing.T) {
 	server, client := newKeyPair(t), newKeyPair(t)
-	srv := CurveServer(server, AllowAny())().(*curveServerMech)
-	cli := CurveClient(client, server.Public)().(*curveClientMech)
+	srv := Server(server, secure.AllowAny())().(*serverMech)
+	cli := Client(client, server.Public)().(*clientMech)
 	a, b := handshakePipe()
 	done := make(chan error, 1)
 	go func() { _, err := srv.Handshake(b, nil); done <- err }()
@@ -608,10 +622,71 @@ func TestCurveWipesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	var zero [32]byte
-	if srv.shortSec != (SecretKey{}) || srv.cookieKey != zero || srv.longShared != zero || srv.shortShared != zero {
+	if srv.shortSec != (secure.SecretKey{}) || srv.cookieKey != zero || srv.longShared != zero || srv.shortShared != zero {
 		t.Fatal("server mechanism kept handshake secrets")
 	}
-	if cli.shortSec != (SecretKey{}) || cli.longShared != zero || cli.shortShared != zero {
+	if cli.shortSec != (secure.SecretKey{}) || cli.longShared != zero || cli.shortShared != zero {
 		t.Fatal("client mechanism kept handshake secrets")
+	}
+}
+
+// wipeSpy wraps a server mechanism to see its cipher's keys set after the
+// handshake and zeroed when zmtp wipes it.
+type wipeSpy struct {
+	zmtp.Mechanism
+	report chan<- [2]bool // keys set after the handshake, keys zero after Wipe
+}
+
+func (w wipeSpy) Handshake(c zmtp.HandshakeConn, local zmtp.Metadata) (zmtp.Session, error) {
+	s, err := w.Mechanism.Handshake(c, local)
+	if err == nil {
+		mc := s.Cipher.(*messageCipher)
+		s.Cipher = &wipeSpyCipher{messageCipher: mc, set: mc.send.sub != [32]byte{} && mc.recv.sub != [32]byte{}, report: w.report}
+	}
+	return s, err
+}
+
+type wipeSpyCipher struct {
+	*messageCipher
+	set    bool
+	report chan<- [2]bool
+}
+
+func (c *wipeSpyCipher) Wipe() {
+	c.messageCipher.Wipe()
+	c.report <- [2]bool{c.set, c.send.sub == [32]byte{} && c.recv.sub == [32]byte{}}
+}
+
+// TestCurveWipesMessageKeys: when a CURVE connection ends, zmtp has its
+// cipher zero both directions' keys.
+func TestCurveWipesMessageKeys(t *testing.T) {
+	server, client := newKeyPair(t), newKeyPair(t)
+	report := make(chan [2]bool, 1)
+	pull := newSocket(t, zmtp.PULL, zmtp.Options{Security: func() zmtp.Mechanism {
+		return wipeSpy{Mechanism: Server(server, secure.AllowAny())(), report: report}
+	}})
+	if err := pull.Bind("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	push, err := zmtp.NewSocket(zmtp.PUSH, zmtp.Options{Security: Client(client, server.Public)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push.Connect(pull.Endpoint())
+	push.Send([]byte("x"))
+	if _, err := recvTimeout(t, pull, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	push.Close()
+	select {
+	case r := <-report:
+		if !r[0] {
+			t.Fatal("the cipher had no keys after the handshake")
+		}
+		if !r[1] {
+			t.Fatal("Wipe left keys behind")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection ended without wiping its cipher")
 	}
 }

@@ -1,85 +1,15 @@
-package secure
+package noise
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"testing"
-
-	"github.com/hydra-net/hydra/zmtp"
 )
-
-// BenchmarkCurvePushPull measures PUSH→PULL throughput over loopback TCP
-// between two zmtp sockets in one process, NULL and CURVE side by side:
-//
-//	go test -run '^$' -bench CurvePushPull -benchtime 2s ./secure/
-//
-// TestCurveVsLibzmq runs the same sizes against libzmq (pyzmq) in one run
-// and prints the ratios.
-func BenchmarkCurvePushPull(b *testing.B) {
-	for _, mech := range []string{"NULL", "CURVE"} {
-		for _, size := range []int{256, 65536} {
-			b.Run(fmt.Sprintf("%s/%d", mech, size), func(b *testing.B) { benchPushPull(b, mech, size) })
-		}
-	}
-}
-
-func benchPushPull(b *testing.B, mech string, size int) {
-	sopt := zmtp.Options{RecvHWM: 100000}
-	copt := zmtp.Options{SendHWM: 100000}
-	if mech == "CURVE" {
-		server, client := newKeyPair(b), newKeyPair(b)
-		sopt.Security = CurveServer(server, NewAllowList(client.Public))
-		copt.Security = CurveClient(client, server.Public)
-	}
-	pull, err := zmtp.NewSocket(zmtp.PULL, sopt)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pull.Close()
-	if err := pull.Bind("tcp://127.0.0.1:0"); err != nil {
-		b.Fatal(err)
-	}
-	push, err := zmtp.NewSocket(zmtp.PUSH, copt)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer push.Close()
-	push.Connect(pull.Endpoint())
-	msg := make([]byte, size)
-	// One message through first, so the handshake is not measured.
-	push.Send(msg)
-	if _, err := pull.Recv(); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(size))
-	b.ReportAllocs()
-	b.ResetTimer()
-	done := make(chan error)
-	go func() {
-		for i := 0; i < b.N; i++ {
-			if _, err := pull.Recv(); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	for i := 0; i < b.N; i++ {
-		if err := push.Send(msg); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
 
 // BenchmarkTunnelStream measures one bulk stream over loopback TCP: raw,
 // and through the Noise transport with each cipher, in one run:
 //
-//	go test -run '^$' -bench TunnelStream -benchtime 2s ./secure/
+//	go test -run '^$' -bench TunnelStream -benchtime 2s ./secure/noise/
 //
 // Each op moves 128 KiB, written in 32 KiB calls (io.Copy's size) and read
 // with a 128 KiB buffer. cpu-ns/B is the CPU time of both ends per byte.
@@ -106,7 +36,7 @@ func BenchmarkTunnelStream(b *testing.B) {
 				defer s.Close()
 				w, r = c, s
 			default:
-				c := map[string]NoiseCipher{"noise-AESGCM": CipherAESGCM, "noise-ChaChaPoly": CipherChaChaPoly}[kind]
+				c := map[string]Cipher{"noise-AESGCM": CipherAESGCM, "noise-ChaChaPoly": CipherChaChaPoly}[kind]
 				ini, resp := tunnelPair(b, tunnelOpts{pinned: true, cipher: c})
 				w, r = ini, resp
 			}
@@ -160,7 +90,7 @@ func BenchmarkTunnelStream(b *testing.B) {
 // plaintext bytes) with each cipher: the crypto floor under
 // BenchmarkTunnelStream.
 //
-//	go test -run '^$' -bench RecordCipher ./secure/
+//	go test -run '^$' -bench RecordCipher ./secure/noise/
 func BenchmarkRecordCipher(b *testing.B) {
 	for _, f := range []aeadFunc{cipherAESGCM, cipherChaChaPoly} {
 		a, err := f.new(make([]byte, 32))

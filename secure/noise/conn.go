@@ -1,4 +1,4 @@
-package secure
+package noise
 
 import (
 	"encoding/binary"
@@ -12,7 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flynn/noise"
+	flynn "github.com/flynn/noise"
+
+	"github.com/hydra-net/hydra/secure"
 )
 
 // Transport records: a 2-byte big-endian length, then that many bytes of
@@ -22,12 +24,11 @@ import (
 const (
 	recHdr    = 2
 	tagSize   = 16
-	maxRecord = noise.MaxMsgLen     // 65535
+	maxRecord = flynn.MaxMsgLen     // 65535
 	maxPlain  = maxRecord - tagSize // 65519
-	// Eight records (512 KiB) per socket write and per socket read: a
-	// bulk stream spends less CPU per byte than with four and two (0.72
-	// against 0.89 ns/B, 2.5 against 2.0 GB/s in BenchmarkTunnelStream),
-	// since writer and reader hand off and wake each other half as often.
+	// Eight records (512 KiB) per socket write and per socket read: the
+	// fewer hand-offs between writer and reader, the less CPU per byte
+	// (bench/RESULTS.md has the measurements).
 	pendingCap   = 8 * (recHdr + maxRecord)
 	rbufSize     = 8 * (recHdr + maxRecord)
 	closeFlush   = 5 * time.Second
@@ -59,14 +60,14 @@ const (
 type Conn struct {
 	nc          net.Conn
 	log         *slog.Logger
-	peer        PublicKey
+	peer        secure.PublicKey
 	peerPayload []byte
 	suite       string
 	limit       uint64
 	rekeyEvery  uint64
 
 	rmu   sync.Mutex
-	recv  *noise.CipherState
+	recv  *flynn.CipherState
 	rbuf  []byte
 	rpos  int
 	wpos  int
@@ -74,7 +75,7 @@ type Conn struct {
 	rerr  error
 
 	wmu        sync.Mutex
-	send       *noise.CipherState // only used under wmu
+	send       *flynn.CipherState // only used under wmu
 	pending    []byte             // sealed records [len][ciphertext+tag]..., then maybe the open one [len][plaintext]
 	openRec    int                // offset of the open (unsealed) record in pending, -1 if none
 	spare      []byte
@@ -93,10 +94,10 @@ type Conn struct {
 	closed    chan struct{}
 }
 
-func newConn(nc net.Conn, o *NoiseConfig, send, recv *noise.CipherState, peer PublicKey, payload []byte, suite string) *Conn {
+func newConn(nc net.Conn, log *slog.Logger, send, recv *flynn.CipherState, peer secure.PublicKey, payload []byte, suite string) *Conn {
 	return &Conn{
 		nc: nc, peer: peer, peerPayload: payload, suite: suite,
-		log:   o.Logger.With("remote", nc.RemoteAddr().String(), "peer", peer.String()),
+		log:   log.With("remote", nc.RemoteAddr().String(), "peer", peer.String()),
 		limit: defaultNonceLimit, rekeyEvery: defaultRekey,
 		recv: recv, send: send,
 		rbuf:       make([]byte, rbufSize),
@@ -117,7 +118,7 @@ func (c *Conn) start() {
 }
 
 // PeerKey is the other side's authenticated static public key.
-func (c *Conn) PeerKey() PublicKey { return c.peer }
+func (c *Conn) PeerKey() secure.PublicKey { return c.peer }
 
 // PeerPayload is what the peer sent in its handshake payload.
 func (c *Conn) PeerPayload() []byte { return c.peerPayload }
@@ -160,37 +161,6 @@ func (c *Conn) fail(err error) error {
 		c.nc.Close()
 	}
 	return *c.fatal.Load()
-}
-
-// writeConfirm sends the empty key-confirmation record that ends a
-// handshake (the IK initiator's, the XX responder's), before the writer
-// goroutine exists.
-func (c *Conn) writeConfirm() error {
-	rec, err := c.send.Encrypt(make([]byte, recHdr, recHdr+tagSize), nil, nil)
-	if err != nil {
-		return err
-	}
-	binary.BigEndian.PutUint16(rec, tagSize)
-	_, err = c.nc.Write(rec)
-	return err
-}
-
-// readConfirm reads the peer's key-confirmation record, under the
-// handshake deadline: an IK responder learns that the initiator is live
-// (not a replayed first message), an XX initiator that the responder
-// accepted its key.
-func (c *Conn) readConfirm() error {
-	var rec [recHdr + tagSize]byte
-	if _, err := io.ReadFull(c.nc, rec[:]); err != nil {
-		return fmt.Errorf("%w: no key confirmation (the peer refused our key, or replayed a first message): %w", ErrNoiseHandshake, err)
-	}
-	if binary.BigEndian.Uint16(rec[:]) != tagSize {
-		return fmt.Errorf("%w: key confirmation record of %d bytes", ErrNoiseHandshake, binary.BigEndian.Uint16(rec[:]))
-	}
-	if _, err := c.recv.Decrypt(nil, nil, rec[recHdr:]); err != nil {
-		return fmt.Errorf("%w: key confirmation does not decrypt", ErrNoiseHandshake)
-	}
-	return nil
 }
 
 // Read returns decrypted bytes. It reads as many records per system call
@@ -494,7 +464,7 @@ func (c *Conn) writeLoop() {
 		_, err := c.nc.Write(buf)
 		c.wmu.Lock()
 		if err != nil {
-			c.werr = c.fail(fmt.Errorf("secure: write: %w", err))
+			c.werr = c.fail(fmt.Errorf("noise: write: %w", err))
 			close(c.space)
 			c.space = make(chan struct{})
 			c.wmu.Unlock()

@@ -1,11 +1,15 @@
-package secure
+package curve
 
 import (
 	"encoding/binary"
 
 	"golang.org/x/crypto/nacl/box"
-	"golang.org/x/crypto/poly1305" //nolint:staticcheck // the NaCl box construction needs raw Poly1305
+	//lint:ignore SA1019 CurveZMQ is defined on Salsa20/Poly1305 (crypto_box); the AEADs x/crypto recommends are a different wire format
+	"golang.org/x/crypto/poly1305"
+	//lint:ignore SA1019 CurveZMQ is defined on Salsa20/Poly1305 (crypto_box); the AEADs x/crypto recommends are a different wire format
 	"golang.org/x/crypto/salsa20/salsa"
+
+	"github.com/hydra-net/hydra/secure"
 )
 
 // CurveZMQ boxes are NaCl crypto_box: XSalsa20-Poly1305 under the key that
@@ -103,7 +107,7 @@ func (m *msgBox) open(dst, bx []byte, n uint64) bool {
 
 // precompute returns the crypto_box_beforenm key of a secret and a public
 // key.
-func precompute(sec *SecretKey, pub *PublicKey) [32]byte {
+func precompute(sec *secure.SecretKey, pub *secure.PublicKey) [32]byte {
 	var k [32]byte
 	box.Precompute(&k, (*[32]byte)(pub), (*[32]byte)(sec))
 	return k

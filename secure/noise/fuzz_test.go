@@ -1,15 +1,18 @@
-package secure
+package noise
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/flynn/noise"
+	flynn "github.com/flynn/noise"
+
+	"github.com/hydra-net/hydra/secure"
 )
 
 // fakeConn is a net.Conn reading from a byte slice in chunks (so reads
@@ -39,9 +42,9 @@ func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
 
 // genuineFirstFlight is what a real initiator sends first (preamble and
 // message 1) to the fuzz responder, with deterministic keys.
-func genuineFirstFlight(t testing.TB, pinned bool, c NoiseCipher) []byte {
+func genuineFirstFlight(t testing.TB, pinned bool, c Cipher) []byte {
 	sk, ck := fuzzKeys(t)
-	cfg := &NoiseConfig{Static: ck, Peers: AllowAny(), Cipher: c, rand: detRand(3), Payload: []byte("payload")}
+	cfg := Config{Static: ck, Peers: secure.AllowAny(), Cipher: c, rand: detRand(3), Payload: []byte("payload")}
 	if pinned {
 		cfg.RemoteKey = sk.Public
 	}
@@ -64,7 +67,7 @@ func genuineFirstFlight(t testing.TB, pinned bool, c NoiseCipher) []byte {
 // authorized key.
 func FuzzNoiseHandshake(f *testing.F) {
 	for _, pinned := range []bool{true, false} {
-		for _, c := range []NoiseCipher{CipherAESGCM, CipherChaChaPoly} {
+		for _, c := range []Cipher{CipherAESGCM, CipherChaChaPoly} {
 			f.Add(append([]byte{7}, genuineFirstFlight(f, pinned, c)...))
 		}
 	}
@@ -72,7 +75,7 @@ func FuzzNoiseHandshake(f *testing.F) {
 	f.Add([]byte("\x03GET / HTTP/1.1\r\n\r\n"))
 	f.Add([]byte{1, 0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F})
 	sk, ck := fuzzKeys(f)
-	r, err := NewResponder(&NoiseConfig{Static: sk, Peers: NewAllowList(ck.Public), rand: detRand(4)})
+	r, err := NewResponder(Config{Static: sk, Peers: secure.NewAllowList(ck.Public), rand: detRand(4)})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -93,10 +96,10 @@ func FuzzNoiseHandshake(f *testing.F) {
 
 // fuzzCipherStates returns matching send and receive states of a fixed
 // key for the record fuzzer.
-func fuzzCipherStates(c NoiseCipher) (send, recv *noise.CipherState) {
+func fuzzCipherStates(c Cipher) (send, recv *flynn.CipherState) {
 	var k [32]byte
 	copy(k[:], "noise record reader fuzz key....")
-	return noise.UnsafeNewCipherState(suiteFor(c), k, 0), noise.UnsafeNewCipherState(suiteFor(c), k, 0)
+	return flynn.UnsafeNewCipherState(suiteFor(c), k, 0), flynn.UnsafeNewCipherState(suiteFor(c), k, 0)
 }
 
 // FuzzNoiseRecordReader drives Conn.Read. data[0] picks the read chunk
@@ -137,8 +140,8 @@ func FuzzNoiseRecordReader(f *testing.F) {
 				}
 			}
 		}
-		o := (&NoiseConfig{}).withDefaults()
-		c := newConn(&fakeConn{in: stream, chunk: chunk}, &o, send, recv, PublicKey{}, nil, "fuzz")
+		log := slog.New(slog.DiscardHandler)
+		c := newConn(&fakeConn{in: stream, chunk: chunk}, log, send, recv, secure.PublicKey{}, nil, "fuzz")
 		var got []byte
 		buf := make([]byte, rsize)
 		for i := 0; i < 1<<16; i++ {

@@ -1,4 +1,4 @@
-package secure
+package curve
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/hydra-net/hydra/zmtp"
+
+	"github.com/hydra-net/hydra/secure"
 )
 
 // Fuzz targets for the CURVE parsers and a whole-handshake fuzz of the
@@ -25,7 +27,7 @@ func detRand(seed uint64) io.Reader {
 
 // fuzzKeys are the fixed identities of the fuzz targets: the libzmq manual
 // key pairs, so captured pyzmq handshakes made with them are valid seeds.
-func fuzzKeys(t testing.TB) (server, client KeyPair) {
+func fuzzKeys(t testing.TB) (server, client secure.KeyPair) {
 	return mustKeyPair(t, docServerSecret), mustKeyPair(t, docClientSecret)
 }
 
@@ -37,8 +39,8 @@ func genuineCommands(t testing.TB, seed uint64) (client, server []zmtp.Command) 
 	a, b := handshakePipe()
 	ca, cb := &recordingConn{}, &recordingConn{}
 	a.tap, b.tap = ca, cb
-	srv := &curveServerMech{kp: sk, auth: AllowAny(), rand: detRand(seed)}
-	cli := &curveClientMech{kp: ck, server: sk.Public, rand: detRand(seed + 1)}
+	srv := &serverMech{kp: sk, auth: secure.AllowAny(), rand: detRand(seed)}
+	cli := &clientMech{kp: ck, server: sk.Public, rand: detRand(seed + 1)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -55,14 +57,14 @@ func FuzzCurveHello(f *testing.F) {
 	f.Add(make([]byte, helloBody))
 	sk, _ := fuzzKeys(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := parseHello(b)
+		h, _, err := parseHello(b)
 		if err != nil {
 			return
 		}
 		if !bytes.Equal(h.append(nil), b) {
 			t.Fatal("HELLO does not re-encode identically")
 		}
-		m := &curveServerMech{kp: sk, auth: AllowAny(), rand: detRand(7)}
+		m := &serverMech{kp: sk, auth: secure.AllowAny(), rand: detRand(7)}
 		if w, err := m.onHello(b); err == nil && len(w) != welcomeBody {
 			t.Fatalf("WELCOME body of %d bytes", len(w))
 		}
@@ -75,14 +77,14 @@ func FuzzCurveWelcome(f *testing.F) {
 	f.Add(make([]byte, welcomeBody))
 	sk, ck := fuzzKeys(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		w, err := parseWelcome(b)
+		w, _, err := parseWelcome(b)
 		if err != nil {
 			return
 		}
 		if !bytes.Equal(w.append(nil), b) {
 			t.Fatal("WELCOME does not re-encode identically")
 		}
-		m := &curveClientMech{kp: ck, server: sk.Public, rand: detRand(1 + 1)}
+		m := &clientMech{kp: ck, server: sk.Public, rand: detRand(1 + 1)}
 		if _, err := m.hello(); err != nil {
 			t.Fatal(err)
 		}
@@ -107,11 +109,11 @@ func FuzzCurveInitiate(f *testing.F) {
 	f.Add(make([]byte, initiateMinBody))
 	sk, _ := fuzzKeys(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		in, err := parseInitiate(b)
+		in, _, err := parseInitiate(b)
 		if err == nil && !bytes.Equal(in.append(nil), b) {
 			t.Fatal("INITIATE does not re-encode identically")
 		}
-		m := &curveServerMech{kp: sk, auth: AllowAny(), rand: detRand(1)}
+		m := &serverMech{kp: sk, auth: secure.AllowAny(), rand: detRand(1)}
 		if _, err := m.onHello(c[0].Body); err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +124,7 @@ func FuzzCurveInitiate(f *testing.F) {
 			}
 			_ = peer
 			m.cipher()
-		} else if !errors.Is(err, ErrCurveCommand) && !errors.Is(err, ErrCurveAuth) && !errors.Is(err, ErrCurveNonce) && !errors.Is(err, zmtp.ErrBadMetadata) && !errors.Is(err, ErrUnauthorized) {
+		} else if !errors.Is(err, ErrCommand) && !errors.Is(err, ErrAuth) && !errors.Is(err, ErrNonce) && !errors.Is(err, zmtp.ErrBadMetadata) && !errors.Is(err, secure.ErrUnauthorized) {
 			t.Fatalf("unexpected error class: %v", err)
 		}
 	})
@@ -134,14 +136,14 @@ func FuzzCurveReady(f *testing.F) {
 	f.Add(make([]byte, readyMinBody))
 	sk, ck := fuzzKeys(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := parseReady(b)
+		r, _, err := parseReady(b)
 		if err != nil {
 			return
 		}
 		if !bytes.Equal(r.append(nil), b) {
 			t.Fatal("READY does not re-encode identically")
 		}
-		m := &curveClientMech{kp: ck, server: sk.Public, rand: detRand(2)}
+		m := &clientMech{kp: ck, server: sk.Public, rand: detRand(2)}
 		m.hello()
 		if err := m.onWelcome(s[0].Body); err != nil {
 			t.Fatal(err)
@@ -159,20 +161,20 @@ func FuzzCurveReady(f *testing.F) {
 func FuzzCurveMessage(f *testing.F) {
 	var shared [32]byte
 	copy(shared[:], "fuzzing the CURVE MESSAGE layer.")
-	send := &curveCipher{send: newMsgBox(&shared, prefixMsgC), sendNonce: 3}
+	send := &messageCipher{send: newMsgBox(&shared, prefixMsgC), sendNonce: 3}
 	genuine, _ := send.Seal(nil, zmtp.FlagMore, []byte("hello, world"))
 	genuine = genuine[2:]
 	f.Add(genuine)
 	f.Add([]byte("\x07MESSAGE"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, bx, err := parseMessage(b)
+		m, n, err := parseMessage(b)
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(appendMessage(nil, n, bx), b) {
+		if n != len(b) || !bytes.Equal(m.append(nil), b) {
 			t.Fatal("MESSAGE does not re-encode identically")
 		}
-		recv := &curveCipher{recv: newMsgBox(&shared, prefixMsgC), recvNonce: 2}
+		recv := &messageCipher{recv: newMsgBox(&shared, prefixMsgC), recvNonce: 2}
 		in := bytes.Clone(b) // Open decrypts in place
 		flags, body, err := recv.Open(in)
 		if err != nil {
@@ -184,7 +186,7 @@ func FuzzCurveMessage(f *testing.F) {
 		if !bytes.Equal(b, genuine) || flags != zmtp.FlagMore || string(body) != "hello, world" {
 			t.Fatalf("forged MESSAGE opened: flags %d body %q", flags, body)
 		}
-		if _, _, err := recv.Open(bytes.Clone(b)); !errors.Is(err, ErrCurveNonce) {
+		if _, _, err := recv.Open(bytes.Clone(b)); !errors.Is(err, ErrNonce) {
 			t.Fatalf("replay: %v", err)
 		}
 	})
@@ -268,7 +270,7 @@ func runServerHandshakeFuzz(t *testing.T, data []byte) {
 		return
 	}
 	sk, ck := fuzzKeys(t)
-	srv := &curveServerMech{kp: sk, auth: NewAllowList(ck.Public), rand: detRand(1)}
+	srv := &serverMech{kp: sk, auth: secure.NewAllowList(ck.Public), rand: detRand(1)}
 	if data[0]%2 == 0 {
 		// The server's randomness is deterministic here, so the recorded
 		// genuine stream (the first seed) replays into a complete
@@ -280,7 +282,7 @@ func runServerHandshakeFuzz(t *testing.T, data []byte) {
 		return
 	}
 	a, b := handshakePipe()
-	cli := &curveClientMech{kp: ck, server: sk.Public, rand: detRand(2)}
+	cli := &clientMech{kp: ck, server: sk.Public, rand: detRand(2)}
 	done := make(chan struct{})
 	var cs zmtp.Session
 	var cerr error

@@ -1,0 +1,138 @@
+package noise
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/secure"
+)
+
+// The example key pairs of libzmq's zmq_curve(7) manual page, used as
+// fixed test identities.
+const (
+	docClientSecret = "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
+	docServerSecret = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
+)
+
+func mustKeyPair(t testing.TB, secret string) secure.KeyPair {
+	t.Helper()
+	s, err := secure.ParseSecretKey(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := secure.KeyPairFromSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// detRand is a deterministic randomness source, so a fuzz input always
+// replays the same handshake.
+func detRand(seed uint64) io.Reader {
+	var s [32]byte
+	binary.LittleEndian.PutUint64(s[:], seed)
+	return rand.NewChaCha8(s)
+}
+
+// fuzzKeys are the fixed identities of the fuzz targets: the libzmq manual
+// key pairs, the same ones zmtp/curve's fuzz targets use.
+func fuzzKeys(t testing.TB) (server, client secure.KeyPair) {
+	return mustKeyPair(t, docServerSecret), mustKeyPair(t, docClientSecret)
+}
+
+func newKeyPair(t testing.TB) secure.KeyPair {
+	t.Helper()
+	kp, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// logSink collects log records so tests can check that a failure was
+// logged with its reason.
+type logSink struct {
+	mu   sync.Mutex
+	recs []string
+	ch   chan struct{}
+}
+
+func newLogSink() *logSink { return &logSink{ch: make(chan struct{}, 1)} }
+
+func (l *logSink) logger() *slog.Logger { return slog.New(sinkHandler{l: l}) }
+
+func (l *logSink) lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.recs...)
+}
+
+// waitFor waits until a record containing every part has been logged.
+func (l *logSink) waitFor(t testing.TB, parts ...string) string {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		for _, r := range l.lines() {
+			ok := true
+			for _, p := range parts {
+				if !strings.Contains(r, p) {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return r
+			}
+		}
+		select {
+		case <-l.ch:
+		case <-deadline:
+			t.Fatalf("no log record with %q; got:\n%s", parts, strings.Join(l.lines(), "\n"))
+		}
+	}
+}
+
+type sinkHandler struct {
+	l     *logSink
+	attrs []slog.Attr
+}
+
+func (sinkHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h sinkHandler) Handle(_ context.Context, r slog.Record) error {
+	var b bytes.Buffer
+	b.WriteString(r.Level.String() + " " + r.Message)
+	for _, a := range h.attrs {
+		b.WriteString(" " + a.String())
+	}
+	r.Attrs(func(a slog.Attr) bool { b.WriteString(" " + a.String()); return true })
+	h.l.mu.Lock()
+	h.l.recs = append(h.l.recs, b.String())
+	h.l.mu.Unlock()
+	select {
+	case h.l.ch <- struct{}{}:
+	default:
+	}
+	return nil
+}
+func (h sinkHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return sinkHandler{l: h.l, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
+}
+func (h sinkHandler) WithGroup(string) slog.Handler { return h }
+
+// checkGoroutines checks, once the test and its cleanups are done, that
+// the goroutines it started have ended.
+func checkGoroutines(t *testing.T) {
+	base := runtime.NumGoroutine()
+	t.Cleanup(func() { testutil.CheckGoroutines(t, base) })
+}

@@ -1,0 +1,98 @@
+package noise
+
+import (
+	"context"
+	"net"
+	"sync"
+
+	"github.com/hydra-net/hydra/internal/acceptloop"
+)
+
+// Listener accepts tunnel connections whose handshake completed; see
+// Responder.Listen.
+type Listener struct {
+	inner  net.Listener
+	r      *Responder
+	conns  chan *Conn
+	sem    chan struct{}
+	done   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// Listen accepts tunnel connections on l: each handshake runs in its own
+// goroutine (at most MaxHandshakes at once) and Accept returns only
+// connections that completed one. A failed handshake closes only its own
+// connection, with its reason logged.
+func (r *Responder) Listen(l net.Listener) *Listener {
+	ln := &Listener{
+		inner: l, r: r,
+		conns: make(chan *Conn),
+		sem:   make(chan struct{}, r.cfg.MaxHandshakes),
+		done:  make(chan struct{}),
+	}
+	ln.ctx, ln.cancel = context.WithCancel(context.Background())
+	ln.wg.Add(1)
+	go func() {
+		defer ln.wg.Done()
+		_ = acceptloop.Serve(l, r.cfg.Logger, ln.handshake)
+	}()
+	return ln
+}
+
+// handshake runs the handshake of one accepted connection on its own
+// goroutine, or refuses it when MaxHandshakes are running.
+func (l *Listener) handshake(nc net.Conn) {
+	select {
+	case l.sem <- struct{}{}:
+	default:
+		l.r.cfg.Logger.Info("noise: handshake refused", "remote", nc.RemoteAddr().String(), "err", "too many handshakes in progress")
+		nc.Close()
+		return
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		c, err := l.r.Accept(l.ctx, nc)
+		<-l.sem
+		if err != nil {
+			return // closed and logged by Accept
+		}
+		select {
+		case l.conns <- c:
+		case <-l.done:
+			c.Close()
+		}
+	}()
+}
+
+// Accept returns the next connection that completed its handshake.
+func (l *Listener) Accept() (net.Conn, error) { return l.AcceptConn() }
+
+// AcceptConn is Accept returning the *Conn.
+func (l *Listener) AcceptConn() (*Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting, cancels handshakes in progress and waits for
+// them. Established connections are not closed.
+func (l *Listener) Close() error {
+	var err error
+	l.once.Do(func() {
+		close(l.done)
+		l.cancel()
+		err = l.inner.Close()
+		l.wg.Wait()
+	})
+	return err
+}
+
+// Addr is the underlying listener's address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
