@@ -130,7 +130,7 @@ func setDefault[T int | int64 | time.Duration](p *T, def T) {
 // Validate reports the first inconsistent setting of c (after defaults).
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	if err := checkID("server id", c.ServerID); err != nil {
+	if err := checkID("ServerID", c.ServerID); err != nil {
 		return fmt.Errorf("registry: config: %s", err.Message)
 	}
 	for _, v := range []struct {

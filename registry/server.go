@@ -205,8 +205,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return ErrClosed
 	}
 	// From here Close waits for done, also when it came first: a Close
-	// that closed the socket before this CAS and tests serving after it
-	// must not wait for ever (it did: SIGTERM right after the banner).
+	// that closed the socket before this CAS must not wait for ever.
 	defer close(s.done)
 	if s.closed.Load() {
 		s.endLoop()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/netaddr"
@@ -94,17 +95,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// ConfigError is what Validate returns: the first bad field, by its Go
-// name (Remotes for any remote's), and what is wrong with it.
-type ConfigError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ConfigError) Error() string { return "tunnel: " + e.Field + ": " + e.Reason }
-
+// bad is Validate's error: the first bad field, by its Go name (Remotes for
+// any remote's), and what is wrong with it.
 func bad(field, format string, args ...any) error {
-	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return fmt.Errorf("tunnel: config: %s: %s", field, fmt.Sprintf(format, args...))
 }
 
 func (c Config) withDefaults() Config {
@@ -147,8 +141,7 @@ func setDefault[T int | time.Duration](p *T, def T) {
 	}
 }
 
-// Validate reports the first field of c that is not usable, as a
-// *ConfigError.
+// Validate reports the first field of c that is not usable, by its Go name.
 func (c Config) Validate() error {
 	if err := registry.CheckID("ServerID", c.ServerID); err != nil {
 		return bad("ServerID", "%s", reason(err))
@@ -183,7 +176,8 @@ func (c Config) Validate() error {
 		return bad("DialTimeout", "negative (%v)", c.DialTimeout)
 	}
 	if err := mux.VerifyConfig(&d.Mux); err != nil {
-		return bad("Mux", "%v", err)
+		// mux names its own field: "Mux.StreamWindow 1 outside [...]".
+		return fmt.Errorf("tunnel: config: Mux.%s", strings.TrimPrefix(err.Error(), "mux: "))
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"regexp"
-	"strings"
 
 	"github.com/hydra-net/hydra/node"
 )
@@ -71,7 +70,6 @@ func flagError(err error) string {
 		}
 		return id
 	})
-	msg = strings.Replace(msg, ": ", " ", 1)
 	if !named {
 		if f, ok := flagOf[section]; ok {
 			return f + ": " + msg

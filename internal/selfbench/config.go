@@ -5,21 +5,10 @@ import (
 	"time"
 )
 
-// ConfigError is a bad field of one of this package's Config structs. Field
-// is the Go field name, so that a command line can name its own flag
-// instead.
-type ConfigError struct {
-	Config  string // the struct: ZMTPConfig, RegistryConfig, ...
-	Field   string // the field: Size, Concurrency, ...
-	Problem string // what is wrong with its value
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("selfbench: %s.%s: %s", e.Config, e.Field, e.Problem)
-}
-
+// configError is Validate's error: the first bad field of one of this
+// package's Config structs, by its Go name, and what is wrong with it.
 func configError(config, field, format string, args ...any) error {
-	return &ConfigError{Config: config, Field: field, Problem: fmt.Sprintf(format, args...)}
+	return fmt.Errorf("selfbench: config: %s.%s: %s", config, field, fmt.Sprintf(format, args...))
 }
 
 // Limits of the bench parameters, shared by every bench.
