@@ -10,12 +10,12 @@ import (
 func BenchmarkPushPull(b *testing.B) {
 	for _, size := range []int{16, 256, 4096, 65536} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			pull, _ := NewSocket(PULL, Options{RecvHWM: 100000})
+			pull, _ := NewSocket(PULL, Config{RecvHWM: 100000})
 			defer pull.Close()
 			if err := pull.Bind("tcp://127.0.0.1:0"); err != nil {
 				b.Fatal(err)
 			}
-			push, _ := NewSocket(PUSH, Options{SendHWM: 100000})
+			push, _ := NewSocket(PUSH, Config{SendHWM: 100000})
 			defer push.Close()
 			push.Connect(pull.Endpoint())
 			msg := make([]byte, size)

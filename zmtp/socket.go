@@ -62,7 +62,7 @@ func compatible(ours, theirs SocketType) bool {
 // REQ and REP expect one goroutine to drive their alternation.
 type Socket struct {
 	typ    SocketType
-	opt    Options
+	cfg    Config
 	log    *slog.Logger
 	ctx    context.Context // cancelled when Close has flushed: stops dialers
 	cancel context.CancelFunc
@@ -85,7 +85,6 @@ type Socket struct {
 	conns     map[*conn]struct{}
 	endpoint  string
 	subs      [][]byte // SUB, XSUB: our subscriptions, in order
-	scratch   []byte
 
 	// REQ: the pipe the request went to; REP: the pipe and envelope of
 	// the request being answered.
@@ -108,6 +107,9 @@ type pipe struct {
 	out     []byte // encoded frames waiting for the writer
 	outMsgs int
 	ctrl    []byte // commands and subscriptions, written before out
+	// The buffers the writer last wrote, swapped in as out and ctrl at its
+	// next write so that a busy connection reuses two buffers.
+	spareOut, spareCtrl []byte
 	kicked  bool   // the writer was woken and has not gone idle since
 	writing bool
 
@@ -125,19 +127,19 @@ type pipe struct {
 	lastHandshakeWarn time.Time
 }
 
-// NewSocket returns a socket of type t. The zero Options gives libzmq-like
-// defaults (see Options).
-func NewSocket(t SocketType, opt Options) (*Socket, error) {
+// NewSocket returns a socket of type t. The zero Config gives libzmq-like
+// defaults (see Config).
+func NewSocket(t SocketType, cfg Config) (*Socket, error) {
 	if _, ok := peers[t]; !ok {
 		return nil, fmt.Errorf("zmtp: unknown socket type %q", t)
 	}
-	if len(opt.RoutingID) > 255 || len(opt.RoutingID) > 0 && opt.RoutingID[0] == 0 {
-		return nil, fmt.Errorf("zmtp: routing id must be 1 to 255 bytes not starting with 0")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	opt = opt.withDefaults()
+	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Socket{
-		typ: t, opt: opt, log: opt.Logger.With("socket", string(t)),
+		typ: t, cfg: cfg, log: cfg.Logger.With("socket", string(t)),
 		ctx: ctx, cancel: cancel,
 		byID:  map[string]*pipe{},
 		conns: map[*conn]struct{}{},
@@ -149,10 +151,10 @@ func (s *Socket) Type() SocketType { return s.typ }
 
 func (s *Socket) localMetadata() Metadata {
 	m := Metadata{{Name: PropSocketType, Value: []byte(s.typ)}}
-	if len(s.opt.RoutingID) > 0 {
-		m = append(m, Property{Name: PropIdentity, Value: s.opt.RoutingID})
+	if len(s.cfg.RoutingID) > 0 {
+		m = append(m, Property{Name: PropIdentity, Value: s.cfg.RoutingID})
 	}
-	return append(m, s.opt.Properties...)
+	return append(m, s.cfg.Properties...)
 }
 
 // Bind listens on endpoint ("tcp://127.0.0.1:8420", "tcp://*:0",
@@ -270,8 +272,8 @@ func (s *Socket) Connect(endpoint string) error {
 
 func (s *Socket) dialLoop(network, addr string, p *pipe) {
 	defer s.wg.Done()
-	backoff := s.opt.ReconnectInterval
-	d := net.Dialer{Timeout: s.opt.HandshakeTimeout}
+	backoff := s.cfg.ReconnectInterval
+	d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
 	for {
 		nc, err := d.DialContext(s.ctx, network, addr)
 		if err == nil {
@@ -286,8 +288,8 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 				err = nil // it connected; how it ended is not a connect error
 			}
 			s.untrack(c)
-			if time.Since(start) > s.opt.ReconnectIntervalMax {
-				backoff = s.opt.ReconnectInterval // it was up a while: start over
+			if time.Since(start) > s.cfg.ReconnectIntervalMax {
+				backoff = s.cfg.ReconnectInterval // it was up a while: start over
 			}
 		} else if s.ctx.Err() == nil {
 			s.log.Debug("zmtp: connect", "addr", addr, "err", err)
@@ -308,7 +310,7 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, s.opt.ReconnectIntervalMax)
+		backoff = min(2*backoff, s.cfg.ReconnectIntervalMax)
 	}
 }
 
@@ -426,6 +428,7 @@ func (s *Socket) detach(c *conn) {
 		p.out, p.outMsgs, p.ctrl = nil, 0, nil
 		s.dropPipe(p)
 	}
+	p.spareOut, p.spareCtrl = nil, nil
 	if s.typ == ROUTER && p.id != nil {
 		delete(s.byID, string(p.id)) // unroutable until it reconnects and says its id
 	}
@@ -611,8 +614,8 @@ func (s *Socket) Close() error {
 
 	// Linger: let the writers drain what Send accepted.
 	flushed := true
-	if s.opt.Linger > 0 {
-		timer := time.NewTimer(s.opt.Linger)
+	if s.cfg.Linger > 0 {
+		timer := time.NewTimer(s.cfg.Linger)
 		s.mu.Lock()
 		for !s.flushedLocked() {
 			if s.wait(context.Background(), s.sendWaitCh(), timer) != nil {
@@ -627,8 +630,8 @@ func (s *Socket) Close() error {
 		flushed = s.flushedLocked()
 		s.mu.Unlock()
 	}
-	if !flushed && s.opt.Linger > 0 {
-		s.log.Warn("zmtp: closing with unsent messages", "linger", s.opt.Linger)
+	if !flushed && s.cfg.Linger > 0 {
+		s.log.Warn("zmtp: closing with unsent messages", "linger", s.cfg.Linger)
 	} else if !flushed {
 		s.log.Debug("zmtp: closing: unsent messages dropped (negative Linger)")
 	}

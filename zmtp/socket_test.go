@@ -16,7 +16,7 @@ import (
 )
 
 // newSock makes a socket closed at the end of the test.
-func newSock(t testing.TB, typ SocketType, opt Options) *Socket {
+func newSock(t testing.TB, typ SocketType, opt Config) *Socket {
 	t.Helper()
 	s, err := NewSocket(typ, opt)
 	if err != nil {
@@ -82,8 +82,8 @@ func eq(t testing.TB, got [][]byte, want ...string) {
 }
 
 func TestPushPullOrderAndMultipart(t *testing.T) {
-	pull := newSock(t, PULL, Options{})
-	push := newSock(t, PUSH, Options{})
+	pull := newSock(t, PULL, Config{})
+	push := newSock(t, PUSH, Config{})
 	connect(t, push, bind(t, pull, "tcp://127.0.0.1:0"))
 	const n = 5000
 	go func() {
@@ -104,11 +104,11 @@ func TestConnectBeforeBind(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	ep := "tcp://" + l.Addr().String()
 	l.Close()
-	push := newSock(t, PUSH, Options{ReconnectInterval: 10 * time.Millisecond})
+	push := newSock(t, PUSH, Config{ReconnectInterval: 10 * time.Millisecond})
 	connect(t, push, ep)
 	sendT(t, push, "queued before the peer existed")
 	time.Sleep(50 * time.Millisecond)
-	pull := newSock(t, PULL, Options{})
+	pull := newSock(t, PULL, Config{})
 	bind(t, pull, ep)
 	eq(t, recvT(t, pull), "queued before the peer existed")
 }
@@ -120,8 +120,8 @@ func TestIPCAndIPv6(t *testing.T) {
 		eps = append(eps, "tcp://[::1]:0")
 	}
 	for _, ep := range eps {
-		rep := newSock(t, REP, Options{})
-		req := newSock(t, REQ, Options{})
+		rep := newSock(t, REP, Config{})
+		req := newSock(t, REQ, Config{})
 		connect(t, req, bind(t, rep, ep))
 		sendT(t, req, "ping")
 		eq(t, recvT(t, rep), "ping")
@@ -131,8 +131,8 @@ func TestIPCAndIPv6(t *testing.T) {
 }
 
 func TestReqRepStrictAlternation(t *testing.T) {
-	rep := newSock(t, REP, Options{})
-	req := newSock(t, REQ, Options{})
+	rep := newSock(t, REP, Config{})
+	req := newSock(t, REQ, Config{})
 	connect(t, req, bind(t, rep, "tcp://127.0.0.1:0"))
 	if _, err := req.Recv(); !errors.Is(err, ErrState) {
 		t.Fatalf("REQ recv before send: %v, want ErrState", err)
@@ -150,7 +150,7 @@ func TestReqRepStrictAlternation(t *testing.T) {
 }
 
 func TestRepServesManyRequesters(t *testing.T) {
-	rep := newSock(t, REP, Options{})
+	rep := newSock(t, REP, Config{})
 	ep := bind(t, rep, "tcp://127.0.0.1:0")
 	go func() {
 		for {
@@ -166,7 +166,7 @@ func TestRepServesManyRequesters(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			req := newSock(t, REQ, Options{})
+			req := newSock(t, REQ, Config{})
 			connect(t, req, ep)
 			for j := 0; j < 20; j++ {
 				body := fmt.Sprintf("%d-%d", i, j)
@@ -181,10 +181,10 @@ func TestRepServesManyRequesters(t *testing.T) {
 }
 
 func TestRouterDealerRouting(t *testing.T) {
-	router := newSock(t, ROUTER, Options{RouterMandatory: true})
+	router := newSock(t, ROUTER, Config{RouterMandatory: true})
 	ep := bind(t, router, "tcp://127.0.0.1:0")
-	a := newSock(t, DEALER, Options{RoutingID: []byte("alice")})
-	b := newSock(t, DEALER, Options{})
+	a := newSock(t, DEALER, Config{RoutingID: []byte("alice")})
+	b := newSock(t, DEALER, Config{})
 	connect(t, a, ep)
 	connect(t, b, ep)
 	sendT(t, a, "from a")
@@ -210,7 +210,7 @@ func TestRouterDealerRouting(t *testing.T) {
 }
 
 func TestRouterDropsUnroutable(t *testing.T) {
-	router := newSock(t, ROUTER, Options{})
+	router := newSock(t, ROUTER, Config{})
 	if err := router.Send([]byte("nobody"), []byte("x")); err != nil {
 		t.Fatalf("unroutable send without RouterMandatory: %v, want silent drop", err)
 	}
@@ -218,9 +218,9 @@ func TestRouterDropsUnroutable(t *testing.T) {
 
 func TestDealerRoundRobinPullFairQueue(t *testing.T) {
 	// One PUSH to two PULLs: messages alternate.
-	p1 := newSock(t, PULL, Options{})
-	p2 := newSock(t, PULL, Options{})
-	push := newSock(t, PUSH, Options{})
+	p1 := newSock(t, PULL, Config{})
+	p2 := newSock(t, PULL, Config{})
+	push := newSock(t, PUSH, Config{})
 	connect(t, push, bind(t, p1, "tcp://127.0.0.1:0"))
 	connect(t, push, bind(t, p2, "tcp://127.0.0.1:0"))
 	waitPeers(t, push, 2)
@@ -236,16 +236,14 @@ func TestDealerRoundRobinPullFairQueue(t *testing.T) {
 	}
 
 	// Two PUSHes to one PULL: neither starves while both have messages.
-	pull := newSock(t, PULL, Options{})
+	pull := newSock(t, PULL, Config{})
 	ep := bind(t, pull, "tcp://127.0.0.1:0")
-	var senders []*Socket
 	for i := 0; i < 2; i++ {
-		s := newSock(t, PUSH, Options{})
+		s := newSock(t, PUSH, Config{}) // closed by t.Cleanup
 		connect(t, s, ep)
 		for j := 0; j < 100; j++ {
 			sendT(t, s, fmt.Sprint(i))
 		}
-		senders = append(senders, s)
 	}
 	waitQueued(t, pull, 200)
 	counts := map[string]int{}
@@ -294,9 +292,9 @@ func waitQueued(t testing.TB, s *Socket, n int) {
 }
 
 func TestPubSubFilteringAtPublisher(t *testing.T) {
-	pub := newSock(t, PUB, Options{})
+	pub := newSock(t, PUB, Config{})
 	ep := bind(t, pub, "tcp://127.0.0.1:0")
-	sub := newSock(t, SUB, Options{})
+	sub := newSock(t, SUB, Config{})
 	sub.Subscribe([]byte("weather."))
 	connect(t, sub, ep)
 	// Wait until the publisher knows the subscription.
@@ -342,8 +340,8 @@ func TestPubSubFilteringAtPublisher(t *testing.T) {
 }
 
 func TestXPubSeesSubscriptions(t *testing.T) {
-	xpub := newSock(t, XPUB, Options{})
-	sub := newSock(t, SUB, Options{})
+	xpub := newSock(t, XPUB, Config{})
+	sub := newSock(t, SUB, Config{})
 	sub.Subscribe([]byte("a"))
 	connect(t, sub, bind(t, xpub, "tcp://127.0.0.1:0"))
 	eq(t, recvT(t, xpub), "\x01a")
@@ -353,13 +351,13 @@ func TestXPubSeesSubscriptions(t *testing.T) {
 
 func TestPubDropsAtHWMPushBlocks(t *testing.T) {
 	// A PUSH with no peer blocks, and times out.
-	push := newSock(t, PUSH, Options{SendTimeout: 50 * time.Millisecond})
+	push := newSock(t, PUSH, Config{SendTimeout: 50 * time.Millisecond})
 	bind(t, push, "tcp://127.0.0.1:0")
 	if err := push.Send([]byte("x")); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("PUSH without peers: %v, want ErrTimeout", err)
 	}
 	// A PUSH whose only peer is disconnected queues up to SendHWM, then blocks.
-	push2 := newSock(t, PUSH, Options{SendHWM: 3, SendTimeout: 50 * time.Millisecond, Linger: -1})
+	push2 := newSock(t, PUSH, Config{SendHWM: 3, SendTimeout: 50 * time.Millisecond, Linger: -1})
 	connect(t, push2, "tcp://127.0.0.1:1")
 	for i := 0; i < 3; i++ {
 		sendT(t, push2, "q")
@@ -368,7 +366,7 @@ func TestPubDropsAtHWMPushBlocks(t *testing.T) {
 		t.Fatalf("PUSH past SendHWM: %v, want ErrTimeout", err)
 	}
 	// A PUB never blocks.
-	pub := newSock(t, PUB, Options{SendHWM: 1})
+	pub := newSock(t, PUB, Config{SendHWM: 1})
 	bind(t, pub, "tcp://127.0.0.1:0")
 	for i := 0; i < 100; i++ {
 		sendT(t, pub, "x")
@@ -380,7 +378,7 @@ func TestPubDropsAtHWMPushBlocks(t *testing.T) {
 // waiters each get the full timeout; a message still arrives after them.
 func TestRecvTimeoutReused(t *testing.T) {
 	const timeout = 30 * time.Millisecond
-	pull := newSock(t, PULL, Options{RecvTimeout: timeout})
+	pull := newSock(t, PULL, Config{RecvTimeout: timeout})
 	ep := bind(t, pull, "tcp://127.0.0.1:0")
 	for i := range 3 {
 		start := time.Now()
@@ -406,7 +404,7 @@ func TestRecvTimeoutReused(t *testing.T) {
 			t.Fatalf("concurrent recv %d: %v, want ErrTimeout", i, err)
 		}
 	}
-	push := newSock(t, PUSH, Options{})
+	push := newSock(t, PUSH, Config{})
 	connect(t, push, ep)
 	sendT(t, push, "after")
 	eq(t, recvT(t, pull), "after")
@@ -441,7 +439,7 @@ func TestConnectError(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	dealer := newSock(t, DEALER, Options{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 20 * time.Millisecond})
+	dealer := newSock(t, DEALER, Config{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 20 * time.Millisecond})
 	if err := dealer.ConnectError(); err != nil {
 		t.Fatalf("before any attempt: %v", err)
 	}
@@ -451,12 +449,12 @@ func TestConnectError(t *testing.T) {
 		t.Fatalf("dial error %q does not name %s", err, addr)
 	}
 	// A peer with another mechanism: the handshake error.
-	plain := newSock(t, ROUTER, Options{Security: PlainServer(PlainCredentials("u", "p"))})
+	plain := newSock(t, ROUTER, Config{Security: PlainServer(PlainCredentials("u", "p"))})
 	bind(t, plain, "tcp://"+addr)
 	waitErr(dealer, func(err error) bool { return errors.Is(err, ErrMechanism) })
 	plain.Close()
 	// A peer it can talk to: no error any more.
-	router := newSock(t, ROUTER, Options{})
+	router := newSock(t, ROUTER, Config{})
 	bind(t, router, "tcp://"+addr)
 	waitErr(dealer, func(err error) bool { return err == nil })
 	sendT(t, dealer, "hello")
@@ -470,10 +468,10 @@ func TestConnectError(t *testing.T) {
 // logs the failure at Warn once, the retries at Debug (with a reminder at
 // Warn every handshakeWarnEvery); a different failure is logged at Warn.
 func TestConnectFailedQuietRetries(t *testing.T) {
-	plain := newSock(t, ROUTER, Options{Security: PlainServer(PlainCredentials("u", "p"))})
+	plain := newSock(t, ROUTER, Config{Security: PlainServer(PlainCredentials("u", "p"))})
 	ep := bind(t, plain, "tcp://127.0.0.1:0")
 	logs := &levelCounter{}
-	dealer := newSock(t, DEALER, Options{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 20 * time.Millisecond,
+	dealer := newSock(t, DEALER, Config{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 20 * time.Millisecond,
 		Logger: slog.New(logs)})
 	failed := dealer.ConnectFailed()
 	connect(t, dealer, ep)
@@ -495,7 +493,7 @@ func TestConnectFailedQuietRetries(t *testing.T) {
 		t.Fatalf("the mechanism mismatch logged %d times at Warn and %d at Debug, want 1 and at least 4", w, d)
 	}
 	// Another refusal (a PLAIN client with a wrong password) is news.
-	wrong := newSock(t, DEALER, Options{Security: PlainClient("u", "wrong"), ReconnectInterval: 10 * time.Millisecond,
+	wrong := newSock(t, DEALER, Config{Security: PlainClient("u", "wrong"), ReconnectInterval: 10 * time.Millisecond,
 		ReconnectIntervalMax: 20 * time.Millisecond, Logger: slog.New(logs)})
 	failed = wrong.ConnectFailed()
 	connect(t, wrong, ep)
@@ -560,7 +558,7 @@ func (h *levelCounter) count(level slog.Level, msg string, match func(err string
 }
 
 func TestContextCancelsRecv(t *testing.T) {
-	pull := newSock(t, PULL, Options{})
+	pull := newSock(t, PULL, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := pull.RecvContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -575,9 +573,9 @@ func TestContextCancelsRecv(t *testing.T) {
 // TestLingerFlushesOnClose: everything Send accepted reaches the peer even
 // when Close follows the last Send at once (zmq4 drops these).
 func TestLingerFlushesOnClose(t *testing.T) {
-	pull := newSock(t, PULL, Options{RecvHWM: 100})
+	pull := newSock(t, PULL, Config{RecvHWM: 100})
 	ep := bind(t, pull, "tcp://127.0.0.1:0")
-	push, _ := NewSocket(PUSH, Options{SendHWM: 100000})
+	push, _ := NewSocket(PUSH, Config{SendHWM: 100000})
 	connect(t, push, ep)
 	const n = 20000
 	for i := 0; i < n; i++ {
@@ -598,8 +596,8 @@ func TestLingerFlushesOnClose(t *testing.T) {
 // TestRepLastReplySurvivesClose: a REP that closes right after replying
 // still delivers the reply.
 func TestRepLastReplySurvivesClose(t *testing.T) {
-	req := newSock(t, REQ, Options{})
-	rep, _ := NewSocket(REP, Options{})
+	req := newSock(t, REQ, Config{})
+	rep, _ := NewSocket(REP, Config{})
 	connect(t, req, bind(t, rep, "tcp://127.0.0.1:0"))
 	sendT(t, req, "last question")
 	recvT(t, rep)
@@ -611,9 +609,9 @@ func TestRepLastReplySurvivesClose(t *testing.T) {
 // TestReconnectKeepsQueue: a connecting PUSH whose peer goes away keeps
 // what it queued meanwhile and delivers it to the restarted peer.
 func TestReconnectKeepsQueue(t *testing.T) {
-	pull := newSock(t, PULL, Options{})
+	pull := newSock(t, PULL, Config{})
 	ep := bind(t, pull, "tcp://127.0.0.1:0")
-	push := newSock(t, PUSH, Options{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 50 * time.Millisecond})
+	push := newSock(t, PUSH, Config{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 50 * time.Millisecond})
 	connect(t, push, ep)
 	sendT(t, push, "before")
 	eq(t, recvT(t, pull), "before")
@@ -632,23 +630,23 @@ func TestReconnectKeepsQueue(t *testing.T) {
 	}
 	sendT(t, push, "while away 1")
 	sendT(t, push, "while away 2")
-	pull2 := newSock(t, PULL, Options{})
+	pull2 := newSock(t, PULL, Config{})
 	bind(t, pull2, ep)
 	eq(t, recvT(t, pull2), "while away 1")
 	eq(t, recvT(t, pull2), "while away 2")
 }
 
 func TestPlainMechanism(t *testing.T) {
-	rep := newSock(t, REP, Options{Security: PlainServer(PlainCredentials("admin", "secret"))})
+	rep := newSock(t, REP, Config{Security: PlainServer(PlainCredentials("admin", "secret"))})
 	ep := bind(t, rep, "tcp://127.0.0.1:0")
-	good := newSock(t, REQ, Options{Security: PlainClient("admin", "secret")})
+	good := newSock(t, REQ, Config{Security: PlainClient("admin", "secret")})
 	connect(t, good, ep)
 	sendT(t, good, "hi")
 	eq(t, recvT(t, rep), "hi")
 	sendT(t, rep, "welcome")
 	eq(t, recvT(t, good), "welcome")
 
-	bad := newSock(t, REQ, Options{Security: PlainClient("admin", "wrong"), ReconnectInterval: time.Hour, Linger: -1})
+	bad := newSock(t, REQ, Config{Security: PlainClient("admin", "wrong"), ReconnectInterval: time.Hour, Linger: -1})
 	connect(t, bad, ep)
 	sendT(t, bad, "let me in")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -660,7 +658,7 @@ func TestPlainMechanism(t *testing.T) {
 
 func TestHeartbeatKeepsIdleLinkAndDropsDeadPeer(t *testing.T) {
 	// A timeout well above the pauses a loaded test machine has.
-	opt := Options{HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: time.Second}
+	opt := Config{HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: time.Second}
 	rep := newSock(t, REP, opt)
 	ep := bind(t, rep, "tcp://127.0.0.1:0")
 	req := newSock(t, REQ, opt)
@@ -693,8 +691,8 @@ func TestHeartbeatKeepsIdleLinkAndDropsDeadPeer(t *testing.T) {
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for i := 0; i < 3; i++ {
-		a, _ := NewSocket(ROUTER, Options{})
-		b, _ := NewSocket(DEALER, Options{})
+		a, _ := NewSocket(ROUTER, Config{})
+		b, _ := NewSocket(DEALER, Config{})
 		a.Bind("tcp://127.0.0.1:0")
 		b.Connect(a.Endpoint())
 		b.Connect("tcp://127.0.0.1:1") // never answers: a dialer in backoff
@@ -712,9 +710,9 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 }
 
 func TestRouterConnectsAndReconnects(t *testing.T) {
-	dealer := newSock(t, DEALER, Options{RoutingID: []byte("worker-1")})
+	dealer := newSock(t, DEALER, Config{RoutingID: []byte("worker-1")})
 	ep := bind(t, dealer, "tcp://127.0.0.1:0")
-	router := newSock(t, ROUTER, Options{RouterMandatory: true, ReconnectInterval: 10 * time.Millisecond})
+	router := newSock(t, ROUTER, Config{RouterMandatory: true, ReconnectInterval: 10 * time.Millisecond})
 	connect(t, router, ep)
 	waitPeers(t, router, 1)
 	sendT(t, router, "worker-1", "job 1")
@@ -725,7 +723,7 @@ func TestRouterConnectsAndReconnects(t *testing.T) {
 	// The worker restarts on the same endpoint: the router redials and
 	// routes to it again under the same id.
 	dealer.Close()
-	dealer2 := newSock(t, DEALER, Options{RoutingID: []byte("worker-1")})
+	dealer2 := newSock(t, DEALER, Config{RoutingID: []byte("worker-1")})
 	bind(t, dealer2, ep)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if err := router.Send([]byte("worker-1"), []byte("job 2")); err == nil {
@@ -742,14 +740,14 @@ func TestBindListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := newSock(t, REP, Options{})
+	rep := newSock(t, REP, Config{})
 	if err := rep.BindListener(l); err != nil {
 		t.Fatal(err)
 	}
 	if rep.Endpoint() != "tcp://"+l.Addr().String() {
 		t.Fatalf("Endpoint() = %q for listener %s", rep.Endpoint(), l.Addr())
 	}
-	req := newSock(t, REQ, Options{})
+	req := newSock(t, REQ, Config{})
 	connect(t, req, rep.Endpoint())
 	sendT(t, req, "via my listener")
 	eq(t, recvT(t, rep), "via my listener")
@@ -761,8 +759,8 @@ func TestBindListener(t *testing.T) {
 func TestPubBuffersReleasedWhenIdle(t *testing.T) {
 	// Heartbeats wake the writer every 100 ms; they must not keep
 	// postponing the release.
-	pub := newSock(t, PUB, Options{SendHWM: 100, HeartbeatInterval: 100 * time.Millisecond})
-	sub := newSock(t, SUB, Options{RecvHWM: 1})
+	pub := newSock(t, PUB, Config{SendHWM: 100, HeartbeatInterval: 100 * time.Millisecond})
+	sub := newSock(t, SUB, Config{RecvHWM: 1})
 	sub.Subscribe(nil)
 	connect(t, sub, bind(t, pub, "tcp://127.0.0.1:0"))
 	maxQueued := func() int {
@@ -770,10 +768,7 @@ func TestPubBuffersReleasedWhenIdle(t *testing.T) {
 		defer pub.mu.Unlock()
 		m := 0
 		for _, p := range pub.pipes {
-			m = max(m, cap(p.out))
-			if p.c != nil {
-				m = max(m, int(p.c.spare.Load()))
-			}
+			m = max(m, cap(p.out), cap(p.ctrl), cap(p.spareOut), cap(p.spareCtrl))
 		}
 		return m
 	}
