@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,35 +17,36 @@ import (
 )
 
 func TestConfigDefaultsAndLimits(t *testing.T) {
-	d := DefaultConfig()
+	d := Config{}.withDefaults()
 	if d.StreamWindow != 8<<20 || d.MaxStreams != 256 || d.AcceptBacklog != 64 ||
 		d.KeepAliveInterval != 5*time.Second || d.LivenessTimeout != 15*time.Second ||
 		d.WriteTimeout != 30*time.Second || d.OpenTimeout != 30*time.Second || d.Logger == nil {
 		t.Fatalf("defaults: %+v", d)
 	}
-	if err := VerifyConfig(nil); err != nil {
+	if err := (Config{}).Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyConfig(&Config{}); err != nil {
-		t.Fatal(err)
+	// Each names the field at fault.
+	bad := []struct {
+		field string
+		cfg   Config
+	}{
+		{"StreamWindow", Config{StreamWindow: 128 << 10}},
+		{"StreamWindow", Config{StreamWindow: 32 << 20}},
+		{"MaxStreams", Config{MaxStreams: -1}},
+		{"MaxStreams", Config{MaxStreams: 1<<16 + 1}},
+		{"AcceptBacklog", Config{MaxStreams: 4, AcceptBacklog: 5}},
+		{"KeepAliveInterval", Config{KeepAliveInterval: -time.Second}},
+		{"LivenessTimeout", Config{KeepAliveInterval: time.Second, LivenessTimeout: time.Second}},
+		{"WriteTimeout", Config{WriteTimeout: -1}},
+		{"OpenTimeout", Config{OpenTimeout: -1}},
 	}
-	bad := []Config{
-		{StreamWindow: 128 << 10},
-		{StreamWindow: 32 << 20},
-		{MaxStreams: -1},
-		{MaxStreams: 1<<16 + 1},
-		{MaxStreams: 4, AcceptBacklog: 5},
-		{KeepAliveInterval: -time.Second},
-		{KeepAliveInterval: time.Second, LivenessTimeout: time.Second},
-		{WriteTimeout: -1},
-		{OpenTimeout: -1},
-	}
-	for _, c := range bad {
-		if err := VerifyConfig(&c); err == nil {
-			t.Errorf("VerifyConfig(%+v) accepted", c)
+	for _, b := range bad {
+		if err := b.cfg.Validate(); err == nil || !strings.Contains(err.Error(), b.field) {
+			t.Errorf("Validate(%+v) = %v, want an error naming %s", b.cfg, err, b.field)
 		}
-		if _, err := Client(nil, &c); err == nil {
-			t.Errorf("Client with %+v accepted", c)
+		if _, err := Client(nil, &b.cfg); err == nil {
+			t.Errorf("Client with %+v accepted", b.cfg)
 		}
 	}
 	good := []Config{
@@ -58,8 +60,8 @@ func TestConfigDefaultsAndLimits(t *testing.T) {
 		{KeepAliveInterval: time.Minute, WriteTimeout: time.Hour},
 	}
 	for _, c := range good {
-		if err := VerifyConfig(&c); err != nil {
-			t.Errorf("VerifyConfig(%+v): %v", c, err)
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate(%+v): %v", c, err)
 		}
 	}
 }
@@ -540,13 +542,11 @@ func TestStreamLimit(t *testing.T) {
 		t.Fatalf("server counts %d streams, want 4", n)
 	}
 	// The 4 admitted ones are served once accepted.
-	var acc []*Stream
 	for range 4 {
 		st, err := ss.AcceptStream()
 		if err != nil {
 			t.Fatal(err)
 		}
-		acc = append(acc, st)
 		go echoStream(st)
 	}
 	for range 4 {
