@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/acceptloop"
 )
 
 // SocketType names a ZeroMQ socket pattern role, as sent in the
@@ -221,22 +222,10 @@ func (s *Socket) Endpoint() string {
 
 func (s *Socket) acceptLoop(l net.Listener) {
 	defer s.wg.Done()
-	backoff := 5 * time.Millisecond
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of descriptors and the like: wait, do not spin.
-			s.log.Warn("zmtp: accept", "err", err)
-			time.Sleep(backoff)
-			backoff = min(2*backoff, time.Second)
-			continue
-		}
-		backoff = 5 * time.Millisecond
+	_ = acceptloop.Serve(l, s.log, func(nc net.Conn) {
 		c := newConn(s, nc, nil)
 		if !s.track(c) {
+			// Close has begun and closed l: Accept ends the loop next.
 			nc.Close()
 			return
 		}
@@ -246,7 +235,7 @@ func (s *Socket) acceptLoop(l net.Listener) {
 			c.serve()
 			s.untrack(c)
 		}()
-	}
+	})
 }
 
 // Connect connects to endpoint in the background, now and again whenever
