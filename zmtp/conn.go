@@ -342,7 +342,7 @@ func (c *conn) writeLoop() {
 	// the writer swaps with the pipe's queues are p.spareOut and p.spareCtrl.
 	var sealed []byte
 	var lastOut, lastCtrl []byte // just written: handed back as the pipe's spares
-	var trim *time.Timer        // armed when it idles holding buffers over maxIdleSpare
+	var trim *time.Timer         // armed when it idles holding buffers over maxIdleSpare
 	var trimC <-chan time.Time
 	defer func() {
 		if trim != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/internal/acceptloop"
+	"github.com/hydra-net/hydra/zmtp/inproc"
 )
 
 // SocketType names a ZeroMQ socket pattern role, as sent in the
@@ -111,8 +112,8 @@ type pipe struct {
 	// The buffers the writer last wrote, swapped in as out and ctrl at its
 	// next write so that a busy connection reuses two buffers.
 	spareOut, spareCtrl []byte
-	kicked  bool   // the writer was woken and has not gone idle since
-	writing bool
+	kicked              bool // the writer was woken and has not gone idle since
+	writing             bool
 
 	in       msgQueue
 	roomWait chan struct{} // closed when in drops below RecvHWM
@@ -159,7 +160,8 @@ func (s *Socket) localMetadata() Metadata {
 }
 
 // Bind listens on endpoint ("tcp://127.0.0.1:8420", "tcp://*:0",
-// "tcp://[::1]:0", "ipc:///tmp/x.sock") and accepts peers until Close.
+// "tcp://[::1]:0", "ipc:///tmp/x.sock", "inproc://name") and accepts peers
+// until Close.
 // Endpoint reports the address actually bound.
 func (s *Socket) Bind(endpoint string) error {
 	l, err := Listen(endpoint)
@@ -175,6 +177,13 @@ func Listen(endpoint string) (net.Listener, error) {
 	network, addr, err := parseEndpoint(endpoint)
 	if err != nil {
 		return nil, err
+	}
+	if network == "inproc" {
+		l, err := inproc.Listen(addr)
+		if err != nil {
+			return nil, fmt.Errorf("zmtp: bind %s: %w", endpoint, err)
+		}
+		return l, nil
 	}
 	if network == "unix" {
 		// libzmq replaces a stale socket file; only ever remove a socket.
@@ -264,7 +273,7 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 	backoff := s.cfg.ReconnectInterval
 	d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
 	for {
-		nc, err := d.DialContext(s.ctx, network, addr)
+		nc, err := dial(s.ctx, &d, network, addr)
 		if err == nil {
 			c := newConn(s, nc, p)
 			if !s.track(c) {

@@ -13,7 +13,34 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
 )
+
+// transports are the transports the pattern tests run over, each with
+// the i-th endpoint a test binds (tcp binds port 0: Endpoint says which).
+var transports = []struct {
+	name     string
+	endpoint func(t *testing.T, i int) string
+}{
+	{"tcp", func(*testing.T, int) string { return "tcp://127.0.0.1:0" }},
+	{"ipc", func(t *testing.T, i int) string { return "ipc://" + filepath.Join(t.TempDir(), fmt.Sprint(i)+".sock") }},
+	{"inproc", func(t *testing.T, i int) string { return fmt.Sprintf("inproc://%s/%d", t.Name(), i) }},
+}
+
+// forEachTransport runs test once per transport; newEP returns a fresh
+// endpoint to bind at each call.
+func forEachTransport(t *testing.T, test func(t *testing.T, newEP func() string)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			n := 0
+			test(t, func() string {
+				n++
+				return tr.endpoint(t, n)
+			})
+		})
+	}
+}
 
 // newSock makes a socket closed at the end of the test.
 func newSock(t testing.TB, typ SocketType, opt Config) *Socket {
@@ -82,21 +109,23 @@ func eq(t testing.TB, got [][]byte, want ...string) {
 }
 
 func TestPushPullOrderAndMultipart(t *testing.T) {
-	pull := newSock(t, PULL, Config{})
-	push := newSock(t, PUSH, Config{})
-	connect(t, push, bind(t, pull, "tcp://127.0.0.1:0"))
-	const n = 5000
-	go func() {
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		pull := newSock(t, PULL, Config{})
+		push := newSock(t, PUSH, Config{})
+		connect(t, push, bind(t, pull, newEP()))
+		const n = 5000
+		go func() {
+			for i := 0; i < n; i++ {
+				push.Send([]byte(fmt.Sprint(i)), nil, bytes.Repeat([]byte{'x'}, i%300))
+			}
+		}()
 		for i := 0; i < n; i++ {
-			push.Send([]byte(fmt.Sprint(i)), nil, bytes.Repeat([]byte{'x'}, i%300))
+			m := recvT(t, pull)
+			if len(m) != 3 || string(m[0]) != fmt.Sprint(i) || len(m[1]) != 0 || len(m[2]) != i%300 {
+				t.Fatalf("message %d: %q", i, strs(m))
+			}
 		}
-	}()
-	for i := 0; i < n; i++ {
-		m := recvT(t, pull)
-		if len(m) != 3 || string(m[0]) != fmt.Sprint(i) || len(m[1]) != 0 || len(m[2]) != i%300 {
-			t.Fatalf("message %d: %q", i, strs(m))
-		}
-	}
+	})
 }
 
 func TestConnectBeforeBind(t *testing.T) {
@@ -131,82 +160,88 @@ func TestIPCAndIPv6(t *testing.T) {
 }
 
 func TestReqRepStrictAlternation(t *testing.T) {
-	rep := newSock(t, REP, Config{})
-	req := newSock(t, REQ, Config{})
-	connect(t, req, bind(t, rep, "tcp://127.0.0.1:0"))
-	if _, err := req.Recv(); !errors.Is(err, ErrState) {
-		t.Fatalf("REQ recv before send: %v, want ErrState", err)
-	}
-	if err := rep.Send([]byte("x")); !errors.Is(err, ErrState) {
-		t.Fatalf("REP send before recv: %v, want ErrState", err)
-	}
-	sendT(t, req, "a", "b")
-	if err := req.Send([]byte("again")); !errors.Is(err, ErrState) {
-		t.Fatalf("REQ second send: %v, want ErrState", err)
-	}
-	eq(t, recvT(t, rep), "a", "b")
-	sendT(t, rep, "c")
-	eq(t, recvT(t, req), "c")
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		rep := newSock(t, REP, Config{})
+		req := newSock(t, REQ, Config{})
+		connect(t, req, bind(t, rep, newEP()))
+		if _, err := req.Recv(); !errors.Is(err, ErrState) {
+			t.Fatalf("REQ recv before send: %v, want ErrState", err)
+		}
+		if err := rep.Send([]byte("x")); !errors.Is(err, ErrState) {
+			t.Fatalf("REP send before recv: %v, want ErrState", err)
+		}
+		sendT(t, req, "a", "b")
+		if err := req.Send([]byte("again")); !errors.Is(err, ErrState) {
+			t.Fatalf("REQ second send: %v, want ErrState", err)
+		}
+		eq(t, recvT(t, rep), "a", "b")
+		sendT(t, rep, "c")
+		eq(t, recvT(t, req), "c")
+	})
 }
 
 func TestRepServesManyRequesters(t *testing.T) {
-	rep := newSock(t, REP, Config{})
-	ep := bind(t, rep, "tcp://127.0.0.1:0")
-	go func() {
-		for {
-			m, err := rep.Recv()
-			if err != nil {
-				return
-			}
-			rep.Send(append([]byte("re:"), m[0]...))
-		}
-	}()
-	var wg sync.WaitGroup
-	for i := 0; i < 5; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			req := newSock(t, REQ, Config{})
-			connect(t, req, ep)
-			for j := 0; j < 20; j++ {
-				body := fmt.Sprintf("%d-%d", i, j)
-				sendT(t, req, body)
-				if m := recvT(t, req); string(m[0]) != "re:"+body {
-					t.Errorf("requester %d got %q", i, m[0])
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		rep := newSock(t, REP, Config{})
+		ep := bind(t, rep, newEP())
+		go func() {
+			for {
+				m, err := rep.Recv()
+				if err != nil {
+					return
 				}
+				rep.Send(append([]byte("re:"), m[0]...))
 			}
-		}(i)
-	}
-	wg.Wait()
+		}()
+		var wg sync.WaitGroup
+		for i := 0; i < 5; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				req := newSock(t, REQ, Config{})
+				connect(t, req, ep)
+				for j := 0; j < 20; j++ {
+					body := fmt.Sprintf("%d-%d", i, j)
+					sendT(t, req, body)
+					if m := recvT(t, req); string(m[0]) != "re:"+body {
+						t.Errorf("requester %d got %q", i, m[0])
+					}
+				}
+			}(i)
+		}
+		wg.Wait()
+	})
 }
 
 func TestRouterDealerRouting(t *testing.T) {
-	router := newSock(t, ROUTER, Config{RouterMandatory: true})
-	ep := bind(t, router, "tcp://127.0.0.1:0")
-	a := newSock(t, DEALER, Config{RoutingID: []byte("alice")})
-	b := newSock(t, DEALER, Config{})
-	connect(t, a, ep)
-	connect(t, b, ep)
-	sendT(t, a, "from a")
-	sendT(t, b, "from b")
-	ids := map[string][]byte{}
-	for i := 0; i < 2; i++ {
-		m := recvT(t, router)
-		ids[string(m[1])] = m[0]
-	}
-	if string(ids["from a"]) != "alice" {
-		t.Fatalf("alice's id = %q", ids["from a"])
-	}
-	if idb := ids["from b"]; len(idb) != 5 || idb[0] != 0 {
-		t.Fatalf("generated id = %q, want 5 bytes starting with 0", idb)
-	}
-	router.Send(ids["from b"], []byte("to b"))
-	router.Send([]byte("alice"), []byte("to a"), []byte("part 2"))
-	eq(t, recvT(t, b), "to b")
-	eq(t, recvT(t, a), "to a", "part 2")
-	if err := router.Send([]byte("nobody"), []byte("x")); !errors.Is(err, ErrHostUnreachable) {
-		t.Fatalf("send to unknown id with RouterMandatory: %v", err)
-	}
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		router := newSock(t, ROUTER, Config{RouterMandatory: true})
+		ep := bind(t, router, newEP())
+		a := newSock(t, DEALER, Config{RoutingID: []byte("alice")})
+		b := newSock(t, DEALER, Config{})
+		connect(t, a, ep)
+		connect(t, b, ep)
+		sendT(t, a, "from a")
+		sendT(t, b, "from b")
+		ids := map[string][]byte{}
+		for i := 0; i < 2; i++ {
+			m := recvT(t, router)
+			ids[string(m[1])] = m[0]
+		}
+		if string(ids["from a"]) != "alice" {
+			t.Fatalf("alice's id = %q", ids["from a"])
+		}
+		if idb := ids["from b"]; len(idb) != 5 || idb[0] != 0 {
+			t.Fatalf("generated id = %q, want 5 bytes starting with 0", idb)
+		}
+		router.Send(ids["from b"], []byte("to b"))
+		router.Send([]byte("alice"), []byte("to a"), []byte("part 2"))
+		eq(t, recvT(t, b), "to b")
+		eq(t, recvT(t, a), "to a", "part 2")
+		if err := router.Send([]byte("nobody"), []byte("x")); !errors.Is(err, ErrHostUnreachable) {
+			t.Fatalf("send to unknown id with RouterMandatory: %v", err)
+		}
+	})
 }
 
 func TestRouterDropsUnroutable(t *testing.T) {
@@ -217,42 +252,44 @@ func TestRouterDropsUnroutable(t *testing.T) {
 }
 
 func TestDealerRoundRobinPullFairQueue(t *testing.T) {
-	// One PUSH to two PULLs: messages alternate.
-	p1 := newSock(t, PULL, Config{})
-	p2 := newSock(t, PULL, Config{})
-	push := newSock(t, PUSH, Config{})
-	connect(t, push, bind(t, p1, "tcp://127.0.0.1:0"))
-	connect(t, push, bind(t, p2, "tcp://127.0.0.1:0"))
-	waitPeers(t, push, 2)
-	for i := 0; i < 10; i++ {
-		sendT(t, push, fmt.Sprint(i))
-	}
-	for i := 0; i < 10; i += 2 {
-		a, b := recvT(t, p1), recvT(t, p2)
-		got := map[string]bool{string(a[0]): true, string(b[0]): true}
-		if !got[fmt.Sprint(i)] || !got[fmt.Sprint(i+1)] {
-			t.Fatalf("round %d: %q and %q", i, a[0], b[0])
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		// One PUSH to two PULLs: messages alternate.
+		p1 := newSock(t, PULL, Config{})
+		p2 := newSock(t, PULL, Config{})
+		push := newSock(t, PUSH, Config{})
+		connect(t, push, bind(t, p1, newEP()))
+		connect(t, push, bind(t, p2, newEP()))
+		waitPeers(t, push, 2)
+		for i := 0; i < 10; i++ {
+			sendT(t, push, fmt.Sprint(i))
 		}
-	}
+		for i := 0; i < 10; i += 2 {
+			a, b := recvT(t, p1), recvT(t, p2)
+			got := map[string]bool{string(a[0]): true, string(b[0]): true}
+			if !got[fmt.Sprint(i)] || !got[fmt.Sprint(i+1)] {
+				t.Fatalf("round %d: %q and %q", i, a[0], b[0])
+			}
+		}
 
-	// Two PUSHes to one PULL: neither starves while both have messages.
-	pull := newSock(t, PULL, Config{})
-	ep := bind(t, pull, "tcp://127.0.0.1:0")
-	for i := 0; i < 2; i++ {
-		s := newSock(t, PUSH, Config{}) // closed by t.Cleanup
-		connect(t, s, ep)
-		for j := 0; j < 100; j++ {
-			sendT(t, s, fmt.Sprint(i))
+		// Two PUSHes to one PULL: neither starves while both have messages.
+		pull := newSock(t, PULL, Config{})
+		ep := bind(t, pull, newEP())
+		for i := 0; i < 2; i++ {
+			s := newSock(t, PUSH, Config{}) // closed by t.Cleanup
+			connect(t, s, ep)
+			for j := 0; j < 100; j++ {
+				sendT(t, s, fmt.Sprint(i))
+			}
 		}
-	}
-	waitQueued(t, pull, 200)
-	counts := map[string]int{}
-	for j := 0; j < 100; j++ {
-		counts[string(recvT(t, pull)[0])]++
-	}
-	if counts["0"] < 40 || counts["1"] < 40 {
-		t.Fatalf("unfair queueing over the first 100 messages: %v", counts)
-	}
+		waitQueued(t, pull, 200)
+		counts := map[string]int{}
+		for j := 0; j < 100; j++ {
+			counts[string(recvT(t, pull)[0])]++
+		}
+		if counts["0"] < 40 || counts["1"] < 40 {
+			t.Fatalf("unfair queueing over the first 100 messages: %v", counts)
+		}
+	})
 }
 
 // waitPeers waits until s has n connected peers.
@@ -292,61 +329,65 @@ func waitQueued(t testing.TB, s *Socket, n int) {
 }
 
 func TestPubSubFilteringAtPublisher(t *testing.T) {
-	pub := newSock(t, PUB, Config{})
-	ep := bind(t, pub, "tcp://127.0.0.1:0")
-	sub := newSock(t, SUB, Config{})
-	sub.Subscribe([]byte("weather."))
-	connect(t, sub, ep)
-	// Wait until the publisher knows the subscription.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		pub := newSock(t, PUB, Config{})
+		ep := bind(t, pub, newEP())
+		sub := newSock(t, SUB, Config{})
+		sub.Subscribe([]byte("weather."))
+		connect(t, sub, ep)
+		// Wait until the publisher knows the subscription.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			pub.mu.Lock()
+			n := 0
+			for _, p := range pub.pipes {
+				n += len(p.peerSubs)
+			}
+			pub.mu.Unlock()
+			if n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("subscription never reached the publisher")
+			}
+		}
+		// The publisher must not even queue a non-matching message.
+		sendT(t, pub, "sports.football", "x")
 		pub.mu.Lock()
-		n := 0
-		for _, p := range pub.pipes {
-			n += len(p.peerSubs)
-		}
+		queued := pub.pipes[0].outMsgs + len(pub.pipes[0].out)
 		pub.mu.Unlock()
-		if n == 1 {
-			break
+		if queued != 0 {
+			t.Fatalf("publisher queued a message nobody subscribed to")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("subscription never reached the publisher")
-		}
-	}
-	// The publisher must not even queue a non-matching message.
-	sendT(t, pub, "sports.football", "x")
-	pub.mu.Lock()
-	queued := pub.pipes[0].outMsgs + len(pub.pipes[0].out)
-	pub.mu.Unlock()
-	if queued != 0 {
-		t.Fatalf("publisher queued a message nobody subscribed to")
-	}
-	sendT(t, pub, "weather.paris", "rain")
-	eq(t, recvT(t, sub), "weather.paris", "rain")
+		sendT(t, pub, "weather.paris", "rain")
+		eq(t, recvT(t, sub), "weather.paris", "rain")
 
-	sub.Unsubscribe([]byte("weather."))
-	sub.Subscribe([]byte("sports."))
-	time.Sleep(100 * time.Millisecond) // let both changes cross; the assertion below does not depend on it
-	for i := 0; ; i++ {
-		sendT(t, pub, "weather.oslo", "snow")
-		sendT(t, pub, "sports.tennis", "ace")
-		m := recvT(t, sub)
-		if string(m[0]) == "sports.tennis" {
-			break
+		sub.Unsubscribe([]byte("weather."))
+		sub.Subscribe([]byte("sports."))
+		time.Sleep(100 * time.Millisecond) // let both changes cross; the assertion below does not depend on it
+		for i := 0; ; i++ {
+			sendT(t, pub, "weather.oslo", "snow")
+			sendT(t, pub, "sports.tennis", "ace")
+			m := recvT(t, sub)
+			if string(m[0]) == "sports.tennis" {
+				break
+			}
+			if i > 100 {
+				t.Fatal("new subscription never took effect")
+			}
 		}
-		if i > 100 {
-			t.Fatal("new subscription never took effect")
-		}
-	}
+	})
 }
 
 func TestXPubSeesSubscriptions(t *testing.T) {
-	xpub := newSock(t, XPUB, Config{})
-	sub := newSock(t, SUB, Config{})
-	sub.Subscribe([]byte("a"))
-	connect(t, sub, bind(t, xpub, "tcp://127.0.0.1:0"))
-	eq(t, recvT(t, xpub), "\x01a")
-	sub.Unsubscribe([]byte("a"))
-	eq(t, recvT(t, xpub), "\x00a")
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		xpub := newSock(t, XPUB, Config{})
+		sub := newSock(t, SUB, Config{})
+		sub.Subscribe([]byte("a"))
+		connect(t, sub, bind(t, xpub, newEP()))
+		eq(t, recvT(t, xpub), "\x01a")
+		sub.Unsubscribe([]byte("a"))
+		eq(t, recvT(t, xpub), "\x00a")
+	})
 }
 
 func TestPubDropsAtHWMPushBlocks(t *testing.T) {
@@ -573,87 +614,101 @@ func TestContextCancelsRecv(t *testing.T) {
 // TestLingerFlushesOnClose: everything Send accepted reaches the peer even
 // when Close follows the last Send at once (zmq4 drops these).
 func TestLingerFlushesOnClose(t *testing.T) {
-	pull := newSock(t, PULL, Config{RecvHWM: 100})
-	ep := bind(t, pull, "tcp://127.0.0.1:0")
-	push, _ := NewSocket(PUSH, Config{SendHWM: 100000})
-	connect(t, push, ep)
-	const n = 20000
-	for i := 0; i < n; i++ {
-		if err := push.Send([]byte(fmt.Sprint(i)), make([]byte, 100)); err != nil {
-			t.Fatal(err)
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		pull := newSock(t, PULL, Config{RecvHWM: 100})
+		ep := bind(t, pull, newEP())
+		push, _ := NewSocket(PUSH, Config{SendHWM: 100000})
+		connect(t, push, ep)
+		const n = 20000
+		// Sends run beside the receiver: what a transport buffers (a TCP
+		// socket holds all of it, inproc far less) must not matter.
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			for i := 0; i < n; i++ {
+				if err := push.Send([]byte(fmt.Sprint(i)), make([]byte, 100)); err != nil {
+					t.Error(err)
+					break
+				}
+			}
+			push.Close()
+		}()
+		for i := 0; i < n; i++ {
+			if m := recvT(t, pull); string(m[0]) != fmt.Sprint(i) {
+				t.Fatalf("message %d: %q", i, m[0])
+			}
 		}
-	}
-	closed := make(chan struct{})
-	go func() { push.Close(); close(closed) }()
-	for i := 0; i < n; i++ {
-		if m := recvT(t, pull); string(m[0]) != fmt.Sprint(i) {
-			t.Fatalf("message %d: %q", i, m[0])
-		}
-	}
-	<-closed
+		<-closed
+	})
 }
 
 // TestRepLastReplySurvivesClose: a REP that closes right after replying
 // still delivers the reply.
 func TestRepLastReplySurvivesClose(t *testing.T) {
-	req := newSock(t, REQ, Config{})
-	rep, _ := NewSocket(REP, Config{})
-	connect(t, req, bind(t, rep, "tcp://127.0.0.1:0"))
-	sendT(t, req, "last question")
-	recvT(t, rep)
-	sendT(t, rep, "last answer")
-	rep.Close()
-	eq(t, recvT(t, req), "last answer")
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		req := newSock(t, REQ, Config{})
+		rep, _ := NewSocket(REP, Config{})
+		connect(t, req, bind(t, rep, newEP()))
+		sendT(t, req, "last question")
+		recvT(t, rep)
+		sendT(t, rep, "last answer")
+		rep.Close()
+		eq(t, recvT(t, req), "last answer")
+	})
 }
 
 // TestReconnectKeepsQueue: a connecting PUSH whose peer goes away keeps
 // what it queued meanwhile and delivers it to the restarted peer.
 func TestReconnectKeepsQueue(t *testing.T) {
-	pull := newSock(t, PULL, Config{})
-	ep := bind(t, pull, "tcp://127.0.0.1:0")
-	push := newSock(t, PUSH, Config{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 50 * time.Millisecond})
-	connect(t, push, ep)
-	sendT(t, push, "before")
-	eq(t, recvT(t, pull), "before")
-	pull.Close()
-	waitPeers(t, push, 0)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		push.mu.Lock()
-		up := push.pipes[0].c != nil
-		push.mu.Unlock()
-		if !up {
-			break
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		pull := newSock(t, PULL, Config{})
+		ep := bind(t, pull, newEP())
+		push := newSock(t, PUSH, Config{ReconnectInterval: 10 * time.Millisecond, ReconnectIntervalMax: 50 * time.Millisecond})
+		connect(t, push, ep)
+		sendT(t, push, "before")
+		eq(t, recvT(t, pull), "before")
+		pull.Close()
+		waitPeers(t, push, 0)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			push.mu.Lock()
+			up := push.pipes[0].c != nil
+			push.mu.Unlock()
+			if !up {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("PUSH never noticed its peer was gone")
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("PUSH never noticed its peer was gone")
-		}
-	}
-	sendT(t, push, "while away 1")
-	sendT(t, push, "while away 2")
-	pull2 := newSock(t, PULL, Config{})
-	bind(t, pull2, ep)
-	eq(t, recvT(t, pull2), "while away 1")
-	eq(t, recvT(t, pull2), "while away 2")
+		sendT(t, push, "while away 1")
+		sendT(t, push, "while away 2")
+		pull2 := newSock(t, PULL, Config{})
+		bind(t, pull2, ep)
+		eq(t, recvT(t, pull2), "while away 1")
+		eq(t, recvT(t, pull2), "while away 2")
+	})
 }
 
 func TestPlainMechanism(t *testing.T) {
-	rep := newSock(t, REP, Config{Security: PlainServer(PlainCredentials("admin", "secret"))})
-	ep := bind(t, rep, "tcp://127.0.0.1:0")
-	good := newSock(t, REQ, Config{Security: PlainClient("admin", "secret")})
-	connect(t, good, ep)
-	sendT(t, good, "hi")
-	eq(t, recvT(t, rep), "hi")
-	sendT(t, rep, "welcome")
-	eq(t, recvT(t, good), "welcome")
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		rep := newSock(t, REP, Config{Security: PlainServer(PlainCredentials("admin", "secret"))})
+		ep := bind(t, rep, newEP())
+		good := newSock(t, REQ, Config{Security: PlainClient("admin", "secret")})
+		connect(t, good, ep)
+		sendT(t, good, "hi")
+		eq(t, recvT(t, rep), "hi")
+		sendT(t, rep, "welcome")
+		eq(t, recvT(t, good), "welcome")
 
-	bad := newSock(t, REQ, Config{Security: PlainClient("admin", "wrong"), ReconnectInterval: time.Hour, Linger: -1})
-	connect(t, bad, ep)
-	sendT(t, bad, "let me in")
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if m, err := rep.RecvContext(ctx); err == nil {
-		t.Fatalf("REP got %q from a client with a wrong password", m)
-	}
+		bad := newSock(t, REQ, Config{Security: PlainClient("admin", "wrong"), ReconnectInterval: time.Hour, Linger: -1})
+		connect(t, bad, ep)
+		sendT(t, bad, "let me in")
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if m, err := rep.RecvContext(ctx); err == nil {
+			t.Fatalf("REP got %q from a client with a wrong password", m)
+		}
+	})
 }
 
 func TestHeartbeatKeepsIdleLinkAndDropsDeadPeer(t *testing.T) {
@@ -689,50 +744,53 @@ func TestHeartbeatKeepsIdleLinkAndDropsDeadPeer(t *testing.T) {
 }
 
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	for i := 0; i < 3; i++ {
-		a, _ := NewSocket(ROUTER, Config{})
-		b, _ := NewSocket(DEALER, Config{})
-		a.Bind("tcp://127.0.0.1:0")
-		b.Connect(a.Endpoint())
-		b.Connect("tcp://127.0.0.1:1") // never answers: a dialer in backoff
-		b.Send([]byte("x"))
-		recvT(t, a)
-		a.Close()
-		b.Close()
-	}
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		before := runtime.NumGoroutine()
+		for i := 0; i < 3; i++ {
+			a, _ := NewSocket(ROUTER, Config{})
+			b, _ := NewSocket(DEALER, Config{})
+			a.Bind(newEP())
+			b.Connect(a.Endpoint())
+			unbound := newEP() // nothing binds it: a dialer in backoff
+			if strings.HasPrefix(unbound, "tcp:") {
+				unbound = "tcp://127.0.0.1:1"
+			}
+			b.Connect(unbound)
+			b.Send([]byte("x")) // round robin starts with the first pipe, the connected one
+			recvT(t, a)
+			a.Close()
+			b.Close()
 		}
-	}
+		testutil.CheckGoroutines(t, before)
+	})
 }
 
 func TestRouterConnectsAndReconnects(t *testing.T) {
-	dealer := newSock(t, DEALER, Config{RoutingID: []byte("worker-1")})
-	ep := bind(t, dealer, "tcp://127.0.0.1:0")
-	router := newSock(t, ROUTER, Config{RouterMandatory: true, ReconnectInterval: 10 * time.Millisecond})
-	connect(t, router, ep)
-	waitPeers(t, router, 1)
-	sendT(t, router, "worker-1", "job 1")
-	eq(t, recvT(t, dealer), "job 1")
-	sendT(t, dealer, "done 1")
-	eq(t, recvT(t, router), "worker-1", "done 1")
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		dealer := newSock(t, DEALER, Config{RoutingID: []byte("worker-1")})
+		ep := bind(t, dealer, newEP())
+		router := newSock(t, ROUTER, Config{RouterMandatory: true, ReconnectInterval: 10 * time.Millisecond})
+		connect(t, router, ep)
+		waitPeers(t, router, 1)
+		sendT(t, router, "worker-1", "job 1")
+		eq(t, recvT(t, dealer), "job 1")
+		sendT(t, dealer, "done 1")
+		eq(t, recvT(t, router), "worker-1", "done 1")
 
-	// The worker restarts on the same endpoint: the router redials and
-	// routes to it again under the same id.
-	dealer.Close()
-	dealer2 := newSock(t, DEALER, Config{RoutingID: []byte("worker-1")})
-	bind(t, dealer2, ep)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if err := router.Send([]byte("worker-1"), []byte("job 2")); err == nil {
-			break
-		} else if !errors.Is(err, ErrHostUnreachable) || time.Now().After(deadline) {
-			t.Fatalf("router send after the worker restarted: %v", err)
+		// The worker restarts on the same endpoint: the router redials and
+		// routes to it again under the same id.
+		dealer.Close()
+		dealer2 := newSock(t, DEALER, Config{RoutingID: []byte("worker-1")})
+		bind(t, dealer2, ep)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if err := router.Send([]byte("worker-1"), []byte("job 2")); err == nil {
+				break
+			} else if !errors.Is(err, ErrHostUnreachable) || time.Now().After(deadline) {
+				t.Fatalf("router send after the worker restarted: %v", err)
+			}
 		}
-	}
-	eq(t, recvT(t, dealer2), "job 2")
+		eq(t, recvT(t, dealer2), "job 2")
+	})
 }
 
 func TestBindListener(t *testing.T) {
