@@ -452,13 +452,12 @@ func (c *conn) writeLoop() {
 }
 
 // Write buffers are reused from one write to the next, up to maxSpare
-// bytes each: a PUB whose subscriber lags queues up to SendHWM messages
-// between two writes (64 MB of 64 KiB messages at the default HWM), and
-// growing such a queue afresh for each write made PUB→SUB 4-6× slower
-// than PUSH→PULL (`hydra-server bench zmtp --pattern pub-sub`). Buffers
-// over maxIdleSpare are let go idleTrim after the connection first ran out
-// of things to write while holding them (and again after each later burst),
-// so a burst does not pin its memory for the connection's life.
+// bytes each, because a PUB whose subscriber lags queues up to SendHWM
+// messages between two writes and growing that queue afresh for each write
+// dominated PUB→SUB (bench/RESULTS.md, "Design notes"). Buffers over
+// maxIdleSpare are let go idleTrim after the connection first ran out of
+// things to write while holding them (and again after each later burst), so
+// a burst does not pin its memory for the connection's life.
 const (
 	maxSpare     = 128 << 20
 	maxIdleSpare = 1 << 20

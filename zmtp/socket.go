@@ -507,8 +507,8 @@ func (s *Socket) wait(ctx context.Context, ch chan struct{}, timer *time.Timer) 
 
 // timerSlot keeps one timer for the waits of a socket's Send or Recv, so
 // that a request-reply loop with a timeout does not allocate one per call
-// (a timer each was an eighth of what the registry allocated under load).
-// A second concurrent waiter gets a timer of its own. Used under s.mu.
+// (the registry's server loop is one). A second concurrent waiter gets a
+// timer of its own. Used under s.mu.
 type timerSlot struct {
 	t    *time.Timer
 	busy bool
