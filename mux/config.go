@@ -105,8 +105,8 @@ const (
 	// DefaultLivenessFactor × KeepAliveInterval is the default
 	// LivenessTimeout: two pings' worth of silence is tolerated.
 	DefaultLivenessFactor = 3
-	DefaultWriteTimeout      = 30 * time.Second
-	DefaultOpenTimeout       = 30 * time.Second
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultOpenTimeout    = 30 * time.Second
 )
 
 // VerifyConfig reports whether cfg (nil means all defaults) is usable.

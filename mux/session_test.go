@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"github.com/hydra-net/hydra/internal/testutil"
 )
 
 func TestConfigDefaultsAndLimits(t *testing.T) {
@@ -99,7 +101,7 @@ func TestConcurrentStreamsIntegrity(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	waitFor(t, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
+	testutil.Eventually(t, failAfter, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
 }
 
 // roundTrip sends data on a new stream, half-closes, and checks that the
@@ -577,7 +579,7 @@ func TestStreamLimit(t *testing.T) {
 	for _, st := range sts {
 		st.Close()
 	}
-	waitFor(t, "slots freed", func() bool { return ss.NumStreams() == 0 })
+	testutil.Eventually(t, failAfter, "slots freed", func() bool { return ss.NumStreams() == 0 })
 	if err := roundTrip2(cs, ss); err != nil {
 		t.Fatal(err)
 	}
@@ -756,7 +758,7 @@ func TestResetPropagates(t *testing.T) {
 		t.Fatalf("read after own reset: %v", err)
 	}
 	sst.Close()
-	waitFor(t, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
+	testutil.Eventually(t, failAfter, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
 	if err := roundTrip2(cs, ss); err != nil {
 		t.Fatal(err)
 	}
@@ -804,7 +806,7 @@ func TestCloseWithUnreadDataResets(t *testing.T) {
 		t.Fatalf("peer write after close: %v, want ErrStreamReset", werr)
 	}
 	sst.Close()
-	waitFor(t, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
+	testutil.Eventually(t, failAfter, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
 }
 
 // TestOpenTimeout: a peer that never answers a stream open fails the
@@ -881,5 +883,5 @@ func TestNoGoroutineLeak(t *testing.T) {
 		ss.Close()
 		wg.Wait()
 	}()
-	checkGoroutines(t, base)
+	testutil.CheckGoroutines(t, base)
 }

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
 )
 
 // badHangGuard bounds every wait of these tests. It only turns a hang into
@@ -703,14 +705,5 @@ func TestBadPeersLeaveNoGoroutines(t *testing.T) {
 			p.expectClosed()
 		}()
 	}
-	// Let the runtime reap exiting goroutines: poll, do not assert time.
-	var n int
-	for deadline := time.Now().Add(badHangGuard); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if n = runtime.NumGoroutine(); n <= baseline {
-			return
-		}
-	}
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	t.Fatalf("%d goroutines after Close, %d before:\n%s", n, baseline, buf)
+	testutil.CheckGoroutines(t, baseline)
 }

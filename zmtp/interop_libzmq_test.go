@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
@@ -492,16 +493,12 @@ func (l *lzLog) String() string {
 // waitFor waits for the n-th record called msg and returns it.
 func (l *lzLog) waitFor(t *testing.T, msg string, n int) lzRecord {
 	t.Helper()
-	deadline := time.Now().Add(lzWait)
-	for {
-		if rs := l.records(msg); len(rs) >= n {
-			return rs[n-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q logged (%d times wanted); log:\n%s", msg, n, l)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var rs []lzRecord
+	testutil.Eventually(t, lzWait, fmt.Sprintf("%q logged %d times", msg, n), func() bool {
+		rs = l.records(msg)
+		return len(rs) >= n
+	})
+	return rs[n-1]
 }
 
 func (r lzRecord) err() error {
@@ -1063,7 +1060,7 @@ func TestLibzmqHeartbeat(t *testing.T) {
 		hexID := hex.EncodeToString(lzB("go-dealer"))
 		for i := 0; i < 2; i++ {
 			if i > 0 {
-				time.Sleep(idle)
+				time.Sleep(idle) // the subject: an idle link that heartbeats keep up
 			}
 			lzSend(t, s, lzMsg("hello", strconv.Itoa(i))...)
 			lzRecvWant(t, s, lzMsg("reply", "hello", strconv.Itoa(i), "go-dealer"))

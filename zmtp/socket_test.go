@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -136,7 +137,7 @@ func TestConnectBeforeBind(t *testing.T) {
 	push := newSock(t, PUSH, Config{ReconnectInterval: 10 * time.Millisecond})
 	connect(t, push, ep)
 	sendT(t, push, "queued before the peer existed")
-	time.Sleep(50 * time.Millisecond)
+	testutil.Eventually(t, 10*time.Second, "a refused connection attempt", func() bool { return push.ConnectError() != nil })
 	pull := newSock(t, PULL, Config{})
 	bind(t, pull, ep)
 	eq(t, recvT(t, pull), "queued before the peer existed")
@@ -295,37 +296,49 @@ func TestDealerRoundRobinPullFairQueue(t *testing.T) {
 // waitPeers waits until s has n connected peers.
 func waitPeers(t testing.TB, s *Socket, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%s socket with %d peers", s.typ, n), func() bool {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		k := 0
 		for _, p := range s.pipes {
 			if p.c != nil {
 				k++
 			}
 		}
-		s.mu.Unlock()
-		if k >= n {
-			return
-		}
-	}
-	t.Fatalf("%s socket never had %d peers", s.typ, n)
+		return k >= n
+	})
 }
 
 // waitQueued waits until s holds n received messages.
 func waitQueued(t testing.TB, s *Socket, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%s socket holding %d messages", s.typ, n), func() bool {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		k := 0
 		for _, p := range s.pipes {
 			k += p.in.len()
 		}
-		s.mu.Unlock()
-		if k >= n {
-			return
+		return k >= n
+	})
+}
+
+// waitPeerSubs waits until s (PUB, XPUB) holds exactly the subscriptions
+// want from its peers, in any order.
+func waitPeerSubs(t testing.TB, s *Socket, want ...string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("peer subscriptions %q", want), func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var got []string
+		for _, p := range s.pipes {
+			for _, sub := range p.peerSubs {
+				got = append(got, string(sub))
+			}
 		}
-	}
-	t.Fatalf("%s socket never queued %d messages", s.typ, n)
+		slices.Sort(got)
+		return slices.Equal(got, slices.Sorted(slices.Values(want)))
+	})
 }
 
 func TestPubSubFilteringAtPublisher(t *testing.T) {
@@ -335,21 +348,7 @@ func TestPubSubFilteringAtPublisher(t *testing.T) {
 		sub := newSock(t, SUB, Config{})
 		sub.Subscribe([]byte("weather."))
 		connect(t, sub, ep)
-		// Wait until the publisher knows the subscription.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			pub.mu.Lock()
-			n := 0
-			for _, p := range pub.pipes {
-				n += len(p.peerSubs)
-			}
-			pub.mu.Unlock()
-			if n == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("subscription never reached the publisher")
-			}
-		}
+		waitPeerSubs(t, pub, "weather.")
 		// The publisher must not even queue a non-matching message.
 		sendT(t, pub, "sports.football", "x")
 		pub.mu.Lock()
@@ -363,18 +362,10 @@ func TestPubSubFilteringAtPublisher(t *testing.T) {
 
 		sub.Unsubscribe([]byte("weather."))
 		sub.Subscribe([]byte("sports."))
-		time.Sleep(100 * time.Millisecond) // let both changes cross; the assertion below does not depend on it
-		for i := 0; ; i++ {
-			sendT(t, pub, "weather.oslo", "snow")
-			sendT(t, pub, "sports.tennis", "ace")
-			m := recvT(t, sub)
-			if string(m[0]) == "sports.tennis" {
-				break
-			}
-			if i > 100 {
-				t.Fatal("new subscription never took effect")
-			}
-		}
+		waitPeerSubs(t, pub, "sports.")
+		sendT(t, pub, "weather.oslo", "snow")
+		sendT(t, pub, "sports.tennis", "ace")
+		eq(t, recvT(t, sub), "sports.tennis", "ace")
 	})
 }
 
@@ -449,7 +440,8 @@ func TestRecvTimeoutReused(t *testing.T) {
 	connect(t, push, ep)
 	sendT(t, push, "after")
 	eq(t, recvT(t, pull), "after")
-	// A stale expiry of an earlier wait must not end a later one early.
+	// A stale expiry of an earlier wait must not end a later one early. The
+	// sleep is the subject: it gives any stale expiry time to fire.
 	time.Sleep(2 * timeout)
 	start := time.Now()
 	if _, err := pull.Recv(); !errors.Is(err, ErrTimeout) || time.Since(start) < timeout {
@@ -462,17 +454,12 @@ func TestRecvTimeoutReused(t *testing.T) {
 func TestConnectError(t *testing.T) {
 	waitErr := func(s *Socket, want func(error) bool) error {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			err := s.ConnectError()
-			if want(err) {
-				return err
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ConnectError is %v", err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		var err error
+		testutil.Eventually(t, 10*time.Second, "the expected ConnectError", func() bool {
+			err = s.ConnectError()
+			return want(err)
+		})
+		return err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -605,6 +592,8 @@ func TestContextCancelsRecv(t *testing.T) {
 	if _, err := pull.RecvContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("RecvContext: %v", err)
 	}
+	// Close while Recv waits; the sleep only makes the wait likely, the
+	// check holds either way.
 	go func() { time.Sleep(20 * time.Millisecond); pull.Close() }()
 	if _, err := pull.Recv(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Recv across Close: %v, want ErrClosed", err)
@@ -669,17 +658,11 @@ func TestReconnectKeepsQueue(t *testing.T) {
 		eq(t, recvT(t, pull), "before")
 		pull.Close()
 		waitPeers(t, push, 0)
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		testutil.Eventually(t, 5*time.Second, "PUSH noticing its peer is gone", func() bool {
 			push.mu.Lock()
-			up := push.pipes[0].c != nil
-			push.mu.Unlock()
-			if !up {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("PUSH never noticed its peer was gone")
-			}
-		}
+			defer push.mu.Unlock()
+			return push.pipes[0].c == nil
+		})
 		sendT(t, push, "while away 1")
 		sendT(t, push, "while away 2")
 		pull2 := newSock(t, PULL, Config{})
@@ -782,13 +765,13 @@ func TestRouterConnectsAndReconnects(t *testing.T) {
 		dealer.Close()
 		dealer2 := newSock(t, DEALER, Config{RoutingID: []byte("worker-1")})
 		bind(t, dealer2, ep)
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if err := router.Send([]byte("worker-1"), []byte("job 2")); err == nil {
-				break
-			} else if !errors.Is(err, ErrHostUnreachable) || time.Now().After(deadline) {
+		testutil.Eventually(t, 10*time.Second, "a route to the restarted worker", func() bool {
+			err := router.Send([]byte("worker-1"), []byte("job 2"))
+			if err != nil && !errors.Is(err, ErrHostUnreachable) {
 				t.Fatalf("router send after the worker restarted: %v", err)
 			}
-		}
+			return err == nil
+		})
 		eq(t, recvT(t, dealer2), "job 2")
 	})
 }
