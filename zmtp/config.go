@@ -49,9 +49,11 @@ type Config struct {
 	// connection (and each dial). Default 10s.
 	HandshakeTimeout time.Duration
 
-	// ReconnectInterval is the first wait before redialling a dropped or
-	// refused connect endpoint; it doubles up to ReconnectIntervalMax.
-	// Default 100ms.
+	// ReconnectInterval is the first step of the wait before redialling a
+	// dropped or refused connect endpoint; the step doubles up to
+	// ReconnectIntervalMax, and each wait is drawn from the upper half of
+	// its step (internal/backoff), so that peers that lost a server at once
+	// do not redial it at once. Default 100ms.
 	ReconnectInterval time.Duration
 	// ReconnectIntervalMax caps the wait between redials. Default 5s, or
 	// ReconnectInterval if that is longer.

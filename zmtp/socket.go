@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/internal/acceptloop"
+	"github.com/hydra-net/hydra/internal/backoff"
 	"github.com/hydra-net/hydra/zmtp/inproc"
 )
 
@@ -270,7 +271,7 @@ func (s *Socket) Connect(endpoint string) error {
 
 func (s *Socket) dialLoop(network, addr string, p *pipe) {
 	defer s.wg.Done()
-	backoff := s.cfg.ReconnectInterval
+	bo := backoff.Backoff{Min: s.cfg.ReconnectInterval, Max: s.cfg.ReconnectIntervalMax}
 	d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
 	for {
 		nc, err := dial(s.ctx, &d, network, addr)
@@ -287,7 +288,7 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 			}
 			s.untrack(c)
 			if time.Since(start) > s.cfg.ReconnectIntervalMax {
-				backoff = s.cfg.ReconnectInterval // it was up a while: start over
+				bo.Reset() // it was up a while: start over
 			}
 		} else if s.ctx.Err() == nil {
 			s.log.Debug("zmtp: connect", "addr", addr, "err", err)
@@ -303,12 +304,9 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 		} else if err == nil {
 			p.lastHandshakeErr = ""
 		}
-		select {
-		case <-s.ctx.Done():
+		if !backoff.Sleep(s.ctx, bo.Next()) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, s.cfg.ReconnectIntervalMax)
 	}
 }
 
