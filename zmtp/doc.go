@@ -21,9 +21,9 @@
 // one process: Bind registers NAME in a table of this process (package
 // zmtp/inproc), Connect finds it there, and each connection is a pair of
 // bounded byte queues with deadlines and half-close, so handshakes,
-// heartbeats, high-water marks and linger behave as over TCP, at no cost in
-// file descriptors or goroutines. A Connect before the Bind is retried like
-// a refused TCP connection.
+// heartbeats, high-water marks and linger behave as over TCP, without file
+// descriptors and without goroutines beyond the socket's own. A Connect
+// before the Bind is retried like a refused TCP connection.
 //
 // Security mechanisms plug in through the Mechanism interface; NULL and PLAIN
 // are here, CURVE lives in package secure.
