@@ -382,27 +382,48 @@ func TestXPubSeesSubscriptions(t *testing.T) {
 }
 
 func TestPubDropsAtHWMPushBlocks(t *testing.T) {
-	// A PUSH with no peer blocks, and times out.
-	push := newSock(t, PUSH, Config{SendTimeout: 50 * time.Millisecond})
-	bind(t, push, "tcp://127.0.0.1:0")
-	if err := push.Send([]byte("x")); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("PUSH without peers: %v, want ErrTimeout", err)
-	}
-	// A PUSH whose only peer is disconnected queues up to SendHWM, then blocks.
-	push2 := newSock(t, PUSH, Config{SendHWM: 3, SendTimeout: 50 * time.Millisecond, Linger: -1})
-	connect(t, push2, "tcp://127.0.0.1:1")
-	for i := 0; i < 3; i++ {
-		sendT(t, push2, "q")
-	}
-	if err := push2.Send([]byte("x")); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("PUSH past SendHWM: %v, want ErrTimeout", err)
-	}
-	// A PUB never blocks.
-	pub := newSock(t, PUB, Config{SendHWM: 1})
-	bind(t, pub, "tcp://127.0.0.1:0")
-	for i := 0; i < 100; i++ {
-		sendT(t, pub, "x")
-	}
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		// A PUSH with no peer blocks, and times out.
+		push := newSock(t, PUSH, Config{SendTimeout: 50 * time.Millisecond})
+		bind(t, push, newEP())
+		if err := push.Send([]byte("x")); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("PUSH without peers: %v, want ErrTimeout", err)
+		}
+		// A PUSH whose only peer is disconnected queues up to SendHWM, then blocks.
+		push2 := newSock(t, PUSH, Config{SendHWM: 3, SendTimeout: 50 * time.Millisecond, Linger: -1})
+		unbound := newEP() // nothing binds it
+		if strings.HasPrefix(unbound, "tcp:") {
+			unbound = "tcp://127.0.0.1:1"
+		}
+		connect(t, push2, unbound)
+		for i := 0; i < 3; i++ {
+			sendT(t, push2, "q")
+		}
+		if err := push2.Send([]byte("x")); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("PUSH past SendHWM: %v, want ErrTimeout", err)
+		}
+		// A PUB never blocks.
+		pub := newSock(t, PUB, Config{SendHWM: 1})
+		bind(t, pub, newEP())
+		for i := 0; i < 100; i++ {
+			sendT(t, pub, "x")
+		}
+	})
+}
+
+// TestXSubSubscribesByMessage: an XSUB subscribes by sending "\x01topic"
+// and gets what matches from a PUB.
+func TestXSubSubscribesByMessage(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		pub := newSock(t, PUB, Config{})
+		xsub := newSock(t, XSUB, Config{})
+		connect(t, xsub, bind(t, pub, newEP()))
+		sendT(t, xsub, "\x01news.")
+		waitPeerSubs(t, pub, "news.")
+		sendT(t, pub, "sport", "x")
+		sendT(t, pub, "news.today", "y")
+		eq(t, recvT(t, xsub), "news.today", "y")
+	})
 }
 
 // TestRecvTimeoutReused: the RecvTimeout timer a socket keeps for its
@@ -695,35 +716,46 @@ func TestPlainMechanism(t *testing.T) {
 }
 
 func TestHeartbeatKeepsIdleLinkAndDropsDeadPeer(t *testing.T) {
-	// A timeout well above the pauses a loaded test machine has.
-	opt := Config{HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: time.Second}
-	rep := newSock(t, REP, opt)
-	ep := bind(t, rep, "tcp://127.0.0.1:0")
-	req := newSock(t, REQ, opt)
-	connect(t, req, ep)
-	sendT(t, req, "1")
-	recvT(t, rep)
-	time.Sleep(1500 * time.Millisecond) // idle longer than the timeout: PINGs keep it up
-	sendT(t, rep, "1")
-	eq(t, recvT(t, req), "1")
-	waitPeers(t, rep, 1)
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		t.Parallel() // each transport idles for 1.5s
+		// A timeout well above the pauses a loaded test machine has.
+		opt := Config{HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: time.Second}
+		rep := newSock(t, REP, opt)
+		ep := bind(t, rep, newEP())
+		req := newSock(t, REQ, opt)
+		connect(t, req, ep)
+		sendT(t, req, "1")
+		recvT(t, rep)
+		time.Sleep(1500 * time.Millisecond) // the subject: idle longer than the timeout, PINGs keep it up
+		sendT(t, rep, "1")
+		eq(t, recvT(t, req), "1")
+		waitPeers(t, rep, 1)
 
-	// A peer that completes the handshake and then goes silent is dropped.
-	nc, err := net.Dial("tcp", ep[len("tcp://"):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.Write(AppendGreeting(nil, Greeting{Major: 3, Minor: 1, Mechanism: "NULL"}))
-	nc.Write(AppendCommand(nil, CmdReady, AppendMetadata(nil, Metadata{{PropSocketType, []byte("REQ")}})))
-	waitPeers(t, rep, 2)
-	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	buf := make([]byte, 4096)
-	for {
-		if _, err := nc.Read(buf); err != nil {
-			break // the server closed the silent peer
+		// A peer that completes the handshake and then goes silent is dropped.
+		network, addr, err := parseEndpoint(ep)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		nc, err := dial(context.Background(), &net.Dialer{}, network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.Write(AppendGreeting(nil, Greeting{Major: 3, Minor: 1, Mechanism: "NULL"}))
+		nc.Write(AppendCommand(nil, CmdReady, AppendMetadata(nil, Metadata{{PropSocketType, []byte("REQ")}})))
+		waitPeers(t, rep, 2)
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4096)
+		for {
+			if _, err := nc.Read(buf); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatal("the silent peer was not dropped")
+				}
+				break // the server closed the silent peer
+			}
+		}
+	})
 }
 
 func TestCloseLeavesNoGoroutines(t *testing.T) {
