@@ -2,9 +2,13 @@ package zmtp
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
 )
 
 // TestInprocEndpoints: inproc://NAME binds once per process, reports
@@ -78,4 +82,41 @@ func TestZMTP30Peer(t *testing.T) {
 			eq(t, recvT(t, sub), "a", "news")
 		})
 	}
+}
+
+// TestInprocManySockets: hundreds of servers and clients in one process
+// over inproc, each pair exchanging a request and a reply; closing them all
+// leaves no goroutine behind.
+func TestInprocManySockets(t *testing.T) {
+	const n = 300
+	before := runtime.NumGoroutine()
+	socks := make([]*Socket, 0, 2*n)
+	for i := range n {
+		ep := fmt.Sprintf("inproc://%s/%d", t.Name(), i)
+		srv, err := NewSocket(ROUTER, Config{Linger: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli, err := NewSocket(DEALER, Config{Linger: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		socks = append(socks, srv, cli)
+		bind(t, srv, ep)
+		connect(t, cli, ep)
+		sendT(t, cli, "hello", fmt.Sprint(i))
+	}
+	for i := range n {
+		srv, cli := socks[2*i], socks[2*i+1]
+		m := recvT(t, srv)
+		if len(m) != 3 || string(m[2]) != fmt.Sprint(i) {
+			t.Fatalf("server %d got %q", i, m)
+		}
+		sendT(t, srv, string(m[0]), "welcome")
+		eq(t, recvT(t, cli), "welcome")
+	}
+	for _, s := range socks {
+		s.Close()
+	}
+	testutil.CheckGoroutines(t, before)
 }
