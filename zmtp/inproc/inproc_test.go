@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/testutil"
@@ -97,6 +98,10 @@ func TestListenErrors(t *testing.T) {
 // TestCloseUnblocksAccept: Close ends a waiting Accept and closes the
 // connections nobody accepted.
 func TestCloseUnblocksAccept(t *testing.T) {
+	synctest.Test(t, testCloseUnblocksAccept)
+}
+
+func testCloseUnblocksAccept(t *testing.T) {
 	l, err := Listen(t.Name())
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +111,7 @@ func TestCloseUnblocksAccept(t *testing.T) {
 		_, err := l.Accept()
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond) // let Accept block; not needed for correctness
+	synctest.Wait() // Accept is blocked
 	l.Close()
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept across Close: %v", err)
@@ -192,6 +197,10 @@ func TestHalfClose(t *testing.T) {
 // reads what was sent, then EOF, and its writes fail with EPIPE. Close
 // wakes blocked calls on the closing end.
 func TestClose(t *testing.T) {
+	synctest.Test(t, testClose)
+}
+
+func testClose(t *testing.T) {
 	c, s := dialPair(t)
 	c.Write([]byte("last words"))
 	blocked := make(chan error, 1)
@@ -199,7 +208,7 @@ func TestClose(t *testing.T) {
 		_, err := c.Read(make([]byte, 1))
 		blocked <- err
 	}()
-	time.Sleep(10 * time.Millisecond) // let Read block; not needed for correctness
+	synctest.Wait() // Read is blocked
 	c.Close()
 	if err := <-blocked; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Read across Close: %v", err)
@@ -225,7 +234,7 @@ func TestClose(t *testing.T) {
 		_, err := c2.Write(make([]byte, 2*QueueSize))
 		errc <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	synctest.Wait() // Write is blocked on the full queue
 	s2.Close()
 	if err := <-errc; !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("blocked write across the peer's Close: %v, want EPIPE", err)
@@ -241,6 +250,10 @@ func dialPair2(t *testing.T) (*Conn, *Conn) {
 // TestDeadlines: a deadline ends a blocked call, a past one fails at once,
 // moving it later or clearing it lets calls wait again.
 func TestDeadlines(t *testing.T) {
+	synctest.Test(t, testDeadlines) // time is the subject: a fake clock
+}
+
+func testDeadlines(t *testing.T) {
 	c, s := dialPair2(t)
 	buf := make([]byte, 8)
 	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
@@ -261,7 +274,7 @@ func TestDeadlines(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(time.Millisecond))
 	}
 	c.SetReadDeadline(time.Time{})
-	time.Sleep(5 * time.Millisecond) // a stale expiry of the re-armed timer must not end later reads
+	time.Sleep(5 * time.Millisecond) // the subject: a stale expiry of the re-armed timer must not end later reads
 	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "x" {
 		t.Fatalf("read after clearing the deadline: %q, %v", buf[:n], err)
 	}
@@ -271,7 +284,7 @@ func TestDeadlines(t *testing.T) {
 		_, err := c.Read(buf)
 		errc <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	synctest.Wait() // Read is blocked
 	c.SetDeadline(time.Now())
 	if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read across SetDeadline: %v", err)
