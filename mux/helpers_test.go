@@ -194,7 +194,7 @@ func (r *relay) copy(dst, src net.Conn, rate int) {
 			total += n
 			if rate > 0 {
 				due := start.Add(time.Duration(float64(total) / float64(rate) * float64(time.Second)))
-				time.Sleep(time.Until(due))
+				time.Sleep(time.Until(due)) // pacing to rate is this relay's job
 			}
 		}
 		if err != nil {
