@@ -18,10 +18,9 @@ type Config struct {
 	// memory.
 	//
 	// The window caps one stream's throughput at window / round-trip time,
-	// whatever the link's bandwidth: yamux's own 256 KiB default moves about
-	// 2.6 MB/s over a 100 ms round trip, 8 MiB about 84 MB/s and 16 MiB
-	// about 168 MB/s. frp raised its yamux window to 6 MiB for exactly this
-	// reason; OpenSSH's 2 MiB channel window gives about 20 MB/s at 100 ms.
+	// whatever the link's bandwidth (8 MiB over a 100 ms round trip: 84
+	// MB/s), hence a default well above yamux's own 256 KiB; see
+	// bench/RESULTS.md "Design notes".
 	//
 	// Default 8 MiB. Allowed: 256 KiB (yamux's initial window, below which
 	// the protocol cannot go) to 16 MiB.
@@ -103,75 +102,77 @@ const (
 	maxMaxStreams            = 1 << 16
 	DefaultAcceptBacklog     = 64
 	DefaultKeepAliveInterval = 5 * time.Second
-	DefaultWriteTimeout      = 30 * time.Second
-	DefaultOpenTimeout       = 30 * time.Second
+	// DefaultLivenessFactor × KeepAliveInterval is the default
+	// LivenessTimeout: two pings' worth of silence is tolerated.
+	DefaultLivenessFactor = 3
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultOpenTimeout    = 30 * time.Second
 )
 
-// DefaultConfig returns a Config with every field set to its default.
-func DefaultConfig() *Config {
-	c, _ := (&Config{}).resolve()
-	return &c
-}
-
-// VerifyConfig reports whether cfg (nil means all defaults) is usable: every
-// set field within its allowed range and LivenessTimeout above
-// KeepAliveInterval once defaults are applied.
+// VerifyConfig reports whether cfg (nil means all defaults) is usable.
+//
+// Deprecated: use Config.Validate; removed once every package has moved.
 func VerifyConfig(cfg *Config) error {
 	if cfg == nil {
 		return nil
 	}
-	_, err := cfg.resolve()
-	return err
+	return cfg.Validate()
 }
 
-// resolve returns a copy of c with defaults applied, or an error naming the
-// first field out of range.
-func (c *Config) resolve() (Config, error) {
-	r := *c
-	if r.StreamWindow == 0 {
-		r.StreamWindow = DefaultStreamWindow
-	}
+// Validate reports the first field of c out of its allowed range, by its Go
+// field name, once defaults are applied (so LivenessTimeout is checked
+// against the KeepAliveInterval in force). Zero fields take their defaults.
+func (c Config) Validate() error {
+	r := c.withDefaults()
 	if r.StreamWindow < MinStreamWindow || r.StreamWindow > MaxStreamWindow {
-		return r, fmt.Errorf("mux: StreamWindow %d outside [%d, %d]", r.StreamWindow, MinStreamWindow, MaxStreamWindow)
-	}
-	if r.MaxStreams == 0 {
-		r.MaxStreams = DefaultMaxStreams
+		return fmt.Errorf("mux: StreamWindow %d outside [%d, %d]", r.StreamWindow, MinStreamWindow, MaxStreamWindow)
 	}
 	if r.MaxStreams < 1 || r.MaxStreams > maxMaxStreams {
-		return r, fmt.Errorf("mux: MaxStreams %d outside [1, %d]", r.MaxStreams, maxMaxStreams)
-	}
-	if r.AcceptBacklog == 0 {
-		r.AcceptBacklog = min(DefaultAcceptBacklog, r.MaxStreams)
+		return fmt.Errorf("mux: MaxStreams %d outside [1, %d]", r.MaxStreams, maxMaxStreams)
 	}
 	if r.AcceptBacklog < 1 || r.AcceptBacklog > r.MaxStreams {
-		return r, fmt.Errorf("mux: AcceptBacklog %d outside [1, MaxStreams=%d]", r.AcceptBacklog, r.MaxStreams)
-	}
-	if r.KeepAliveInterval == 0 {
-		r.KeepAliveInterval = DefaultKeepAliveInterval
+		return fmt.Errorf("mux: AcceptBacklog %d outside [1, MaxStreams=%d]", r.AcceptBacklog, r.MaxStreams)
 	}
 	if r.KeepAliveInterval < 0 {
-		return r, fmt.Errorf("mux: negative KeepAliveInterval %v", r.KeepAliveInterval)
-	}
-	if r.LivenessTimeout == 0 {
-		r.LivenessTimeout = 3 * r.KeepAliveInterval
+		return fmt.Errorf("mux: negative KeepAliveInterval %v", r.KeepAliveInterval)
 	}
 	if r.LivenessTimeout <= r.KeepAliveInterval {
-		return r, fmt.Errorf("mux: LivenessTimeout %v must exceed KeepAliveInterval %v", r.LivenessTimeout, r.KeepAliveInterval)
-	}
-	if r.WriteTimeout == 0 {
-		r.WriteTimeout = DefaultWriteTimeout
+		return fmt.Errorf("mux: LivenessTimeout %v must exceed KeepAliveInterval %v", r.LivenessTimeout, r.KeepAliveInterval)
 	}
 	if r.WriteTimeout < 0 {
-		return r, fmt.Errorf("mux: negative WriteTimeout %v", r.WriteTimeout)
-	}
-	if r.OpenTimeout == 0 {
-		r.OpenTimeout = DefaultOpenTimeout
+		return fmt.Errorf("mux: negative WriteTimeout %v", r.WriteTimeout)
 	}
 	if r.OpenTimeout < 0 {
-		return r, fmt.Errorf("mux: negative OpenTimeout %v", r.OpenTimeout)
+		return fmt.Errorf("mux: negative OpenTimeout %v", r.OpenTimeout)
 	}
-	if r.Logger == nil {
-		r.Logger = slog.New(slog.DiscardHandler)
+	return nil
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.StreamWindow == 0 {
+		c.StreamWindow = DefaultStreamWindow
 	}
-	return r, nil
+	if c.MaxStreams == 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.AcceptBacklog == 0 {
+		c.AcceptBacklog = min(DefaultAcceptBacklog, c.MaxStreams)
+	}
+	if c.KeepAliveInterval == 0 {
+		c.KeepAliveInterval = DefaultKeepAliveInterval
+	}
+	if c.LivenessTimeout == 0 {
+		c.LivenessTimeout = DefaultLivenessFactor * c.KeepAliveInterval
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.OpenTimeout == 0 {
+		c.OpenTimeout = DefaultOpenTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
 }

@@ -11,7 +11,9 @@
 // Session opens streams (OpenStream) and accepts the peer's (AcceptStream;
 // a Session is a net.Listener). A Stream is a net.Conn with TCP's
 // half-close (CloseWrite) and reset (Reset). Config sets the limits; its
-// zero value is usable and every field documents its default.
+// zero value is usable, every field documents its default (also exported as
+// Default* constants), and Config.Validate names the first field out of
+// range.
 //
 // The package works around yamux's weak points rather than living with
 // them, by putting a framing-aware layer between yamux and the connection

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/acceptloop"
 )
 
 // Stream header (spec.md, "Proxied streams"): the opener of a proxied
@@ -127,13 +129,16 @@ type OpenFunc func(ctx context.Context) (net.Conn, error)
 type Forwarder struct {
 	Target string   // named in each stream's header; 1 to 255 bytes
 	Open   OpenFunc // required
-	// Logger receives per-connection failures at Debug. Default: discard.
+	// Logger receives per-connection failures at Debug and failed accepts
+	// (out of descriptors) at Warn. Default: discard.
 	Logger *slog.Logger
 }
 
 // Serve accepts connections from ln and forwards each in its own goroutine
-// until ln fails or ctx is done; ctx's end closes ln and aborts every
-// forwarded connection. Serve returns after all of them have ended.
+// until ln is closed or ctx is done; ctx's end closes ln and aborts every
+// forwarded connection. A failed Accept is retried after a growing wait.
+// Serve returns after all of them have ended: ctx's error, or an error
+// wrapping net.ErrClosed when ln was closed.
 func (f *Forwarder) Serve(ctx context.Context, ln net.Listener) error {
 	if _, err := AppendHeader(nil, f.Target); err != nil {
 		return err
@@ -142,27 +147,7 @@ func (f *Forwarder) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	var backoff time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Out of descriptors and the like: wait, as net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			f.logger().Debug("mux: accept", "err", err, "retry in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			continue
-		}
-		backoff = 0
+	_ = acceptloop.Serve(ln, f.logger(), func(c net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -170,7 +155,11 @@ func (f *Forwarder) Serve(ctx context.Context, ln net.Listener) error {
 				f.logger().Debug("mux: forward", "target", f.Target, "client", c.RemoteAddr(), "err", err)
 			}
 		}()
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
+	return fmt.Errorf("mux: forwarder %s: %w", f.Target, net.ErrClosed)
 }
 
 // Forward carries c over a new stream to Target and returns when both
@@ -242,11 +231,18 @@ func (r *replyConn) Reset() error {
 // ErrUnknownTarget for anything it should not.
 type DialFunc func(ctx context.Context, target string) (net.Conn, error)
 
+// Defaults of StreamServer's fields.
+const (
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultDialTimeout   = 10 * time.Second
+)
+
 // StreamServer is the far side of Forwarder: it reads each stream's
 // header, dials the target and proxies between the two.
 type StreamServer struct {
 	Dial DialFunc // required
-	// HeaderTimeout bounds the wait for a stream's header. Default 10s.
+	// HeaderTimeout bounds the wait for a stream's header, and after a
+	// failed dial the wait for the opener to give the stream up. Default 10s.
 	HeaderTimeout time.Duration
 	// DialTimeout bounds each dial. Default 10s.
 	DialTimeout time.Duration
@@ -278,7 +274,7 @@ func (ss *StreamServer) Serve(ctx context.Context, s *Session) error {
 // ServeStream reads st's header and serves its target (ServeTarget). A
 // stream without a valid header in HeaderTimeout is reset.
 func (ss *StreamServer) ServeStream(ctx context.Context, st net.Conn) error {
-	_ = st.SetReadDeadline(time.Now().Add(orDefault(ss.HeaderTimeout, 10*time.Second)))
+	_ = st.SetReadDeadline(time.Now().Add(orDefault(ss.HeaderTimeout, DefaultHeaderTimeout)))
 	target, err := ReadHeader(st)
 	if err != nil {
 		Abort(st)
@@ -293,7 +289,7 @@ func (ss *StreamServer) ServeStream(ctx context.Context, st net.Conn) error {
 // says why and the stream is half-closed; the opener then resets its
 // client's connection and the stream.
 func (ss *StreamServer) ServeTarget(ctx context.Context, st net.Conn, target string) error {
-	dctx, cancel := context.WithTimeout(ctx, orDefault(ss.DialTimeout, 10*time.Second))
+	dctx, cancel := context.WithTimeout(ctx, orDefault(ss.DialTimeout, DefaultDialTimeout))
 	c, err := ss.Dial(dctx, target)
 	cancel()
 	if err != nil {
@@ -306,7 +302,7 @@ func (ss *StreamServer) ServeTarget(ctx context.Context, st net.Conn, target str
 		if cw, ok := st.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}
-		_ = st.SetReadDeadline(time.Now().Add(orDefault(ss.HeaderTimeout, 10*time.Second)))
+		_ = st.SetReadDeadline(time.Now().Add(orDefault(ss.HeaderTimeout, DefaultHeaderTimeout)))
 		_, _ = io.Copy(io.Discard, st)
 		_ = st.Close()
 		return &DialError{Target: target, Status: status, Err: err}

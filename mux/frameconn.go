@@ -33,17 +33,15 @@ const (
 // maxFrameData is the largest data frame body the session sends: a stream
 // Write is cut into frames of at most this size, so that a whole frame
 // (header included) is exactly four full Noise messages. Larger frames mean
-// fewer trips through yamux's send goroutine (a 1 MiB write runs about
-// twice as fast as in 64 KiB frames on loopback); smaller ones would let
-// other streams in sooner: 256 KiB holds a 100 Mbit/s link for about 21 ms.
+// fewer trips through yamux's send goroutine; smaller ones would let other
+// streams in sooner (bench/RESULTS.md, "Design notes", has the trade-off).
 //
 // proxyBufSize, the size of Proxy's copy buffers on a bulk transfer, lets
-// one read from a TCP connection fill a whole frame: a bulk stream then
-// costs a quarter of the trips through yamux of 64 KiB reads (4-13% more
-// in BenchmarkForward, eight interleaved runs each), and a read returns
-// whatever has arrived, so small exchanges are not delayed. Until a read
-// fills it, a direction copies with smallProxyBufSize, a frame of exactly
-// one Noise message.
+// one read from a TCP connection fill a whole frame, so a bulk stream costs
+// a quarter of the trips through yamux that 64 KiB reads would; a read
+// returns whatever has arrived, so small exchanges are not delayed. Until a
+// read fills it, a direction copies with smallProxyBufSize, a frame of
+// exactly one Noise message.
 const (
 	noisePayload      = 65535 - 16
 	maxFrameData      = 4*noisePayload - hdrSize

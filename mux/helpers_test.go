@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,33 +92,6 @@ func within(t testing.TB, what string, f func()) {
 	case <-done:
 	case <-time.After(failAfter):
 		t.Fatalf("%s: still blocked after %v", what, failAfter)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after failAfter.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(failAfter)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached after %v", what, failAfter)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// checkGoroutines waits for the goroutine count to fall back to base,
-// failing with a dump of the remaining ones.
-func checkGoroutines(t *testing.T, base int) {
-	t.Helper()
-	deadline := time.Now().Add(failAfter)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("%d goroutines left, want at most %d:\n%s", runtime.NumGoroutine(), base, buf)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -222,7 +194,7 @@ func (r *relay) copy(dst, src net.Conn, rate int) {
 			total += n
 			if rate > 0 {
 				due := start.Add(time.Duration(float64(total) / float64(rate) * float64(time.Second)))
-				time.Sleep(time.Until(due))
+				time.Sleep(time.Until(due)) // pacing to rate is this relay's job
 			}
 		}
 		if err != nil {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
 )
 
 // tunnel is a Forwarder on a local listener and a StreamServer dialling
@@ -152,7 +154,7 @@ func TestForwardHalfClose(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	waitFor(t, "streams released", func() bool { return tn.cs.NumStreams() == 0 && tn.ss.NumStreams() == 0 })
+	testutil.Eventually(t, failAfter, "streams released", func() bool { return tn.cs.NumStreams() == 0 && tn.ss.NumStreams() == 0 })
 }
 
 // TestForwardRefused: when the far side's dial is refused (or the target
@@ -177,7 +179,7 @@ func TestForwardRefused(t *testing.T) {
 			if !errors.Is(err, syscall.ECONNRESET) {
 				t.Fatalf("client got %v, want a connection reset", err)
 			}
-			waitFor(t, "streams released", func() bool { return tn.cs.NumStreams() == 0 && tn.ss.NumStreams() == 0 })
+			testutil.Eventually(t, failAfter, "streams released", func() bool { return tn.cs.NumStreams() == 0 && tn.ss.NumStreams() == 0 })
 
 			// The opener learns why, for its logs.
 			f := &Forwarder{Target: target, Open: func(context.Context) (net.Conn, error) { return tn.cs.Open() }}
@@ -377,5 +379,5 @@ func TestProxyContextCancel(t *testing.T) {
 		}
 		c.Close()
 	}
-	checkGoroutines(t, base)
+	testutil.CheckGoroutines(t, base)
 }

@@ -43,8 +43,11 @@ type Session struct {
 var _ net.Listener = (*Session)(nil)
 
 // Client starts the client side of a session over conn; the other end must
-// call Server. cfg may be nil for defaults. The session owns conn from now
-// on and closes it when it ends.
+// call Server. cfg may be nil for defaults. It is a pointer, unlike the
+// value other constructors take, to keep yamux's Client(conn, *Config)
+// shape (nil for defaults) that callers ported from yamux rely on; it is
+// copied, never kept. The session owns conn from now on and closes it when
+// it ends.
 func Client(conn net.Conn, cfg *Config) (*Session, error) {
 	return newSession(conn, cfg, true)
 }
@@ -55,13 +58,15 @@ func Server(conn net.Conn, cfg *Config) (*Session, error) {
 }
 
 func newSession(conn net.Conn, cfg *Config, client bool) (*Session, error) {
-	if cfg == nil {
-		cfg = &Config{}
+	var c Config
+	if cfg != nil {
+		c = *cfg
 	}
-	c, err := cfg.resolve()
-	if err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	c = c.withDefaults()
+	var err error
 	s := &Session{
 		cfg:     c,
 		log:     c.Logger,

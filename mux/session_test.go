@@ -8,43 +8,47 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"github.com/hydra-net/hydra/internal/testutil"
 )
 
 func TestConfigDefaultsAndLimits(t *testing.T) {
-	d := DefaultConfig()
+	d := Config{}.withDefaults()
 	if d.StreamWindow != 8<<20 || d.MaxStreams != 256 || d.AcceptBacklog != 64 ||
 		d.KeepAliveInterval != 5*time.Second || d.LivenessTimeout != 15*time.Second ||
 		d.WriteTimeout != 30*time.Second || d.OpenTimeout != 30*time.Second || d.Logger == nil {
 		t.Fatalf("defaults: %+v", d)
 	}
-	if err := VerifyConfig(nil); err != nil {
+	if err := (Config{}).Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyConfig(&Config{}); err != nil {
-		t.Fatal(err)
+	// Each names the field at fault.
+	bad := []struct {
+		field string
+		cfg   Config
+	}{
+		{"StreamWindow", Config{StreamWindow: 128 << 10}},
+		{"StreamWindow", Config{StreamWindow: 32 << 20}},
+		{"MaxStreams", Config{MaxStreams: -1}},
+		{"MaxStreams", Config{MaxStreams: 1<<16 + 1}},
+		{"AcceptBacklog", Config{MaxStreams: 4, AcceptBacklog: 5}},
+		{"KeepAliveInterval", Config{KeepAliveInterval: -time.Second}},
+		{"LivenessTimeout", Config{KeepAliveInterval: time.Second, LivenessTimeout: time.Second}},
+		{"WriteTimeout", Config{WriteTimeout: -1}},
+		{"OpenTimeout", Config{OpenTimeout: -1}},
 	}
-	bad := []Config{
-		{StreamWindow: 128 << 10},
-		{StreamWindow: 32 << 20},
-		{MaxStreams: -1},
-		{MaxStreams: 1<<16 + 1},
-		{MaxStreams: 4, AcceptBacklog: 5},
-		{KeepAliveInterval: -time.Second},
-		{KeepAliveInterval: time.Second, LivenessTimeout: time.Second},
-		{WriteTimeout: -1},
-		{OpenTimeout: -1},
-	}
-	for _, c := range bad {
-		if err := VerifyConfig(&c); err == nil {
-			t.Errorf("VerifyConfig(%+v) accepted", c)
+	for _, b := range bad {
+		if err := b.cfg.Validate(); err == nil || !strings.Contains(err.Error(), b.field) {
+			t.Errorf("Validate(%+v) = %v, want an error naming %s", b.cfg, err, b.field)
 		}
-		if _, err := Client(nil, &c); err == nil {
-			t.Errorf("Client with %+v accepted", c)
+		if _, err := Client(nil, &b.cfg); err == nil {
+			t.Errorf("Client with %+v accepted", b.cfg)
 		}
 	}
 	good := []Config{
@@ -58,8 +62,8 @@ func TestConfigDefaultsAndLimits(t *testing.T) {
 		{KeepAliveInterval: time.Minute, WriteTimeout: time.Hour},
 	}
 	for _, c := range good {
-		if err := VerifyConfig(&c); err != nil {
-			t.Errorf("VerifyConfig(%+v): %v", c, err)
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate(%+v): %v", c, err)
 		}
 	}
 }
@@ -97,7 +101,7 @@ func TestConcurrentStreamsIntegrity(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	waitFor(t, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
+	testutil.Eventually(t, failAfter, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
 }
 
 // roundTrip sends data on a new stream, half-closes, and checks that the
@@ -540,13 +544,11 @@ func TestStreamLimit(t *testing.T) {
 		t.Fatalf("server counts %d streams, want 4", n)
 	}
 	// The 4 admitted ones are served once accepted.
-	var acc []*Stream
 	for range 4 {
 		st, err := ss.AcceptStream()
 		if err != nil {
 			t.Fatal(err)
 		}
-		acc = append(acc, st)
 		go echoStream(st)
 	}
 	for range 4 {
@@ -577,7 +579,7 @@ func TestStreamLimit(t *testing.T) {
 	for _, st := range sts {
 		st.Close()
 	}
-	waitFor(t, "slots freed", func() bool { return ss.NumStreams() == 0 })
+	testutil.Eventually(t, failAfter, "slots freed", func() bool { return ss.NumStreams() == 0 })
 	if err := roundTrip2(cs, ss); err != nil {
 		t.Fatal(err)
 	}
@@ -756,7 +758,7 @@ func TestResetPropagates(t *testing.T) {
 		t.Fatalf("read after own reset: %v", err)
 	}
 	sst.Close()
-	waitFor(t, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
+	testutil.Eventually(t, failAfter, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
 	if err := roundTrip2(cs, ss); err != nil {
 		t.Fatal(err)
 	}
@@ -804,7 +806,7 @@ func TestCloseWithUnreadDataResets(t *testing.T) {
 		t.Fatalf("peer write after close: %v, want ErrStreamReset", werr)
 	}
 	sst.Close()
-	waitFor(t, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
+	testutil.Eventually(t, failAfter, "streams released", func() bool { return cs.NumStreams() == 0 && ss.NumStreams() == 0 })
 }
 
 // TestOpenTimeout: a peer that never answers a stream open fails the
@@ -881,5 +883,5 @@ func TestNoGoroutineLeak(t *testing.T) {
 		ss.Close()
 		wg.Wait()
 	}()
-	checkGoroutines(t, base)
+	testutil.CheckGoroutines(t, base)
 }

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
 )
 
 // badHangGuard bounds every wait of these tests. It only turns a hang into
@@ -38,7 +40,7 @@ type badServer struct {
 	got [][]byte // last frame of every request received
 }
 
-func newBadServer(t *testing.T, opt Options) *badServer {
+func newBadServer(t *testing.T, opt Config) *badServer {
 	t.Helper()
 	sock, err := NewSocket(REP, opt)
 	if err != nil {
@@ -89,7 +91,7 @@ var badNonce atomic.Int64
 // and its request answered.
 func badGoodPeer(t *testing.T, ep string) {
 	t.Helper()
-	req, err := NewSocket(REQ, Options{Linger: -1})
+	req, err := NewSocket(REQ, Config{Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +249,7 @@ func badLongHeader(flags byte, size uint64) []byte {
 // by a good peer.
 func TestBadPeers(t *testing.T) {
 	const maxMsg = 64 << 10
-	srv := newBadServer(t, Options{MaxMsgSize: maxMsg, HandshakeTimeout: time.Second})
+	srv := newBadServer(t, Config{MaxMsgSize: maxMsg, HandshakeTimeout: time.Second})
 	ep := srv.sock.Endpoint()
 	nullGreeting := AppendGreeting(nil, Greeting{Major: 3, Minor: 1, Mechanism: "NULL"})
 	ready := func(m Metadata) []byte { return AppendCommand(nil, CmdReady, AppendMetadata(nil, m)) }
@@ -450,7 +452,7 @@ func TestBadPeers(t *testing.T) {
 // whose limit is "unlimited": the announced size can no longer be refused,
 // so it must cost only what the peer actually sends.
 func TestBadPeerHugeMaxMsgSize(t *testing.T) {
-	srv := newBadServer(t, Options{MaxMsgSize: math.MaxInt64})
+	srv := newBadServer(t, Config{MaxMsgSize: math.MaxInt64})
 	ep := srv.sock.Endpoint()
 	for _, size := range []uint64{1 << 40, 1 << 50, math.MaxInt64} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -468,7 +470,7 @@ func TestBadPeerHugeMaxMsgSize(t *testing.T) {
 	}
 	// A large message under the raised limit still gets through.
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
-	req, err := NewSocket(REQ, Options{MaxMsgSize: math.MaxInt64, Linger: -1})
+	req, err := NewSocket(REQ, Config{MaxMsgSize: math.MaxInt64, Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +491,7 @@ func TestBadPeerHugeMaxMsgSize(t *testing.T) {
 // greeting connected, with a handshake timeout far longer than the test,
 // and checks that other peers are accepted and served meanwhile.
 func TestBadSilentClientDoesNotBlockOthers(t *testing.T) {
-	srv := newBadServer(t, Options{HandshakeTimeout: time.Hour})
+	srv := newBadServer(t, Config{HandshakeTimeout: time.Hour})
 	ep := srv.sock.Endpoint()
 	var silent []*badPeer
 	for range 3 {
@@ -519,7 +521,7 @@ func TestBadSilentClientDoesNotBlockOthers(t *testing.T) {
 // TestBadSilentClientDropped checks that a client that never completes
 // its handshake is dropped once HandshakeTimeout has passed.
 func TestBadSilentClientDropped(t *testing.T) {
-	srv := newBadServer(t, Options{HandshakeTimeout: 200 * time.Millisecond})
+	srv := newBadServer(t, Config{HandshakeTimeout: 200 * time.Millisecond})
 	ep := srv.sock.Endpoint()
 	silent := dialBadPeer(t, ep)
 	stalled := dialBadPeer(t, ep)
@@ -534,7 +536,7 @@ func TestBadSilentClientDropped(t *testing.T) {
 // for the ids it generates), so a peer cannot claim the id the ROUTER will
 // give another peer; both stay reachable each by its own id.
 func TestBadRoutingIDZeroByte(t *testing.T) {
-	router, err := NewSocket(ROUTER, Options{RouterMandatory: true, Linger: -1})
+	router, err := NewSocket(ROUTER, Config{RouterMandatory: true, Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +563,7 @@ func TestBadRoutingIDZeroByte(t *testing.T) {
 		p.write(AppendFrame(nil, 0, []byte(payload)))
 		bad[payload] = p
 	}
-	good, err := NewSocket(DEALER, Options{Linger: -1})
+	good, err := NewSocket(DEALER, Config{Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +619,7 @@ func TestBadPeersLeaveNoGoroutines(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	for round := range 3 {
 		func() {
-			srv, err := NewSocket(ROUTER, Options{HandshakeTimeout: time.Hour, Linger: -1})
+			srv, err := NewSocket(ROUTER, Config{HandshakeTimeout: time.Hour, Linger: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -639,7 +641,7 @@ func TestBadPeersLeaveNoGoroutines(t *testing.T) {
 			defer cancel()
 			var clients []*Socket
 			for i := range 3 {
-				c, err := NewSocket(REQ, Options{Linger: -1})
+				c, err := NewSocket(REQ, Config{Linger: -1})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -703,14 +705,5 @@ func TestBadPeersLeaveNoGoroutines(t *testing.T) {
 			p.expectClosed()
 		}()
 	}
-	// Let the runtime reap exiting goroutines: poll, do not assert time.
-	var n int
-	for deadline := time.Now().Add(badHangGuard); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if n = runtime.NumGoroutine(); n <= baseline {
-			return
-		}
-	}
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	t.Fatalf("%d goroutines after Close, %d before:\n%s", n, baseline, buf)
+	testutil.CheckGoroutines(t, baseline)
 }

@@ -8,14 +8,24 @@ import (
 // BenchmarkPushPull measures PUSH→PULL throughput over loopback TCP within
 // one process (bench/ has the two-process comparison with libzmq and zmq4).
 func BenchmarkPushPull(b *testing.B) {
+	benchPushPull(b, func(string) string { return "tcp://127.0.0.1:0" })
+}
+
+// BenchmarkPushPullInproc is BenchmarkPushPull over inproc://, what a
+// simulation of many servers in one process pays per message.
+func BenchmarkPushPullInproc(b *testing.B) {
+	benchPushPull(b, func(sub string) string { return "inproc://" + b.Name() + "/" + sub })
+}
+
+func benchPushPull(b *testing.B, endpoint func(sub string) string) {
 	for _, size := range []int{16, 256, 4096, 65536} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			pull, _ := NewSocket(PULL, Options{RecvHWM: 100000})
+			pull, _ := NewSocket(PULL, Config{RecvHWM: 100000})
 			defer pull.Close()
-			if err := pull.Bind("tcp://127.0.0.1:0"); err != nil {
+			if err := pull.Bind(endpoint(fmt.Sprint(size))); err != nil {
 				b.Fatal(err)
 			}
-			push, _ := NewSocket(PUSH, Options{SendHWM: 100000})
+			push, _ := NewSocket(PUSH, Config{SendHWM: 100000})
 			defer push.Close()
 			push.Connect(pull.Endpoint())
 			msg := make([]byte, size)

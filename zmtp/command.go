@@ -85,6 +85,21 @@ func AppendMetadata(dst []byte, m Metadata) []byte {
 	return dst
 }
 
+// validPropertyName reports whether name is 1 to 255 characters from
+// [A-Za-z0-9-_.+], as spec 37 requires of metadata names.
+func validPropertyName[T string | []byte](name T) bool {
+	if len(name) == 0 || len(name) > 255 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '+') {
+			return false
+		}
+	}
+	return true
+}
+
 // ParseMetadata decodes a metadata block. Every length is checked against
 // what remains of b before use, so no input allocates more than len(b).
 // Values alias b.
@@ -97,10 +112,8 @@ func ParseMetadata(b []byte) (Metadata, error) {
 			return nil, fmt.Errorf("%w: name length %d at offset %d of %d", ErrBadMetadata, nl, off-1, len(b))
 		}
 		name := b[off : off+nl]
-		for _, c := range name {
-			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '+') {
-				return nil, fmt.Errorf("%w: property name %q", ErrBadMetadata, name)
-			}
+		if !validPropertyName(name) {
+			return nil, fmt.Errorf("%w: property name %q", ErrBadMetadata, name)
 		}
 		off += nl
 		if len(b)-off < 4 {

@@ -33,7 +33,6 @@ type conn struct {
 	writerDone chan struct{}
 	stopping   atomic.Bool
 	ready      atomic.Bool  // attached, writer running
-	spare      atomic.Int64 // bytes of spare buffers the writer idled with (tests read it)
 	peerTTL    atomic.Int64 // ns; the peer's PING TTL
 
 	// Receive assembly. Messages are slices of slab (a shared array of
@@ -132,12 +131,12 @@ func (c *conn) peerType() string {
 // handshake exchanges greetings in stages (signature first, as libzmq
 // expects) and runs the security mechanism.
 func (c *conn) handshake() error {
-	if err := c.nc.SetDeadline(time.Now().Add(c.s.opt.HandshakeTimeout)); err != nil {
+	if err := c.nc.SetDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout)); err != nil {
 		return err
 	}
-	mech := c.s.opt.Security()
+	mech := c.s.cfg.Security()
 	minor := byte(1)
-	if c.s.opt.ZMTP30 {
+	if c.s.cfg.zmtp30 {
 		minor = 0
 	}
 	g := AppendGreeting(make([]byte, 0, GreetingSize), Greeting{Major: 3, Minor: minor, Mechanism: mech.Name(), AsServer: mech.AsServer()})
@@ -237,8 +236,8 @@ func (c *conn) beforeRead() {
 		return
 	}
 	var d time.Duration
-	if c.v31 && c.s.opt.HeartbeatInterval > 0 {
-		d = c.s.opt.HeartbeatTimeout // our PINGs get PONGs: silence means dead
+	if c.v31 && c.s.cfg.HeartbeatInterval > 0 {
+		d = c.s.cfg.HeartbeatTimeout // our PINGs get PONGs: silence means dead
 	}
 	if ttl := time.Duration(c.peerTTL.Load()); ttl > 0 && (d == 0 || ttl < d) {
 		d = ttl
@@ -249,7 +248,7 @@ func (c *conn) beforeRead() {
 }
 
 func (c *conn) readLoop() error {
-	max := c.s.opt.MaxMsgSize
+	max := c.s.cfg.MaxMsgSize
 	for {
 		flags, body, err := c.fr.next(max)
 		if err != nil {
@@ -341,15 +340,18 @@ func (c *conn) stopWriter() { c.stopOnce.Do(func() { close(c.stop) }) }
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	var tick <-chan time.Time
-	if c.s.opt.HeartbeatInterval > 0 && c.v31 {
-		t := time.NewTicker(c.s.opt.HeartbeatInterval)
+	if c.s.cfg.HeartbeatInterval > 0 && c.v31 {
+		t := time.NewTicker(c.s.cfg.HeartbeatInterval)
 		defer t.Stop()
 		tick = t.C
 	}
 	var ttl [2]byte
-	binary.BigEndian.PutUint16(ttl[:], uint16(min(c.s.opt.HeartbeatTTL/(100*time.Millisecond), 0xFFFF)))
-	var spareOut, spareCtrl, sealed []byte
-	var trim *time.Timer // armed when it idles holding buffers over maxIdleSpare
+	binary.BigEndian.PutUint16(ttl[:], uint16(min(c.s.cfg.HeartbeatTTL/(100*time.Millisecond), 0xFFFF)))
+	// Encrypted frames are sealed into this buffer; the plaintext buffers
+	// the writer swaps with the pipe's queues are p.spareOut and p.spareCtrl.
+	var sealed []byte
+	var lastOut, lastCtrl []byte // just written: handed back as the pipe's spares
+	var trim *time.Timer         // armed when it idles holding buffers over maxIdleSpare
 	var trimC <-chan time.Time
 	defer func() {
 		if trim != nil {
@@ -364,11 +366,11 @@ func (c *conn) writeLoop() {
 			continue // queueCommand wakes us
 		case <-trimC:
 			trimC = nil
-			spareOut, spareCtrl, sealed = trimmed(spareOut[:0]), trimmed(spareCtrl[:0]), trimmed(sealed[:0])
-			c.spare.Store(int64(cap(spareOut) + cap(spareCtrl) + cap(sealed)))
+			sealed = trimmed(sealed[:0])
 			c.s.mu.Lock()
 			if p := c.pipe; p != nil && p.c == c {
 				p.out, p.ctrl = trimmed(p.out), trimmed(p.ctrl)
+				p.spareOut, p.spareCtrl = trimmed(p.spareOut), trimmed(p.spareCtrl)
 			}
 			c.s.mu.Unlock()
 			continue
@@ -379,15 +381,18 @@ func (c *conn) writeLoop() {
 			s := c.s
 			s.mu.Lock()
 			p := c.pipe
+			if lastOut != nil {
+				p.spareOut, lastOut = lastOut, nil
+			}
+			if lastCtrl != nil {
+				p.spareCtrl, lastCtrl = lastCtrl, nil
+			}
 			out, ctrl := p.out, p.ctrl
 			if len(out) == 0 && len(ctrl) == 0 {
 				p.kicked, p.writing = false, false
-				big := max(cap(out), cap(ctrl), cap(spareOut), cap(spareCtrl), cap(sealed)) > maxIdleSpare
+				big := max(cap(out), cap(ctrl), cap(p.spareOut), cap(p.spareCtrl), cap(sealed)) > maxIdleSpare
 				s.wakeSenders()
 				s.mu.Unlock()
-				if big {
-					c.spare.Store(int64(cap(spareOut) + cap(spareCtrl) + cap(sealed)))
-				}
 				if big && trimC == nil {
 					// Not re-armed at every idle moment: a peer that
 					// keeps it briefly busy (heartbeats) must not keep
@@ -401,8 +406,19 @@ func (c *conn) writeLoop() {
 				}
 				break
 			}
-			p.out, p.ctrl = spareOut[:0], spareCtrl[:0]
-			p.outMsgs = 0
+			// Only a queue with something in it is swapped, so that an
+			// empty one keeps its buffer where the trim finds it.
+			if len(out) > 0 {
+				p.out, p.spareOut = p.spareOut[:0], nil
+				p.outMsgs = 0
+			} else {
+				out = nil
+			}
+			if len(ctrl) > 0 {
+				p.ctrl, p.spareCtrl = p.spareCtrl[:0], nil
+			} else {
+				ctrl = nil
+			}
 			p.writing = true
 			s.wakeSenders()
 			s.mu.Unlock()
@@ -439,19 +455,18 @@ func (c *conn) writeLoop() {
 				s.mu.Unlock()
 				return
 			}
-			spareOut, spareCtrl = recycle(out), recycle(ctrl)
+			lastOut, lastCtrl = recycle(out), recycle(ctrl)
 		}
 	}
 }
 
 // Write buffers are reused from one write to the next, up to maxSpare
-// bytes each: a PUB whose subscriber lags queues up to SendHWM messages
-// between two writes (64 MB of 64 KiB messages at the default HWM), and
-// growing such a queue afresh for each write made PUB→SUB 4-6× slower
-// than PUSH→PULL (`hydra-server bench zmtp --pattern pub-sub`). Buffers
-// over maxIdleSpare are let go idleTrim after the connection first ran out
-// of things to write while holding them (and again after each later burst),
-// so a burst does not pin its memory for the connection's life.
+// bytes each, because a PUB whose subscriber lags queues up to SendHWM
+// messages between two writes and growing that queue afresh for each write
+// dominated PUB→SUB (bench/RESULTS.md, "Design notes"). Buffers over
+// maxIdleSpare are let go idleTrim after the connection first ran out of
+// things to write while holding them (and again after each later burst), so
+// a burst does not pin its memory for the connection's life.
 const (
 	maxSpare     = 128 << 20
 	maxIdleSpare = 1 << 20

@@ -322,7 +322,7 @@ type fuzzServers struct {
 const fuzzUser, fuzzPassword = "admin", "secret"
 
 func newFuzzServers(tb testing.TB) *fuzzServers {
-	opt := Options{
+	opt := Config{
 		HandshakeTimeout: 500 * time.Millisecond, // inputs that stall are dropped soon
 		MaxMsgSize:       1 << 20,
 		Linger:           -1,
@@ -374,7 +374,7 @@ func fuzzNextNonce() []byte {
 // fuzzClient opens a client socket of type typ connected to s.
 func fuzzClient(t *testing.T, typ SocketType, s *Socket, sec func() Mechanism) *Socket {
 	t.Helper()
-	c, err := NewSocket(typ, Options{Security: sec, Linger: time.Second})
+	c, err := NewSocket(typ, Config{Security: sec, Linger: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
@@ -297,7 +298,7 @@ func (b *lzBuffer) Len() int {
 
 // lzSocket makes one of our sockets with timeouts on every blocking call,
 // closed when the test ends.
-func lzSocket(t *testing.T, typ zmtp.SocketType, opt zmtp.Options) *zmtp.Socket {
+func lzSocket(t *testing.T, typ zmtp.SocketType, opt zmtp.Config) *zmtp.Socket {
 	t.Helper()
 	if opt.SendTimeout == 0 {
 		opt.SendTimeout = lzWait
@@ -492,16 +493,12 @@ func (l *lzLog) String() string {
 // waitFor waits for the n-th record called msg and returns it.
 func (l *lzLog) waitFor(t *testing.T, msg string, n int) lzRecord {
 	t.Helper()
-	deadline := time.Now().Add(lzWait)
-	for {
-		if rs := l.records(msg); len(rs) >= n {
-			return rs[n-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q logged (%d times wanted); log:\n%s", msg, n, l)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var rs []lzRecord
+	testutil.Eventually(t, lzWait, fmt.Sprintf("%q logged %d times", msg, n), func() bool {
+		rs = l.records(msg)
+		return len(rs) >= n
+	})
+	return rs[n-1]
 }
 
 func (r lzRecord) err() error {
@@ -704,8 +701,8 @@ func lzWhere(oursBinds bool) string {
 // REP) and a libzmq peer of the other type. With closeAfter, our socket
 // closes right after its last send (REQ: request; REP: reply) and the test
 // checks that the peer still got everything.
-func lzReqRep(t *testing.T, typ zmtp.SocketType, oursBinds bool, opt zmtp.Options, rounds int, closeAfter bool) *lzRelay {
-	relay := opt.ZMTP30
+func lzReqRep(t *testing.T, typ zmtp.SocketType, oursBinds bool, opt zmtp.Config, rounds int, closeAfter bool) *lzRelay {
+	relay := zmtp.SpeaksZMTP30(opt)
 	s := lzSocket(t, typ, opt)
 	switch typ {
 	case zmtp.REQ:
@@ -753,7 +750,7 @@ func TestLibzmqReqRep(t *testing.T) {
 	for _, typ := range []zmtp.SocketType{zmtp.REQ, zmtp.REP} {
 		for _, oursBinds := range []bool{true, false} {
 			t.Run(fmt.Sprintf("ours-%s-%s", typ, lzWhere(oursBinds)), func(t *testing.T) {
-				lzReqRep(t, typ, oursBinds, zmtp.Options{}, 20, false)
+				lzReqRep(t, typ, oursBinds, zmtp.Config{}, 20, false)
 			})
 		}
 	}
@@ -765,12 +762,12 @@ func TestLibzmqReqRep(t *testing.T) {
 // TestLibzmqDealerRouter: our ROUTER sees libzmq DEALERs' ZMQ_ROUTING_IDs
 // as the first frame and routes replies back to the right one (two dealers
 // at once when ours binds); a libzmq ROUTER sees our DEALER's
-// Options.RoutingID and its replies reach us.
+// Config.RoutingID and its replies reach us.
 func TestLibzmqDealerRouter(t *testing.T) {
 	const rounds = 10
 	for _, oursBinds := range []bool{true, false} {
 		t.Run("ours-ROUTER-"+lzWhere(oursBinds), func(t *testing.T) {
-			s := lzSocket(t, zmtp.ROUTER, zmtp.Options{})
+			s := lzSocket(t, zmtp.ROUTER, zmtp.Config{})
 			ids := []string{"py-dealer-a"}
 			p, _ := lzLink(t, s, oursBinds, false, "dealerrouter.py", "dealer", "--id", ids[0], "--rounds", strconv.Itoa(rounds))
 			peers := []*lzPeer{p}
@@ -800,7 +797,7 @@ func TestLibzmqDealerRouter(t *testing.T) {
 			}
 		})
 		t.Run("ours-DEALER-"+lzWhere(oursBinds), func(t *testing.T) {
-			s := lzSocket(t, zmtp.DEALER, zmtp.Options{RoutingID: lzB("go-dealer")})
+			s := lzSocket(t, zmtp.DEALER, zmtp.Config{RoutingID: lzB("go-dealer")})
 			p, _ := lzLink(t, s, oursBinds, false, "dealerrouter.py", "router")
 			hexID := hex.EncodeToString(lzB("go-dealer"))
 			for i := 0; i < rounds; i++ {
@@ -824,7 +821,7 @@ const lzPubCount = 1000
 // XSUB (kind), which checks it got exactly the weather.* messages, in order.
 // The slow joiner is handled by publishing weather.sync until the
 // subscriber reports it.
-func lzOursPub(t *testing.T, oursBinds bool, kind string, opt zmtp.Options, relay bool) *lzRelay {
+func lzOursPub(t *testing.T, oursBinds bool, kind string, opt zmtp.Config, relay bool) *lzRelay {
 	opt.SendHWM = 1 << 20 // PUB drops at the HWM; this test counts messages
 	s := lzSocket(t, zmtp.PUB, opt)
 	p, r := lzLink(t, s, oursBinds, relay, "pubsub.py", kind, strconv.Itoa(lzPubCount))
@@ -848,7 +845,7 @@ func lzOursPub(t *testing.T, oursBinds bool, kind string, opt zmtp.Options, rela
 
 // lzOursSub receives the pubsub.py stream from a libzmq PUB on our SUB
 // subscribed to weather. and alerts.: exactly weather.0..n-1, in order.
-func lzOursSub(t *testing.T, oursBinds bool, opt zmtp.Options, relay bool) *lzRelay {
+func lzOursSub(t *testing.T, oursBinds bool, opt zmtp.Config, relay bool) *lzRelay {
 	s := lzSocket(t, zmtp.SUB, opt)
 	for _, topic := range []string{"weather.", "alerts."} {
 		if err := s.Subscribe(lzB(topic)); err != nil {
@@ -888,7 +885,7 @@ func lzOursSub(t *testing.T, oursBinds bool, opt zmtp.Options, relay bool) *lzRe
 func TestLibzmqPubSub(t *testing.T) {
 	for _, oursBinds := range []bool{true, false} {
 		t.Run("ours-PUB-"+lzWhere(oursBinds)+"-SUB", func(t *testing.T) {
-			r := lzOursPub(t, oursBinds, "sub", zmtp.Options{}, true)
+			r := lzOursPub(t, oursBinds, "sub", zmtp.Config{}, true)
 			g, frames := lzParse(t, r.sent(false))
 			if g.Major != 3 || g.Minor != 1 {
 				t.Errorf("libzmq greeting says ZMTP %d.%d, want 3.1", g.Major, g.Minor)
@@ -900,10 +897,10 @@ func TestLibzmqPubSub(t *testing.T) {
 			}
 		})
 		t.Run("ours-PUB-"+lzWhere(oursBinds)+"-XSUB", func(t *testing.T) {
-			lzOursPub(t, oursBinds, "xsub", zmtp.Options{}, false)
+			lzOursPub(t, oursBinds, "xsub", zmtp.Config{}, false)
 		})
 		t.Run("ours-SUB-"+lzWhere(oursBinds), func(t *testing.T) {
-			r := lzOursSub(t, oursBinds, zmtp.Options{}, true)
+			r := lzOursSub(t, oursBinds, zmtp.Config{}, true)
 			_, frames := lzParse(t, r.sent(true))
 			for _, topic := range []string{"weather.", "alerts."} {
 				if !lzHasCommand(frames, zmtp.CmdSubscribe, lzB(topic)) {
@@ -920,7 +917,7 @@ func TestLibzmqPubSub(t *testing.T) {
 const lzPushCount = 10000
 
 func lzOursPush(t *testing.T, oursBinds, closeAfter bool) {
-	opt := zmtp.Options{}
+	opt := zmtp.Config{}
 	if closeAfter {
 		opt.Linger = 20 * time.Second
 	}
@@ -947,7 +944,7 @@ func TestLibzmqPushPull(t *testing.T) {
 			lzOursPush(t, oursBinds, false)
 		})
 		t.Run("ours-PULL-"+lzWhere(oursBinds), func(t *testing.T) {
-			s := lzSocket(t, zmtp.PULL, zmtp.Options{})
+			s := lzSocket(t, zmtp.PULL, zmtp.Config{})
 			p, _ := lzLink(t, s, oursBinds, false, "pushpull.py", "push", strconv.Itoa(lzPushCount))
 			for i := 0; i < lzPushCount; i++ {
 				if got, want := lzRecv(t, s), lzPushPullMsg(i); !lzEqual(got, want) {
@@ -963,12 +960,12 @@ func TestLibzmqPushPull(t *testing.T) {
 // ---------------------------------------------------------------------------
 // ZMTP 3.0
 
-// TestLibzmqZMTP30: with Options.ZMTP30 our greeting says 3.0; libzmq then
+// TestLibzmqZMTP30: with a socket made to speak ZMTP 3.0 our greeting says 3.0; libzmq then
 // sends its subscriptions as "\x01topic" messages, not SUBSCRIBE commands,
 // and our PUB honours them; our SUB sends them that way and a libzmq PUB
 // honours them; REQ/REP round trips work both ways.
 func TestLibzmqZMTP30(t *testing.T) {
-	opt := zmtp.Options{ZMTP30: true}
+	opt := zmtp.WithZMTP30(zmtp.Config{})
 	checkOurGreeting := func(t *testing.T, r *lzRelay) []lzFrame {
 		g, frames := lzParse(t, r.sent(true))
 		if g.Major != 3 || g.Minor != 0 {
@@ -1055,7 +1052,7 @@ func TestLibzmqHeartbeat(t *testing.T) {
 
 	t.Run("idle-ours-DEALER-connects", func(t *testing.T) {
 		log := &lzLog{}
-		s := lzSocket(t, zmtp.DEALER, zmtp.Options{
+		s := lzSocket(t, zmtp.DEALER, zmtp.Config{
 			RoutingID: lzB("go-dealer"), Logger: log.logger(),
 			HeartbeatInterval: ivl, HeartbeatTimeout: timeout,
 		})
@@ -1063,7 +1060,7 @@ func TestLibzmqHeartbeat(t *testing.T) {
 		hexID := hex.EncodeToString(lzB("go-dealer"))
 		for i := 0; i < 2; i++ {
 			if i > 0 {
-				time.Sleep(idle)
+				time.Sleep(idle) // the subject: an idle link that heartbeats keep up
 			}
 			lzSend(t, s, lzMsg("hello", strconv.Itoa(i))...)
 			lzRecvWant(t, s, lzMsg("reply", "hello", strconv.Itoa(i), "go-dealer"))
@@ -1082,7 +1079,7 @@ func TestLibzmqHeartbeat(t *testing.T) {
 
 	t.Run("idle-ours-ROUTER-binds", func(t *testing.T) {
 		log := &lzLog{}
-		s := lzSocket(t, zmtp.ROUTER, zmtp.Options{
+		s := lzSocket(t, zmtp.ROUTER, zmtp.Config{
 			Logger: log.logger(), HeartbeatInterval: ivl, HeartbeatTimeout: timeout,
 		})
 		p, r := lzLink(t, s, true, true, "dealerrouter.py", "dealer", "--id", "py-dealer",
@@ -1109,7 +1106,7 @@ func TestLibzmqHeartbeat(t *testing.T) {
 
 	t.Run("dead-peer-dropped", func(t *testing.T) {
 		log := &lzLog{}
-		s := lzSocket(t, zmtp.DEALER, zmtp.Options{
+		s := lzSocket(t, zmtp.DEALER, zmtp.Config{
 			Logger: log.logger(), HeartbeatInterval: ivl, HeartbeatTimeout: timeout,
 			HandshakeTimeout: 2 * time.Second, ReconnectIntervalMax: 500 * time.Millisecond,
 		})
@@ -1155,7 +1152,7 @@ func TestLibzmqPlain(t *testing.T) {
 	server := zmtp.PlainServer(zmtp.PlainCredentials("admin", "secret"))
 	for _, oursBinds := range []bool{true, false} {
 		t.Run("ours-server-"+lzWhere(oursBinds)+"-ok", func(t *testing.T) {
-			s := lzSocket(t, zmtp.REP, zmtp.Options{Security: server})
+			s := lzSocket(t, zmtp.REP, zmtp.Config{Security: server})
 			p, _ := lzLink(t, s, oursBinds, false, "plain.py", "client", "admin", "secret", "ok")
 			lzRecvWant(t, s, lzMsg("plain-hello"))
 			lzSend(t, s, lzMsg("ok", "plain-hello")...)
@@ -1164,7 +1161,7 @@ func TestLibzmqPlain(t *testing.T) {
 		})
 		t.Run("ours-server-"+lzWhere(oursBinds)+"-wrong-password", func(t *testing.T) {
 			log := &lzLog{}
-			s := lzSocket(t, zmtp.REP, zmtp.Options{Security: server, Logger: log.logger()})
+			s := lzSocket(t, zmtp.REP, zmtp.Config{Security: server, Logger: log.logger()})
 			p, _ := lzLink(t, s, oursBinds, false, "plain.py", "client", "admin", "wrong", "fail")
 			// libzmq 4.3.4 matches ERROR against a mangled name (see
 			// TestLibzmqMangledError), so it reports our well-formed
@@ -1188,7 +1185,7 @@ func TestLibzmqPlain(t *testing.T) {
 			}
 		})
 		t.Run("libzmq-server-"+lzWhere(!oursBinds)+"-ok", func(t *testing.T) {
-			s := lzSocket(t, zmtp.REQ, zmtp.Options{Security: zmtp.PlainClient("admin", "secret")})
+			s := lzSocket(t, zmtp.REQ, zmtp.Config{Security: zmtp.PlainClient("admin", "secret")})
 			p, _ := lzLink(t, s, oursBinds, false, "plain.py", "server", "admin", "secret")
 			lzSend(t, s, lzB("plain-hello"))
 			lzRecvWant(t, s, lzMsg("ok", "plain-hello"))
@@ -1199,7 +1196,7 @@ func TestLibzmqPlain(t *testing.T) {
 		})
 		t.Run("libzmq-server-"+lzWhere(!oursBinds)+"-wrong-password", func(t *testing.T) {
 			log := &lzLog{}
-			s := lzSocket(t, zmtp.REQ, zmtp.Options{
+			s := lzSocket(t, zmtp.REQ, zmtp.Config{
 				Security: zmtp.PlainClient("admin", "wrong"), Logger: log.logger(),
 				Linger: -1, // the request can never leave
 			})
@@ -1263,7 +1260,7 @@ func TestLibzmqMangledError(t *testing.T) {
 		}()
 	}()
 	log := &lzLog{}
-	s := lzSocket(t, zmtp.REQ, zmtp.Options{
+	s := lzSocket(t, zmtp.REQ, zmtp.Config{
 		Security: zmtp.PlainClient("admin", "wrong"), Logger: log.logger(), Linger: -1,
 	})
 	if err := s.Connect("tcp://" + ln.Addr().String()); err != nil {
@@ -1292,7 +1289,7 @@ func TestLibzmqLinger(t *testing.T) {
 			lzOursPush(t, oursBinds, true)
 		})
 		t.Run("ours-REP-"+lzWhere(oursBinds), func(t *testing.T) {
-			lzReqRep(t, zmtp.REP, oursBinds, zmtp.Options{}, 5, true)
+			lzReqRep(t, zmtp.REP, oursBinds, zmtp.Config{}, 5, true)
 		})
 	}
 }

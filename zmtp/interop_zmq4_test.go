@@ -70,7 +70,7 @@ func zqClose(s zmq4.Socket) {
 
 // zqOurs makes one of our sockets, closed at the end of the test, bound
 // (ep "") or connected to ep.
-func zqOurs(t *testing.T, typ SocketType, opt Options, ep string) *Socket {
+func zqOurs(t *testing.T, typ SocketType, opt Config, ep string) *Socket {
 	t.Helper()
 	s, err := NewSocket(typ, opt)
 	if err != nil {
@@ -146,7 +146,7 @@ func TestZmq4ReqRep(t *testing.T) {
 	const rounds = 20
 	t.Run("ours REP binds", func(t *testing.T) {
 		ctx := zqContext(t)
-		rep := zqOurs(t, REP, Options{}, "")
+		rep := zqOurs(t, REP, Config{}, "")
 		req := zmq4.NewReq(ctx, zqOptions()...)
 		zqDial(t, req, rep.Endpoint())
 		for i := range rounds {
@@ -181,7 +181,7 @@ func TestZmq4ReqRep(t *testing.T) {
 			}
 			served <- nil
 		}()
-		req := zqOurs(t, REQ, Options{}, ep)
+		req := zqOurs(t, REQ, Config{}, ep)
 		for i := range rounds {
 			// No empty frame in the body: zmq4's REP takes everything up
 			// to the last empty frame as the envelope, not the first.
@@ -202,7 +202,7 @@ func TestZmq4DealerRouter(t *testing.T) {
 	ids := []string{"dealer-a", "dealer-b", "dealer-c"}
 	t.Run("ours ROUTER binds", func(t *testing.T) {
 		ctx := zqContext(t)
-		router := zqOurs(t, ROUTER, Options{RouterMandatory: true}, "")
+		router := zqOurs(t, ROUTER, Config{RouterMandatory: true}, "")
 		dealers := map[string]zmq4.Socket{}
 		for _, id := range ids {
 			d := zmq4.NewDealer(ctx, zqOptions(zmq4.WithID(zmq4.SocketIdentity(id)))...)
@@ -241,7 +241,7 @@ func TestZmq4DealerRouter(t *testing.T) {
 		ep := zqListen(t, router)
 		dealers := map[string]*Socket{}
 		for _, id := range ids {
-			d := zqOurs(t, DEALER, Options{RoutingID: []byte(id)}, ep)
+			d := zqOurs(t, DEALER, Config{RoutingID: []byte(id)}, ep)
 			dealers[id] = d
 			zqOurSend(ctx, t, d, "hello from "+id, "part 2")
 		}
@@ -325,7 +325,7 @@ func zqCheckSubscriber(t *testing.T, recv func() [][]byte) {
 func TestZmq4PubSub(t *testing.T) {
 	t.Run("ours PUB binds", func(t *testing.T) {
 		ctx := zqContext(t)
-		pub := zqOurs(t, PUB, Options{}, "")
+		pub := zqOurs(t, PUB, Config{}, "")
 		sub := zmq4.NewSub(ctx, zqOptions()...)
 		zqDial(t, sub, pub.Endpoint())
 		for _, topic := range []string{"a.", "sync"} {
@@ -349,7 +349,7 @@ func TestZmq4PubSub(t *testing.T) {
 		ctx := zqContext(t)
 		pub := zmq4.NewPub(ctx, zqOptions()...)
 		ep := zqListen(t, pub)
-		sub := zqOurs(t, SUB, Options{}, ep)
+		sub := zqOurs(t, SUB, Config{}, ep)
 		for _, topic := range []string{"a.", "sync"} {
 			if err := sub.Subscribe([]byte(topic)); err != nil {
 				t.Fatal(err)
@@ -388,7 +388,7 @@ func TestZmq4PushPull(t *testing.T) {
 	}
 	t.Run("ours PULL binds", func(t *testing.T) {
 		ctx := zqContext(t)
-		pull := zqOurs(t, PULL, Options{}, "")
+		pull := zqOurs(t, PULL, Config{}, "")
 		push := zmq4.NewPush(ctx, zqOptions()...)
 		zqDial(t, push, pull.Endpoint())
 		sent := make(chan error, 1)
@@ -414,7 +414,7 @@ func TestZmq4PushPull(t *testing.T) {
 		ctx := zqContext(t)
 		pull := zmq4.NewPull(ctx, zqOptions()...)
 		ep := zqListen(t, pull)
-		push := zqOurs(t, PUSH, Options{}, ep)
+		push := zqOurs(t, PUSH, Config{}, ep)
 		sent := make(chan error, 1)
 		go func() {
 			for i := range n {
@@ -442,12 +442,12 @@ func TestZmq4LargeMessages(t *testing.T) {
 	sizes := []int{0, 255, 256, directReadMin - 1, directReadMin, readBufSize + 1, 1 << 20}
 	body := func(size int) []byte { return bytes.Repeat([]byte{byte(size)}, size) }
 	ctx := zqContext(t)
-	pull := zqOurs(t, PULL, Options{}, "")
+	pull := zqOurs(t, PULL, Config{}, "")
 	push := zmq4.NewPush(ctx, zqOptions()...)
 	zqDial(t, push, pull.Endpoint())
 	zpull := zmq4.NewPull(ctx, zqOptions()...)
 	ep := zqListen(t, zpull)
-	ours := zqOurs(t, PUSH, Options{}, ep)
+	ours := zqOurs(t, PUSH, Config{}, ep)
 	for _, size := range sizes {
 		if err := push.Send(zmq4.NewMsgFrom(body(size), []byte("end"))); err != nil {
 			t.Fatal(err)

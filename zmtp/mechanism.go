@@ -7,7 +7,7 @@ import (
 
 // Mechanism is one side of a ZMTP security mechanism on one connection. A
 // socket makes a fresh Mechanism for every connection through
-// Options.Security.
+// Config.Security.
 type Mechanism interface {
 	// Name is the mechanism name sent in the greeting: "NULL", "PLAIN", "CURVE".
 	Name() string

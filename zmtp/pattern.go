@@ -56,7 +56,7 @@ func (s *Socket) deliver(c *conn, batch [][][]byte) {
 	}
 	p.in.push(batch...)
 	s.wakeReceivers()
-	for p.in.len() >= s.opt.RecvHWM && !s.closed && p.c == c {
+	for p.in.len() >= s.cfg.RecvHWM && !s.closed && p.c == c {
 		if p.roomWait == nil {
 			p.roomWait = make(chan struct{})
 		}
@@ -102,7 +102,7 @@ func (s *Socket) subscriptionLocked(p *pipe, topic []byte, on bool) {
 			}
 		}
 	}
-	if s.typ == XPUB && p.in.len() < s.opt.RecvHWM {
+	if s.typ == XPUB && p.in.len() < s.cfg.RecvHWM {
 		flag := byte(0)
 		if on {
 			flag = 1
@@ -145,8 +145,8 @@ func (s *Socket) SendContext(ctx context.Context, frames ...[]byte) error {
 		if done || err != nil {
 			return err
 		}
-		if timer == nil && s.opt.SendTimeout > 0 {
-			timer = s.sendTimer.get(s.opt.SendTimeout)
+		if timer == nil && s.cfg.SendTimeout > 0 {
+			timer = s.sendTimer.get(s.cfg.SendTimeout)
 			defer s.sendTimer.put(timer) // runs before s.mu.Unlock
 		}
 		if err := s.wait(ctx, s.sendWaitCh(), timer); err != nil {
@@ -178,7 +178,7 @@ func (s *Socket) trySend(frames [][]byte) (done bool, err error) {
 		if !s.repPending {
 			return false, fmt.Errorf("%w: REP must receive a request before replying", ErrState)
 		}
-		if p := s.repPipe; !p.dead && p.outMsgs < s.opt.SendHWM {
+		if p := s.repPipe; !p.dead && p.outMsgs < s.cfg.SendHWM {
 			s.enqueue(p, s.repEnv, frames)
 		} // else the requester is gone or stuck: the reply is dropped, as in libzmq
 		s.repPipe, s.repEnv, s.repPending = nil, nil, false
@@ -188,13 +188,13 @@ func (s *Socket) trySend(frames [][]byte) (done bool, err error) {
 		}
 		p := s.byID[string(frames[0])]
 		if p == nil || p.c == nil {
-			if s.opt.RouterMandatory {
+			if s.cfg.RouterMandatory {
 				return false, fmt.Errorf("%w: routing id %q", ErrHostUnreachable, frames[0])
 			}
 			return true, nil
 		}
-		if p.outMsgs >= s.opt.SendHWM {
-			if s.opt.RouterMandatory {
+		if p.outMsgs >= s.cfg.SendHWM {
+			if s.cfg.RouterMandatory {
 				return false, nil
 			}
 			return true, nil
@@ -202,7 +202,7 @@ func (s *Socket) trySend(frames [][]byte) (done bool, err error) {
 		s.enqueue(p, nil, frames[1:])
 	case PUB, XPUB:
 		for _, p := range s.pipes {
-			if p.c != nil && p.outMsgs < s.opt.SendHWM && matchAny(p.peerSubs, frames[0]) {
+			if p.c != nil && p.outMsgs < s.cfg.SendHWM && matchAny(p.peerSubs, frames[0]) {
 				s.enqueue(p, nil, frames)
 			}
 		}
@@ -212,7 +212,7 @@ func (s *Socket) trySend(frames [][]byte) (done bool, err error) {
 			return true, nil
 		}
 		for _, p := range s.pipes {
-			if p.c != nil && p.outMsgs < s.opt.SendHWM {
+			if p.c != nil && p.outMsgs < s.cfg.SendHWM {
 				s.enqueue(p, nil, frames)
 			}
 		}
@@ -227,7 +227,7 @@ func (s *Socket) nextOut() *pipe {
 	n := len(s.pipes)
 	for i := 0; i < n; i++ {
 		p := s.pipes[(s.rr+i)%n]
-		if !p.dead && p.hasRoom(s.opt.SendHWM) {
+		if !p.dead && p.hasRoom(s.cfg.SendHWM) {
 			s.rr = (s.rr + i + 1) % n
 			return p
 		}
@@ -282,8 +282,8 @@ func (s *Socket) RecvContext(ctx context.Context) ([][]byte, error) {
 		if msg != nil || err != nil {
 			return msg, err
 		}
-		if timer == nil && s.opt.RecvTimeout > 0 {
-			timer = s.recvTimer.get(s.opt.RecvTimeout)
+		if timer == nil && s.cfg.RecvTimeout > 0 {
+			timer = s.recvTimer.get(s.cfg.RecvTimeout)
 			defer s.recvTimer.put(timer) // runs before s.mu.Unlock
 		}
 		if err := s.wait(ctx, s.recvWaitCh(), timer); err != nil {
@@ -356,7 +356,7 @@ func (s *Socket) popFrom(p *pipe) [][]byte {
 		return nil
 	}
 	msg := p.in.pop()
-	if p.roomWait != nil && p.in.len() < s.opt.RecvHWM {
+	if p.roomWait != nil && p.in.len() < s.cfg.RecvHWM {
 		close(p.roomWait)
 		p.roomWait = nil
 	}

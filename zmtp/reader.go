@@ -19,7 +19,7 @@ const (
 	// directReadAlloc is the most a frame's own buffer gets before its
 	// bytes arrive: the default MaxMsgSize, so that only a raised limit
 	// changes anything.
-	directReadAlloc = defaultMaxMsgSize
+	directReadAlloc = DefaultMaxMsgSize
 )
 
 // frameReader parses frames out of an io.Reader with as few reads, copies

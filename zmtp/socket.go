@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/acceptloop"
+	"github.com/hydra-net/hydra/internal/backoff"
+	"github.com/hydra-net/hydra/zmtp/inproc"
 )
 
 // SocketType names a ZeroMQ socket pattern role, as sent in the
@@ -62,7 +65,7 @@ func compatible(ours, theirs SocketType) bool {
 // REQ and REP expect one goroutine to drive their alternation.
 type Socket struct {
 	typ    SocketType
-	opt    Options
+	cfg    Config
 	log    *slog.Logger
 	ctx    context.Context // cancelled when Close has flushed: stops dialers
 	cancel context.CancelFunc
@@ -85,7 +88,6 @@ type Socket struct {
 	conns     map[*conn]struct{}
 	endpoint  string
 	subs      [][]byte // SUB, XSUB: our subscriptions, in order
-	scratch   []byte
 
 	// REQ: the pipe the request went to; REP: the pipe and envelope of
 	// the request being answered.
@@ -108,8 +110,11 @@ type pipe struct {
 	out     []byte // encoded frames waiting for the writer
 	outMsgs int
 	ctrl    []byte // commands and subscriptions, written before out
-	kicked  bool   // the writer was woken and has not gone idle since
-	writing bool
+	// The buffers the writer last wrote, swapped in as out and ctrl at its
+	// next write so that a busy connection reuses two buffers.
+	spareOut, spareCtrl []byte
+	kicked              bool // the writer was woken and has not gone idle since
+	writing             bool
 
 	in       msgQueue
 	roomWait chan struct{} // closed when in drops below RecvHWM
@@ -125,19 +130,19 @@ type pipe struct {
 	lastHandshakeWarn time.Time
 }
 
-// NewSocket returns a socket of type t. The zero Options gives libzmq-like
-// defaults (see Options).
-func NewSocket(t SocketType, opt Options) (*Socket, error) {
+// NewSocket returns a socket of type t. The zero Config gives libzmq-like
+// defaults (see Config).
+func NewSocket(t SocketType, cfg Config) (*Socket, error) {
 	if _, ok := peers[t]; !ok {
 		return nil, fmt.Errorf("zmtp: unknown socket type %q", t)
 	}
-	if len(opt.RoutingID) > 255 || len(opt.RoutingID) > 0 && opt.RoutingID[0] == 0 {
-		return nil, fmt.Errorf("zmtp: routing id must be 1 to 255 bytes not starting with 0")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	opt = opt.withDefaults()
+	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Socket{
-		typ: t, opt: opt, log: opt.Logger.With("socket", string(t)),
+		typ: t, cfg: cfg, log: cfg.Logger.With("socket", string(t)),
 		ctx: ctx, cancel: cancel,
 		byID:  map[string]*pipe{},
 		conns: map[*conn]struct{}{},
@@ -149,14 +154,15 @@ func (s *Socket) Type() SocketType { return s.typ }
 
 func (s *Socket) localMetadata() Metadata {
 	m := Metadata{{Name: PropSocketType, Value: []byte(s.typ)}}
-	if len(s.opt.RoutingID) > 0 {
-		m = append(m, Property{Name: PropIdentity, Value: s.opt.RoutingID})
+	if len(s.cfg.RoutingID) > 0 {
+		m = append(m, Property{Name: PropIdentity, Value: s.cfg.RoutingID})
 	}
-	return append(m, s.opt.Properties...)
+	return append(m, s.cfg.Properties...)
 }
 
 // Bind listens on endpoint ("tcp://127.0.0.1:8420", "tcp://*:0",
-// "tcp://[::1]:0", "ipc:///tmp/x.sock") and accepts peers until Close.
+// "tcp://[::1]:0", "ipc:///tmp/x.sock", "inproc://name") and accepts peers
+// until Close.
 // Endpoint reports the address actually bound.
 func (s *Socket) Bind(endpoint string) error {
 	l, err := Listen(endpoint)
@@ -172,6 +178,13 @@ func Listen(endpoint string) (net.Listener, error) {
 	network, addr, err := parseEndpoint(endpoint)
 	if err != nil {
 		return nil, err
+	}
+	if network == "inproc" {
+		l, err := inproc.Listen(addr)
+		if err != nil {
+			return nil, fmt.Errorf("zmtp: bind %s: %w", endpoint, err)
+		}
+		return l, nil
 	}
 	if network == "unix" {
 		// libzmq replaces a stale socket file; only ever remove a socket.
@@ -219,22 +232,10 @@ func (s *Socket) Endpoint() string {
 
 func (s *Socket) acceptLoop(l net.Listener) {
 	defer s.wg.Done()
-	backoff := 5 * time.Millisecond
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of descriptors and the like: wait, do not spin.
-			s.log.Warn("zmtp: accept", "err", err)
-			time.Sleep(backoff)
-			backoff = min(2*backoff, time.Second)
-			continue
-		}
-		backoff = 5 * time.Millisecond
+	_ = acceptloop.Serve(l, s.log, func(nc net.Conn) {
 		c := newConn(s, nc, nil)
 		if !s.track(c) {
+			// Close has begun and closed l: Accept ends the loop next.
 			nc.Close()
 			return
 		}
@@ -244,7 +245,7 @@ func (s *Socket) acceptLoop(l net.Listener) {
 			c.serve()
 			s.untrack(c)
 		}()
-	}
+	})
 }
 
 // Connect connects to endpoint in the background, now and again whenever
@@ -270,10 +271,10 @@ func (s *Socket) Connect(endpoint string) error {
 
 func (s *Socket) dialLoop(network, addr string, p *pipe) {
 	defer s.wg.Done()
-	backoff := s.opt.ReconnectInterval
-	d := net.Dialer{Timeout: s.opt.HandshakeTimeout}
+	bo := backoff.Backoff{Min: s.cfg.ReconnectInterval, Max: s.cfg.ReconnectIntervalMax}
+	d := net.Dialer{Timeout: s.cfg.HandshakeTimeout}
 	for {
-		nc, err := d.DialContext(s.ctx, network, addr)
+		nc, err := dial(s.ctx, &d, network, addr)
 		if err == nil {
 			c := newConn(s, nc, p)
 			if !s.track(c) {
@@ -286,8 +287,8 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 				err = nil // it connected; how it ended is not a connect error
 			}
 			s.untrack(c)
-			if time.Since(start) > s.opt.ReconnectIntervalMax {
-				backoff = s.opt.ReconnectInterval // it was up a while: start over
+			if time.Since(start) > s.cfg.ReconnectIntervalMax {
+				bo.Reset() // it was up a while: start over
 			}
 		} else if s.ctx.Err() == nil {
 			s.log.Debug("zmtp: connect", "addr", addr, "err", err)
@@ -303,12 +304,9 @@ func (s *Socket) dialLoop(network, addr string, p *pipe) {
 		} else if err == nil {
 			p.lastHandshakeErr = ""
 		}
-		select {
-		case <-s.ctx.Done():
+		if !backoff.Sleep(s.ctx, bo.Next()) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, s.opt.ReconnectIntervalMax)
 	}
 }
 
@@ -426,6 +424,7 @@ func (s *Socket) detach(c *conn) {
 		p.out, p.outMsgs, p.ctrl = nil, 0, nil
 		s.dropPipe(p)
 	}
+	p.spareOut, p.spareCtrl = nil, nil
 	if s.typ == ROUTER && p.id != nil {
 		delete(s.byID, string(p.id)) // unroutable until it reconnects and says its id
 	}
@@ -506,8 +505,8 @@ func (s *Socket) wait(ctx context.Context, ch chan struct{}, timer *time.Timer) 
 
 // timerSlot keeps one timer for the waits of a socket's Send or Recv, so
 // that a request-reply loop with a timeout does not allocate one per call
-// (a timer each was an eighth of what the registry allocated under load).
-// A second concurrent waiter gets a timer of its own. Used under s.mu.
+// (the registry's server loop is one). A second concurrent waiter gets a
+// timer of its own. Used under s.mu.
 type timerSlot struct {
 	t    *time.Timer
 	busy bool
@@ -611,8 +610,8 @@ func (s *Socket) Close() error {
 
 	// Linger: let the writers drain what Send accepted.
 	flushed := true
-	if s.opt.Linger > 0 {
-		timer := time.NewTimer(s.opt.Linger)
+	if s.cfg.Linger > 0 {
+		timer := time.NewTimer(s.cfg.Linger)
 		s.mu.Lock()
 		for !s.flushedLocked() {
 			if s.wait(context.Background(), s.sendWaitCh(), timer) != nil {
@@ -627,8 +626,8 @@ func (s *Socket) Close() error {
 		flushed = s.flushedLocked()
 		s.mu.Unlock()
 	}
-	if !flushed && s.opt.Linger > 0 {
-		s.log.Warn("zmtp: closing with unsent messages", "linger", s.opt.Linger)
+	if !flushed && s.cfg.Linger > 0 {
+		s.log.Warn("zmtp: closing with unsent messages", "linger", s.cfg.Linger)
 	} else if !flushed {
 		s.log.Debug("zmtp: closing: unsent messages dropped (negative Linger)")
 	}

@@ -1,0 +1,177 @@
+package zmtp
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a socket. The zero value is usable: every field says its
+// default, applied when the field is zero.
+type Config struct {
+	// Logger receives connection-level events (peer connected, dropped,
+	// refused). Default: discard; libraries stay silent unless asked.
+	Logger *slog.Logger
+
+	// RoutingID is sent to peers as this socket's Identity/Routing-Id
+	// (ROUTER peers address us by it). At most 255 bytes, not starting with
+	// a zero byte. Default: none, the peer picks one.
+	RoutingID []byte
+
+	// Properties are extra metadata sent in READY (names of 1 to 255
+	// characters from [A-Za-z0-9-_.+], "X-" prefixed by convention).
+	// Default: none.
+	Properties Metadata
+
+	// SendHWM is the number of messages queued per peer before Send blocks
+	// (PUSH, DEALER, REQ, PAIR) or drops (PUB, ROUTER). Default 1000.
+	SendHWM int
+	// RecvHWM is the number of received messages queued per peer before the
+	// socket stops reading from that peer. Default 1000.
+	RecvHWM int
+
+	// SendTimeout bounds a blocking Send; on expiry Send returns ErrTimeout.
+	// Default 0: wait forever (SendContext takes a context instead).
+	SendTimeout time.Duration
+	// RecvTimeout bounds a blocking Recv likewise. Default 0: wait forever.
+	RecvTimeout time.Duration
+
+	// Linger bounds how long Close waits for queued messages to be written.
+	// Default 10s; negative: Close drops queued messages at once.
+	Linger time.Duration
+
+	// MaxMsgSize is the largest message accepted from a peer, counting every
+	// frame's body plus 16 bytes of overhead per frame; a peer announcing
+	// more is disconnected before anything is allocated. Default 8 MiB.
+	MaxMsgSize int64
+
+	// HandshakeTimeout bounds the greeting and security handshake of each
+	// connection (and each dial). Default 10s.
+	HandshakeTimeout time.Duration
+
+	// ReconnectInterval is the first step of the wait before redialling a
+	// dropped or refused connect endpoint; the step doubles up to
+	// ReconnectIntervalMax, and each wait is drawn from the upper half of
+	// its step (internal/backoff), so that peers that lost a server at once
+	// do not redial it at once. Default 100ms.
+	ReconnectInterval time.Duration
+	// ReconnectIntervalMax caps the wait between redials. Default 5s, or
+	// ReconnectInterval if that is longer.
+	ReconnectIntervalMax time.Duration
+
+	// HeartbeatInterval, when set, sends a PING to ZMTP 3.1 peers at this
+	// interval. Default 0: no heartbeats.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout drops a peer from which nothing arrived for this
+	// long while heartbeats are on. Default: HeartbeatInterval × 3.
+	HeartbeatTimeout time.Duration
+	// HeartbeatTTL is the time to live announced in our PINGs: the peer
+	// drops us after that long without traffic (at most 6553.5s, what a
+	// PING carries). Default: HeartbeatTimeout.
+	HeartbeatTTL time.Duration
+
+	// Security makes the mechanism for each new connection. Default: NULL.
+	Security func() Mechanism
+
+	// RouterMandatory makes a ROUTER's Send fail with ErrHostUnreachable for
+	// an unknown routing id, instead of dropping the message. Default false.
+	RouterMandatory bool
+
+	// zmtp30 makes the socket announce ZMTP 3.0 instead of 3.1, so that
+	// tests can check how 3.1 peers treat a 3.0 one; export_test.go sets it.
+	zmtp30 bool
+}
+
+// Options is the former name of Config.
+//
+// Deprecated: use Config; removed once every package has moved.
+type Options = Config
+
+// Defaults of Config fields.
+const (
+	DefaultHWM                  = 1000
+	DefaultLinger               = 10 * time.Second
+	DefaultMaxMsgSize           = 8 << 20
+	DefaultHandshakeTimeout     = 10 * time.Second
+	DefaultReconnectInterval    = 100 * time.Millisecond
+	DefaultReconnectIntervalMax = 5 * time.Second
+	// DefaultHeartbeatTimeoutFactor × HeartbeatInterval is the default
+	// HeartbeatTimeout: two PINGs may go unanswered.
+	DefaultHeartbeatTimeoutFactor = 3
+)
+
+const (
+	frameOverhead       = 16 // per frame, counted against MaxMsgSize
+	maxHandshakeCommand = 64 << 10
+	maxRoutingID        = 255
+)
+
+// Validate reports the first field of c that cannot be used, by its Go
+// field name. Zero fields are valid: they take their defaults.
+func (c Config) Validate() error {
+	if len(c.RoutingID) > maxRoutingID || len(c.RoutingID) > 0 && c.RoutingID[0] == 0 {
+		return fmt.Errorf("zmtp: config: RoutingID must be 1 to %d bytes not starting with a zero byte", maxRoutingID)
+	}
+	for _, p := range c.Properties {
+		if !validPropertyName(p.Name) {
+			return fmt.Errorf("zmtp: config: Properties: invalid name %q", p.Name)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"SendHWM", int64(c.SendHWM)}, {"RecvHWM", int64(c.RecvHWM)},
+		{"SendTimeout", int64(c.SendTimeout)}, {"RecvTimeout", int64(c.RecvTimeout)},
+		{"MaxMsgSize", c.MaxMsgSize}, {"HandshakeTimeout", int64(c.HandshakeTimeout)},
+		{"ReconnectInterval", int64(c.ReconnectInterval)}, {"ReconnectIntervalMax", int64(c.ReconnectIntervalMax)},
+		{"HeartbeatInterval", int64(c.HeartbeatInterval)}, {"HeartbeatTimeout", int64(c.HeartbeatTimeout)},
+		{"HeartbeatTTL", int64(c.HeartbeatTTL)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("zmtp: config: %s is negative", f.name)
+		}
+	}
+	if c.ReconnectInterval > 0 && c.ReconnectIntervalMax > 0 && c.ReconnectIntervalMax < c.ReconnectInterval {
+		return fmt.Errorf("zmtp: config: ReconnectIntervalMax %v is below ReconnectInterval %v", c.ReconnectIntervalMax, c.ReconnectInterval)
+	}
+	return nil
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.SendHWM <= 0 {
+		c.SendHWM = DefaultHWM
+	}
+	if c.RecvHWM <= 0 {
+		c.RecvHWM = DefaultHWM
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.MaxMsgSize <= 0 {
+		c.MaxMsgSize = DefaultMaxMsgSize
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.ReconnectInterval <= 0 {
+		c.ReconnectInterval = DefaultReconnectInterval
+	}
+	if c.ReconnectIntervalMax < c.ReconnectInterval {
+		c.ReconnectIntervalMax = max(DefaultReconnectIntervalMax, c.ReconnectInterval)
+	}
+	if c.HeartbeatInterval > 0 && c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeoutFactor * c.HeartbeatInterval
+	}
+	if c.HeartbeatTTL <= 0 {
+		c.HeartbeatTTL = c.HeartbeatTimeout
+	}
+	if c.Security == nil {
+		c.Security = Null
+	}
+	return c
+}
