@@ -90,7 +90,7 @@ func (j *Join) runSession(d *dialer) bool {
 	}
 	rid := make([]byte, 8)
 	_, _ = rand.Read(rid)
-	sock, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Options{
+	sock, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Config{
 		Logger:               j.h.SocketLogger(),
 		RoutingID:            []byte("hydra-join-" + hex.EncodeToString(rid)),
 		MaxMsgSize:           j.h.MaxRequestBytes(),

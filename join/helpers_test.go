@@ -106,7 +106,7 @@ func newClient(t testing.TB, srv *node, cfg registry.ClientConfig) *registry.Cli
 // rawSocket returns a zmtp socket of type typ connected to srv.
 func rawSocket(t testing.TB, srv *node, typ zmtp.SocketType) *zmtp.Socket {
 	t.Helper()
-	s, err := zmtp.NewSocket(typ, zmtp.Options{RecvTimeout: 5 * time.Second, SendTimeout: 5 * time.Second, Linger: -1})
+	s, err := zmtp.NewSocket(typ, zmtp.Config{RecvTimeout: 5 * time.Second, SendTimeout: 5 * time.Second, Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,16 +109,6 @@ const (
 	DefaultOpenTimeout    = 30 * time.Second
 )
 
-// VerifyConfig reports whether cfg (nil means all defaults) is usable.
-//
-// Deprecated: use Config.Validate; removed once every package has moved.
-func VerifyConfig(cfg *Config) error {
-	if cfg == nil {
-		return nil
-	}
-	return cfg.Validate()
-}
-
 // Validate reports the first field of c out of its allowed range, by its Go
 // field name, once defaults are applied (so LivenessTimeout is checked
 // against the KeepAliveInterval in force). Zero fields take their defaults.

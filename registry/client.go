@@ -151,7 +151,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	sock, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Options{
+	sock, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Config{
 		Logger:               slog.New(quieter{cfg.Logger.Handler()}),
 		ReconnectInterval:    min(100*time.Millisecond, cfg.ReconnectInterval),
 		ReconnectIntervalMax: cfg.ReconnectInterval,

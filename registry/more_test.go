@@ -129,7 +129,7 @@ func TestSlowWatcher(t *testing.T) {
 	}
 }
 
-func TestConfigVerify(t *testing.T) {
+func TestConfigValidate(t *testing.T) {
 	for _, c := range []struct {
 		cfg  registry.Config
 		says string
@@ -137,7 +137,7 @@ func TestConfigVerify(t *testing.T) {
 		{registry.Config{MinTTL: time.Minute, MaxTTL: time.Second}, "MinTTL"},
 		{registry.Config{DefaultTTL: time.Hour, MaxTTL: time.Minute}, "DefaultTTL"},
 		{registry.Config{MaxEntries: 10, MaxEntriesPerClient: 20}, "MaxEntriesPerClient"},
-		{registry.Config{ServerID: "a b"}, "server id"},
+		{registry.Config{ServerID: "a b"}, `ServerID "a b"`},
 		{registry.Config{MaxWatches: -1}, "negative"},
 		{registry.Config{MaxRequestBytes: 4096, MaxMetadataBytes: 8192}, "MaxMetadataBytes"},
 		{registry.Config{Static: []registry.Service{{Name: "x", Host: "h", Port: 0}}}, "port 0"},

@@ -117,7 +117,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if hb < 0 {
 		hb = 0
 	}
-	sock, err := zmtp.NewSocket(zmtp.ROUTER, zmtp.Options{
+	sock, err := zmtp.NewSocket(zmtp.ROUTER, zmtp.Config{
 		Logger:            slog.New(quieter{cfg.Logger.Handler()}),
 		RouterMandatory:   true,
 		MaxMsgSize:        cfg.MaxRequestBytes,

@@ -175,7 +175,7 @@ func (c Config) Validate() error {
 	case c.DialTimeout < 0:
 		return bad("DialTimeout", "negative (%v)", c.DialTimeout)
 	}
-	if err := mux.VerifyConfig(&d.Mux); err != nil {
+	if err := d.Mux.Validate(); err != nil {
 		// mux names its own field: "Mux.StreamWindow 1 outside [...]".
 		return fmt.Errorf("tunnel: config: Mux.%s", strings.TrimPrefix(err.Error(), "mux: "))
 	}

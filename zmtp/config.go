@@ -82,11 +82,6 @@ type Config struct {
 	zmtp30 bool
 }
 
-// Options is the former name of Config.
-//
-// Deprecated: use Config; removed once every package has moved.
-type Options = Config
-
 // Defaults of Config fields.
 const (
 	DefaultHWM                  = 1000

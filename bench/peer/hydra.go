@@ -29,7 +29,7 @@ func openHydra(role, endpoint string, hwm, size int) (socket, error) {
 	default:
 		return nil, fmt.Errorf("unknown role %q", role)
 	}
-	s, err := zmtp.NewSocket(t, zmtp.Options{
+	s, err := zmtp.NewSocket(t, zmtp.Config{
 		SendHWM: hwm,
 		RecvHWM: hwm,
 		Linger:  hydraLinger,

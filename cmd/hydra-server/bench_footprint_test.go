@@ -170,7 +170,7 @@ func vmRSS(t *testing.T, pid int) int64 {
 // flight.
 func registerMany(ctx context.Context, t *testing.T, ep string, n int) {
 	t.Helper()
-	s, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Options{Linger: -1})
+	s, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Config{Linger: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func (p *pipeline) dial() error {
 	for range p.cfg.Clients {
 		// RecvTimeout, not a context per Recv: a timer per reply would
 		// cost the server under test CPU it shares with this client.
-		s, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Options{Linger: -1, SendHWM: 10000, RecvHWM: 10000, RecvTimeout: replyTimeout})
+		s, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Config{Linger: -1, SendHWM: 10000, RecvHWM: 10000, RecvTimeout: replyTimeout})
 		if err != nil {
 			return err
 		}

@@ -175,7 +175,7 @@ func NewResponder(cfg ResponderConfig) (*Responder, error) {
 	cfg = cfg.withDefaults()
 	r := &Responder{version: cfg.Version, log: cfg.Logger}
 	r.network, r.host, _ = splitEndpoint(cfg.Endpoint)
-	ctl, err := zmtp.NewSocket(zmtp.REP, zmtp.Options{Linger: time.Second})
+	ctl, err := zmtp.NewSocket(zmtp.REP, zmtp.Config{Linger: time.Second})
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +318,7 @@ func (r *Responder) takeOver() (seq int, err error) {
 // bindData binds the session's data sockets (one PULL or REP, or a SUB
 // per subscriber) and returns their endpoints.
 func (r *Responder) bindData(s *session, req *ctlRequest, seq int) ([]string, error) {
-	opt := zmtp.Options{SendHWM: req.HWM, RecvHWM: req.HWM, Linger: -1, MaxMsgSize: int64(req.Size) + 1024}
+	opt := zmtp.Config{SendHWM: req.HWM, RecvHWM: req.HWM, Linger: -1, MaxMsgSize: int64(req.Size) + 1024}
 	typ, n := zmtp.PULL, 1
 	switch req.Pattern {
 	case ReqRep:

@@ -280,7 +280,7 @@ func TestZMTPWrongTargets(t *testing.T) {
 
 // freeEndpoint returns a tcp endpoint nobody listens on.
 func freeEndpoint(t *testing.T) string {
-	s, err := zmtp.NewSocket(zmtp.PULL, zmtp.Options{})
+	s, err := zmtp.NewSocket(zmtp.PULL, zmtp.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -323,7 +323,7 @@ type control struct {
 }
 
 func dialControl(target string, timeout time.Duration) (*control, error) {
-	s, err := zmtp.NewSocket(zmtp.REQ, zmtp.Options{Linger: -1})
+	s, err := zmtp.NewSocket(zmtp.REQ, zmtp.Config{Linger: -1})
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +456,7 @@ func (r *zrun) batch() int64 {
 }
 
 func (r *zrun) socket(t zmtp.SocketType) (*zmtp.Socket, error) {
-	return zmtp.NewSocket(t, zmtp.Options{SendHWM: r.cfg.HWM, RecvHWM: r.cfg.HWM, Linger: r.cfg.Timeout,
+	return zmtp.NewSocket(t, zmtp.Config{SendHWM: r.cfg.HWM, RecvHWM: r.cfg.HWM, Linger: r.cfg.Timeout,
 		MaxMsgSize: int64(r.cfg.Size) + 1024})
 }
 

@@ -24,8 +24,8 @@ func BenchmarkCurvePushPull(b *testing.B) {
 }
 
 func benchPushPull(b *testing.B, mech string, size int) {
-	sopt := zmtp.Options{RecvHWM: 100000}
-	copt := zmtp.Options{SendHWM: 100000}
+	sopt := zmtp.Config{RecvHWM: 100000}
+	copt := zmtp.Config{SendHWM: 100000}
 	if mech == "CURVE" {
 		server, client := newKeyPair(b), newKeyPair(b)
 		sopt.Security = Server(server, secure.NewAllowList(client.Public))

@@ -17,7 +17,7 @@ import (
 )
 
 // Server returns the server side of the CURVE mechanism (spec 26) for
-// zmtp.Options.Security: kp is the server's long-term key pair, auth
+// zmtp.Config.Security: kp is the server's long-term key pair, auth
 // decides which client keys may connect (nil refuses every client; ask
 // for secure.AllowAny by name to accept any). A client whose key is
 // refused, or whose INITIATE does not authenticate, gets an ERROR command

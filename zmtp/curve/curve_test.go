@@ -18,7 +18,7 @@ import (
 )
 
 // curvePair binds a CURVE server socket and connects a CURVE client one.
-func curvePair(t *testing.T, st, ct zmtp.SocketType, auth secure.Authorizer, sopt, copt zmtp.Options) (srv, cli *zmtp.Socket, server, client secure.KeyPair) {
+func curvePair(t *testing.T, st, ct zmtp.SocketType, auth secure.Authorizer, sopt, copt zmtp.Config) (srv, cli *zmtp.Socket, server, client secure.KeyPair) {
 	t.Helper()
 	server, client = newKeyPair(t), newKeyPair(t)
 	if auth == nil {
@@ -39,7 +39,7 @@ func curvePair(t *testing.T, st, ct zmtp.SocketType, auth secure.Authorizer, sop
 
 func TestCurvePushPull(t *testing.T) {
 	checkGoroutines(t)
-	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, nil, zmtp.Options{}, zmtp.Options{})
+	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, nil, zmtp.Config{}, zmtp.Config{})
 	msgs := [][][]byte{
 		{[]byte("hello")},
 		{{}},
@@ -71,7 +71,7 @@ func TestCurvePushPull(t *testing.T) {
 // and PONG (heartbeats on both sides) and SUBSCRIBE, none of which may
 // surface as messages.
 func TestCurveCommandsInside(t *testing.T) {
-	hb := zmtp.Options{HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
+	hb := zmtp.Config{HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
 	pub, sub, _, _ := curvePair(t, zmtp.PUB, zmtp.SUB, nil, hb, hb)
 	if err := sub.Subscribe([]byte("a")); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestCurveCommandsInside(t *testing.T) {
 }
 
 func TestCurveReqRep(t *testing.T) {
-	rep, req, _, _ := curvePair(t, zmtp.REP, zmtp.REQ, nil, zmtp.Options{}, zmtp.Options{})
+	rep, req, _, _ := curvePair(t, zmtp.REP, zmtp.REQ, nil, zmtp.Config{}, zmtp.Config{})
 	go func() {
 		for {
 			m, err := rep.Recv()
@@ -134,7 +134,7 @@ func TestCurveUnauthorizedClient(t *testing.T) {
 	slog, clog := newLogSink(), newLogSink()
 	other := newKeyPair(t)
 	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, secure.NewAllowList(other.Public),
-		zmtp.Options{Logger: slog.logger()}, zmtp.Options{Logger: clog.logger(), Linger: -1})
+		zmtp.Config{Logger: slog.logger()}, zmtp.Config{Logger: clog.logger(), Linger: -1})
 	push.Send([]byte("must not arrive"))
 	clog.waitFor(t, "handshake failed", ErrRefused.Error(), `"400"`)
 	slog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error())
@@ -146,9 +146,9 @@ func TestCurveUnauthorizedClient(t *testing.T) {
 func TestCurveNilAuthorizerRefuses(t *testing.T) {
 	slog := newLogSink()
 	server, client := newKeyPair(t), newKeyPair(t)
-	pull := newSocket(t, zmtp.PULL, zmtp.Options{Logger: slog.logger(), Security: Server(server, nil)})
+	pull := newSocket(t, zmtp.PULL, zmtp.Config{Logger: slog.logger(), Security: Server(server, nil)})
 	pull.Bind("tcp://127.0.0.1:0")
-	push := newSocket(t, zmtp.PUSH, zmtp.Options{Security: Client(client, server.Public)})
+	push := newSocket(t, zmtp.PUSH, zmtp.Config{Security: Client(client, server.Public)})
 	push.Connect(pull.Endpoint())
 	slog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error())
 }
@@ -159,9 +159,9 @@ func TestCurveWrongServerKey(t *testing.T) {
 	checkGoroutines(t)
 	slog, clog := newLogSink(), newLogSink()
 	server, client, wrong := newKeyPair(t), newKeyPair(t), newKeyPair(t)
-	pull := newSocket(t, zmtp.PULL, zmtp.Options{Logger: slog.logger(), Security: Server(server, secure.AllowAny())})
+	pull := newSocket(t, zmtp.PULL, zmtp.Config{Logger: slog.logger(), Security: Server(server, secure.AllowAny())})
 	pull.Bind("tcp://127.0.0.1:0")
-	push := newSocket(t, zmtp.PUSH, zmtp.Options{Logger: clog.logger(), Linger: -1, Security: Client(client, wrong.Public)})
+	push := newSocket(t, zmtp.PUSH, zmtp.Config{Logger: clog.logger(), Linger: -1, Security: Client(client, wrong.Public)})
 	push.Connect(pull.Endpoint())
 	push.Send([]byte("must not arrive"))
 	slog.waitFor(t, "handshake failed", "HELLO box does not open")
@@ -176,7 +176,7 @@ func TestCurveWrongServerKey(t *testing.T) {
 // bad connection is dropped and a good client is still served.
 func TestCurveGarbageAfterGreeting(t *testing.T) {
 	slog := newLogSink()
-	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, nil, zmtp.Options{Logger: slog.logger(), HandshakeTimeout: time.Second}, zmtp.Options{})
+	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, nil, zmtp.Config{Logger: slog.logger(), HandshakeTimeout: time.Second}, zmtp.Config{})
 	addr := strings.TrimPrefix(pull.Endpoint(), "tcp://")
 	greeting := zmtp.AppendGreeting(nil, zmtp.Greeting{Major: 3, Minor: 1, Mechanism: "CURVE"})
 	for _, junk := range [][]byte{
@@ -309,10 +309,10 @@ func TestCurveReplayReorderCloses(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			slog := newLogSink()
 			server, client := newKeyPair(t), newKeyPair(t)
-			pull := newSocket(t, zmtp.PULL, zmtp.Options{Logger: slog.logger(), Security: Server(server, secure.AllowAny())})
+			pull := newSocket(t, zmtp.PULL, zmtp.Config{Logger: slog.logger(), Security: Server(server, secure.AllowAny())})
 			pull.Bind("tcp://127.0.0.1:0")
 			relay := newTamperRelay(t, pull.Endpoint(), mode)
-			push := newSocket(t, zmtp.PUSH, zmtp.Options{Security: Client(client, server.Public)})
+			push := newSocket(t, zmtp.PUSH, zmtp.Config{Security: Client(client, server.Public)})
 			push.Connect(relay.endpoint())
 			for i := 1; i <= 3; i++ {
 				push.Send([]byte(fmt.Sprint(i)))
@@ -662,13 +662,13 @@ func (c *wipeSpyCipher) Wipe() {
 func TestCurveWipesMessageKeys(t *testing.T) {
 	server, client := newKeyPair(t), newKeyPair(t)
 	report := make(chan [2]bool, 1)
-	pull := newSocket(t, zmtp.PULL, zmtp.Options{Security: func() zmtp.Mechanism {
+	pull := newSocket(t, zmtp.PULL, zmtp.Config{Security: func() zmtp.Mechanism {
 		return wipeSpy{Mechanism: Server(server, secure.AllowAny())(), report: report}
 	}})
 	if err := pull.Bind("tcp://127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	push, err := zmtp.NewSocket(zmtp.PUSH, zmtp.Options{Security: Client(client, server.Public)})
+	push, err := zmtp.NewSocket(zmtp.PUSH, zmtp.Config{Security: Client(client, server.Public)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 // Package curve is the CURVE security mechanism for zmtp sockets
-// (zmtp.Options.Security): CurveZMQ, rfc.zeromq.org spec 26, with
+// (zmtp.Config.Security): CurveZMQ, rfc.zeromq.org spec 26, with
 // x/crypto's nacl/box, byte-compatible with libzmq (tested against pyzmq
 // both ways).
 //

@@ -141,7 +141,7 @@ func findPython(t testing.TB) string {
 	return ""
 }
 
-func newSocket(t testing.TB, typ zmtp.SocketType, opt zmtp.Options) *zmtp.Socket {
+func newSocket(t testing.TB, typ zmtp.SocketType, opt zmtp.Config) *zmtp.Socket {
 	t.Helper()
 	s, err := zmtp.NewSocket(typ, opt)
 	if err != nil {

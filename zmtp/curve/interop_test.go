@@ -116,7 +116,7 @@ func TestInteropOurServerPyzmqClient(t *testing.T) {
 	findPython(t)
 	server, client, stranger := newKeyPair(t), newKeyPair(t), newKeyPair(t)
 	slog := newLogSink()
-	rep := newSocket(t, zmtp.REP, zmtp.Options{
+	rep := newSocket(t, zmtp.REP, zmtp.Config{
 		Logger:            slog.logger(),
 		Security:          Server(server, secure.NewAllowList(client.Public)),
 		HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second,
@@ -200,7 +200,7 @@ func TestInteropPyzmqServerOurClient(t *testing.T) {
 
 	t.Run("wrong server key", func(t *testing.T) {
 		clog := newLogSink()
-		req := newSocket(t, zmtp.REQ, zmtp.Options{Logger: clog.logger(), Linger: -1, Security: Client(client, stranger.Public)})
+		req := newSocket(t, zmtp.REQ, zmtp.Config{Logger: clog.logger(), Linger: -1, Security: Client(client, stranger.Public)})
 		req.Connect(ep)
 		req.Send([]byte("nope"))
 		clog.waitFor(t, "handshake failed", "server closed after HELLO")
@@ -208,14 +208,14 @@ func TestInteropPyzmqServerOurClient(t *testing.T) {
 	})
 	t.Run("unauthorized client", func(t *testing.T) {
 		clog := newLogSink()
-		req := newSocket(t, zmtp.REQ, zmtp.Options{Logger: clog.logger(), Linger: -1, Security: Client(stranger, server.Public)})
+		req := newSocket(t, zmtp.REQ, zmtp.Config{Logger: clog.logger(), Linger: -1, Security: Client(stranger, server.Public)})
 		req.Connect(ep)
 		req.Send([]byte("nope"))
 		clog.waitFor(t, "handshake failed", ErrRefused.Error(), `"400"`)
 		req.Close()
 	})
 	t.Run("good keys", func(t *testing.T) {
-		req := newSocket(t, zmtp.REQ, zmtp.Options{
+		req := newSocket(t, zmtp.REQ, zmtp.Config{
 			Security:          Client(client, server.Public),
 			HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second,
 		})
@@ -247,7 +247,7 @@ func TestInteropPubSub(t *testing.T) {
 	findPython(t)
 	server, client := newKeyPair(t), newKeyPair(t)
 	t.Run("pyzmq SUB, our PUB", func(t *testing.T) {
-		pub := newSocket(t, zmtp.PUB, zmtp.Options{Security: Server(server, secure.NewAllowList(client.Public))})
+		pub := newSocket(t, zmtp.PUB, zmtp.Config{Security: Server(server, secure.NewAllowList(client.Public))})
 		pub.Bind("tcp://127.0.0.1:0")
 		p := startPyPeer(t, "--type", "SUB", "--connect", pub.Endpoint(), "--subscribe", "a", "--count", "5",
 			"--public="+client.Public.String(), "--secret="+client.Secret.Z85(), "--server-key="+server.Public.String())
@@ -273,7 +273,7 @@ func TestInteropPubSub(t *testing.T) {
 		p := startPyPeer(t, "--type", "PUB", "--bind", "tcp://127.0.0.1:0", "--count", "300", "--timeout-ms", "15000",
 			"--public="+server.Public.String(), "--secret="+server.Secret.Z85())
 		ep := p.next(t, "BOUND ")
-		sub := newSocket(t, zmtp.SUB, zmtp.Options{Security: Client(client, server.Public)})
+		sub := newSocket(t, zmtp.SUB, zmtp.Config{Security: Client(client, server.Public)})
 		sub.Subscribe([]byte("a"))
 		sub.Connect(ep)
 		for i := 0; i < 5; i++ {

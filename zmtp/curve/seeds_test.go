@@ -82,7 +82,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 // recording relay and returns both directions' bytes.
 func capturePyzmqHandshake(t *testing.T) (up, down []byte) {
 	sk, ck := fuzzKeys(t)
-	pull := newSocket(t, zmtp.PULL, zmtp.Options{Security: Server(sk, secure.NewAllowList(ck.Public))})
+	pull := newSocket(t, zmtp.PULL, zmtp.Config{Security: Server(sk, secure.NewAllowList(ck.Public))})
 	pull.Bind("tcp://127.0.0.1:0")
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
