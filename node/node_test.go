@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/join"
 	"github.com/hydra-net/hydra/node"
@@ -16,49 +16,6 @@ import (
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/tunnel"
 )
-
-// run starts n and returns a stop that ends Run and checks it returned nil.
-func run(t *testing.T, n *node.Node) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run after its context ended: %v, want nil", err)
-		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func start(t *testing.T, cfg node.Config) *node.Node {
-	t.Helper()
-	if cfg.Endpoint == "" {
-		cfg.Endpoint = "tcp://127.0.0.1:0"
-	}
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func client(t *testing.T, n *node.Node) *registry.Client {
-	t.Helper()
-	cl, err := registry.NewClient(registry.ClientConfig{Endpoint: n.Endpoint()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	return cl
-}
 
 func key(t *testing.T) secure.KeyPair {
 	kp, err := secure.GenerateKeyPair()
@@ -83,12 +40,11 @@ func lookupN(t *testing.T, cl *registry.Client, name string, n int) []registry.E
 // and leaves no goroutine behind.
 func TestRegistryOnly(t *testing.T) {
 	base := runtime.NumGoroutine()
-	n := start(t, node.Config{})
+	n := nodetest.Start(t, node.Config{})
 	if n.Tunnels() != nil || n.Secure() {
 		t.Fatal("a node without keys has tunnels or CURVE")
 	}
-	stop := run(t, n)
-	cl := client(t, n)
+	cl := n.Client(t)
 	ctx := testutil.Context(t, 5*time.Second)
 	if _, err := cl.Register(ctx, registry.Service{Name: "web", Host: "10.0.0.5", Port: 80}); err != nil {
 		t.Fatal(err)
@@ -97,23 +53,21 @@ func TestRegistryOnly(t *testing.T) {
 		t.Fatalf("entry origin %q, want the node's server id %q", es[0].Origin, n.Server().ID())
 	}
 	cl.Close()
-	stop()
+	n.Stop()
 	testutil.CheckGoroutines(t, base)
 }
 
 // TestJoinedNodes: B joins A; what is registered on either is looked up on
 // both.
 func TestJoinedNodes(t *testing.T) {
-	a := start(t, node.Config{Join: join.Config{Interval: 100 * time.Millisecond}})
-	run(t, a)
+	a := nodetest.Start(t, node.Config{Join: join.Config{Interval: 100 * time.Millisecond}})
 	joined := make(chan string, 1)
-	b := start(t, node.Config{Join: join.Config{Interval: 100 * time.Millisecond, Peers: []string{a.Addr()},
+	b := nodetest.Start(t, node.Config{Join: join.Config{Interval: 100 * time.Millisecond, Peers: []string{a.Addr()},
 		OnLink: func(ev join.LinkEvent) {
 			if ev.Up {
 				joined <- ev.Addr
 			}
 		}}})
-	run(t, b)
 	select {
 	case addr := <-joined:
 		if addr != a.Addr() {
@@ -122,7 +76,7 @@ func TestJoinedNodes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("B did not join A")
 	}
-	ca, cb := client(t, a), client(t, b)
+	ca, cb := a.Client(t), b.Client(t)
 	ctx := testutil.Context(t, 5*time.Second)
 	if _, err := ca.Register(ctx, registry.Service{Name: "on-a", Host: "10.0.0.1", Port: 1}); err != nil {
 		t.Fatal(err)
@@ -154,18 +108,16 @@ func TestTunnelProxiesLeaveFirst(t *testing.T) {
 		}
 	}()
 	ka, kb := key(t), key(t)
-	b := start(t, node.Config{Keys: &kb, Allow: secure.NewAllowList(ka.Public)})
-	run(t, b)
-	a := start(t, node.Config{Keys: &ka, Tunnel: tunnel.Config{
+	b := nodetest.Start(t, node.Config{Keys: &kb, Allow: secure.NewAllowList(ka.Public)})
+	a := nodetest.Start(t, node.Config{Keys: &ka, Tunnel: tunnel.Config{
 		Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
-	stopA := run(t, a)
 
 	ctx := testutil.Context(t, 10*time.Second)
 	port := echo.Addr().(*net.TCPAddr).Port
-	if _, err := client(t, b).Register(ctx, registry.Service{Name: "echo", Host: "127.0.0.1", Port: port}); err != nil {
+	if _, err := b.Client(t).Register(ctx, registry.Service{Name: "echo", Host: "127.0.0.1", Port: port}); err != nil {
 		t.Fatal(err)
 	}
-	ca := client(t, a)
+	ca := a.Client(t)
 	proxy := lookupN(t, ca, "echo", 1)[0]
 	if proxy.Meta[tunnel.MetaPeer] == "" || proxy.Port == port {
 		t.Fatalf("A's entry for echo %+v is not a tunnel proxy", proxy)
@@ -186,7 +138,7 @@ func TestTunnelProxiesLeaveFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-events // the sync event
-	go stopA()
+	go a.Stop()
 	for ev := range events {
 		if ev.Type == registry.EventDeregister && ev.Entry.Instance == proxy.Instance {
 			return

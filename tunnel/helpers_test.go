@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/registry"
@@ -65,25 +66,8 @@ func startNode(t testing.TB, kp secure.KeyPair, cfg tunnel.Config) *testNode {
 	if cfg.RedialMin == 0 {
 		cfg.RedialMin = 50 * time.Millisecond
 	}
-	allow := cfg.Allow
-	n, err := node.New(node.Config{Logger: log, Endpoint: "tcp://127.0.0.1:0", Keys: &kp, Allow: allow, Tunnel: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node.Run: %v", err)
-		}
-	})
-	cl, err := registry.NewClient(registry.ClientConfig{Endpoint: n.Endpoint(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
+	n := nodetest.Start(t, node.Config{Logger: log, Keys: &kp, Allow: cfg.Allow, Tunnel: cfg})
+	cl := n.Client(t)
 	return &testNode{srv: n.Server(), tun: n.Tunnels(), kp: kp, addr: n.Addr(), cl: cl}
 }
 

@@ -248,7 +248,7 @@ func TestConfigValidate(t *testing.T) {
 		c := good
 		mutate(&c)
 		err := c.Validate()
-		if err == nil || !strings.HasPrefix(err.Error(), "tunnel: config: "+field+": ") {
+		if err == nil || !strings.HasPrefix(err.Error(), "tunnel: config: "+field+":") && !strings.HasPrefix(err.Error(), "tunnel: config: "+field+" ") {
 			t.Errorf("bad %s: Validate = %v", field, err)
 		}
 		if _, err := tunnel.New(c, newMemRegistry("x")); err == nil {
