@@ -30,6 +30,13 @@ func TestProtocolTextHolds(t *testing.T) {
 	if got := mustOK(t, req, "LIST", map[string]any{"after": ""}); len(got["names"].([]any)) != 1 {
 		t.Fatalf(`LIST "after":"": %v, want the first page`, got)
 	}
+	// 2.3: a WATCH from a REQ socket is refused; a DEALER's is not.
+	rep := roundTrip(t, req, []byte("WATCH"), []byte(`{}`))
+	if string(rep[0]) != "ERR" || !strings.Contains(string(rep[1]), "WATCH needs a DEALER socket") {
+		t.Fatalf("WATCH on a REQ socket: %q, want ERR bad_request", rep)
+	}
+	mustOK(t, rawSocket(t, srv, zmtp.DEALER), "WATCH", nil)
+
 	// 4: "proto":"" is the default, tcp.
 	got := mustOK(t, req, "REGISTER", map[string]any{"name": "b", "host": "h", "port": 1, "proto": ""})
 	if rep := mustOK(t, req, "LOOKUP", map[string]any{"name": "b"}); !strings.Contains(mustJSON(t, rep), `"proto":"tcp"`) {

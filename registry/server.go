@@ -842,6 +842,9 @@ func (s *Server) watch(r *request, env [][]byte, now time.Time) (any, *Error) {
 		name = *r.Name
 	}
 	peer := string(env[0])
+	if typ, ok := s.sock.PeerType(env[0]); ok && typ == zmtp.REQ {
+		return nil, badRequest("WATCH needs a DEALER socket: a REQ socket drops the events it did not ask for")
+	}
 	if len(s.watches) >= s.cfg.MaxWatches {
 		return nil, &Error{Code: CodeLimit, Message: fmt.Sprintf("the server holds %d watches, its limit", s.cfg.MaxWatches)}
 	}

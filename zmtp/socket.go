@@ -334,6 +334,20 @@ func (s *Socket) ConnectFailed() <-chan struct{} {
 	return s.connFail
 }
 
+// PeerType returns the Socket-Type a ROUTER's peer announced in its
+// handshake, by the routing id its messages carry; false when no such peer
+// is connected. A server uses it to refuse what that kind of socket cannot
+// take (a REQ drops messages it did not ask for).
+func (s *Socket) PeerType(routingID []byte) (SocketType, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.byID[string(routingID)]
+	if p == nil || p.c == nil {
+		return "", false
+	}
+	return SocketType(p.c.peerType()), true
+}
+
 func (s *Socket) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

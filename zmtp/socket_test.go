@@ -885,3 +885,23 @@ func TestPubBuffersReleasedWhenIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerType: a ROUTER tells which kind of socket each routing id is.
+func TestPeerType(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, newEP func() string) {
+		router := newSock(t, ROUTER, Config{})
+		ep := bind(t, router, newEP())
+		for _, typ := range []SocketType{REQ, DEALER} {
+			c := newSock(t, typ, Config{})
+			connect(t, c, ep)
+			sendT(t, c, "hi")
+			msg := recvT(t, router)
+			if got, ok := router.PeerType(msg[0]); !ok || got != typ {
+				t.Errorf("PeerType of a %s peer = %q, %v", typ, got, ok)
+			}
+		}
+		if got, ok := router.PeerType([]byte("nobody")); ok {
+			t.Errorf("PeerType of an unknown id = %q, true", got)
+		}
+	})
+}
