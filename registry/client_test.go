@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
 )
@@ -22,7 +23,7 @@ func TestClientRegisterLookup(t *testing.T) {
 	srv := startServer(t, registry.Config{ServerID: "s1"})
 	svc := newClient(t, srv, registry.ClientConfig{})
 	cli := newClient(t, srv, registry.ClientConfig{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 
 	r1, err := svc.Register(ctx, registry.Service{Name: "api", Host: "10.0.0.1", Port: 9000, Meta: map[string]string{"zone": "a"}})
 	if err != nil {
@@ -100,7 +101,7 @@ func TestClientRegisterLookup(t *testing.T) {
 func TestOwnership(t *testing.T) {
 	srv := startServer(t, registry.Config{Static: []registry.Service{{Name: "ssh", Host: "127.0.0.1", Port: 22}}})
 	owner := newClient(t, srv, registry.ClientConfig{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 	reg, err := owner.Register(ctx, registry.Service{Name: "db", Host: "10.0.0.9", Port: 5432})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func TestOwnership(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	srv := startServer(t, registry.Config{MaxEntries: 5, MaxEntriesPerClient: 3, MaxWatches: 3, MaxWatchesPerPeer: 2})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 	a := newClient(t, srv, registry.ClientConfig{})
 	for i := range 3 {
 		if _, err := a.Register(ctx, registry.Service{Name: "a", Host: "h", Port: 1 + i}); err != nil {
@@ -193,7 +194,7 @@ func contains(a, b string) bool {
 // and watchers hear of it; one whose heartbeats go on stays.
 func TestTTLExpiry(t *testing.T) {
 	srv := startServer(t, shortTTL())
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 	watcher := newClient(t, srv, registry.ClientConfig{})
 	events, err := watcher.Watch(ctx, "svc")
 	if err != nil {
@@ -240,7 +241,7 @@ func TestTTLExpiry(t *testing.T) {
 // of the name and one of everything, in order, with sequence numbers.
 func TestWatchEvents(t *testing.T) {
 	srv := startServer(t, shortTTL())
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 	w := newClient(t, srv, registry.ClientConfig{})
 	pre := newClient(t, srv, registry.ClientConfig{})
 	if _, err := pre.Register(ctx, registry.Service{Name: "cache", Host: "10.0.0.1", Port: 6379}); err != nil {
@@ -299,7 +300,7 @@ func TestWatchEvents(t *testing.T) {
 	cancel()
 	for range ch {
 	}
-	eventually(t, 5*time.Second, "watch removed on the server", func() bool { return srv.Stats().Watches == 2 })
+	testutil.Eventually(t, 5*time.Second, "watch removed on the server", func() bool { return srv.Stats().Watches == 2 })
 }
 
 // TestWatchDisconnect: a watcher that goes away is forgotten at the next
@@ -320,7 +321,7 @@ func TestWatchDisconnect(t *testing.T) {
 		t.Fatal("no watch")
 	}
 	d.Close()
-	eventually(t, 5*time.Second, "watch of a closed peer removed", func() bool { return srv.Stats().Watches == 0 })
+	testutil.Eventually(t, 5*time.Second, "watch of a closed peer removed", func() bool { return srv.Stats().Watches == 0 })
 }
 
 // TestRestartInProcess: the server goes away and a new one comes up on the
@@ -341,7 +342,7 @@ func TestRestartInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	go srv1.Serve(context.Background())
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 	c, err := registry.NewClient(registry.ClientConfig{Endpoint: ep, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -365,7 +366,7 @@ func TestRestartInProcess(t *testing.T) {
 	srv1.Close()
 	srv2 := startServerAt(t, cfg, ep)
 	observer := newClient(t, srv2, registry.ClientConfig{})
-	eventually(t, 5*time.Second, "entries back on the new server", func() bool {
+	testutil.Eventually(t, 5*time.Second, "entries back on the new server", func() bool {
 		es, err := observer.Lookup(ctx, "svc")
 		return err == nil && len(es) == 5
 	})
@@ -407,7 +408,7 @@ func TestRestartInProcess(t *testing.T) {
 
 func TestDial(t *testing.T) {
 	srv := startServer(t, registry.Config{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -454,7 +455,7 @@ func TestDial(t *testing.T) {
 // at once (run with -race).
 func TestConcurrency(t *testing.T) {
 	srv := startServer(t, shortTTL())
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 	var wg sync.WaitGroup
 	const clients, each = 8, 20
 	errs := make(chan error, clients)
@@ -513,5 +514,5 @@ func TestConcurrency(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	eventually(t, 5*time.Second, "every client's entries removed at Close", func() bool { return srv.Stats().Entries == 0 })
+	testutil.Eventually(t, 5*time.Second, "every client's entries removed at Close", func() bool { return srv.Stats().Entries == 0 })
 }

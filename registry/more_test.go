@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
 func TestListPaging(t *testing.T) {
 	srv := startServer(t, registry.Config{MaxListPage: 7})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 	c := newClient(t, srv, registry.ClientConfig{})
 	for i := range 30 {
 		if _, err := c.Register(ctx, registry.Service{Name: fmt.Sprintf("n%02d", i%12), Host: "h", Port: 1 + i}); err != nil {
@@ -94,7 +95,7 @@ func TestZmq4Client(t *testing.T) {
 // sync event with the full picture instead of an unbounded queue.
 func TestSlowWatcher(t *testing.T) {
 	srv := startServer(t, registry.Config{})
-	ctx := ctxT(t)
+	ctx := testutil.Context(t, 10*time.Second)
 	w := newClient(t, srv, registry.ClientConfig{WatchBuffer: 4})
 	events, err := w.Watch(ctx, "s")
 	if err != nil {
@@ -169,7 +170,7 @@ func TestNoGoroutineLeft(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := ctxT(t)
+		ctx := testutil.Context(t, 10*time.Second)
 		if _, err := c.Register(ctx, registry.Service{Name: "a", Host: "h", Port: 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +188,7 @@ func TestNoGoroutineLeft(t *testing.T) {
 			t.Errorf("Serve after Close: %v", err)
 		}
 	}()
-	eventually(t, 5*time.Second, "goroutines back to the start", func() bool { return runtime.NumGoroutine() <= before })
+	testutil.Eventually(t, 5*time.Second, "goroutines back to the start", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 // TestCloseRacingServe: Close from one goroutine as Serve starts in

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/tunnel"
@@ -70,22 +71,11 @@ func tctx(t testing.TB) context.Context {
 	return ctx
 }
 
-func tEventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // tunnelProxy waits until c's server holds a tunnel proxy entry for name.
 func tunnelProxy(t testing.TB, c *registry.Client, name string) registry.Entry {
 	t.Helper()
 	var got registry.Entry
-	tEventually(t, 30*time.Second, "a tunnel proxy for "+name, func() bool {
+	testutil.Eventually(t, 30*time.Second, "a tunnel proxy for "+name, func() bool {
 		es, err := c.Lookup(tctx(t), name)
 		if err != nil {
 			return false
@@ -335,9 +325,9 @@ func TestTunnelProcesses(t *testing.T) {
 		case <-time.After(40 * time.Second):
 			t.Fatal("no error surfaced after the link died")
 		}
-		tEventually(t, 30*time.Second, "A redials", func() bool { return rel.accepted() > before })
+		testutil.Eventually(t, 30*time.Second, "A redials", func() bool { return rel.accepted() > before })
 		msg := []byte("after the reconnect")
-		tEventually(t, 30*time.Second, "new connections through the same proxy addresses", func() bool {
+		testutil.Eventually(t, 30*time.Second, "new connections through the same proxy addresses", func() bool {
 			return echoVia(pa.Addr(), msg) == nil && echoVia(pb.Addr(), msg) == nil
 		})
 	})
