@@ -2,9 +2,6 @@ package join_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -35,22 +32,6 @@ type node struct {
 	j *join.Join
 }
 
-// testLogger logs through t when HYDRA_TEST_LOG is set, and discards
-// otherwise.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("HYDRA_TEST_LOG") == "" {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
-
 // startServer runs a server with join on a free loopback port until the
 // test ends.
 func startServer(t testing.TB, cfg config) *node {
@@ -61,7 +42,7 @@ func startServer(t testing.TB, cfg config) *node {
 func startServerAt(t testing.TB, cfg config, endpoint string) *node {
 	t.Helper()
 	if cfg.reg.Logger == nil {
-		cfg.reg.Logger = testLogger(t)
+		cfg.reg.Logger = testutil.Logger(t)
 	}
 	j, err := join.New(cfg.join)
 	if err != nil {
@@ -93,7 +74,7 @@ func newClient(t testing.TB, srv *node, cfg registry.ClientConfig) *registry.Cli
 		cfg.Endpoint = srv.Endpoint()
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testutil.Logger(t)
 	}
 	c, err := registry.NewClient(cfg)
 	if err != nil {

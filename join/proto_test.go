@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hydra-net/hydra/internal/testutil"
-	"github.com/hydra-net/hydra/join"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
 
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/hydra-net/hydra/internal/testutil"
-	"github.com/hydra-net/hydra/join"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -13,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
 
 	"github.com/hydra-net/hydra/registry"
 )

@@ -343,7 +343,7 @@ func TestRestartInProcess(t *testing.T) {
 	}
 	go srv1.Serve(context.Background())
 	ctx := testutil.Context(t, 10*time.Second)
-	c, err := registry.NewClient(registry.ClientConfig{Endpoint: ep, Logger: testLogger(t)})
+	c, err := registry.NewClient(registry.ClientConfig{Endpoint: ep, Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,31 +3,13 @@ package registry_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
 )
-
-// testLogger logs through t when HYDRA_TEST_LOG is set, and discards
-// otherwise.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("HYDRA_TEST_LOG") == "" {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
 
 // startServer runs a server on a free loopback port until the test ends.
 func startServer(t testing.TB, cfg registry.Config) *registry.Server {
@@ -38,7 +20,7 @@ func startServer(t testing.TB, cfg registry.Config) *registry.Server {
 func startServerAt(t testing.TB, cfg registry.Config, endpoint string) *registry.Server {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testutil.Logger(t)
 	}
 	srv, err := registry.NewServer(cfg)
 	if err != nil {
@@ -65,7 +47,7 @@ func newClient(t testing.TB, srv *registry.Server, cfg registry.ClientConfig) *r
 		cfg.Endpoint = srv.Endpoint()
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testutil.Logger(t)
 	}
 	c, err := registry.NewClient(cfg)
 	if err != nil {

@@ -3,10 +3,7 @@ package tunnel_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,22 +15,6 @@ import (
 	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/tunnel"
 )
-
-// testLogger logs through t when HYDRA_TEST_LOG is set, and discards
-// otherwise.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("HYDRA_TEST_LOG") == "" {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
 
 func ctxT(t testing.TB) context.Context { return testutil.Context(t, 10*time.Second) }
 
@@ -59,7 +40,7 @@ type testNode struct {
 // the node's Allow; short redials unless cfg sets them).
 func startNode(t testing.TB, kp secure.KeyPair, cfg tunnel.Config) *testNode {
 	t.Helper()
-	log := testLogger(t)
+	log := testutil.Logger(t)
 	if cfg.RedialMax == 0 {
 		cfg.RedialMax = 500 * time.Millisecond
 	}

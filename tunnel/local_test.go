@@ -127,7 +127,7 @@ func startMemNode(t *testing.T, id string, kp secure.KeyPair, cfg tunnel.Config)
 		t.Fatal(err)
 	}
 	n := &memNode{reg: newMemRegistry(id), addr: ln.Addr().String(), done: make(chan error, 1)}
-	cfg.ServerID, cfg.Static, cfg.Logger = id, kp, testLogger(t)
+	cfg.ServerID, cfg.Static, cfg.Logger = id, kp, testutil.Logger(t)
 	cfg.RedialMin, cfg.RedialMax = 20*time.Millisecond, 100*time.Millisecond
 	if n.tun, err = tunnel.New(cfg, n.reg); err != nil {
 		t.Fatal(err)

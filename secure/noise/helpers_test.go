@@ -1,17 +1,11 @@
 package noise
 
 import (
-	"bytes"
-	"context"
 	"encoding/binary"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"runtime"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/secure"
@@ -59,76 +53,6 @@ func newKeyPair(t testing.TB) secure.KeyPair {
 	}
 	return kp
 }
-
-// logSink collects log records so tests can check that a failure was
-// logged with its reason.
-type logSink struct {
-	mu   sync.Mutex
-	recs []string
-	ch   chan struct{}
-}
-
-func newLogSink() *logSink { return &logSink{ch: make(chan struct{}, 1)} }
-
-func (l *logSink) logger() *slog.Logger { return slog.New(sinkHandler{l: l}) }
-
-func (l *logSink) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.recs...)
-}
-
-// waitFor waits until a record containing every part has been logged.
-func (l *logSink) waitFor(t testing.TB, parts ...string) string {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	for {
-		for _, r := range l.lines() {
-			ok := true
-			for _, p := range parts {
-				if !strings.Contains(r, p) {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				return r
-			}
-		}
-		select {
-		case <-l.ch:
-		case <-deadline:
-			t.Fatalf("no log record with %q; got:\n%s", parts, strings.Join(l.lines(), "\n"))
-		}
-	}
-}
-
-type sinkHandler struct {
-	l     *logSink
-	attrs []slog.Attr
-}
-
-func (sinkHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h sinkHandler) Handle(_ context.Context, r slog.Record) error {
-	var b bytes.Buffer
-	b.WriteString(r.Level.String() + " " + r.Message)
-	for _, a := range h.attrs {
-		b.WriteString(" " + a.String())
-	}
-	r.Attrs(func(a slog.Attr) bool { b.WriteString(" " + a.String()); return true })
-	h.l.mu.Lock()
-	h.l.recs = append(h.l.recs, b.String())
-	h.l.mu.Unlock()
-	select {
-	case h.l.ch <- struct{}{}:
-	default:
-	}
-	return nil
-}
-func (h sinkHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return sinkHandler{l: h.l, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
-}
-func (h sinkHandler) WithGroup(string) slog.Handler { return h }
 
 // checkGoroutines checks, once the test and its cleanups are done, that
 // the goroutines it started have ended.

@@ -16,6 +16,7 @@ import (
 
 	flynn "github.com/flynn/noise"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/secure"
 )
 
@@ -112,7 +113,7 @@ type tunnelOpts struct {
 	cipher     Cipher
 	iPayload   []byte
 	rPayload   []byte
-	iLog, rLog *logSink
+	iLog, rLog *testutil.LogSink
 	respPeers  secure.Authorizer // default: the initiator's key
 	initPeers  secure.Authorizer // default: the responder's key
 	wrap       func(net.Conn) net.Conn
@@ -129,7 +130,7 @@ func tunnelPair(t testing.TB, o tunnelOpts) (ini, resp *Conn) {
 	}
 	rcfg := Config{Static: rkp, Peers: o.respPeers, Payload: o.rPayload, HandshakeTimeout: 10 * time.Second}
 	if o.rLog != nil {
-		rcfg.Logger = o.rLog.logger()
+		rcfg.Logger = o.rLog.Logger()
 	}
 	r, err := NewResponder(rcfg)
 	if err != nil {
@@ -146,7 +147,7 @@ func tunnelPair(t testing.TB, o tunnelOpts) (ini, resp *Conn) {
 		icfg.RemoteKey = rkp.Public
 	}
 	if o.iLog != nil {
-		icfg.Logger = o.iLog.logger()
+		icfg.Logger = o.iLog.Logger()
 	}
 	nc, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
@@ -349,7 +350,7 @@ func TestNoiseRekeyAndNonceLimit(t *testing.T) {
 		}
 	})
 	t.Run("rekey out of step", func(t *testing.T) {
-		rlog := newLogSink()
+		rlog := testutil.NewLogSink()
 		ini, resp := tunnelPair(t, tunnelOpts{pinned: true, rLog: rlog})
 		ini.rekeyEvery = 2
 		var err error
@@ -361,10 +362,10 @@ func TestNoiseRekeyAndNonceLimit(t *testing.T) {
 		if !errors.Is(err, ErrRecordAuth) {
 			t.Fatalf("read with keys out of step: %v, want ErrRecordAuth", err)
 		}
-		rlog.waitFor(t, "link closed", ErrRecordAuth.Error())
+		rlog.WaitFor(t, "link closed", ErrRecordAuth.Error())
 	})
 	t.Run("nonce limit", func(t *testing.T) {
-		ilog := newLogSink()
+		ilog := testutil.NewLogSink()
 		ini, resp := tunnelPair(t, tunnelOpts{pinned: true, iLog: ilog})
 		ini.limit = 6 // the confirmation was record 0
 		var werr error
@@ -377,7 +378,7 @@ func TestNoiseRekeyAndNonceLimit(t *testing.T) {
 				}
 			}
 		}
-		ilog.waitFor(t, "link closed", ErrNonceLimit.Error())
+		ilog.WaitFor(t, "link closed", ErrNonceLimit.Error())
 		if _, err := ini.Write([]byte("x")); !errors.Is(err, ErrNonceLimit) {
 			t.Fatalf("Write past the limit: %v, want ErrNonceLimit", err)
 		}
@@ -408,9 +409,9 @@ func TestNoiseWriteDeadline(t *testing.T) {
 // connection is closed with its reason logged.
 func TestNoiseBadInput(t *testing.T) {
 	checkGoroutines(t)
-	rlog := newLogSink()
+	rlog := testutil.NewLogSink()
 	ikp, rkp, stranger := newKeyPair(t), newKeyPair(t), newKeyPair(t)
-	r, err := NewResponder(Config{Static: rkp, Peers: secure.NewAllowList(ikp.Public), Logger: rlog.logger(),
+	r, err := NewResponder(Config{Static: rkp, Peers: secure.NewAllowList(ikp.Public), Logger: rlog.Logger(),
 		HandshakeTimeout: 500 * time.Millisecond, HandshakeBurst: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -513,11 +514,11 @@ func TestNoiseBadInput(t *testing.T) {
 		}()
 	}
 
-	rlog.waitFor(t, "handshake failed", ErrPreamble.Error(), "not a tunnel")
-	rlog.waitFor(t, "handshake failed", ErrHandshakeTimeout.Error())
-	rlog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error(), stranger.Public.String())
-	rlog.waitFor(t, "link closed", ErrRecordTruncated.Error())
-	rlog.waitFor(t, "link closed", ErrRecordAuth.Error())
+	rlog.WaitFor(t, "handshake failed", ErrPreamble.Error(), "not a tunnel")
+	rlog.WaitFor(t, "handshake failed", ErrHandshakeTimeout.Error())
+	rlog.WaitFor(t, "handshake failed", secure.ErrUnauthorized.Error(), stranger.Public.String())
+	rlog.WaitFor(t, "link closed", ErrRecordTruncated.Error())
+	rlog.WaitFor(t, "link closed", ErrRecordAuth.Error())
 
 	// The good tunnel never noticed.
 	good.Write([]byte("still here"))
@@ -530,9 +531,9 @@ func TestNoiseBadInput(t *testing.T) {
 // TestNoiseWrongPinnedKey: an initiator pinning the wrong responder key
 // fails (the responder cannot decrypt IK message 1 and says nothing).
 func TestNoiseWrongPinnedKey(t *testing.T) {
-	rlog := newLogSink()
+	rlog := testutil.NewLogSink()
 	ikp, rkp, other := newKeyPair(t), newKeyPair(t), newKeyPair(t)
-	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny(), Logger: rlog.logger()})
+	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny(), Logger: rlog.Logger()})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	ln := r.Listen(l)
 	defer ln.Close()
@@ -540,7 +541,7 @@ func TestNoiseWrongPinnedKey(t *testing.T) {
 	if _, err := Initiate(context.Background(), nc, Config{Static: ikp, RemoteKey: other.Public}); !errors.Is(err, ErrHandshake) {
 		t.Fatalf("Initiate with a wrong pinned key: %v", err)
 	}
-	rlog.waitFor(t, "handshake failed", "IK message 1 does not decrypt")
+	rlog.WaitFor(t, "handshake failed", "IK message 1 does not decrypt")
 }
 
 // TestNoiseXXRefusesUnknownResponder: without a pinned key the initiator
@@ -564,9 +565,9 @@ func TestNoiseXXRefusesUnknownResponder(t *testing.T) {
 // confirmation, the handshake fails, and the payload never reaches the
 // application.
 func TestNoiseReplayedFirstMessage(t *testing.T) {
-	rlog := newLogSink()
+	rlog := testutil.NewLogSink()
 	ikp, rkp := newKeyPair(t), newKeyPair(t)
-	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny(), Logger: rlog.logger(), HandshakeTimeout: 500 * time.Millisecond})
+	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny(), Logger: rlog.Logger(), HandshakeTimeout: 500 * time.Millisecond})
 	// Record what a genuine initiator sends first.
 	a, b := net.Pipe()
 	rec := make(chan []byte, 1)
@@ -592,7 +593,7 @@ func TestNoiseReplayedFirstMessage(t *testing.T) {
 	nc, _ := net.Dial("tcp", l.Addr().String())
 	defer nc.Close()
 	nc.Write(first)
-	rlog.waitFor(t, "handshake failed", ErrHandshakeTimeout.Error(), "key confirmation")
+	rlog.WaitFor(t, "handshake failed", ErrHandshakeTimeout.Error(), "key confirmation")
 	select {
 	case c := <-accepted:
 		t.Fatalf("a replayed first message was accepted, payload %q", c.PeerPayload())
@@ -637,9 +638,9 @@ func TestRateLimiter(t *testing.T) {
 // TestNoiseRateLimitedListener: past the burst, a source's connections are
 // closed before any handshake work, with the reason logged.
 func TestNoiseRateLimitedListener(t *testing.T) {
-	rlog := newLogSink()
+	rlog := testutil.NewLogSink()
 	ikp, rkp := newKeyPair(t), newKeyPair(t)
-	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny(), Logger: rlog.logger(), HandshakeBurst: 2, HandshakeRate: 0.001})
+	r, _ := NewResponder(Config{Static: rkp, Peers: secure.AllowAny(), Logger: rlog.Logger(), HandshakeBurst: 2, HandshakeRate: 0.001})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	ln := r.Listen(l)
 	defer ln.Close()
@@ -655,7 +656,7 @@ func TestNoiseRateLimitedListener(t *testing.T) {
 	if errs[0] != nil || errs[1] != nil || errs[2] == nil {
 		t.Fatalf("handshake results %v, want two successes then a refusal", errs)
 	}
-	rlog.waitFor(t, "handshake refused", ErrRateLimited.Error())
+	rlog.WaitFor(t, "handshake refused", ErrRateLimited.Error())
 }
 
 func TestPreamble(t *testing.T) {

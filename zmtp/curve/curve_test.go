@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/zmtp"
 
 	"github.com/hydra-net/hydra/secure"
@@ -131,41 +132,41 @@ func TestCurveReqRep(t *testing.T) {
 // sends is delivered.
 func TestCurveUnauthorizedClient(t *testing.T) {
 	checkGoroutines(t)
-	slog, clog := newLogSink(), newLogSink()
+	slog, clog := testutil.NewLogSink(), testutil.NewLogSink()
 	other := newKeyPair(t)
 	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, secure.NewAllowList(other.Public),
-		zmtp.Config{Logger: slog.logger()}, zmtp.Config{Logger: clog.logger(), Linger: -1})
+		zmtp.Config{Logger: slog.Logger()}, zmtp.Config{Logger: clog.Logger(), Linger: -1})
 	push.Send([]byte("must not arrive"))
-	clog.waitFor(t, "handshake failed", ErrRefused.Error(), `"400"`)
-	slog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error())
+	clog.WaitFor(t, "handshake failed", ErrRefused.Error(), `"400"`)
+	slog.WaitFor(t, "handshake failed", secure.ErrUnauthorized.Error())
 	if m, err := recvTimeout(t, pull, 300*time.Millisecond); err == nil {
 		t.Fatalf("unauthorized client's message delivered: %q", m)
 	}
 }
 
 func TestCurveNilAuthorizerRefuses(t *testing.T) {
-	slog := newLogSink()
+	slog := testutil.NewLogSink()
 	server, client := newKeyPair(t), newKeyPair(t)
-	pull := newSocket(t, zmtp.PULL, zmtp.Config{Logger: slog.logger(), Security: Server(server, nil)})
+	pull := newSocket(t, zmtp.PULL, zmtp.Config{Logger: slog.Logger(), Security: Server(server, nil)})
 	pull.Bind("tcp://127.0.0.1:0")
 	push := newSocket(t, zmtp.PUSH, zmtp.Config{Security: Client(client, server.Public)})
 	push.Connect(pull.Endpoint())
-	slog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error())
+	slog.WaitFor(t, "handshake failed", secure.ErrUnauthorized.Error())
 }
 
 // TestCurveWrongServerKey: a client with the wrong server key gets no
 // answer to its HELLO; the server logs why.
 func TestCurveWrongServerKey(t *testing.T) {
 	checkGoroutines(t)
-	slog, clog := newLogSink(), newLogSink()
+	slog, clog := testutil.NewLogSink(), testutil.NewLogSink()
 	server, client, wrong := newKeyPair(t), newKeyPair(t), newKeyPair(t)
-	pull := newSocket(t, zmtp.PULL, zmtp.Config{Logger: slog.logger(), Security: Server(server, secure.AllowAny())})
+	pull := newSocket(t, zmtp.PULL, zmtp.Config{Logger: slog.Logger(), Security: Server(server, secure.AllowAny())})
 	pull.Bind("tcp://127.0.0.1:0")
-	push := newSocket(t, zmtp.PUSH, zmtp.Config{Logger: clog.logger(), Linger: -1, Security: Client(client, wrong.Public)})
+	push := newSocket(t, zmtp.PUSH, zmtp.Config{Logger: clog.Logger(), Linger: -1, Security: Client(client, wrong.Public)})
 	push.Connect(pull.Endpoint())
 	push.Send([]byte("must not arrive"))
-	slog.waitFor(t, "handshake failed", "HELLO box does not open")
-	clog.waitFor(t, "handshake failed", "server closed after HELLO")
+	slog.WaitFor(t, "handshake failed", "HELLO box does not open")
+	clog.WaitFor(t, "handshake failed", "server closed after HELLO")
 	if m, err := recvTimeout(t, pull, 300*time.Millisecond); err == nil {
 		t.Fatalf("message delivered with a wrong server key: %q", m)
 	}
@@ -175,8 +176,8 @@ func TestCurveWrongServerKey(t *testing.T) {
 // (a command frame of junk, then a junk HELLO of the right size); each
 // bad connection is dropped and a good client is still served.
 func TestCurveGarbageAfterGreeting(t *testing.T) {
-	slog := newLogSink()
-	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, nil, zmtp.Config{Logger: slog.logger(), HandshakeTimeout: time.Second}, zmtp.Config{})
+	slog := testutil.NewLogSink()
+	pull, push, _, _ := curvePair(t, zmtp.PULL, zmtp.PUSH, nil, zmtp.Config{Logger: slog.Logger(), HandshakeTimeout: time.Second}, zmtp.Config{})
 	addr := strings.TrimPrefix(pull.Endpoint(), "tcp://")
 	greeting := zmtp.AppendGreeting(nil, zmtp.Greeting{Major: 3, Minor: 1, Mechanism: "CURVE"})
 	for _, junk := range [][]byte{
@@ -307,9 +308,9 @@ func (r *tamperRelay) forward(dst io.Writer, src io.Reader, tamper bool) {
 func TestCurveReplayReorderCloses(t *testing.T) {
 	for _, mode := range []string{"replay", "reorder"} {
 		t.Run(mode, func(t *testing.T) {
-			slog := newLogSink()
+			slog := testutil.NewLogSink()
 			server, client := newKeyPair(t), newKeyPair(t)
-			pull := newSocket(t, zmtp.PULL, zmtp.Config{Logger: slog.logger(), Security: Server(server, secure.AllowAny())})
+			pull := newSocket(t, zmtp.PULL, zmtp.Config{Logger: slog.Logger(), Security: Server(server, secure.AllowAny())})
 			pull.Bind("tcp://127.0.0.1:0")
 			relay := newTamperRelay(t, pull.Endpoint(), mode)
 			push := newSocket(t, zmtp.PUSH, zmtp.Config{Security: Client(client, server.Public)})
@@ -317,7 +318,7 @@ func TestCurveReplayReorderCloses(t *testing.T) {
 			for i := 1; i <= 3; i++ {
 				push.Send([]byte(fmt.Sprint(i)))
 			}
-			slog.waitFor(t, "peer dropped", ErrNonce.Error())
+			slog.WaitFor(t, "peer dropped", ErrNonce.Error())
 			var got []string
 			for {
 				m, err := recvTimeout(t, pull, 300*time.Millisecond)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/zmtp"
 
 	"github.com/hydra-net/hydra/secure"
@@ -115,9 +116,9 @@ func hx(s string) string { return hex.EncodeToString([]byte(s)) }
 func TestInteropOurServerPyzmqClient(t *testing.T) {
 	findPython(t)
 	server, client, stranger := newKeyPair(t), newKeyPair(t), newKeyPair(t)
-	slog := newLogSink()
+	slog := testutil.NewLogSink()
 	rep := newSocket(t, zmtp.REP, zmtp.Config{
-		Logger:            slog.logger(),
+		Logger:            slog.Logger(),
 		Security:          Server(server, secure.NewAllowList(client.Public)),
 		HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second,
 	})
@@ -162,7 +163,7 @@ func TestInteropOurServerPyzmqClient(t *testing.T) {
 		if strings.Contains(out, "HANDSHAKE_SUCCEEDED") || strings.Contains(out, "REPLY") {
 			t.Fatalf("handshake with a wrong server key succeeded:\n%s", out)
 		}
-		slog.waitFor(t, "handshake failed", "HELLO box does not open")
+		slog.WaitFor(t, "handshake failed", "HELLO box does not open")
 	})
 	t.Run("unauthorized client", func(t *testing.T) {
 		p := startPyPeer(t, "--type", "REQ", "--connect", rep.Endpoint(), "--timeout-ms", "1500",
@@ -175,7 +176,7 @@ func TestInteropOurServerPyzmqClient(t *testing.T) {
 		if strings.Contains(out, "REPLY") {
 			t.Fatalf("unauthorized client got a reply:\n%s", out)
 		}
-		slog.waitFor(t, "handshake failed", secure.ErrUnauthorized.Error(), stranger.Public.String())
+		slog.WaitFor(t, "handshake failed", secure.ErrUnauthorized.Error(), stranger.Public.String())
 	})
 }
 
@@ -199,19 +200,19 @@ func TestInteropPyzmqServerOurClient(t *testing.T) {
 	ep := p.next(t, "BOUND ")
 
 	t.Run("wrong server key", func(t *testing.T) {
-		clog := newLogSink()
-		req := newSocket(t, zmtp.REQ, zmtp.Config{Logger: clog.logger(), Linger: -1, Security: Client(client, stranger.Public)})
+		clog := testutil.NewLogSink()
+		req := newSocket(t, zmtp.REQ, zmtp.Config{Logger: clog.Logger(), Linger: -1, Security: Client(client, stranger.Public)})
 		req.Connect(ep)
 		req.Send([]byte("nope"))
-		clog.waitFor(t, "handshake failed", "server closed after HELLO")
+		clog.WaitFor(t, "handshake failed", "server closed after HELLO")
 		req.Close()
 	})
 	t.Run("unauthorized client", func(t *testing.T) {
-		clog := newLogSink()
-		req := newSocket(t, zmtp.REQ, zmtp.Config{Logger: clog.logger(), Linger: -1, Security: Client(stranger, server.Public)})
+		clog := testutil.NewLogSink()
+		req := newSocket(t, zmtp.REQ, zmtp.Config{Logger: clog.Logger(), Linger: -1, Security: Client(stranger, server.Public)})
 		req.Connect(ep)
 		req.Send([]byte("nope"))
-		clog.waitFor(t, "handshake failed", ErrRefused.Error(), `"400"`)
+		clog.WaitFor(t, "handshake failed", ErrRefused.Error(), `"400"`)
 		req.Close()
 	})
 	t.Run("good keys", func(t *testing.T) {
