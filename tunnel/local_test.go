@@ -162,10 +162,10 @@ func TestProxiesWithoutTTL(t *testing.T) {
 	ka, kb := newKey(t), newKey(t)
 	t.Run("grace", func(t *testing.T) {
 		b := startMemNode(t, "srv-b", kb, tunnel.Config{Allow: secure.NewAllowList(ka.Public), Grace: 200 * time.Millisecond})
-		relay := newKillRelay(t, b.addr)
+		relay := testutil.NewRelay(t, b.addr, 0)
 		a := startMemNode(t, "srv-a", ka, tunnel.Config{Grace: 200 * time.Millisecond,
 			Remotes: []tunnel.Remote{{Addr: relay.Addr(), Key: kb.Public}}})
-		echo := echoServer(t)
+		echo := testutil.EchoServer(t)
 		if _, err := a.reg.Register(ctxT(t), registry.Service{Name: "echo", Host: echo.IP.String(), Port: echo.Port}); err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +178,7 @@ func TestProxiesWithoutTTL(t *testing.T) {
 			t.Fatalf("proxy entry: %+v", px)
 		}
 		msg := []byte("through a tunnel over registries without TTLs")
-		if got, err := echoRoundTrip(t, px.Addr(), msg); err != nil || !bytes.Equal(got, msg) {
+		if got, err := testutil.EchoRoundTrip(px.Addr(), msg); err != nil || !bytes.Equal(got, msg) {
 			t.Fatalf("echo: %q, %v", got, err)
 		}
 		if len(a.reg.proxies()) != 0 {
@@ -189,8 +189,7 @@ func TestProxiesWithoutTTL(t *testing.T) {
 		}
 
 		// The link dies for good: grace, then the proxy is gone.
-		relay.ln.Close()
-		relay.kill()
+		relay.Close()
 		testutil.Eventually(t, 10*time.Second, "B's link in its grace or gone", func() bool {
 			s := b.state()
 			return s == tunnel.StateGrace || s == tunnel.StateGone
@@ -205,7 +204,7 @@ func TestProxiesWithoutTTL(t *testing.T) {
 	t.Run("stop", func(t *testing.T) {
 		b := startMemNode(t, "srv-b", kb, tunnel.Config{Allow: secure.NewAllowList(ka.Public)})
 		a := startMemNode(t, "srv-a", ka, tunnel.Config{Remotes: []tunnel.Remote{{Addr: b.addr, Key: kb.Public}}})
-		echo := echoServer(t)
+		echo := testutil.EchoServer(t)
 		for _, name := range []string{"one", "two"} {
 			if _, err := a.reg.Register(ctxT(t), registry.Service{Name: name, Host: echo.IP.String(), Port: echo.Port}); err != nil {
 				t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
@@ -27,22 +28,22 @@ func TestTunnelInProcessBothWays(t *testing.T) {
 	a := startNode(t, ka, tunnel.Config{Remotes: []tunnel.Remote{{Addr: b.addr, Key: kb.Public}}})
 
 	// A's service, reached from B's side.
-	regA := register(t, a.cl, "echo-a", echoServer(t))
-	e := proxied(t, b.cl, "echo-a")
+	regA := register(t, a.cl, "echo-a", testutil.EchoServer(t))
+	e := nodetest.TunnelProxy(t, b.cl, "echo-a")
 	if e.Meta["k"] != "v" || e.Meta[tunnel.MetaPeer] != a.srv.ID() || e.Meta[tunnel.MetaOrigin] != a.srv.ID() ||
 		e.Meta[tunnel.MetaInstance] != regA.Instance() || e.Host != "127.0.0.1" {
 		t.Fatalf("proxy entry at B: %+v", e)
 	}
 	msg := bytes.Repeat([]byte("hello through the tunnel "), 4000)
-	got, err := echoRoundTrip(t, e.Addr(), msg)
+	got, err := testutil.EchoRoundTrip(e.Addr(), msg)
 	if err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("echo via B's proxy: %d bytes, err %v", len(got), err)
 	}
 
 	// B's service, reached from A's side, over the same tunnel.
-	register(t, b.cl, "echo-b", echoServer(t))
-	e2 := proxied(t, a.cl, "echo-b")
-	got, err = echoRoundTrip(t, e2.Addr(), msg)
+	register(t, b.cl, "echo-b", testutil.EchoServer(t))
+	e2 := nodetest.TunnelProxy(t, a.cl, "echo-b")
+	got, err = testutil.EchoRoundTrip(e2.Addr(), msg)
 	if err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("echo via A's proxy: %d bytes, err %v", len(got), err)
 	}
@@ -76,7 +77,7 @@ func TestTunnelRefusedServiceClosesClient(t *testing.T) {
 	dead := ln.Addr().(*net.TCPAddr)
 	ln.Close()
 	register(t, a.cl, "dead", dead)
-	e := proxied(t, b.cl, "dead")
+	e := nodetest.TunnelProxy(t, b.cl, "dead")
 	c, err := net.Dial("tcp", e.Addr())
 	if errors.Is(err, syscall.ECONNRESET) {
 		return // reset before connect returned: closed promptly, as wanted
@@ -104,7 +105,7 @@ func isTimeout(err error) bool {
 func TestTunnelLinkKilledMidTransfer(t *testing.T) {
 	ka, kb := newKey(t), newKey(t)
 	b := startNode(t, kb, tunnel.Config{Allow: secure.NewAllowList(ka.Public)})
-	relay := newKillRelay(t, b.addr)
+	relay := testutil.NewRelay(t, b.addr, 0)
 	a := startNode(t, ka, tunnel.Config{Remotes: []tunnel.Remote{{Addr: relay.Addr(), Key: kb.Public}}})
 
 	// A sink on A's side.
@@ -120,9 +121,9 @@ func TestTunnelLinkKilledMidTransfer(t *testing.T) {
 		}
 	}()
 	register(t, a.cl, "sink", sink.Addr().(*net.TCPAddr))
-	register(t, a.cl, "echo", echoServer(t))
-	e := proxied(t, b.cl, "sink")
-	eEcho := proxied(t, b.cl, "echo")
+	register(t, a.cl, "echo", testutil.EchoServer(t))
+	e := nodetest.TunnelProxy(t, b.cl, "sink")
+	eEcho := nodetest.TunnelProxy(t, b.cl, "echo")
 
 	c, err := net.Dial("tcp", e.Addr())
 	if err != nil {
@@ -142,9 +143,9 @@ func TestTunnelLinkKilledMidTransfer(t *testing.T) {
 	}()
 	// Let some data flow, then kill the link.
 	testutil.Eventually(t, 20*time.Second, "data through the tunnel before the kill", func() bool {
-		return relay.forwarded() >= 1<<20
+		return relay.Forwarded() >= 1<<20
 	})
-	relay.kill()
+	relay.Kill()
 	select {
 	case err := <-errc:
 		if isTimeout(err) {
@@ -155,13 +156,13 @@ func TestTunnelLinkKilledMidTransfer(t *testing.T) {
 	}
 
 	// Redial, and the same proxy address works again.
-	testutil.Eventually(t, 20*time.Second, "a second tunnel connection", func() bool { return relay.accepted() >= 2 })
+	testutil.Eventually(t, 20*time.Second, "a second tunnel connection", func() bool { return relay.Accepted() >= 2 })
 	msg := []byte("after the reconnect")
 	testutil.Eventually(t, 20*time.Second, "echo through the redialled tunnel at the same address", func() bool {
-		got, err := echoRoundTrip(t, eEcho.Addr(), msg)
+		got, err := testutil.EchoRoundTrip(eEcho.Addr(), msg)
 		return err == nil && bytes.Equal(got, msg)
 	})
-	if e2 := proxied(t, b.cl, "echo"); e2.Addr() != eEcho.Addr() {
+	if e2 := nodetest.TunnelProxy(t, b.cl, "echo"); e2.Addr() != eEcho.Addr() {
 		t.Fatalf("proxy moved from %s to %s", eEcho.Addr(), e2.Addr())
 	}
 }
@@ -172,8 +173,8 @@ func TestTunnelConcurrentStreamsInProcess(t *testing.T) {
 	ka, kb := newKey(t), newKey(t)
 	b := startNode(t, kb, tunnel.Config{Allow: secure.NewAllowList(ka.Public)})
 	a := startNode(t, ka, tunnel.Config{Remotes: []tunnel.Remote{{Addr: b.addr, Key: kb.Public}}})
-	register(t, a.cl, "echo", echoServer(t))
-	e := proxied(t, b.cl, "echo")
+	register(t, a.cl, "echo", testutil.EchoServer(t))
+	e := nodetest.TunnelProxy(t, b.cl, "echo")
 	concurrentEcho(t, e.Addr(), 100, 256<<10)
 }
 
@@ -187,7 +188,7 @@ func concurrentEcho(t *testing.T, addr string, n, size int) {
 			defer wg.Done()
 			msg := make([]byte, size+i)
 			rand.Read(msg)
-			got, err := echoRoundTrip(t, addr, msg)
+			got, err := testutil.EchoRoundTrip(addr, msg)
 			if err != nil {
 				errs <- err
 				return
@@ -210,12 +211,12 @@ func concurrentEcho(t *testing.T, addr string, n, size int) {
 func TestTunnelSecurity(t *testing.T) {
 	ka, kb, km := newKey(t), newKey(t), newKey(t)
 	b := startNode(t, kb, tunnel.Config{Allow: secure.NewAllowList(ka.Public)})
-	register(t, b.cl, "secret", echoServer(t))
+	register(t, b.cl, "secret", testutil.EchoServer(t))
 
 	t.Run("UnknownKey", func(t *testing.T) {
-		relay := newKillRelay(t, b.addr)
+		relay := testutil.NewRelay(t, b.addr, 0)
 		m := startNode(t, km, tunnel.Config{Remotes: []tunnel.Remote{{Addr: relay.Addr(), Key: kb.Public}}})
-		testutil.Eventually(t, 20*time.Second, "the intruder's attempts", func() bool { return relay.accepted() >= 2 })
+		testutil.Eventually(t, 20*time.Second, "the intruder's attempts", func() bool { return relay.Accepted() >= 2 })
 		for _, l := range m.tun.Links() {
 			if l.State == tunnel.StateUp || len(l.Proxies) > 0 {
 				t.Fatalf("intruder got a link: %+v", l)
@@ -235,10 +236,10 @@ func TestTunnelSecurity(t *testing.T) {
 		// M accepts A (its allow-list has A's key) but is not B: A, pinned
 		// to B's key, must refuse it.
 		mitm := startNode(t, km, tunnel.Config{Allow: secure.NewAllowList(ka.Public)})
-		register(t, mitm.cl, "fake", echoServer(t))
-		relay := newKillRelay(t, mitm.addr)
+		register(t, mitm.cl, "fake", testutil.EchoServer(t))
+		relay := testutil.NewRelay(t, mitm.addr, 0)
 		a := startNode(t, ka, tunnel.Config{Remotes: []tunnel.Remote{{Addr: relay.Addr(), Key: kb.Public}}})
-		testutil.Eventually(t, 20*time.Second, "A's attempts at the impostor", func() bool { return relay.accepted() >= 2 })
+		testutil.Eventually(t, 20*time.Second, "A's attempts at the impostor", func() bool { return relay.Accepted() >= 2 })
 		for _, l := range a.tun.Links() {
 			if l.State == tunnel.StateUp || len(l.Proxies) > 0 {
 				t.Fatalf("A linked with the impostor: %+v", l)
@@ -255,11 +256,11 @@ func TestTunnelSecurity(t *testing.T) {
 	})
 
 	t.Run("Replay", func(t *testing.T) {
-		relay := newKillRelay(t, b.addr)
+		relay := testutil.NewRelay(t, b.addr, 0)
 		// A real tunnel through a recording relay, then gone.
 		t.Run("record", func(t *testing.T) {
 			a := startNode(t, ka, tunnel.Config{Remotes: []tunnel.Remote{{Addr: relay.Addr(), Key: kb.Public}}})
-			proxied(t, a.cl, "secret")
+			nodetest.TunnelProxy(t, a.cl, "secret")
 		})
 		linkUp := func() bool {
 			for _, l := range b.tun.Links() {
@@ -270,9 +271,7 @@ func TestTunnelSecurity(t *testing.T) {
 			return false
 		}
 		testutil.Eventually(t, 20*time.Second, "B sees A's tunnel go down", func() bool { return !linkUp() })
-		relay.mu.Lock()
-		rec := append([]byte(nil), relay.rec[0]...)
-		relay.mu.Unlock()
+		rec := relay.Recorded(0)
 		if len(rec) < noise.PreambleSize || !strings.HasPrefix(string(rec), noise.PreambleMagic) {
 			t.Fatalf("recorded %d bytes, not a handshake", len(rec))
 		}

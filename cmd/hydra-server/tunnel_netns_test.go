@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/nodetest"
+	"github.com/hydra-net/hydra/internal/testutil"
 )
 
 // TestTunnelNetns puts the remote server in a network namespace of its
@@ -135,10 +138,10 @@ func TestTunnelNetns(t *testing.T) {
 	// Server A here, tunnelling to B.
 	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", nsIP+":"+hydraPort, "--remote-key", kpB.Public.String(), "--server-id", "srv-a")
 	ca := tclient(t, epA)
-	tRegister(t, ca, "echo-l", tEcho(t))
+	tRegister(t, ca, "echo-l", testutil.EchoServer(t))
 
 	// B's service, behind the firewall, through A's proxy.
-	pr := tunnelProxy(t, ca, "echo-r")
+	pr := nodetest.TunnelProxy(t, ca, "echo-r")
 	if err := echoVia(pr.Addr(), payload); err != nil {
 		t.Fatalf("B's service through the tunnel: %v", err)
 	}
@@ -151,7 +154,7 @@ func TestTunnelNetns(t *testing.T) {
 	// A's service, from inside B's namespace, through B's proxy. The Hydra
 	// port is open, so we look it up from here.
 	cb := tclient(t, "tcp://"+nsIP+":"+hydraPort)
-	pl := tunnelProxy(t, cb, "echo-l")
+	pl := nodetest.TunnelProxy(t, cb, "echo-l")
 	if c, err := net.DialTimeout("tcp", pl.Addr(), 2*time.Second); err == nil {
 		c.Close()
 		t.Fatal("the firewall let a proxy port through")
@@ -237,7 +240,7 @@ func TestTunnelHelper(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		serveEcho(ln)
+		testutil.ServeEcho(ln)
 	case "client":
 		i := strings.LastIndex(arg, ":")
 		addr, secret := arg[:i], arg[i+1:]

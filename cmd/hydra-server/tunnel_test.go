@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
@@ -65,63 +66,9 @@ func tclient(t testing.TB, endpoint string) *registry.Client {
 	return c
 }
 
-func tctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// tunnelProxy waits until c's server holds a tunnel proxy entry for name.
-func tunnelProxy(t testing.TB, c *registry.Client, name string) registry.Entry {
-	t.Helper()
-	var got registry.Entry
-	testutil.Eventually(t, 30*time.Second, "a tunnel proxy for "+name, func() bool {
-		es, err := c.Lookup(tctx(t), name)
-		if err != nil {
-			return false
-		}
-		for _, e := range es {
-			if e.Meta[tunnel.MetaPeer] != "" {
-				got = e
-				return true
-			}
-		}
-		return false
-	})
-	return got
-}
-
-// tEcho serves an echo on 127.0.0.1 until the test ends.
-func tEcho(t testing.TB) *net.TCPAddr {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go serveEcho(ln)
-	return ln.Addr().(*net.TCPAddr)
-}
-
-func serveEcho(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			io.Copy(c, c)
-			if tc, ok := c.(*net.TCPConn); ok {
-				tc.CloseWrite()
-			}
-		}()
-	}
-}
-
 func tRegister(t testing.TB, c *registry.Client, name string, a *net.TCPAddr) {
 	t.Helper()
-	if _, err := c.Register(tctx(t), registry.Service{Name: name, Host: a.IP.String(), Port: a.Port}); err != nil {
+	if _, err := c.Register(testutil.Context(t, 10*time.Second), registry.Service{Name: name, Host: a.IP.String(), Port: a.Port}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -157,60 +104,6 @@ func echoVia(addr string, msg []byte) error {
 	return nil
 }
 
-// relay is a TCP relay whose connections can all be killed at once.
-type relay struct {
-	ln     net.Listener
-	mu     sync.Mutex
-	conns  []net.Conn
-	accept int
-}
-
-func newRelay(t testing.TB, target string) *relay {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{ln: ln}
-	t.Cleanup(func() { ln.Close(); r.kill() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			r.mu.Lock()
-			r.conns = append(r.conns, c, u)
-			r.accept++
-			r.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close(); c.Close() }()
-			go func() { io.Copy(c, u); u.Close(); c.Close() }()
-		}
-	}()
-	return r
-}
-
-func (r *relay) kill() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.conns {
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close()
-	}
-	r.conns = nil
-}
-
-func (r *relay) accepted() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.accept
-}
-
 // TestTunnelProcesses: two hydra-server processes, A (--tunnel to B,
 // through a relay the test can kill) and B (--allow-file with A's key).
 func TestTunnelProcesses(t *testing.T) {
@@ -218,16 +111,16 @@ func TestTunnelProcesses(t *testing.T) {
 	keyA, kpA := tunnelKeys(t, dir, "a.key")
 	keyB, kpB := tunnelKeys(t, dir, "b.key")
 	_, epB := startServer(t, nil, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public), "--server-id", "srv-b")
-	rel := newRelay(t, strings.TrimPrefix(epB, "tcp://"))
-	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", rel.ln.Addr().String(), "--remote-key", kpB.Public.String(),
+	rel := testutil.NewRelay(t, strings.TrimPrefix(epB, "tcp://"), 0)
+	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", rel.Addr(), "--remote-key", kpB.Public.String(),
 		"--server-id", "srv-a", "--tunnel-keepalive", "1s")
 	ca, cb := tclient(t, epA), tclient(t, epB)
 
 	// The same port still serves ZMTP clients: ca and cb work.
-	tRegister(t, ca, "echo-a", tEcho(t))
-	tRegister(t, cb, "echo-b", tEcho(t))
-	pa := tunnelProxy(t, cb, "echo-a") // A's service, seen at B
-	pb := tunnelProxy(t, ca, "echo-b") // B's service, seen at A
+	tRegister(t, ca, "echo-a", testutil.EchoServer(t))
+	tRegister(t, cb, "echo-b", testutil.EchoServer(t))
+	pa := nodetest.TunnelProxy(t, cb, "echo-a") // A's service, seen at B
+	pb := nodetest.TunnelProxy(t, ca, "echo-b") // B's service, seen at A
 	if pa.Meta[tunnel.MetaPeer] != "srv-a" || pb.Meta[tunnel.MetaPeer] != "srv-b" {
 		t.Fatalf("proxy entries: %+v %+v", pa, pb)
 	}
@@ -272,7 +165,7 @@ func TestTunnelProcesses(t *testing.T) {
 		dead := ln.Addr().(*net.TCPAddr)
 		ln.Close()
 		tRegister(t, ca, "dead", dead)
-		p := tunnelProxy(t, cb, "dead")
+		p := nodetest.TunnelProxy(t, cb, "dead")
 		c, err := net.Dial("tcp", p.Addr())
 		if errors.Is(err, syscall.ECONNRESET) {
 			return // reset before Dial returned: closed promptly, as wanted
@@ -313,8 +206,8 @@ func TestTunnelProcesses(t *testing.T) {
 			}
 		}()
 		<-started
-		before := rel.accepted()
-		rel.kill()
+		before := rel.Accepted()
+		rel.Kill()
 		select {
 		case err := <-errc:
 			var ne net.Error
@@ -325,7 +218,7 @@ func TestTunnelProcesses(t *testing.T) {
 		case <-time.After(40 * time.Second):
 			t.Fatal("no error surfaced after the link died")
 		}
-		testutil.Eventually(t, 30*time.Second, "A redials", func() bool { return rel.accepted() > before })
+		testutil.Eventually(t, 30*time.Second, "A redials", func() bool { return rel.Accepted() > before })
 		msg := []byte("after the reconnect")
 		testutil.Eventually(t, 30*time.Second, "new connections through the same proxy addresses", func() bool {
 			return echoVia(pa.Addr(), msg) == nil && echoVia(pb.Addr(), msg) == nil

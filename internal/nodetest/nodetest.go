@@ -9,9 +9,12 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/tunnel"
 )
 
 // Running is a node that Start runs until Stop or the end of the test.
@@ -61,4 +64,25 @@ func (r *Running) Client(t testing.TB) *registry.Client {
 	}
 	t.Cleanup(func() { cl.Close() })
 	return cl
+}
+
+// TunnelProxy waits up to 30s until c's server holds a tunnel proxy entry
+// for name, and returns it.
+func TunnelProxy(t testing.TB, c *registry.Client, name string) registry.Entry {
+	t.Helper()
+	var got registry.Entry
+	testutil.Eventually(t, 30*time.Second, "a tunnel proxy for "+name, func() bool {
+		es, err := c.Lookup(testutil.Context(t, 5*time.Second), name)
+		if err != nil {
+			return false
+		}
+		for _, e := range es {
+			if e.Meta[tunnel.MetaPeer] != "" {
+				got = e
+				return true
+			}
+		}
+		return false
+	})
+	return got
 }

@@ -51,18 +51,26 @@ func CheckGoroutines(t testing.TB, base int) {
 
 // Relay is a TCP relay on loopback to a target: each chunk read on one side
 // is written to the other after Delay. Cut stalls both directions (the
-// connections stay open: the link looks dead, not closed) until Resume.
+// connections stay open: the link looks dead, not closed) until Resume;
+// Kill resets every connection (the link dies). It counts connections and
+// bytes, and records the first bytes each dialler sent (for replay tests).
 type Relay struct {
 	ln     net.Listener
 	target string
 	delay  time.Duration
 
-	mu     sync.Mutex
-	conns  []net.Conn
-	cut    bool
-	resume chan struct{}
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+	cut      bool
+	resume   chan struct{}
+	accepted int
+	fwd      int64    // bytes forwarded, both ways
+	rec      [][]byte // per connection, up to recordBytes from the dialler
+	wg       sync.WaitGroup
 }
+
+// recordBytes is how much of each connection's dialler side Recorded keeps.
+const recordBytes = 4096
 
 // NewRelay starts a relay to target that adds oneWay to each direction (0:
 // none). Close stops it; tests get it closed by t.Cleanup when t is not nil.
@@ -92,14 +100,42 @@ func (r *Relay) Cut() { r.setCut(true) }
 // Resume lets a cut link flow again.
 func (r *Relay) Resume() { r.setCut(false) }
 
-// Drop closes every relayed connection now (new ones are still accepted).
-func (r *Relay) Drop() {
+// Kill resets every relayed connection now (new ones are still accepted).
+func (r *Relay) Kill() {
 	r.mu.Lock()
 	for _, c := range r.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
 		c.Close()
 	}
 	r.conns = nil
 	r.mu.Unlock()
+}
+
+// Accepted is the number of connections the relay took.
+func (r *Relay) Accepted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted
+}
+
+// Forwarded is the number of bytes relayed, both ways.
+func (r *Relay) Forwarded() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fwd
+}
+
+// Recorded returns the first bytes (up to 4 KiB) the dialler of the i-th
+// connection sent.
+func (r *Relay) Recorded(i int) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i >= len(r.rec) {
+		return nil
+	}
+	return append([]byte(nil), r.rec[i]...)
 }
 
 // Close stops accepting, closes every relayed connection and waits for the
@@ -107,8 +143,19 @@ func (r *Relay) Drop() {
 func (r *Relay) Close() {
 	r.ln.Close()
 	r.Resume()
-	r.Drop()
+	r.Kill()
 	r.wg.Wait()
+}
+
+// count adds n forwarded bytes, recording them when they come from the
+// dialler of connection i (i < 0: from the target).
+func (r *Relay) count(i int, b []byte) {
+	r.mu.Lock()
+	r.fwd += int64(len(b))
+	if i >= 0 && len(r.rec[i]) < recordBytes {
+		r.rec[i] = append(r.rec[i], b[:min(len(b), recordBytes-len(r.rec[i]))]...)
+	}
+	r.mu.Unlock()
 }
 
 func (r *Relay) setCut(cut bool) {
@@ -147,10 +194,13 @@ func (r *Relay) accept() {
 		}
 		r.mu.Lock()
 		r.conns = append(r.conns, c, u)
+		i := r.accepted
+		r.accepted++
+		r.rec = append(r.rec, nil)
 		r.mu.Unlock()
 		r.wg.Add(2)
-		go r.pipe(u, c)
-		go r.pipe(c, u)
+		go r.pipe(u, c, i)
+		go r.pipe(c, u, -1)
 	}
 }
 
@@ -163,7 +213,7 @@ type chunk struct {
 // chunks into a queue and this one writes each when its time comes, so the
 // delay adds latency without limiting throughput (the queue is unbounded:
 // the endpoints' windows limit what is in flight).
-func (r *Relay) pipe(dst, src net.Conn) {
+func (r *Relay) pipe(dst, src net.Conn, rec int) {
 	defer r.wg.Done()
 	defer halfClose(dst)
 	if r.delay <= 0 {
@@ -172,6 +222,7 @@ func (r *Relay) pipe(dst, src net.Conn) {
 			n, err := src.Read(buf)
 			if n > 0 {
 				r.wait()
+				r.count(rec, buf[:n])
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					src.Close()
 					return
@@ -201,6 +252,7 @@ func (r *Relay) pipe(dst, src net.Conn) {
 			time.Sleep(w)
 		}
 		r.wait()
+		r.count(rec, c.b)
 		if _, err := dst.Write(c.b); err != nil {
 			src.Close()
 			for range ch {
