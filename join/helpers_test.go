@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/join"
 	"github.com/hydra-net/hydra/registry"
@@ -41,61 +42,22 @@ func startServer(t testing.TB, cfg config) *node {
 
 func startServerAt(t testing.TB, cfg config, endpoint string) *node {
 	t.Helper()
-	if cfg.reg.Logger == nil {
-		cfg.reg.Logger = testutil.Logger(t)
-	}
 	j, err := join.New(cfg.join)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.reg.Replicator = j
-	srv, err := registry.NewServer(cfg.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Bind(endpoint); err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return &node{srv, j}
+	return &node{nodetest.StartRegistry(t, cfg.reg, endpoint), j}
 }
 
 func newClient(t testing.TB, srv *node, cfg registry.ClientConfig) *registry.Client {
 	t.Helper()
-	if cfg.Endpoint == "" {
-		cfg.Endpoint = srv.Endpoint()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = testutil.Logger(t)
-	}
-	c, err := registry.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return nodetest.RegistryClient(t, srv.Endpoint(), cfg)
 }
 
-// rawSocket returns a zmtp socket of type typ connected to srv.
 func rawSocket(t testing.TB, srv *node, typ zmtp.SocketType) *zmtp.Socket {
 	t.Helper()
-	s, err := zmtp.NewSocket(typ, zmtp.Config{RecvTimeout: 5 * time.Second, SendTimeout: 5 * time.Second, Linger: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Connect(srv.Endpoint()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return nodetest.RawSocket(t, srv.Endpoint(), typ)
 }
 
 // joinInfo is INFO's join object of c's server; nil if none or on error.

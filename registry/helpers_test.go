@@ -1,12 +1,10 @@
 package registry_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
-	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
 )
@@ -19,56 +17,18 @@ func startServer(t testing.TB, cfg registry.Config) *registry.Server {
 
 func startServerAt(t testing.TB, cfg registry.Config, endpoint string) *registry.Server {
 	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = testutil.Logger(t)
-	}
-	srv, err := registry.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Bind(endpoint); err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv
+	return nodetest.StartRegistry(t, cfg, endpoint)
 }
 
 func newClient(t testing.TB, srv *registry.Server, cfg registry.ClientConfig) *registry.Client {
 	t.Helper()
-	if cfg.Endpoint == "" {
-		cfg.Endpoint = srv.Endpoint()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = testutil.Logger(t)
-	}
-	c, err := registry.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return nodetest.RegistryClient(t, srv.Endpoint(), cfg)
 }
 
 // rawSocket returns a zmtp socket of type typ connected to srv.
 func rawSocket(t testing.TB, srv *registry.Server, typ zmtp.SocketType) *zmtp.Socket {
 	t.Helper()
-	s, err := zmtp.NewSocket(typ, zmtp.Config{RecvTimeout: 5 * time.Second, SendTimeout: 5 * time.Second, Linger: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Connect(srv.Endpoint()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return nodetest.RawSocket(t, srv.Endpoint(), typ)
 }
 
 // roundTrip sends frames on s and returns the reply's frames.

@@ -15,6 +15,7 @@ import (
 	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/tunnel"
+	"github.com/hydra-net/hydra/zmtp"
 )
 
 // Running is a node that Start runs until Stop or the end of the test.
@@ -85,4 +86,64 @@ func TunnelProxy(t testing.TB, c *registry.Client, name string) registry.Entry {
 		return false
 	})
 	return got
+}
+
+// StartRegistry runs a registry server with cfg (Logger: testutil.Logger
+// when nil) bound to endpoint until the test ends, failing the test if
+// Serve returns an error.
+func StartRegistry(t testing.TB, cfg registry.Config, endpoint string) *registry.Server {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testutil.Logger(t)
+	}
+	srv, err := registry.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Bind(endpoint); err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv
+}
+
+// RegistryClient is a registry client of endpoint with cfg (its Endpoint
+// and Logger filled in when empty), closed when the test ends.
+func RegistryClient(t testing.TB, endpoint string, cfg registry.ClientConfig) *registry.Client {
+	t.Helper()
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = endpoint
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testutil.Logger(t)
+	}
+	c, err := registry.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// RawSocket is a zmtp socket of type typ connected to endpoint, with 5s
+// send and receive timeouts, closed when the test ends.
+func RawSocket(t testing.TB, endpoint string, typ zmtp.SocketType) *zmtp.Socket {
+	t.Helper()
+	s, err := zmtp.NewSocket(typ, zmtp.Config{RecvTimeout: 5 * time.Second, SendTimeout: 5 * time.Second, Linger: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(endpoint); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
