@@ -1,12 +1,16 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/hydra-net/hydra/node"
 )
 
 // derivedDefaults are flags whose default follows another flag's value, so
@@ -147,4 +151,36 @@ func protocolValue(s string) string {
 		return strings.ReplaceAll(v, " ", "") + "h"
 	}
 	return strings.ReplaceAll(s, " ", "")
+}
+
+// TestFlagErrorNamesFlags: node.Config problems come out in flag names.
+func TestFlagErrorNamesFlags(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&node.ConfigError{Field: "Registry", Err: errors.New("registry: config: MinTTL 10s is above MaxTTL 1s")}, "--min-ttl 10s is above --max-ttl 1s"},
+		{&node.ConfigError{Field: "Tunnel", Err: errors.New("tunnel: config: Mux.StreamWindow 1 outside [262144, 16777216]")}, "--tunnel-window 1 outside [262144, 16777216]"},
+		{&node.ConfigError{Field: "Tunnel", Err: errors.New("tunnel: config: PortMin: proxy port range 9-1")}, "--tunnel-ports: proxy port range 9-1"},
+		{&node.ConfigError{Field: "Curve", Err: errors.New("needs Keys (this server's key pair)")}, "--curve: needs --key-file (this server's key pair)"},
+		{&node.ConfigError{Field: "Join", Err: errors.New(`join: config: Peers: join address "a b": bad`)}, `--join: join address "a b": bad`},
+		{errors.New("plain"), "plain"},
+	} {
+		if got := flagError(c.err); got != c.want {
+			t.Errorf("flagError(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+	// Every path in flagOf is a field of node.Config.
+	cfg := reflect.TypeOf(node.Config{})
+	for path := range flagOf {
+		typ := cfg
+		for _, name := range strings.Split(path, ".") {
+			f, ok := typ.FieldByName(name)
+			if !ok {
+				t.Errorf("flagOf names %s, which is not a field of node.Config", path)
+				break
+			}
+			typ = f.Type
+		}
+	}
 }

@@ -2,7 +2,7 @@ package main
 
 import (
 	"errors"
-	"regexp"
+	"strings"
 
 	"github.com/hydra-net/hydra/node"
 )
@@ -44,11 +44,6 @@ var flagOf = map[string]string{
 	"Tunnel.Mux.LivenessTimeout":   "--tunnel-keepalive",
 }
 
-var (
-	goIdent   = regexp.MustCompile(`\b[A-Z][A-Za-z]*(\.[A-Z][A-Za-z]*)*\b`)
-	pkgPrefix = regexp.MustCompile(`^(?:[a-z]+: )+(?:(?:client )?config: )?`)
-)
-
 // flagError says a node.Config problem in the user's terms: the Go field
 // names in it become the flags that set them ("--min-ttl 10s is above
 // --max-ttl 1s", not "registry: config: MinTTL 10s is above MaxTTL 1s").
@@ -57,23 +52,62 @@ func flagError(err error) string {
 	if !errors.As(err, &ce) {
 		return err.Error()
 	}
-	section, msg := ce.Field, ce.Err.Error()
-	// Strip the part's "pkg: config: " (and a nested "mux: ") prefixes.
-	msg = pkgPrefix.ReplaceAllString(msg, "")
-	named := false
-	msg = goIdent.ReplaceAllStringFunc(msg, func(id string) string {
+	section, msg := ce.Field, stripPrefixes(ce.Err.Error())
+	var b strings.Builder
+	for len(msg) > 0 {
+		n := identLen(msg)
+		if n == 0 {
+			b.WriteByte(msg[0])
+			msg = msg[1:]
+			continue
+		}
+		id := msg[:n]
+		msg = msg[n:]
+		flag := id
 		for _, path := range []string{section + "." + id, section + ".Mux." + id, id} {
 			if f, ok := flagOf[path]; ok {
-				named = true
-				return f
+				flag = f
+				break
 			}
 		}
-		return id
-	})
-	if !named {
-		if f, ok := flagOf[section]; ok {
-			return f + ": " + msg
-		}
+		b.WriteString(flag)
 	}
-	return msg
+	out := b.String()
+	if f, ok := flagOf[section]; ok && !strings.HasPrefix(out, f) {
+		return f + ": " + out
+	}
+	return out
+}
+
+// stripPrefixes drops the "pkg: " and "config: " prefixes a part's error
+// starts with ("registry: config: ", "tunnel: config: ").
+func stripPrefixes(msg string) string {
+	for {
+		word, rest, ok := strings.Cut(msg, ": ")
+		if !ok || word == "" || strings.ContainsAny(word, " .\"") || strings.ToLower(word) != word {
+			return msg
+		}
+		msg = rest
+	}
+}
+
+// identLen is the length of the Go identifier path (MinTTL, Mux.StreamWindow)
+// that starts msg with an upper-case letter, or 0.
+func identLen(msg string) int {
+	n := 0
+	for n < len(msg) {
+		if msg[n] < 'A' || msg[n] > 'Z' {
+			break
+		}
+		n++
+		for n < len(msg) && (msg[n] >= 'a' && msg[n] <= 'z' || msg[n] >= 'A' && msg[n] <= 'Z' || msg[n] >= '0' && msg[n] <= '9') {
+			n++
+		}
+		if n+1 < len(msg) && msg[n] == '.' && msg[n+1] >= 'A' && msg[n+1] <= 'Z' {
+			n++
+			continue
+		}
+		break
+	}
+	return n
 }
