@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hydra-net/hydra/internal/acceptloop"
 	"github.com/hydra-net/hydra/internal/backoff"
 	"github.com/hydra-net/hydra/internal/netaddr"
 	"github.com/hydra-net/hydra/mux"
@@ -264,23 +263,17 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 		ln.Close()
 		return
 	}
-	sl := resp.Listen(ln)
-	stop := context.AfterFunc(ctx, func() { sl.Close() })
-	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	_ = acceptloop.Serve(sl, t.log, func(nc net.Conn) {
-		conn := nc.(*noise.Conn)
+	// One accept loop (noise's, on the port's tunnel half): each link runs
+	// on the goroutine of its handshake.
+	sl := resp.Serve(ln, func(conn *noise.Conn) {
 		key := conn.PeerKey()
 		p := t.peer(key, "in:"+key.String()[:8])
 		t.log.Info("tunnel: accepted", "from", conn.RemoteAddr(), "key", key.String())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := t.serveLink(ctx, p, conn, false)
-			t.log.Info("tunnel: inbound down", "from", conn.RemoteAddr(), "err", err)
-		}()
+		_, err := t.serveLink(ctx, p, conn, false)
+		t.log.Info("tunnel: inbound down", "from", conn.RemoteAddr(), "err", err)
 	})
+	<-ctx.Done()
+	sl.Close() // waits for every link's serveLink, which ctx ends
 }
 
 // serveLink runs one session over conn until it ends. up reports whether

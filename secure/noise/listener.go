@@ -13,6 +13,7 @@ import (
 type Listener struct {
 	inner  net.Listener
 	r      *Responder
+	handle func(*Conn) // Serve's; nil: Accept returns the connections
 	conns  chan *Conn
 	sem    chan struct{}
 	done   chan struct{}
@@ -26,9 +27,17 @@ type Listener struct {
 // goroutine (at most MaxHandshakes at once) and Accept returns only
 // connections that completed one. A failed handshake closes only its own
 // connection, with its reason logged.
-func (r *Responder) Listen(l net.Listener) *Listener {
+func (r *Responder) Listen(l net.Listener) *Listener { return r.listen(l, nil) }
+
+// Serve is Listen without a second accept loop: each connection that
+// completes its handshake is passed to handle, on that handshake's own
+// goroutine (its handshake slot already freed). Close waits for the
+// handlers to return.
+func (r *Responder) Serve(l net.Listener, handle func(*Conn)) *Listener { return r.listen(l, handle) }
+
+func (r *Responder) listen(l net.Listener, handle func(*Conn)) *Listener {
 	ln := &Listener{
-		inner: l, r: r,
+		inner: l, r: r, handle: handle,
 		conns: make(chan *Conn),
 		sem:   make(chan struct{}, r.cfg.MaxHandshakes),
 		done:  make(chan struct{}),
@@ -59,6 +68,10 @@ func (l *Listener) handshake(nc net.Conn) {
 		<-l.sem
 		if err != nil {
 			return // closed and logged by Accept
+		}
+		if l.handle != nil {
+			l.handle(c)
+			return
 		}
 		select {
 		case l.conns <- c:
