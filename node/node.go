@@ -251,18 +251,18 @@ func (n *Node) Run(ctx context.Context) error {
 	} else {
 		tunDone <- nil
 	}
+	stopTunnels := func() {
+		tunCancel()
+		if terr := <-tunDone; terr != nil && !errors.Is(terr, context.Canceled) {
+			n.log.Warn("tunnel: stopped", "err", terr)
+		}
+	}
 	var err error
 	select {
 	case err = <-served:
-		tunCancel()
-		if terr := <-tunDone; terr != nil && !errors.Is(terr, context.Canceled) {
-			n.log.Warn("tunnel: stopped", "err", terr)
-		}
+		stopTunnels()
 	case <-ctx.Done():
-		tunCancel()
-		if terr := <-tunDone; terr != nil && !errors.Is(terr, context.Canceled) {
-			n.log.Warn("tunnel: stopped", "err", terr)
-		}
+		stopTunnels()
 		n.srv.Close()
 		if err = <-served; errors.Is(err, registry.ErrClosed) {
 			err = nil // a stop before Serve even started is still a clean stop
