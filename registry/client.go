@@ -299,7 +299,7 @@ func (c *Client) request(ctx context.Context, verb string, body any, onReply fun
 		case <-ctx.Done():
 			if cerr := c.sock.ConnectError(); cerr != nil {
 				// Not connected: say why rather than only that time ran out.
-				return nil, fmt.Errorf("registry: %s: no reply from %s: %w (%w)", verb, c.cfg.Endpoint, ctx.Err(), cerr)
+				return nil, fmt.Errorf("registry: %s: %w: no reply from %s: %w (%w)", verb, ErrUnreachable, c.cfg.Endpoint, ctx.Err(), cerr)
 			}
 			return nil, fmt.Errorf("registry: %s: no reply from %s: %w", verb, c.cfg.Endpoint, ctx.Err())
 		}

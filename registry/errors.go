@@ -24,9 +24,10 @@ const (
 	CodeLimit = "limit"
 )
 
-// ErrUnreachable is a request of a ClientConfig.FailFast client whose
-// attempt to reach the server failed; the error wraps the cause too (a
-// *net.OpError, a zmtp or curve handshake error).
+// ErrUnreachable is a request that found no server: that of a
+// ClientConfig.FailFast client whose attempt to connect failed, or one
+// whose context ended while the connection attempts failed. The error
+// wraps the cause too (a *net.OpError, a zmtp or curve handshake error).
 var ErrUnreachable = errors.New("server unreachable")
 
 // Error is a protocol error: the server's ERR reply, or one the client

@@ -45,7 +45,9 @@ func (c *common) endpoint() (string, error) {
 	}
 	switch c.proto {
 	case "tcp":
-		return "tcp://" + net.JoinHostPort(c.host, strconv.Itoa(c.port)), nil
+		// '[::1]' and '::1' name the same host: JoinHostPort adds the brackets.
+		host := strings.TrimSuffix(strings.TrimPrefix(c.host, "["), "]")
+		return "tcp://" + net.JoinHostPort(host, strconv.Itoa(c.port)), nil
 	case "ipc":
 		path := c.host
 		if !strings.Contains(path, "/") {
