@@ -240,7 +240,10 @@ func ReadPublicKey(s string) (PublicKey, error) {
 	}
 	if _, err := os.Stat(s); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return PublicKey{}, fmt.Errorf("neither a Z85 public key (%w) nor a key file (no such file)", zerr)
+			if len(s) == 40 {
+				return PublicKey{}, fmt.Errorf("neither a key file (no such file) nor a Z85 public key (%w)", zerr)
+			}
+			return PublicKey{}, fmt.Errorf("no such key file, and not a Z85 public key (40 characters) either")
 		}
 		return PublicKey{}, fmt.Errorf("secure: public key file: %w", err)
 	}
