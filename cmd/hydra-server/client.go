@@ -187,8 +187,9 @@ service is registered again; if it is not up yet at start, register waits
 for it up to --wait. Prints "registered NAME ADDRESS as instance ID (ttl
 TTL); interrupt to deregister" once registered.
 With --once it registers, prints one line of JSON and exits:
-{"instance":"ID","token":"TOKEN","ttl":SECONDS,"version":N}; the entry
-then lives for its TTL unless heartbeated with that token.
+{"instance":"ID","token":"TOKEN","ttl":SECONDS,"version":N,"origin":"SERVER-ID","created":BOOL}
+(created is false when an entry of this token and address was renewed);
+the entry then lives for its TTL unless heartbeated with that token.
 
 Example: hydra-server register web http://10.0.0.5:8080 --meta version=2`
 
@@ -199,7 +200,7 @@ func registerCmd(ctx context.Context, io stdio, args []string) (err error) {
 	c, f, pos, err := clientCommandWait(io, "register", "[flags] NAME [PROTO://]HOST:PORT[?key=value&...]", registerHelp, args, false, func(fs *flag.FlagSet) {
 		fs.Var(meta, "meta", "metadata `key=value` (repeatable)")
 		fs.DurationVar(&ttl, "ttl", 0, "the entry's TTL (default: the server's, 30s)")
-		fs.BoolVar(&once, "once", false, "register, print {\"instance\",\"token\",\"ttl\",\"version\"} as one line of JSON, and exit without heartbeats")
+		fs.BoolVar(&once, "once", false, "register, print {\"instance\",\"token\",\"ttl\",\"version\",\"origin\",\"created\"} as one line of JSON, and exit without heartbeats")
 		fs.DurationVar(&wait, "wait", 30*time.Second, "at start, how long to wait for a server that is not up yet (0: fail at once)")
 	}, &wait)
 	if err != nil {
@@ -242,11 +243,11 @@ func registerCmd(ctx context.Context, io stdio, args []string) (err error) {
 		if err != nil {
 			return err
 		}
-		var rep map[string]any
+		var rep onceReply
 		if err := json.Unmarshal(b, &rep); err != nil {
-			return err
+			return fmt.Errorf("register: the server's reply: %w", err)
 		}
-		delete(rep, "id")
+		rep.Token = c.Token()
 		out, _ := json.Marshal(rep)
 		fmt.Fprintln(io.out, string(out))
 		return nil
@@ -265,6 +266,16 @@ func registerCmd(ctx context.Context, io stdio, args []string) (err error) {
 	}
 	fmt.Fprintf(io.out, "deregistered %s\n", e.Instance)
 	return nil
+}
+
+// onceReply is what register --once prints.
+type onceReply struct {
+	Instance string  `json:"instance"`
+	Token    string  `json:"token"`
+	TTL      float64 `json:"ttl"`
+	Version  uint64  `json:"version"`
+	Origin   string  `json:"origin"`
+	Created  bool    `json:"created"`
 }
 
 const lookupHelp = `

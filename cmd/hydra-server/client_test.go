@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -223,4 +224,15 @@ func TestKeyFlagsTakeFiles(t *testing.T) {
 	code, _, errs := runCmd(ctx, "lookup", "ssh", "--server", ep, "--server-key", filepath.Join(dir, "nope.pub"))
 	errs = strings.ReplaceAll(errs, dir, "DIR")
 	golden(t, "key-flag-no-file", "$ hydra-server lookup ssh --server tcp://… --server-key DIR/nope.pub\nexit "+strconv.Itoa(code)+"\n"+errs)
+}
+
+// TestRegisterOnceOutput: register --once prints exactly what its --help
+// says, one line of JSON.
+func TestRegisterOnceOutput(t *testing.T) {
+	_, ep := startServer(t, nil, "--server-id", "srv-1")
+	code, out, errs := runCmd(testutil.Context(t, 10*time.Second), "register", "--once", "--server", ep, "--ttl", "40s", "db", "10.0.0.9:5432")
+	re := regexp.MustCompile(`^\{"instance":"[0-9a-f]+","token":"[0-9a-f]{32}","ttl":40,"version":1,"origin":"srv-1","created":true\}\n$`)
+	if code != 0 || !re.MatchString(out) {
+		t.Errorf("register --once: %d %q %q", code, out, errs)
+	}
 }
