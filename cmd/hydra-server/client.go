@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/hydra-net/hydra/internal/backoff"
 	"github.com/hydra-net/hydra/internal/netaddr"
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/zmtp"
 	"github.com/hydra-net/hydra/zmtp/curve"
 )
 
@@ -89,6 +91,27 @@ func cmdLineFlags(args []string) map[string]bool {
 	return m
 }
 
+// saidOnce demotes the socket's "handshake failed" warning to Debug: a
+// one-shot command ends with an error that says the same, in one line.
+type saidOnce struct{ h slog.Handler }
+
+func (q saidOnce) Enabled(ctx context.Context, l slog.Level) bool {
+	return q.h.Enabled(ctx, l) || l >= slog.LevelWarn
+}
+
+func (q saidOnce) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "zmtp: handshake failed" && r.Level >= slog.LevelWarn {
+		r.Level = slog.LevelDebug
+		if !q.h.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return q.h.Handle(ctx, r)
+}
+
+func (q saidOnce) WithAttrs(as []slog.Attr) slog.Handler { return saidOnce{q.h.WithAttrs(as)} }
+func (q saidOnce) WithGroup(name string) slog.Handler    { return saidOnce{q.h.WithGroup(name)} }
+
 // notFoundError is a lookup that found nothing: exit status 1, as grep's.
 type notFoundError struct{ msg string }
 
@@ -102,6 +125,10 @@ func (f *clientFlags) explain(err error) error {
 	case errors.Is(err, curve.ErrRefused):
 		pub, how := f.keys.publicKey()
 		return fmt.Errorf("the server at %s refused this client's key: add its public key (%s) to the server's --allow-file and send the server SIGHUP%s", f.ep, pub, how)
+	case errors.Is(err, zmtp.ErrMechanism) && f.keys.serverKey == "":
+		return fmt.Errorf("the server at %s runs CURVE (--curve): pass --server-key with its public key (its KEY.pub file, or the Z85 text in single quotes) and --key-file with a key on its --allow-file", f.ep)
+	case errors.Is(err, zmtp.ErrMechanism):
+		return fmt.Errorf("the server at %s does not run CURVE: drop --server-key (or start it with --curve)", f.ep)
 	case errors.Is(err, curve.ErrNoWelcome):
 		return fmt.Errorf("no CURVE answer from %s: is --server-key the server's public key? (the one its keygen printed, in its KEY.pub)", f.ep)
 	case errors.Is(err, registry.ErrUnreachable):
@@ -165,8 +192,13 @@ func clientCommandWait(io stdio, name, synopsis, help string, args []string, jso
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	failFast := wait == nil || *wait <= 0
+	if failFast {
+		// The command's error says why the connection failed, in one line.
+		log = slog.New(saidOnce{log.Handler()})
+	}
 	c, err := registry.NewClient(registry.ClientConfig{Endpoint: f.ep, Logger: log, Timeout: f.timeout, Security: sec,
-		FailFast: wait == nil || *wait <= 0})
+		FailFast: failFast})
 	if err != nil {
 		return nil, nil, nil, err
 	}

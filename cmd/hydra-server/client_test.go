@@ -236,3 +236,17 @@ func TestRegisterOnceOutput(t *testing.T) {
 		t.Errorf("register --once: %d %q %q", code, out, errs)
 	}
 }
+
+// TestServerKeyAgainstNull: --server-key against a server without --curve
+// says to drop it, in one line.
+func TestServerKeyAgainstNull(t *testing.T) {
+	_, ep := startServer(t, nil)
+	kp, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(testutil.Context(t, 10*time.Second), "list", "--server", ep, "--server-key", kp.Public.String())
+	if code != 2 || errs != "hydra-server: the server at "+ep+" does not run CURVE: drop --server-key (or start it with --curve)\n" {
+		t.Errorf("--server-key against a NULL server: %d %q %q", code, out, errs)
+	}
+}
