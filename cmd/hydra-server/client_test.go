@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -249,4 +250,40 @@ func TestServerKeyAgainstNull(t *testing.T) {
 	if code != 2 || errs != "hydra-server: the server at "+ep+" does not run CURVE: drop --server-key (or start it with --curve)\n" {
 		t.Errorf("--server-key against a NULL server: %d %q %q", code, out, errs)
 	}
+}
+
+// TestWatchUnderTerminal runs watch under a real pseudo-terminal (util-linux
+// script(1)), as an operator would: the first sync, then "server lost:
+// retrying" when the server stops, "server back" and a fresh sync when it
+// returns, all on the terminal.
+func TestWatchUnderTerminal(t *testing.T) {
+	scriptPath, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to make a pseudo-terminal (util-linux)")
+	}
+	port := strconv.Itoa(freePort(t))
+	srv := start(t, nil, "--port", port, "--service", "ssh=tcp://127.0.0.1:22")
+	srv.line()
+	line := "'" + strings.ReplaceAll(os.Args[0], "'", `'\''`) + "' watch --port " + port
+	watch := startExec(t, exec.Command(scriptPath, "-qfec", line, "/dev/null"))
+	next := func(want string) string {
+		t.Helper()
+		for {
+			l := strings.TrimRight(watch.line(), "\r")
+			if strings.Contains(l, want) {
+				return l
+			}
+			t.Logf("terminal: %q", l)
+		}
+	}
+	next("sync 1 entries")
+	next("ssh tcp://127.0.0.1:22 instance=static-")
+	srv.signal(syscall.SIGTERM)
+	srv.wait()
+	next("hydra-server: server lost: retrying tcp://127.0.0.1:" + port + " (connection refused)")
+	srv = start(t, nil, "--port", port, "--service", "db=tcp://127.0.0.1:5432")
+	srv.line()
+	next("hydra-server: server back at tcp://127.0.0.1:" + port + ": a fresh sync follows")
+	next("sync 1 entries")
+	next("db tcp://127.0.0.1:5432 instance=static-")
 }
