@@ -63,6 +63,13 @@ type ClientConfig struct {
 	// Security makes the ZMTP security mechanism (CURVE from package
 	// secure). Default: NULL.
 	Security func() zmtp.Mechanism
+	// FailFast makes a request fail at the first failed attempt to reach
+	// the server (refused, no such host, a handshake that failed) with an
+	// error wrapping ErrUnreachable, instead of waiting for the server
+	// within its timeout: for one-shot tools, where a server that is not
+	// there should be said at once. Default false: requests wait for a
+	// server that is not up yet.
+	FailFast bool
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -263,6 +270,11 @@ func (c *Client) request(ctx context.Context, verb string, body any, onReply fun
 		c.mu.Unlock()
 	}()
 	connFailed := c.sock.ConnectFailed()
+	if c.cfg.FailFast {
+		if cerr := c.sock.ConnectError(); cerr != nil {
+			return nil, c.unreachable(verb, cerr)
+		}
+	}
 	if err := c.sock.SendContext(ctx, []byte(verb), msg); err != nil {
 		if errors.Is(err, zmtp.ErrClosed) {
 			return nil, ErrClosed
@@ -274,20 +286,30 @@ func (c *Client) request(ctx context.Context, verb string, body any, onReply fun
 		case r := <-cl.ch:
 			return c.reply(verb, r)
 		case <-connFailed:
-			if cerr := c.sock.ConnectError(); refused(cerr) {
+			cerr := c.sock.ConnectError()
+			if refused(cerr) {
 				// The server turned us away (wrong security mechanism or
 				// keys): retrying until ctx ends would not help.
 				return nil, fmt.Errorf("registry: %s: %s refused the connection: %w", verb, c.cfg.Endpoint, cerr)
+			}
+			if c.cfg.FailFast && cerr != nil {
+				return nil, c.unreachable(verb, cerr)
 			}
 			connFailed = c.sock.ConnectFailed()
 		case <-ctx.Done():
 			if cerr := c.sock.ConnectError(); cerr != nil {
 				// Not connected: say why rather than only that time ran out.
-				return nil, fmt.Errorf("registry: %s: no reply from %s: %w (%w)", verb, c.cfg.Endpoint, ctx.Err(), cerr)
+				return nil, fmt.Errorf("registry: %s: %w: no reply from %s: %w (%w)", verb, ErrUnreachable, c.cfg.Endpoint, ctx.Err(), cerr)
 			}
 			return nil, fmt.Errorf("registry: %s: no reply from %s: %w", verb, c.cfg.Endpoint, ctx.Err())
 		}
 	}
+}
+
+// unreachable is the error of a FailFast request whose connection attempt
+// failed with cerr.
+func (c *Client) unreachable(verb string, cerr error) error {
+	return fmt.Errorf("registry: %s: %w: %s: %w", verb, ErrUnreachable, c.cfg.Endpoint, cerr)
 }
 
 // refused reports whether a connect error is the server turning us away,

@@ -24,6 +24,12 @@ const (
 	CodeLimit = "limit"
 )
 
+// ErrUnreachable is a request that found no server: that of a
+// ClientConfig.FailFast client whose attempt to connect failed, or one
+// whose context ended while the connection attempts failed. The error
+// wraps the cause too (a *net.OpError, a zmtp or curve handshake error).
+var ErrUnreachable = errors.New("server unreachable")
+
 // Error is a protocol error: the server's ERR reply, or one the client
 // raises for the same reason. It matches the sentinels below by code with
 // errors.Is.

@@ -58,7 +58,8 @@ func NewAllowList(keys ...PublicKey) *AllowList {
 }
 
 // LoadAllowList reads an allow-list file: one Z85 public key a line
-// (40 characters), blank lines and comments allowed. A line whose first
+// (40 characters), blank lines and comments allowed, or the content of
+// keygen's KEY.pub files (see ParseAllowList). A line whose first
 // non-blank character is '#' is a comment; after a key, whitespace and a
 // '#' start a comment ("KEY  # alice"). ('#' is a Z85 character, but no
 // key starts with it: a 5-character group starting with '#' exceeds 32
@@ -138,14 +139,44 @@ func (a *AllowList) Keys() []PublicKey {
 	return ks
 }
 
-// ParseAllowList parses allow-list text (see LoadAllowList).
+// ParseAllowList parses allow-list text (see LoadAllowList). The content
+// of a public certificate (the KEY.pub keygen writes, zcert format) may be
+// pasted in too: after a "metadata" or "curve" section line, its
+// `public-key = "..."` line is a key and other `name = value` lines are
+// ignored; a `secret-key` line is an error (a secret key file's content
+// does not belong in an allow-list).
 func ParseAllowList(r io.Reader) ([]PublicKey, error) {
 	var keys []PublicKey
+	inCert := false
 	sc := bufio.NewScanner(r)
 	for line := 1; sc.Scan(); line++ {
 		fields := strings.Fields(sc.Text())
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
 			continue
+		}
+		if len(fields) == 1 && (fields[0] == "metadata" || fields[0] == "curve") {
+			inCert = true
+			continue
+		}
+		if inCert {
+			if name, value, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
+				switch strings.TrimSpace(name) {
+				case "public-key":
+					value = strings.Trim(strings.TrimSpace(value), "\"'")
+					k, err := ParsePublicKey(value)
+					if err != nil {
+						return nil, fmt.Errorf("%w: line %d: public-key %q is not a Z85 public key: %w", ErrKeyFile, line, clip(value), err)
+					}
+					keys = append(keys, k)
+					continue
+				case "secret-key":
+					return nil, fmt.Errorf("%w: line %d: a secret-key: an allow-list takes public keys (the KEY.pub file), never a secret key file", ErrKeyFile, line)
+				default:
+					if _, err := ParsePublicKey(fields[0]); err != nil {
+						continue // zcert metadata
+					}
+				}
+			}
 		}
 		k, err := ParsePublicKey(fields[0])
 		if err != nil {

@@ -228,6 +228,28 @@ func LoadPublicKey(path string) (PublicKey, error) {
 	return k, nil
 }
 
+// ReadPublicKey reads a public key given on a command line: its Z85 text
+// (40 characters), or else the path of a file LoadPublicKey reads (a
+// KEY.pub public certificate, a secret key file whose public half is
+// taken, or a file holding the Z85 text). Errors say which of the two s
+// failed to be.
+func ReadPublicKey(s string) (PublicKey, error) {
+	k, zerr := ParsePublicKey(s)
+	if zerr == nil {
+		return k, nil
+	}
+	if _, err := os.Stat(s); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if len(s) == 40 {
+				return PublicKey{}, fmt.Errorf("neither a key file (no such file) nor a Z85 public key (%w)", zerr)
+			}
+			return PublicKey{}, fmt.Errorf("no such key file, and not a Z85 public key (40 characters) either")
+		}
+		return PublicKey{}, fmt.Errorf("secure: public key file: %w", err)
+	}
+	return LoadPublicKey(s)
+}
+
 // parseCert finds the public-key and secret-key values of a zcert-style
 // file: `name = "value"` lines (quotes optional), anywhere, any
 // indentation; comment lines start with '#'.

@@ -105,7 +105,9 @@ func (c *conn) wipeCipher() {
 // this socket's connection to the same peer failed the same way last time
 // (a server refusing our keys, retried every ReconnectIntervalMax): that
 // goes to Debug, with a reminder at Warn every handshakeWarnEvery, until the
-// attempts succeed or fail differently.
+// attempts succeed or fail differently. An accepted connection's failure is
+// kept by source host (acceptedFailure): the first at Warn, the same again
+// at Debug, with a count at the next Warn a handshakeWarnEvery later.
 func (c *conn) logHandshakeFailure(err error) {
 	level := slog.LevelWarn
 	if p := c.pipe; p != nil && p.persistent {
@@ -116,8 +118,65 @@ func (c *conn) logHandshakeFailure(err error) {
 			p.lastHandshakeErr, p.lastHandshakeWarn = msg, now
 		}
 	}
+	if p := c.pipe; p == nil || !p.persistent {
+		level, repeated := c.s.acceptedFailure(c.nc.RemoteAddr(), err.Error())
+		if repeated > 0 {
+			c.log.Log(context.Background(), level, "zmtp: handshake failed", "err", err, "repeated", repeated)
+			return
+		}
+		c.log.Log(context.Background(), level, "zmtp: handshake failed", "err", err)
+		return
+	}
 	c.log.Log(context.Background(), level, "zmtp: handshake failed", "err", err)
 }
+
+// hsFail counts a repeated handshake failure of one source host.
+type hsFail struct {
+	warned time.Time // when it was last logged at Warn
+	count  int       // failures since, not logged at Warn
+}
+
+// acceptedFailure says at which level to log an accepted connection's
+// handshake failure msg from addr: Warn the first time and then once
+// every handshakeWarnEvery with the number of identical failures in
+// between (repeated), Debug otherwise.
+func (s *Socket) acceptedFailure(addr net.Addr, msg string) (level slog.Level, repeated int) {
+	host := addr.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	key := host + "\x00" + msg
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hsFails == nil {
+		s.hsFails = map[string]*hsFail{}
+	}
+	f := s.hsFails[key]
+	if f == nil {
+		if len(s.hsFails) >= maxHandshakeFailures {
+			for k, old := range s.hsFails { // forget the stale ones
+				if now.Sub(old.warned) >= handshakeWarnEvery {
+					delete(s.hsFails, k)
+				}
+			}
+			if len(s.hsFails) >= maxHandshakeFailures {
+				return slog.LevelDebug, 0
+			}
+		}
+		s.hsFails[key] = &hsFail{warned: now}
+		return slog.LevelWarn, 0
+	}
+	if now.Sub(f.warned) < handshakeWarnEvery {
+		f.count++
+		return slog.LevelDebug, 0
+	}
+	repeated, f.warned, f.count = f.count, now, 0
+	return slog.LevelWarn, repeated
+}
+
+// maxHandshakeFailures bounds the failures a socket remembers.
+const maxHandshakeFailures = 1024
 
 // handshakeWarnEvery spaces the Warn records of a failure that repeats at
 // every reconnect.

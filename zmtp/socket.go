@@ -86,8 +86,12 @@ type Socket struct {
 	connFail  chan struct{} // closed at the next failed attempt; see ConnectFailed
 	listeners []net.Listener
 	conns     map[*conn]struct{}
-	endpoint  string
-	subs      [][]byte // SUB, XSUB: our subscriptions, in order
+	// Handshake failures of accepted connections by source host and
+	// error, so that one repeated at every retry of a client is logged at
+	// Warn once a handshakeWarnEvery with a count, not each time.
+	hsFails  map[string]*hsFail
+	endpoint string
+	subs     [][]byte // SUB, XSUB: our subscriptions, in order
 
 	// REQ: the pipe the request went to; REP: the pipe and envelope of
 	// the request being answered.

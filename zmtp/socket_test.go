@@ -563,6 +563,34 @@ func TestConnectFailedQuietRetries(t *testing.T) {
 	}
 }
 
+// TestAcceptedFailuresLoggedOncePerSource: a server whose clients keep
+// failing the handshake the same way (a wrong password, a wrong CURVE
+// server key) logs it at Warn once per source, the repeats at Debug.
+func TestAcceptedFailuresLoggedOncePerSource(t *testing.T) {
+	logs := &levelCounter{}
+	plain := newSock(t, ROUTER, Config{Security: PlainServer(PlainCredentials("u", "p")), Logger: slog.New(logs)})
+	ep := bind(t, plain, "tcp://127.0.0.1:0")
+	wrong := newSock(t, DEALER, Config{Security: PlainClient("u", "wrong"), ReconnectInterval: 10 * time.Millisecond,
+		ReconnectIntervalMax: 20 * time.Millisecond})
+	failed := wrong.ConnectFailed()
+	connect(t, wrong, ep)
+	for i := range 5 {
+		select {
+		case <-failed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("ConnectFailed not closed by attempt %d", i+1)
+		}
+		failed = wrong.ConnectFailed()
+	}
+	any := func(string) bool { return true }
+	testutil.Eventually(t, 5*time.Second, "the server logs the repeats", func() bool {
+		return logs.count(slog.LevelDebug, "zmtp: handshake failed", any) >= 3
+	})
+	if w := logs.count(slog.LevelWarn, "zmtp: handshake failed", any); w != 1 {
+		t.Fatalf("the server logged the wrong password %d times at Warn, want once", w)
+	}
+}
+
 // levelCounter is a slog.Handler that keeps the level, message and "err"
 // of each record.
 type levelCounter struct {

@@ -150,7 +150,7 @@ func TestBenchAgainstProcesses(t *testing.T) {
 	// The zmtp bench refuses a registry, with advice.
 	ctx := context.Background()
 	code, _, errs := runCmd(ctx, "bench", "zmtp", "--target", ep, "--count", "10", "--pattern", "req-rep")
-	if code != 1 || !strings.Contains(errs, "not a bench responder") {
+	if code != 2 || !strings.Contains(errs, "not a bench responder") {
 		t.Errorf("bench zmtp against a registry: %d %q", code, errs)
 	}
 	serve.signal(syscall.SIGTERM)

@@ -7,33 +7,166 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"net"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/backoff"
+	"github.com/hydra-net/hydra/internal/netaddr"
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/zmtp"
+	"github.com/hydra-net/hydra/zmtp/curve"
 )
 
 // clientFlags are the flags of the commands that talk to a server.
 type clientFlags struct {
 	common
+	server  string
 	timeout time.Duration
 	json    bool
 	keys    clientKeyFlags // curve.go
+	ep      string         // the endpoint the client talks to
 }
 
 func (f *clientFlags) define(fs *flag.FlagSet, jsonFlag bool) {
 	f.common.define(fs)
 	f.keys.define(fs)
+	fs.StringVar(&f.server, "server", "", "the server to talk to: `tcp://HOST:PORT`, HOST[:PORT] (port 8420 if omitted) or ipc://PATH; instead of --host/--port/--proto (on the command line these win over $HYDRA_SERVER)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for the server's reply")
 	if jsonFlag {
 		fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
 	}
 }
 
-// clientCommand parses a client command's flags and connects.
+// serverEndpoint is the endpoint a client command talks to. Precedence:
+// --server on the command line; else --host/--port/--proto on the
+// command line; else --server from $HYDRA_SERVER or the config file; else
+// --host/--port/--proto from the environment, the file or their defaults.
+func (f *clientFlags) serverEndpoint(args []string) (string, error) {
+	cli := cmdLineFlags(args)
+	hostPort := cli["host"] || cli["port"] || cli["proto"]
+	if cli["server"] && hostPort {
+		return "", usagef("--server and --host/--port/--proto both name the server: give one")
+	}
+	if f.server != "" && (cli["server"] || !hostPort) {
+		return parseServer(f.server)
+	}
+	return f.endpoint()
+}
+
+// parseServer parses --server: tcp://HOST[:PORT], HOST[:PORT] or
+// ipc://PATH.
+func parseServer(s string) (string, error) {
+	if path, ok := strings.CutPrefix(s, "ipc://"); ok {
+		if path == "" {
+			return "", usagef("--server %q: want ipc://PATH", s)
+		}
+		return s, nil
+	}
+	hp, err := netaddr.ParseHostPort(s)
+	if err != nil {
+		return "", usagef("--server %v: want tcp://HOST:PORT, HOST[:PORT] or ipc://PATH", err)
+	}
+	return "tcp://" + hp, nil
+}
+
+// cmdLineFlags returns the names of the flags given in args (before "--").
+func cmdLineFlags(args []string) map[string]bool {
+	m := map[string]bool{}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		m[name] = true
+	}
+	return m
+}
+
+// saidOnce demotes the socket's "handshake failed" warning to Debug: a
+// one-shot command ends with an error that says the same, in one line.
+type saidOnce struct{ h slog.Handler }
+
+func (q saidOnce) Enabled(ctx context.Context, l slog.Level) bool {
+	return q.h.Enabled(ctx, l) || l >= slog.LevelWarn
+}
+
+func (q saidOnce) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "zmtp: handshake failed" && r.Level >= slog.LevelWarn {
+		r.Level = slog.LevelDebug
+		if !q.h.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return q.h.Handle(ctx, r)
+}
+
+func (q saidOnce) WithAttrs(as []slog.Attr) slog.Handler { return saidOnce{q.h.WithAttrs(as)} }
+func (q saidOnce) WithGroup(name string) slog.Handler    { return saidOnce{q.h.WithGroup(name)} }
+
+// notFoundError is a lookup that found nothing: exit status 1, as grep's.
+type notFoundError struct{ msg string }
+
+func (e notFoundError) Error() string { return e.msg }
+
+// explain turns a client error into one line that says what to fix.
+func (f *clientFlags) explain(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, curve.ErrRefused):
+		pub, how := f.keys.publicKey()
+		return fmt.Errorf("the server at %s refused this client's key: add its public key (%s) to the server's --allow-file and send the server SIGHUP%s", f.ep, pub, how)
+	case errors.Is(err, zmtp.ErrMechanism) && f.keys.serverKey == "":
+		return fmt.Errorf("the server at %s runs CURVE (--curve): pass --server-key with its public key (its KEY.pub file, or the Z85 text in single quotes) and --key-file with a key on its --allow-file", f.ep)
+	case errors.Is(err, zmtp.ErrMechanism):
+		return fmt.Errorf("the server at %s does not run CURVE: drop --server-key (or start it with --curve)", f.ep)
+	case errors.Is(err, curve.ErrNoWelcome):
+		return fmt.Errorf("no CURVE answer from %s: is --server-key the server's public key? (the one its keygen printed, in its KEY.pub)", f.ep)
+	case errors.Is(err, registry.ErrUnreachable):
+		return fmt.Errorf("no hydra-server at %s (%s): is it running? start it with `hydra-server`, or point --server at it", f.ep, unreachableCause(err))
+	}
+	return err
+}
+
+// unreachableCause says in a few words why a connection failed.
+func unreachableCause(err error) string {
+	var dns *net.DNSError
+	var op *net.OpError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &dns):
+		return "no such host " + dns.Name
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such socket"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "host unreachable"
+	case errors.As(err, &op):
+		return op.Err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer within --timeout"
+	}
+	return err.Error()
+}
+
+// clientCommand parses a client command's flags and connects. Its
+// requests fail at once when the server is not there.
 func clientCommand(io stdio, name, synopsis, help string, args []string, jsonFlag bool, extra func(fs *flag.FlagSet)) (*registry.Client, *clientFlags, []string, error) {
+	return clientCommandWait(io, name, synopsis, help, args, jsonFlag, extra, nil)
+}
+
+// clientCommandWait is clientCommand whose requests wait for a server
+// that is not up yet when *wait (a flag extra defines) is above zero.
+func clientCommandWait(io stdio, name, synopsis, help string, args []string, jsonFlag bool, extra func(fs *flag.FlagSet), wait *time.Duration) (*registry.Client, *clientFlags, []string, error) {
 	var f clientFlags
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	f.define(fs, jsonFlag)
@@ -52,15 +185,20 @@ func clientCommand(io stdio, name, synopsis, help string, args []string, jsonFla
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ep, err := f.endpoint()
-	if err != nil {
+	if f.ep, err = f.serverEndpoint(args); err != nil {
 		return nil, nil, nil, err
 	}
 	sec, err := f.keys.security()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	c, err := registry.NewClient(registry.ClientConfig{Endpoint: ep, Logger: log, Timeout: f.timeout, Security: sec})
+	failFast := wait == nil || *wait <= 0
+	if failFast {
+		// The command's error says why the connection failed, in one line.
+		log = slog.New(saidOnce{log.Handler()})
+	}
+	c, err := registry.NewClient(registry.ClientConfig{Endpoint: f.ep, Logger: log, Timeout: f.timeout, Security: sec,
+		FailFast: failFast})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -77,25 +215,31 @@ func init() {
 const registerHelp = `
 Registers a service with the registry and keeps it alive with heartbeats
 until SIGINT or SIGTERM, then deregisters it. If the server restarts, the
-service is registered again. Prints the instance id once registered.
-With --once it registers, prints {"instance","token","ttl"} as JSON and exits:
+service is registered again; if it is not up yet at start, register waits
+for it up to --wait. Prints "registered NAME ADDRESS as instance ID (ttl
+TTL); interrupt to deregister" once registered.
+With --once it registers, prints one line of JSON and exits:
+{"instance":"ID","token":"TOKEN","ttl":SECONDS,"version":N,"origin":"SERVER-ID","created":BOOL}
+(created is false when an entry of this token and address was renewed);
 the entry then lives for its TTL unless heartbeated with that token.
 
 Example: hydra-server register web http://10.0.0.5:8080 --meta version=2`
 
-func registerCmd(ctx context.Context, io stdio, args []string) error {
+func registerCmd(ctx context.Context, io stdio, args []string) (err error) {
 	meta := metaList{}
-	var ttl time.Duration
+	var ttl, wait time.Duration
 	var once bool
-	c, f, pos, err := clientCommand(io, "register", "[flags] NAME [PROTO://]HOST:PORT[?key=value&...]", registerHelp, args, false, func(fs *flag.FlagSet) {
+	c, f, pos, err := clientCommandWait(io, "register", "[flags] NAME [PROTO://]HOST:PORT[?key=value&...]", registerHelp, args, false, func(fs *flag.FlagSet) {
 		fs.Var(meta, "meta", "metadata `key=value` (repeatable)")
 		fs.DurationVar(&ttl, "ttl", 0, "the entry's TTL (default: the server's, 30s)")
-		fs.BoolVar(&once, "once", false, "register, print the instance and token as JSON, and exit without heartbeats")
-	})
+		fs.BoolVar(&once, "once", false, "register, print {\"instance\",\"token\",\"ttl\",\"version\",\"origin\",\"created\"} as one line of JSON, and exit without heartbeats")
+		fs.DurationVar(&wait, "wait", 30*time.Second, "at start, how long to wait for a server that is not up yet (0: fail at once)")
+	}, &wait)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	defer func() { err = f.explain(err) }()
 	if len(pos) != 2 {
 		return usagef("register: want NAME and [PROTO://]HOST:PORT, got %d arguments", len(pos))
 	}
@@ -110,8 +254,15 @@ func registerCmd(ctx context.Context, io stdio, args []string) error {
 		}
 		svc.Meta[k] = v
 	}
-	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	rctx, cancel := context.WithTimeout(ctx, max(f.timeout, wait))
 	defer cancel()
+	if wait > 0 {
+		// Say what it waits for, if the server is slow to appear.
+		notice := time.AfterFunc(time.Second, func() {
+			fmt.Fprintf(io.err, "hydra-server: waiting up to %v (--wait) for the server at %s\n", wait, f.ep)
+		})
+		defer notice.Stop()
+	}
 	if once {
 		body := map[string]any{"token": c.Token(), "name": svc.Name, "host": svc.Host, "port": svc.Port, "proto": svc.Proto}
 		if svc.Meta != nil {
@@ -124,11 +275,11 @@ func registerCmd(ctx context.Context, io stdio, args []string) error {
 		if err != nil {
 			return err
 		}
-		var rep map[string]any
+		var rep onceReply
 		if err := json.Unmarshal(b, &rep); err != nil {
-			return err
+			return fmt.Errorf("register: the server's reply: %w", err)
 		}
-		delete(rep, "id")
+		rep.Token = c.Token()
 		out, _ := json.Marshal(rep)
 		fmt.Fprintln(io.out, string(out))
 		return nil
@@ -149,16 +300,28 @@ func registerCmd(ctx context.Context, io stdio, args []string) error {
 	return nil
 }
 
+// onceReply is what register --once prints.
+type onceReply struct {
+	Instance string  `json:"instance"`
+	Token    string  `json:"token"`
+	TTL      float64 `json:"ttl"`
+	Version  uint64  `json:"version"`
+	Origin   string  `json:"origin"`
+	Created  bool    `json:"created"`
+}
+
 const lookupHelp = `
 Prints every live instance of NAME, one per line (or a JSON array with
---json). Exits with status 1 when there is none (with --json, after printing []).`
+--json). Exit status, as grep's: 0 when there is one, 1 when there is none
+(with --json, after printing []), 2 on an error (no server, bad usage).`
 
-func lookupCmd(ctx context.Context, io stdio, args []string) error {
+func lookupCmd(ctx context.Context, io stdio, args []string) (err error) {
 	c, f, pos, err := clientCommand(io, "lookup", "[flags] NAME", lookupHelp, args, true, nil)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	defer func() { err = f.explain(err) }()
 	if len(pos) != 1 {
 		return usagef("lookup: want one NAME, got %d arguments", len(pos))
 	}
@@ -176,7 +339,7 @@ func lookupCmd(ctx context.Context, io stdio, args []string) error {
 		writeEntries(io.out, es, false)
 	}
 	if len(es) == 0 {
-		return fmt.Errorf("no live instance of %q", pos[0])
+		return notFoundError{fmt.Sprintf("no live instance of %q", pos[0])}
 	}
 	return nil
 }
@@ -185,7 +348,7 @@ const listHelp = `
 Prints every registered name with its number of live instances, sorted by
 name; with --entries, every entry. --json prints JSON instead.`
 
-func listCmd(ctx context.Context, io stdio, args []string) error {
+func listCmd(ctx context.Context, io stdio, args []string) (err error) {
 	var entries bool
 	c, f, pos, err := clientCommand(io, "list", "[flags]", listHelp, args, true, func(fs *flag.FlagSet) {
 		fs.BoolVar(&entries, "entries", false, "list every entry, not just names")
@@ -194,6 +357,7 @@ func listCmd(ctx context.Context, io stdio, args []string) error {
 		return err
 	}
 	defer c.Close()
+	defer func() { err = f.explain(err) }()
 	if len(pos) != 0 {
 		return usagef("list: unexpected argument %q", pos[0])
 	}
@@ -229,14 +393,20 @@ const watchHelp = `
 Prints the current entries of NAME (every name if none is given), then one
 line per event as it happens: register, update, deregister, expire. With
 --json, one JSON object per line: {"type":...,"entry":{...}}, the first
-{"type":"sync","entries":[...]}. Runs until interrupted.`
+{"type":"sync","entries":[...]}. When the server goes away it says
+"server lost: retrying" on stderr, and when it is back "server back" and
+a fresh sync of the current entries. Runs until interrupted.`
 
-func watchCmd(ctx context.Context, io stdio, args []string) error {
+// watchProbe is how often watch checks that its server is still there.
+const watchProbe = time.Second
+
+func watchCmd(ctx context.Context, io stdio, args []string) (err error) {
 	c, f, pos, err := clientCommand(io, "watch", "[flags] [NAME]", watchHelp, args, true, nil)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	defer func() { err = f.explain(err) }()
 	if len(pos) > 1 {
 		return usagef("watch: want at most one NAME")
 	}
@@ -244,37 +414,92 @@ func watchCmd(ctx context.Context, io stdio, args []string) error {
 	if len(pos) == 1 {
 		name = pos[0]
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	events, err := c.Watch(wctx, name)
-	if err != nil {
-		return err
-	}
-	for ev := range events {
-		if f.json {
-			v := map[string]any{"type": ev.Type}
-			if ev.Type == registry.EventSync {
-				v["entries"] = ev.Entries
-			} else {
-				v["entry"] = ev.Entry
-			}
-			if err := writeJSONLine(io.out, v); err != nil {
+	lost := false
+	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: time.Second}
+	for {
+		wctx, cancel := context.WithCancel(ctx)
+		events, err := c.Watch(wctx, name)
+		if err != nil {
+			cancel()
+			if !lost || ctx.Err() != nil {
 				return err
 			}
-			continue
-		}
-		now := time.Now().Format("15:04:05.000")
-		if ev.Type == registry.EventSync {
-			fmt.Fprintf(io.out, "%s sync %d entries\n", now, len(ev.Entries))
-			for _, e := range ev.Entries {
-				fmt.Fprintf(io.out, "%s   %s %s instance=%s%s\n", now, e.Name, e.String(), e.Instance, metaString(e.Meta, " meta="))
+			if !backoff.Sleep(ctx, bo.Next()) {
+				return nil
 			}
 			continue
 		}
-		e := ev.Entry
-		fmt.Fprintf(io.out, "%s %s %s %s instance=%s version=%d%s\n", now, ev.Type, e.Name, e.String(), e.Instance, e.Version, metaString(e.Meta, " meta="))
+		if lost {
+			fmt.Fprintf(io.err, "hydra-server: server back at %s: a fresh sync follows\n", f.ep)
+			lost = false
+			bo.Reset()
+		}
+		gone := make(chan error, 1)
+		go func() {
+			for t := time.NewTicker(watchProbe); ; {
+				select {
+				case <-wctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				pctx, pcancel := context.WithTimeout(wctx, f.timeout)
+				_, _, err := c.Ping(pctx)
+				pcancel()
+				if err != nil && wctx.Err() == nil {
+					t.Stop()
+					gone <- err
+					return
+				}
+			}
+		}()
+	loop:
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					break loop
+				}
+				if err := printEvent(io.out, ev, f.json); err != nil {
+					cancel()
+					return err
+				}
+			case err := <-gone:
+				fmt.Fprintf(io.err, "hydra-server: server lost: retrying %s (%s)\n", f.ep, unreachableCause(err))
+				lost = true
+				break loop
+			}
+		}
+		cancel()
+		for range events { // the watch ends with its context
+		}
+		if !lost || ctx.Err() != nil {
+			return nil
+		}
 	}
-	return nil
+}
+
+func printEvent(w io.Writer, ev registry.Event, asJSON bool) error {
+	if asJSON {
+		v := map[string]any{"type": ev.Type}
+		if ev.Type == registry.EventSync {
+			v["entries"] = jsonList(ev.Entries)
+		} else {
+			v["entry"] = ev.Entry
+		}
+		return writeJSONLine(w, v)
+	}
+	now := time.Now().Format("15:04:05.000")
+	if ev.Type == registry.EventSync {
+		fmt.Fprintf(w, "%s sync %d entries\n", now, len(ev.Entries))
+		for _, e := range ev.Entries {
+			fmt.Fprintf(w, "%s   %s %s instance=%s%s\n", now, e.Name, e.String(), e.Instance, metaString(e.Meta, " meta="))
+		}
+		return nil
+	}
+	e := ev.Entry
+	_, err := fmt.Fprintf(w, "%s %s %s %s instance=%s version=%d%s\n", now, ev.Type, e.Name, e.String(), e.Instance, e.Version, metaString(e.Meta, " meta="))
+	return err
 }
 
 func writeEntries(w io.Writer, es []registry.Entry, withName bool) {

@@ -30,7 +30,7 @@ type common struct {
 }
 
 func (c *common) define(fs *flag.FlagSet) {
-	fs.StringVar(&c.host, "host", "127.0.0.1", "the registry's `address`: the interface the server binds, the server clients connect to (with --proto ipc: the socket's path)")
+	fs.StringVar(&c.host, "host", "127.0.0.1", "the registry's `address`: the interface the server binds, the server clients connect to (or --server) (with --proto ipc: the socket's path)")
 	fs.IntVar(&c.port, "port", 8420, "the registry's TCP `port` (0: the server picks a free one)")
 	fs.StringVar(&c.proto, "proto", "tcp", "the registry's transport: tcp or ipc")
 	fs.StringVar(&c.config, "config", "", "read flags from this `file`: one \"flag value\" per line (JSON if it ends in .json)")
@@ -45,7 +45,9 @@ func (c *common) endpoint() (string, error) {
 	}
 	switch c.proto {
 	case "tcp":
-		return "tcp://" + net.JoinHostPort(c.host, strconv.Itoa(c.port)), nil
+		// '[::1]' and '::1' name the same host: JoinHostPort adds the brackets.
+		host := strings.TrimSuffix(strings.TrimPrefix(c.host, "["), "]")
+		return "tcp://" + net.JoinHostPort(host, strconv.Itoa(c.port)), nil
 	case "ipc":
 		path := c.host
 		if !strings.Contains(path, "/") {

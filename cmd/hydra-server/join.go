@@ -22,7 +22,7 @@ type joinFlags struct {
 
 func (f *joinFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.peers, "join", "join the server at `HOST[:PORT]` (port 8420 if omitted; tcp://HOST:PORT too) and share registered services with it, and through it with the servers it joins (repeatable; space-separated in $HYDRA_JOIN)")
-	fs.Var(&f.keys, "join-key", "with --curve: the public `key` (Z85) of the server named by the --join in the same position (repeatable)")
+	fs.Var(&f.keys, "join-key", "with --curve: the public `key` (Z85 text in single quotes, or its KEY.pub file) of the server named by the --join in the same position (repeatable)")
 	fs.DurationVar(&f.interval, "join-interval", join.DefaultInterval, "how often each join link carries its digest and heartbeat")
 	fs.DurationVar(&f.timeout, "join-timeout", 0, "drop and redial a join link silent this long (0: five times --join-interval)")
 	fs.DurationVar(&f.grace, "join-grace", join.DefaultGrace, "how long the services of a server no longer heard from (through any link) stay before they expire")
@@ -60,7 +60,7 @@ func (l *joinList) Set(v string) error {
 }
 
 const joinHelp = `
-Asks the running server (--host, --port) to join other servers, as
+Asks the running server (--server, or --host and --port) to join other servers, as
 --join does at start: the servers share their registered services from then
 on. Prints each peer's HOST:PORT; the server prints
 "[Hydra Server] Joined with HOST:PORT" once the link is up.
@@ -71,12 +71,13 @@ func init() {
 	addCommand(&command{name: "join", args: "[flags] HOST[:PORT]...", short: "make the running server join other servers (share services)", run: joinCmd})
 }
 
-func joinCmd(ctx context.Context, io stdio, args []string) error {
+func joinCmd(ctx context.Context, io stdio, args []string) (err error) {
 	c, f, pos, err := clientCommand(io, "join", "[flags] HOST[:PORT]...", joinHelp, args, false, nil)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	defer func() { err = f.explain(err) }()
 	if len(pos) == 0 {
 		return usagef("join: want at least one HOST[:PORT]")
 	}
@@ -115,7 +116,7 @@ func (f *joinFlags) pinnedKeys(curve bool) (map[string]secure.PublicKey, error) 
 	}
 	keys := map[string]secure.PublicKey{}
 	for i, k := range f.keys {
-		pub, err := secure.ParsePublicKey(k)
+		pub, err := secure.ReadPublicKey(k)
 		if err != nil {
 			return nil, usagef("--join-key %q: %v", k, err)
 		}

@@ -106,12 +106,15 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(io.err, "hydra-server: %v\nRun 'hydra-server --help' for usage.\n", err)
 		return 2
+	case errors.As(err, new(notFoundError)):
+		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
+		return 1 // as grep's: not found
 	default:
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
 		if errors.Is(err, zmtp.ErrMechanism) {
 			fmt.Fprintln(io.err, "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key")
 		}
-		return 1
+		return 2 // as grep's: an error (unreachable, refused, failed)
 	}
 }
 

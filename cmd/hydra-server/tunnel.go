@@ -36,9 +36,9 @@ func (f *tunnelFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.keyFile, "key-file", "", "this server's secret key `file` (hydra-server keygen; zcert format): its identity on tunnels")
 	fs.BoolVar(&f.curve, "curve", false, "run CURVE on the ZMTP port too (needs --key-file): clients and joining servers must know this server's public key, and theirs must be on --allow-file (or --allow-any-key)")
 	fs.BoolVar(&f.allowAny, "allow-any-key", false, "accept any peer key on tunnels and CURVE (encryption without authorization; instead of --allow-file)")
-	fs.StringVar(&f.allowFile, "allow-file", "", "`file` of public keys (Z85, one a line) of servers allowed to open tunnels to this one; without it inbound tunnels are refused")
+	fs.StringVar(&f.allowFile, "allow-file", "", "`file` of public keys (Z85, one a line, or the content of keygen's KEY.pub files) of servers allowed to open tunnels to this one; without it inbound tunnels are refused")
 	fs.Var(&f.remotes, "tunnel", "keep a tunnel to the server at `REMOTE[:PORT]` (port 8420 if omitted): its services become reachable here and ours there (repeatable; pair each with a --remote-key, in order; needs --key-file)")
-	fs.Var(&f.keys, "remote-key", "the tunnel remote's public `key` (Z85, 40 characters), pinned: one per --tunnel, in the same order")
+	fs.Var(&f.keys, "remote-key", "the tunnel remote's public `key`, pinned: its Z85 text (40 characters, in single quotes) or its KEY.pub file: one per --tunnel, in the same order")
 	fs.StringVar(&f.ports, "tunnel-ports", "", "`MIN-MAX` port range for the proxy listeners of tunnelled services (default: ports the system chooses)")
 	f.window = sizeFlag(tunnel.DefaultStreamWindow)
 	fs.Var(&f.window, "tunnel-window", "receive window of each tunnel stream, `bytes` (K/M suffixes; 256K-16M): one stream's throughput is at most window / round trip")
@@ -87,7 +87,7 @@ func (f *tunnelFlags) apply(cfg *node.Config, host, proto string) error {
 		Mux: mux.Config{StreamWindow: uint32(f.window), MaxStreams: f.maxStreams, AcceptBacklog: f.backlog,
 			KeepAliveInterval: f.keepalive}}
 	for i, r := range f.remotes {
-		key, err := secure.ParsePublicKey(f.keys[i])
+		key, err := secure.ReadPublicKey(f.keys[i])
 		if err != nil {
 			return usagef("--remote-key %q: %v", f.keys[i], err)
 		}

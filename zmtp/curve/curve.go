@@ -288,7 +288,7 @@ func (m *clientMech) Handshake(c zmtp.HandshakeConn, local zmtp.Metadata) (zmtp.
 	cmd, err := c.ReadCommand()
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return zmtp.Session{}, fmt.Errorf("server closed after HELLO (is the server key %s right?): %w", m.server, err)
+			return zmtp.Session{}, fmt.Errorf("%w: server closed after HELLO (is the server key %s right?): %w", ErrNoWelcome, m.server, err)
 		}
 		return zmtp.Session{}, err
 	}

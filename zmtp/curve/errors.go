@@ -9,6 +9,10 @@ var (
 	// handshake with an ERROR command (its key is not allowed). The peer's
 	// reason is wrapped too: errors.As gives the *zmtp.PeerError.
 	ErrRefused = errors.New("curve: server refused the handshake")
+	// ErrNoWelcome is what a client returns when the server closed the
+	// connection after its HELLO instead of answering: the HELLO did not
+	// open, which is what a wrong server key looks like.
+	ErrNoWelcome = errors.New("curve: no answer to HELLO")
 	// ErrAuth is a box that does not open: a wrong key, a forged or
 	// corrupted command. During the handshake the peer learns nothing more
 	// than that the connection closed (or ERROR "400" after INITIATE);
