@@ -94,7 +94,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := node.Config{Logger: log, Endpoint: ep,
+	cfg := node.Config{Logger: log, Endpoint: ep, Version: versionString(),
 		Registry: registry.Config{ServerID: f.serverID,
 			MaxEntries: f.maxEntries, MaxEntriesPerClient: f.maxPerClient, MaxMetadataBytes: f.maxMeta,
 			MaxRequestBytes: f.maxRequest, DefaultTTL: f.defaultTTL, MinTTL: f.minTTL, MaxTTL: f.maxTTL,
