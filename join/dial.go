@@ -71,7 +71,7 @@ func (ss *session) cause(reason string) string {
 	}
 	return reason
 }
-func (ss *session) end()            { ss.cancel() }
+func (ss *session) end() { ss.cancel() }
 
 // runDialer is a dialer's goroutine.
 func (j *Join) runDialer(d *dialer) {

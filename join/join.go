@@ -226,14 +226,14 @@ func (j *Join) Leave(body []byte) (any, *registry.Error) {
 	}
 	d := j.dialers[addr]
 	if d == nil {
-		return nil, &registry.Error{Code: registry.CodeNotFound, Message: fmt.Sprintf("this server does not join %s (links it dialled: see INFO's join.links)", addr)}
+		return nil, &registry.Error{Code: registry.CodeNotFound, Message: fmt.Sprintf("this server does not join %s (its links: hydra-server join --list)", addr)}
 	}
 	d.closed = true
 	d.close()
 	delete(j.dialers, addr)
 	for l := range j.links {
 		if l.tr.dialer() == d {
-			j.linkDown(l, "left")
+			j.linkDown(l, reasonLeft)
 		}
 	}
 	j.log.Info("join: left", "peer", addr)
@@ -504,6 +504,11 @@ func (j *Join) Info(now time.Time) any {
 		if d := l.tr.dialer(); d != nil {
 			li.Dir, li.Addr = "out", d.addr
 			li.Failures, li.Error = d.fails.Failing()
+			if ss, ok := l.tr.(*session); ok && !li.Up {
+				if err := ss.sock.ConnectError(); err != nil {
+					li.Error = err.Error() // the attempt under way, before the link times out
+				}
+			}
 			seen[d] = true
 		}
 		if li.Up {

@@ -2,8 +2,10 @@ package join
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,9 @@ import (
 )
 
 var syncFrame = []byte(registry.VerbSync)
+
+// reasonLeft is why a link LEAVE dropped went down.
+const reasonLeft = "left"
 
 // maxRefused bounds INFO's join.refused.
 const maxRefused = 64
@@ -262,7 +267,11 @@ func (j *Join) linkHandle(l *link, m Msg, size int, now time.Time) {
 	case Refuse:
 		if d := l.tr.dialer(); d != nil {
 			j.log.Error("join: the peer refused the link; not dialling it again", "peer", d.addr, "reason", m.Error)
-			j.giveUp(d, "the peer refused the link: "+m.Error)
+			why := "the peer refused the link: " + m.Error
+			if m.Error == "same server id "+j.self {
+				why = "that is this server itself (the peer has its server id, " + j.self + ")"
+			}
+			j.giveUp(d, why)
 		}
 		j.linkDown(l, "refused: "+m.Error)
 	}
@@ -767,7 +776,11 @@ func (j *Join) linkDown(l *link, reason string) {
 		return
 	}
 	j.stats.linksDown.Add(1)
-	j.log.Warn("join: link down", "link", l.name(), "server", l.peer, "reason", reason)
+	lv := slog.LevelWarn
+	if reason == reasonLeft {
+		lv = slog.LevelInfo // asked for (LEAVE)
+	}
+	j.log.Log(context.Background(), lv, "join: link down", "link", l.name(), "server", l.peer, "reason", reason)
 	if d != nil && synced && j.cfg.OnLink != nil {
 		j.cfg.OnLink(LinkEvent{Addr: d.addr, Peer: l.peer, Up: false, Reason: reason})
 	}

@@ -188,6 +188,14 @@ func (c *Client) Token() string { return c.token }
 // Endpoint returns the server endpoint the client talks to.
 func (c *Client) Endpoint() string { return c.cfg.Endpoint }
 
+// ConnectError says why the latest attempt to connect to the server failed
+// (nil once connected): zmtp.Socket.ConnectError.
+func (c *Client) ConnectError() error { return c.sock.ConnectError() }
+
+// ConnectFailed is closed when the next attempt to connect fails:
+// zmtp.Socket.ConnectFailed.
+func (c *Client) ConnectFailed() <-chan struct{} { return c.sock.ConnectFailed() }
+
 // Close stops heartbeats, deregisters the client's entries (waiting up to a
 // second for the server), ends its watches and closes the connection.
 func (c *Client) Close() error {

@@ -488,10 +488,10 @@ func (s *Server) info() Info {
 			DefaultTTL: c.DefaultTTL.Seconds(), MinTTL: c.MinTTL.Seconds(), MaxTTL: c.MaxTTL.Seconds(),
 			WatchKeepalive: c.WatchKeepalive.Seconds(),
 		},
-		Memory: MemoryInfo{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()},
+		Memory:   MemoryInfo{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()},
 		Security: s.mechanism, Kinds: s.kinds(),
-		Join:     s.replInfo(time.Now()),
-		Extra:    s.extraInfo(),
+		Join:  s.replInfo(time.Now()),
+		Extra: s.extraInfo(),
 	}
 }
 
@@ -499,7 +499,7 @@ func (s *Server) info() Info {
 func (s *Server) kinds() EntryKinds {
 	static := 0
 	for _, e := range s.st.entries {
-		if e.Static {
+		if e.Static && e.Origin == s.cfg.ServerID {
 			static++
 		}
 	}

@@ -123,10 +123,10 @@ type peer struct {
 	since    time.Time // when the current session attached
 	err      string    // why the latest dial failed ("" once up)
 	failures int       // dials failed in a row
-	sess    *mux.Session
-	gen     uint64 // sessions attached so far
-	grace   *time.Timer
-	proxies map[string]*proxy
+	sess     *mux.Session
+	gen      uint64 // sessions attached so far
+	grace    *time.Timer
+	proxies  map[string]*proxy
 }
 
 var errDown = errors.New("tunnel: down")

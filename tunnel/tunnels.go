@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/internal/backoff"
-	"github.com/hydra-net/hydra/internal/repeatlog"
 	"github.com/hydra-net/hydra/internal/netaddr"
+	"github.com/hydra-net/hydra/internal/repeatlog"
 	"github.com/hydra-net/hydra/mux"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"

@@ -106,6 +106,9 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(io.err, "hydra-server: %v\nRun 'hydra-server --help' for usage.\n", err)
 		return 2
+	case errors.As(err, new(exit2Error)): // info.go
+		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
+		return 2
 	default:
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
 		if errors.Is(err, zmtp.ErrMechanism) {

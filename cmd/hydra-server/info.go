@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"slices"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/tunnel"
+)
+
+// exit2Error is a failure that is not a usage mistake but exits 2 as one
+// does (grep's convention: the server is unreachable, or refused): run
+// prints it without the hint to read --help.
+type exit2Error struct{ err error }
+
+func (e exit2Error) Error() string { return e.err.Error() }
+func (e exit2Error) Unwrap() error { return e.err }
+
+// unreachable is the one line said when nothing answers at ep.
+func unreachable(ep string, err error) error {
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return exit2Error{fmt.Errorf("no server at %s: no such host %q: check --host", ep, dns.Name)}
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err // "connect: connection refused", not the whole dial
+	}
+	return exit2Error{fmt.Errorf("no server answers at %s (%v): is hydra-server running there? Start it, or name the right one with --host and --port", ep, err)}
+}
+
+// down reports whether a connect error means nothing answers there: a
+// refused connection, no such host, no route. Retrying would not mend it
+// within a command's timeout.
+func down(err error) bool {
+	var dns *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || (errors.As(err, &dns) && dns.IsNotFound)
+}
+
+// request sends one request and waits up to timeout for its reply. A
+// server that cannot be reached (a refused connection) fails at once,
+// without waiting out the timeout; that and any failure to get a reply is
+// an exit2Error that says how to fix it. The server's own ERR replies
+// stay as they are (*registry.Error).
+func request(ctx context.Context, c *registry.Client, timeout time.Duration, verb string, body any) ([]byte, error) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := c.Request(rctx, verb, body)
+		done <- result{b, err}
+	}()
+	for {
+		failed := c.ConnectFailed()
+		if cerr := c.ConnectError(); down(cerr) {
+			cancel()
+			<-done
+			return nil, unreachable(c.Endpoint(), cerr)
+		}
+		select {
+		case r := <-done:
+			if r.err != nil && !errors.As(r.err, new(*registry.Error)) {
+				if cerr := c.ConnectError(); cerr != nil {
+					return nil, unreachable(c.Endpoint(), cerr)
+				}
+				return nil, exit2Error{r.err}
+			}
+			return r.b, r.err
+		case <-failed:
+		}
+	}
+}
+
+const infoHelp = `
+Prints what the running server (--host, --port) holds: its identity
+(id, boot, version, protocol, uptime, security), its entries by kind
+(clients', static, tunnelled, joined), its counters, its join links (state,
+last heard, lag, why a dial fails) and its tunnels (peer key, state,
+streams, bytes). With --json, the server's INFO reply as it is
+(PROTOCOL.md, "INFO"). "status" is another name for it.
+
+Exits with status 2, at once, when no server answers.`
+
+func init() {
+	addCommand(&command{name: "info", args: "[flags]", short: "print a running server's identity, entries, counters, join links and tunnels", run: infoCmd})
+}
+
+// infoReply is INFO as info reads it: the registry's part, node's
+// additions, and join's object.
+type infoReply struct {
+	registry.Info
+	Version string
+	Tunnels []tunnel.LinkInfo
+	JoinObj *join.Info
+}
+
+func parseInfoReply(b []byte) (*infoReply, error) {
+	r := &infoReply{}
+	if err := json.Unmarshal(b, &r.Info); err != nil {
+		return nil, fmt.Errorf("INFO reply: %w", err)
+	}
+	var extra struct {
+		Version string            `json:"version"`
+		Tunnels []tunnel.LinkInfo `json:"tunnels"`
+	}
+	if err := json.Unmarshal(b, &extra); err != nil {
+		return nil, fmt.Errorf("INFO reply: %w", err)
+	}
+	r.Version, r.Tunnels = extra.Version, extra.Tunnels
+	ji, err := join.ParseInfo(r.Join)
+	if err != nil {
+		return nil, err
+	}
+	r.JoinObj = ji
+	return r, nil
+}
+
+func infoCmd(ctx context.Context, io stdio, args []string) error {
+	c, f, pos, err := clientCommand(io, "info", "[flags]", infoHelp, args, true, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if len(pos) != 0 {
+		return usagef("info: unexpected argument %q", pos[0])
+	}
+	b, err := request(ctx, c, f.timeout, registry.VerbInfo, nil)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		var out bytes.Buffer
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return fmt.Errorf("INFO reply: %w", err)
+		}
+		fmt.Fprintln(io.out, out.String())
+		return nil
+	}
+	r, err := parseInfoReply(b)
+	if err != nil {
+		return err
+	}
+	writeInfo(io.out, r, c.Endpoint())
+	return nil
+}
+
+func seconds(s float64) string {
+	if s <= 0 {
+		return "-"
+	}
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeInfo(w io.Writer, r *infoReply, ep string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	k := r.Kinds
+	fmt.Fprintf(tw, "server\t%s at %s\n", r.Server, ep)
+	fmt.Fprintf(tw, "boot\t%s\n", r.Boot)
+	fmt.Fprintf(tw, "version\t%s (protocol %d)\n", orDash(r.Version), r.Protocol)
+	fmt.Fprintf(tw, "uptime\t%s\n", seconds(r.Uptime))
+	fmt.Fprintf(tw, "security\t%s\n", orDash(r.Security))
+	fmt.Fprintf(tw, "entries\t%d: %d clients', %d static, %d tunnelled, %d joined (%d more copies hidden)\n",
+		r.Entries, k.Clients, k.Static, k.InProcess, k.Joined, k.Hidden)
+	fmt.Fprintf(tw, "names\t%d\n", r.Names)
+	fmt.Fprintf(tw, "clients\t%d (watches %d)\n", r.Clients, r.Watches)
+	fmt.Fprintf(tw, "requests\t%d (%d errors)\n", r.Requests, r.Errors)
+	fmt.Fprintf(tw, "registered\t%d (deregistered %d, expired %d)\n", r.Registered, r.Deregistered, r.Expired)
+	fmt.Fprintf(tw, "events\t%d (%d dropped; replies dropped %d)\n", r.Events, r.EventsDropped, r.RepliesDropped)
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	if r.JoinObj == nil || (len(r.JoinObj.Links) == 0 && len(r.JoinObj.Refused) == 0) {
+		fmt.Fprintln(w, "join links: none")
+	} else {
+		writeJoinLinks(w, r.JoinObj)
+	}
+
+	fmt.Fprintln(w)
+	if len(r.Tunnels) == 0 {
+		fmt.Fprintln(w, "tunnels: none")
+		return
+	}
+	fmt.Fprintln(w, "tunnels:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKEY\tSERVER\tSTATE\tSINCE\tSTREAMS\tPROXIES\tBYTES IN\tBYTES OUT\tERROR")
+	for _, t := range r.Tunnels {
+		since := "-"
+		if !t.Since.IsZero() {
+			since = seconds(time.Since(t.Since).Seconds())
+		}
+		errS := "-"
+		if t.Error != "" {
+			errS = fmt.Sprintf("%s (%d failures)", t.Error, t.Failures)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", t.Name, t.Key, orDash(t.Server), t.State,
+			since, t.Streams, len(t.Proxies), t.BytesIn, t.BytesOut, errS)
+	}
+	tw.Flush()
+}
+
+// writeJoinLinks is the join links table (info, join --list).
+func writeJoinLinks(w io.Writer, ji *join.Info) {
+	fmt.Fprintln(w, "join links:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DIR\tADDR\tSERVER\tSTATE\tUP FOR\tHEARD\tLAG\tERROR")
+	for _, l := range ji.Links {
+		errS := "-"
+		if l.Error != "" {
+			errS = fmt.Sprintf("%s (%d failures)", l.Error, l.Failures)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Dir, orDash(l.Addr), orDash(l.Peer), orDash(l.State),
+			seconds(l.Since), seconds(l.Heard), seconds(l.Lag), errS)
+	}
+	for _, addr := range slices.Sorted(maps.Keys(ji.Refused)) {
+		fmt.Fprintf(tw, "out\t%s\t-\trefused\t-\t-\t-\t%s (not dialled again)\n", addr, ji.Refused[addr])
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "entries from other servers: %d, from %d origins\n", ji.Remote, len(ji.Origins))
+}
