@@ -5,7 +5,10 @@
 //	hydra-server lookup NAME          print a name's live instances
 //	hydra-server list                 print every name (or entry)
 //	hydra-server watch [NAME]         print events as they happen
+//	hydra-server info                 print the running server's state
+//	hydra-server deregister           remove entries by instance and token
 //	hydra-server join HOST[:PORT]     make the running server join another
+//	hydra-server join --list | leave HOST[:PORT]   list or drop its links
 //	hydra-server keygen               write a Curve25519 key pair
 //	hydra-server bench zmtp|registry|tunnel|all|serve   measure it
 //	hydra-server version | help [COMMAND]
