@@ -45,7 +45,7 @@ func unreachable(ep string, err error) error {
 // within a command's timeout.
 func down(err error) bool {
 	var dns *net.DNSError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.EHOSTUNREACH) ||
 		errors.Is(err, syscall.ENETUNREACH) || (errors.As(err, &dns) && dns.IsNotFound)
 }
 
@@ -76,7 +76,7 @@ func request(ctx context.Context, c *registry.Client, timeout time.Duration, ver
 		select {
 		case r := <-done:
 			if r.err != nil && !errors.As(r.err, new(*registry.Error)) {
-				if cerr := c.ConnectError(); cerr != nil {
+				if cerr := c.ConnectError(); down(cerr) {
 					return nil, unreachable(c.Endpoint(), cerr)
 				}
 				return nil, exit2Error{r.err}

@@ -111,6 +111,9 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 		return 2
 	case errors.As(err, new(exit2Error)): // info.go
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
+		if errors.Is(err, zmtp.ErrMechanism) {
+			fmt.Fprintln(io.err, "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key")
+		}
 		return 2
 	default:
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
