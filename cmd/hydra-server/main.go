@@ -112,17 +112,20 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 	case errors.As(err, new(exit2Error)): // info.go
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
 		if errors.Is(err, zmtp.ErrMechanism) {
-			fmt.Fprintln(io.err, "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key")
+			fmt.Fprintln(io.err, mechanismHint)
 		}
 		return 2
 	default:
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
 		if errors.Is(err, zmtp.ErrMechanism) {
-			fmt.Fprintln(io.err, "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key")
+			fmt.Fprintln(io.err, mechanismHint)
 		}
 		return 1
 	}
 }
+
+// mechanismHint follows an error of mismatched ZMTP mechanisms.
+const mechanismHint = "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key"
 
 func commandNames() string {
 	names := make([]string, len(commands))
