@@ -289,8 +289,11 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 	if t.cfg.Allow == nil {
 		t.log.Info("tunnel: no allow-list: inbound tunnels are refused")
 	}
+	// A misconfigured dialler fails the same way at every redial: say
+	// each cause once (a key not allowed, a wrong key for this server).
+	hlog := slog.New(repeatlog.Handler(t.log.Handler(), "noise: handshake failed", "noise: handshake refused"))
 	resp, err := noise.NewResponder(noise.Config{Static: t.cfg.Static, Peers: t.cfg.Allow,
-		HandshakeTimeout: t.cfg.DialTimeout, Logger: t.log})
+		HandshakeTimeout: t.cfg.DialTimeout, Logger: hlog})
 	if err != nil {
 		t.log.Error("tunnel: responder", "err", err)
 		ln.Close()

@@ -264,15 +264,17 @@ func TestTunnelRefusals(t *testing.T) {
 	keyA, kpA := tunnelKeys(t, dir, "a.key")
 	keyB, kpB := tunnelKeys(t, dir, "b.key")
 	_, kpC := tunnelKeys(t, dir, "c.key")
-	_, epB := startServer(t, nil, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public), "--server-id", "tr-b")
-	_, epBnoA := startServer(t, nil, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpC.Public), "--server-id", "tr-b2")
+	pB, epB := startServer(t, nil, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public), "--server-id", "tr-b")
+	pBnoA, epBnoA := startServer(t, nil, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpC.Public), "--server-id", "tr-b2")
 	const refused = `msg="tunnel: cannot link to the remote; redialling with backoff" remote=%s in=`
 	const cause = `cause="the remote refused the handshake: is this server's key on its allow file, and is --remote-key the remote's public key?"`
 	for _, c := range []struct {
 		name, target, key string
+		remote            *proc
+		remoteSays        string // the remote's log, once
 	}{
-		{"WrongRemoteKey", epB, kpC.Public.String()},
-		{"NotOnAllowFile", epBnoA, kpB.Public.String()},
+		{"WrongRemoteKey", epB, kpC.Public.String(), pB, "IK message 1 does not decrypt (the initiator has a wrong key for us?)"},
+		{"NotOnAllowFile", epBnoA, kpB.Public.String(), pBnoA, "secure: peer key not authorized: unknown initiator static key " + kpA.Public.String()},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			addr := strings.TrimPrefix(c.target, "tcp://")
@@ -292,6 +294,9 @@ func TestTunnelRefusals(t *testing.T) {
 			}
 			if strings.Contains(p.stderr(), "tunnel: down, redialling") {
 				t.Fatalf("a tunnel that never came up logged \"down, redialling\":\n%s", p.stderr())
+			}
+			if n := strings.Count(c.remote.stderr(), c.remoteSays); n != 1 {
+				t.Fatalf("the remote logged %q %d times, want once:\n%s", c.remoteSays, n, c.remote.stderr())
 			}
 		})
 	}

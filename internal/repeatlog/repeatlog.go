@@ -4,7 +4,10 @@
 package repeatlog
 
 import (
+	"context"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -60,4 +63,80 @@ func (f *Failures) OK(log *slog.Logger, msg string, args ...any) {
 	}
 	log.Info(msg, append(args, "after_failures", f.total, "last_cause", f.cause)...)
 	*f = Failures{}
+}
+
+// Handler wraps h so that records whose message is one of msgs are logged
+// once per cause (the message and its "err" attribute), as Failures.Fail
+// does: a cause seen again is counted and said again, with "repeated", once
+// Every. Other records pass through. For a library's per-attempt failure
+// logs (noise's "handshake failed" at a tunnel's responder, one per dial of
+// a misconfigured peer). It keeps at most 256 causes.
+func Handler(h slog.Handler, msgs ...string) slog.Handler {
+	return &handler{h: h, st: &handlerState{msgs: msgs, seen: map[string]*seen{}}}
+}
+
+type handler struct {
+	h  slog.Handler
+	st *handlerState
+}
+
+type handlerState struct {
+	mu   sync.Mutex
+	msgs []string
+	seen map[string]*seen
+}
+
+type seen struct {
+	at    time.Time
+	count int // since last logged
+}
+
+func (h *handler) Enabled(ctx context.Context, l slog.Level) bool { return h.h.Enabled(ctx, l) }
+
+func (h *handler) Handle(ctx context.Context, r slog.Record) error {
+	if !slices.Contains(h.st.msgs, r.Message) {
+		return h.h.Handle(ctx, r)
+	}
+	cause := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			cause += "\x00" + a.Value.String()
+			return false
+		}
+		return true
+	})
+	now := time.Now()
+	st := h.st
+	st.mu.Lock()
+	s := st.seen[cause]
+	if s != nil && now.Sub(s.at) < Every {
+		s.count++
+		st.mu.Unlock()
+		return nil
+	}
+	repeated := 0
+	if s != nil {
+		repeated = s.count
+	} else {
+		if len(st.seen) >= 256 {
+			clear(st.seen)
+		}
+		s = &seen{}
+		st.seen[cause] = s
+	}
+	s.at, s.count = now, 0
+	st.mu.Unlock()
+	if repeated > 0 {
+		r = r.Clone()
+		r.AddAttrs(slog.Int("repeated", repeated))
+	}
+	return h.h.Handle(ctx, r)
+}
+
+func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &handler{h: h.h.WithAttrs(as), st: h.st}
+}
+
+func (h *handler) WithGroup(name string) slog.Handler {
+	return &handler{h: h.h.WithGroup(name), st: h.st}
 }

@@ -1,6 +1,7 @@
 package repeatlog
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -29,5 +30,24 @@ func TestOncePerCause(t *testing.T) {
 	}
 	if n, _ := f.Failing(); n != 0 {
 		t.Errorf("Failing after OK: %d", n)
+	}
+}
+
+// TestHandler: a library's per-attempt record is passed once per err, the
+// others always.
+func TestHandler(t *testing.T) {
+	sink := testutil.NewLogSink()
+	log := slog.New(Handler(sink.Logger().Handler(), "handshake failed"))
+	for i := range 5 {
+		log.Info("handshake failed", "remote", i, "err", "not authorized")
+		log.Info("handshake failed", "remote", i, "err", "does not decrypt")
+		log.Info("accepted", "remote", i)
+	}
+	got := strings.Join(sink.Lines(), "\n")
+	if n := strings.Count(got, "handshake failed"); n != 2 {
+		t.Errorf("handshake failed logged %d times, want 2:\n%s", n, got)
+	}
+	if n := strings.Count(got, "accepted"); n != 5 {
+		t.Errorf("accepted logged %d times, want 5:\n%s", n, got)
 	}
 }
