@@ -93,7 +93,7 @@ Prints what the running server (--host, --port) holds: its identity
 (clients', static, tunnelled, joined), its counters, its join links (state,
 last heard, lag, why a dial fails) and its tunnels (peer key, state,
 streams, bytes). With --json, the server's INFO reply as it is
-(PROTOCOL.md, "INFO"). "status" is another name for it.
+(PROTOCOL.md, "INFO").
 
 Exits with status 2, at once, when no server answers.`
 
