@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/internal/backoff"
+	"github.com/hydra-net/hydra/internal/repeatlog"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
 )
@@ -23,6 +24,9 @@ type dialer struct {
 	once   sync.Once
 	up     atomic.Bool // a link of the current session came up
 	closed bool        // loop-owned: the peer refused us for good
+
+	// Loop-owned: why the attempts since the last link up failed.
+	fails repeatlog.Failures
 }
 
 func (d *dialer) close() { d.once.Do(func() { close(d.stop) }) }
@@ -34,6 +38,7 @@ type session struct {
 	d      *dialer
 	ctx    context.Context
 	cancel context.CancelFunc
+	sock   *zmtp.Socket
 	out    chan []byte
 	queued atomic.Int64 // bytes in out
 	link   *link        // loop-owned
@@ -56,7 +61,17 @@ func (ss *session) send(body []byte) error {
 }
 
 func (ss *session) dialer() *dialer { return ss.d }
-func (ss *session) end()            { ss.cancel() }
+
+// cause is why a session that never came up failed: the socket's latest
+// connection error (no such host, refused, a CURVE refusal) if it has
+// one, else reason (the link's own, such as nothing heard).
+func (ss *session) cause(reason string) string {
+	if err := ss.sock.ConnectError(); err != nil {
+		return err.Error()
+	}
+	return reason
+}
+func (ss *session) end() { ss.cancel() }
 
 // runDialer is a dialer's goroutine.
 func (j *Join) runDialer(d *dialer) {
@@ -122,7 +137,7 @@ func (j *Join) runSession(d *dialer) bool {
 		}
 		cancel()
 	}()
-	ss := &session{d: d, ctx: ctx, cancel: cancel, out: make(chan []byte, 4096)}
+	ss := &session{d: d, sock: sock, ctx: ctx, cancel: cancel, out: make(chan []byte, 4096)}
 	wdone := make(chan struct{})
 	go func() { // the one goroutine that writes to sock
 		defer close(wdone)

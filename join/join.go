@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,7 @@ type Join struct {
 	wantAt  map[string]time.Time
 	running bool
 	warned  map[string]time.Time // rate-limited warnings
+	refused map[string]string    // peers no longer dialled as they refused, and why
 	scratch []byte
 }
 
@@ -76,7 +78,7 @@ func New(cfg Config) (*Join, error) {
 		cfg: cfg, log: slog.New(slog.DiscardHandler), stopCh: make(chan struct{}),
 		origins: map[string]*origin{}, tombs: map[string]tomb{},
 		links: map[*link]struct{}{}, byRID: map[string]*link{}, dialers: map[string]*dialer{},
-		wantAt: map[string]time.Time{}, warned: map[string]time.Time{},
+		wantAt: map[string]time.Time{}, warned: map[string]time.Time{}, refused: map[string]string{},
 	}, nil
 }
 
@@ -161,6 +163,7 @@ func (j *Join) joinPeer(peer string) (addr string, isNew bool, err error) {
 	if len(j.dialers) >= j.cfg.MaxPeers {
 		return "", false, &registry.Error{Code: registry.CodeLimit, Message: fmt.Sprintf("this server already joins %d peers, its limit", j.cfg.MaxPeers)}
 	}
+	delete(j.refused, addr)
 	d := &dialer{addr: addr, stop: make(chan struct{})}
 	j.dialers[addr] = d
 	j.log.Info("join: joining", "peer", addr)
@@ -195,6 +198,46 @@ func (j *Join) Join(body []byte) (any, *registry.Error) {
 		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: err.Error()}
 	}
 	return joinReply{Peer: addr, New: isNew}, nil
+}
+
+type leaveReply struct {
+	Peer string `json:"peer"`
+}
+
+// Leave answers LEAVE {"peer":"HOST[:PORT]"} (registry.Leaver): this
+// server stops dialling the peer and drops its link. The entries learned
+// through it expire as usual, when their origins are heard by no other
+// link for the grace period. A peer not joined is a not_found error.
+func (j *Join) Leave(body []byte) (any, *registry.Error) {
+	var req struct {
+		Peer *string `json:"peer"`
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "body: field \"peer\": want a string"}
+		}
+	}
+	if req.Peer == nil || *req.Peer == "" {
+		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "peer is missing: want HOST, HOST:PORT or tcp://HOST:PORT"}
+	}
+	addr, err := ParseAddr(*req.Peer)
+	if err != nil {
+		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: err.Error()}
+	}
+	d := j.dialers[addr]
+	if d == nil {
+		return nil, &registry.Error{Code: registry.CodeNotFound, Message: fmt.Sprintf("this server does not join %s (its links: hydra-server join --list)", addr)}
+	}
+	d.closed = true
+	d.close()
+	delete(j.dialers, addr)
+	for l := range j.links {
+		if l.tr.dialer() == d {
+			j.linkDown(l, reasonLeft)
+		}
+	}
+	j.log.Info("join: left", "peer", addr)
+	return leaveReply{Peer: addr}, nil
 }
 
 // ---- Local entries: this server's origin ----
@@ -397,6 +440,10 @@ type Info struct {
 	Links   []LinkInfo   `json:"links"`
 	Origins []OriginInfo `json:"origins"`
 	Remote  int          `json:"remote_entries"` // entries learned from other servers
+	// Refused are the peers this server stopped dialling because they
+	// refused the link (itself, joined by another address, among them),
+	// by HOST:PORT, with why; a JOIN of the peer again clears it.
+	Refused map[string]string `json:"refused,omitempty"`
 	Stats
 }
 
@@ -405,9 +452,19 @@ type LinkInfo struct {
 	Addr   string  `json:"addr,omitempty"`  // HOST:PORT, for links this server dialled
 	Dir    string  `json:"dir"`             // "out" (dialled by this server) or "in"
 	Peer   string  `json:"peer,omitempty"`  // the peer's server id, once known
+	State  string  `json:"state"`           // "connecting", "hello", "syncing", "synced"
 	Up     bool    `json:"up"`              // hellos exchanged
 	Synced bool    `json:"synced"`          // the peer's initial state applied
 	Since  float64 `json:"since,omitempty"` // seconds since it came up
+	// Heard is the seconds since the link last carried a message.
+	Heard float64 `json:"heard,omitempty"`
+	// Lag is the seconds since the peer's own beat was last heard, by this
+	// link or another: how stale its entries may be.
+	Lag float64 `json:"lag,omitempty"`
+	// Error is why the attempts to dial the peer fail (links this server
+	// dialled, not up), and Failures how many failed in a row.
+	Error    string `json:"error,omitempty"`
+	Failures int    `json:"failures,omitempty"`
 }
 
 // OriginInfo describes one origin this server holds entries of (INFO).
@@ -433,25 +490,41 @@ func ParseInfo(raw json.RawMessage) (*Info, error) {
 // Info is INFO's "join" object, nil while this server neither joins nor
 // is joined (registry.Replicator).
 func (j *Join) Info(now time.Time) any {
-	if len(j.links) == 0 && len(j.dialers) == 0 && len(j.origins) == 0 {
+	if len(j.links) == 0 && len(j.dialers) == 0 && len(j.origins) == 0 && len(j.refused) == 0 {
 		return nil
 	}
 	ji := &Info{Links: []LinkInfo{}, Origins: []OriginInfo{}, Remote: j.h.RemoteEntries(), Stats: j.Stats()}
+	if len(j.refused) > 0 {
+		ji.Refused = maps.Clone(j.refused)
+	}
 	seen := map[*dialer]bool{}
 	for l := range j.links {
-		li := LinkInfo{Dir: "in", Peer: l.peer, Up: l.state.up(), Synced: l.state == StateSynced}
+		li := LinkInfo{Dir: "in", Peer: l.peer, State: l.state.String(), Up: l.state.up(), Synced: l.state == StateSynced,
+			Heard: max(now.Sub(l.heard), 0).Seconds()}
 		if d := l.tr.dialer(); d != nil {
 			li.Dir, li.Addr = "out", d.addr
+			li.Failures, li.Error = d.fails.Failing()
+			if ss, ok := l.tr.(*session); ok && !li.Up {
+				if err := ss.sock.ConnectError(); err != nil {
+					li.Error = err.Error() // the attempt under way, before the link times out
+				}
+			}
 			seen[d] = true
 		}
 		if li.Up {
 			li.Since = now.Sub(l.since).Seconds()
+			li.Failures, li.Error = 0, ""
+		}
+		if o := j.origins[l.peer]; o != nil {
+			li.Lag = max(now.Sub(o.heard), 0).Seconds()
 		}
 		ji.Links = append(ji.Links, li)
 	}
 	for _, d := range j.dialers {
 		if !seen[d] && !d.closed {
-			ji.Links = append(ji.Links, LinkInfo{Dir: "out", Addr: d.addr})
+			li := LinkInfo{Dir: "out", Addr: d.addr, State: "connecting"}
+			li.Failures, li.Error = d.fails.Failing()
+			ji.Links = append(ji.Links, li)
 		}
 	}
 	slices.SortFunc(ji.Links, func(a, b LinkInfo) int {

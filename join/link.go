@@ -2,8 +2,10 @@ package join
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,12 @@ import (
 )
 
 var syncFrame = []byte(registry.VerbSync)
+
+// reasonLeft is why a link LEAVE dropped went down.
+const reasonLeft = "left"
+
+// maxRefused bounds INFO's join.refused.
+const maxRefused = 64
 
 // LinkState is where a link is in its life (PROTOCOL.md, "A link's life").
 type LinkState uint8
@@ -259,14 +267,22 @@ func (j *Join) linkHandle(l *link, m Msg, size int, now time.Time) {
 	case Refuse:
 		if d := l.tr.dialer(); d != nil {
 			j.log.Error("join: the peer refused the link; not dialling it again", "peer", d.addr, "reason", m.Error)
-			j.giveUp(d)
+			why := "the peer refused the link: " + m.Error
+			if m.Error == "same server id "+j.self {
+				why = "that is this server itself (the peer has its server id, " + j.self + ")"
+			}
+			j.giveUp(d, why)
 		}
 		j.linkDown(l, "refused: "+m.Error)
 	}
 }
 
-// giveUp stops dialling d for good.
-func (j *Join) giveUp(d *dialer) {
+// giveUp stops dialling d for good; INFO's join.refused says why.
+func (j *Join) giveUp(d *dialer, why string) {
+	if len(j.refused) >= maxRefused {
+		clear(j.refused)
+	}
+	j.refused[d.addr] = why
 	d.closed = true
 	d.close()
 	delete(j.dialers, d.addr)
@@ -283,7 +299,7 @@ func (j *Join) onHello(l *link, m Hello, now time.Time) {
 		j.linkWrite(l, Refuse{Error: "same server id " + j.self}.Append(nil), nil)
 		if d := l.tr.dialer(); d != nil {
 			j.log.Error("join: the peer has this server's id (joined itself?); not dialling it again", "peer", d.addr, "server", m.Server)
-			j.giveUp(d)
+			j.giveUp(d, "the peer is this server itself (same server id "+j.self+")")
 		}
 		j.linkDown(l, "same server id")
 		return
@@ -297,6 +313,9 @@ func (j *Join) onHello(l *link, m Hello, now time.Time) {
 		l.timeout = max(j.cfg.Timeout, 3*iv)
 	}
 	l.state, l.snap, l.since = StateSyncing, nil, now
+	if d := l.tr.dialer(); d != nil {
+		d.fails.OK(j.log, "join: reached the peer", "peer", d.addr)
+	}
 	clear(l.peerSeq)
 	l.batch, l.nbatch = l.batch[:0], 0
 	if l.tr.dialer() == nil { // the dialler speaks first; the other answers
@@ -748,13 +767,20 @@ func (j *Join) linkDown(l *link, reason string) {
 	if !wasUp {
 		j.log.Debug("join: link attempt ended", "link", l.name(), "reason", reason)
 		if d != nil && !d.closed {
-			j.warnEvery("unreachable:"+d.addr, "join: no answer from the peer; dialling it again with backoff",
-				"peer", d.addr, "reason", reason)
+			cause := reason
+			if ss, ok := l.tr.(*session); ok {
+				cause = ss.cause(reason)
+			}
+			d.fails.Fail(j.log, "join: cannot reach the peer; dialling it again with backoff", cause, "peer", d.addr)
 		}
 		return
 	}
 	j.stats.linksDown.Add(1)
-	j.log.Warn("join: link down", "link", l.name(), "server", l.peer, "reason", reason)
+	lv := slog.LevelWarn
+	if reason == reasonLeft {
+		lv = slog.LevelInfo // asked for (LEAVE)
+	}
+	j.log.Log(context.Background(), lv, "join: link down", "link", l.name(), "server", l.peer, "reason", reason)
 	if d != nil && synced && j.cfg.OnLink != nil {
 		j.cfg.OnLink(LinkEvent{Addr: d.addr, Peer: l.peer, Up: false, Reason: reason})
 	}

@@ -50,6 +50,10 @@ type Config struct {
 	// Join.Peers needs one. Default none.
 	JoinKeys map[string]secure.PublicKey
 
+	// Version is the software's version, INFO's "version". Default "":
+	// left out.
+	Version string
+
 	// Tunnel configures tunnels; they run when Keys is set and there are
 	// Tunnel.Remotes to dial or an Allow to accept with. Node sets its
 	// Static key, Allow, ServerID and Logger. Default: no remotes.
@@ -177,6 +181,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	rcfg.Replicator = n.join
+	rcfg.Info = n.info
 	if n.srv, err = registry.NewServer(rcfg); err != nil {
 		return nil, err
 	}
@@ -191,6 +196,26 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	return n, nil
+}
+
+// info is what node adds to INFO (registry.Config.Info): "version" and
+// "tunnels", every tunnel peer's state (tunnel.LinkInfo). Tunnels reach the
+// registry this way, as a hook of the reply, so that registry knows nothing
+// of tunnels: Links takes the tunnels' own locks, never held while they
+// wait for the registry's loop.
+func (n *Node) info() map[string]any {
+	m := map[string]any{}
+	if n.cfg.Version != "" {
+		m["version"] = n.cfg.Version
+	}
+	if n.tun != nil {
+		links := n.tun.Links()
+		if links == nil {
+			links = []tunnel.LinkInfo{}
+		}
+		m["tunnels"] = links
+	}
+	return m
 }
 
 // bind binds the registry: with tunnels, through a listener that hands ZMTP

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -174,5 +175,40 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 	if err := (node.Config{}).Validate(); err != nil {
 		t.Errorf("the zero Config: %v", err)
+	}
+}
+
+// TestInfoTunnels: INFO carries node's "version" and "tunnels" (state,
+// streams, bytes) and counts the tunnel proxies as in-process entries,
+// while registry knows nothing of tunnels (registry.Config.Info).
+func TestInfoTunnels(t *testing.T) {
+	ka, kb := key(t), key(t)
+	b := nodetest.Start(t, node.Config{Keys: &kb, Allow: secure.NewAllowList(ka.Public), Version: "vB"})
+	a := nodetest.Start(t, node.Config{Keys: &ka, Version: "vA", Tunnel: tunnel.Config{
+		Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
+	ctx := testutil.Context(t, 10*time.Second)
+	if _, err := b.Client(t).Register(ctx, registry.Service{Name: "svc", Host: "127.0.0.1", Port: 9}); err != nil {
+		t.Fatal(err)
+	}
+	ca := a.Client(t)
+	lookupN(t, ca, "svc", 1)
+	var got struct {
+		Version string              `json:"version"`
+		Kinds   registry.EntryKinds `json:"kinds"`
+		Tunnels []tunnel.LinkInfo   `json:"tunnels"`
+	}
+	testutil.Eventually(t, 10*time.Second, "A's INFO with the tunnel up and its proxy", func() bool {
+		raw, err := ca.Request(ctx, registry.VerbInfo, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		return len(got.Tunnels) == 1 && got.Tunnels[0].State == tunnel.StateUp && got.Kinds.InProcess == 1
+	})
+	tl := got.Tunnels[0]
+	if got.Version != "vA" || tl.Key != kb.Public.String() || tl.BytesIn == 0 || tl.BytesOut == 0 || len(tl.Proxies) != 1 || tl.Since.IsZero() {
+		t.Fatalf("INFO: %+v", got)
 	}
 }

@@ -78,6 +78,11 @@ type Config struct {
 	// server joins nobody and answers JOIN with bad_request and SYNC with
 	// unknown_verb.
 	Replicator Replicator
+
+	// Info, if set, adds objects to the INFO reply, by key (node adds
+	// "version" and "tunnels"); keys the reply has already are ignored. It
+	// runs on the server's loop and must not block. Default nil.
+	Info func() map[string]any
 }
 
 // Defaults of Config's fields.

@@ -24,3 +24,19 @@ func (c *Client) Join(ctx context.Context, peer string) (addr string, isNew bool
 	}
 	return r.Peer, r.New, nil
 }
+
+// Leave asks the server to stop dialling peer (HOST[:PORT], as Join took
+// it) and drop its link: LEAVE. It returns the HOST:PORT left.
+func (c *Client) Leave(ctx context.Context, peer string) (addr string, err error) {
+	b, err := c.Request(ctx, VerbLeave, map[string]string{"peer": peer})
+	if err != nil {
+		return "", err
+	}
+	var r struct {
+		Peer string `json:"peer"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return "", fmt.Errorf("registry: LEAVE reply: %w", err)
+	}
+	return r.Peer, nil
+}

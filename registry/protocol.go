@@ -30,13 +30,16 @@ const (
 	// VerbJoin asks a server to join another at run time; its Replicator
 	// (package join) answers it.
 	VerbJoin = "JOIN"
+	// VerbLeave asks a server to stop dialling a server it joined (a
+	// Replicator with a Leave method answers it: package join).
+	VerbLeave = "LEAVE"
 	// VerbSync is the first frame of every message on a join link, both
 	// directions: link traffic for the Replicator, not a request.
 	VerbSync = "SYNC"
 )
 
 var verbs = []string{VerbPing, VerbInfo, VerbRegister, VerbUpdate, VerbHeartbeat, VerbDeregister,
-	VerbLookup, VerbList, VerbWatch, VerbUnwatch, VerbJoin}
+	VerbLookup, VerbList, VerbWatch, VerbUnwatch, VerbJoin, VerbLeave}
 
 var syncFrame = []byte(VerbSync)
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ type Server struct {
 	remote       remoteCopies             // other servers' entries (remote.go)
 	local        map[string]*entry        // in-process entries (local.go)
 	localWatches map[*localWatch]struct{} // in-process watchers (local.go)
+	mechanism    string                   // the port's ZMTP mechanism, for INFO
 
 	// The replicator (replicator.go) and the loop's inbox: functions other
 	// goroutines post for the loop to run, and the wake-up that makes the
@@ -140,6 +142,10 @@ func NewServer(cfg Config) (*Server, error) {
 		repl: cfg.Replicator, inbox: make(chan func(), 1024), loopDone: make(chan struct{}),
 	}
 	s.host = &Host{s}
+	s.mechanism = "NULL"
+	if cfg.Security != nil {
+		s.mechanism = cfg.Security().Name()
+	}
 	s.wakeCtx, s.wakeFn = context.WithCancel(context.Background())
 	for _, svc := range cfg.Static {
 		if err := s.addStatic(svc); err != nil {
@@ -365,6 +371,8 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 		res, err = s.unwatch(r, string(env[0]))
 	case VerbJoin:
 		res, err = s.join(frames)
+	case VerbLeave:
+		res, err = s.leave(frames)
 	}
 	if err != nil {
 		s.replyErr(env, r.ID, verb, err)
@@ -390,9 +398,56 @@ type Info struct {
 	Stats
 	Limits Limits     `json:"limits"`
 	Memory MemoryInfo `json:"memory"`
+	// Security is the ZMTP mechanism of the server's port: "NULL" or
+	// "CURVE".
+	Security string `json:"security"`
+	// Kinds counts the entries the server holds by where they come from.
+	Kinds EntryKinds `json:"kinds"`
 	// Join is the replicator's object (package join: links and origins),
 	// when the server joins others or is joined.
 	Join json.RawMessage `json:"join,omitempty"`
+	// Extra are the objects of Config.Info, marshalled as more keys of
+	// the reply (node's "version" and "tunnels"). Not filled by decoding.
+	Extra map[string]any `json:"-"`
+}
+
+// EntryKinds counts entries by where they come from (INFO's "kinds").
+type EntryKinds struct {
+	Clients   int `json:"clients"`    // registered by clients (with a token and TTL)
+	Static    int `json:"static"`     // from the server's configuration
+	InProcess int `json:"in_process"` // by the server process itself (tunnel proxies)
+	Joined    int `json:"joined"`     // other servers' entries, shown (join)
+	Hidden    int `json:"hidden"`     // other servers' copies hidden by a better copy
+}
+
+// MarshalJSON marshals the reply with Extra's keys after the others.
+func (in Info) MarshalJSON() ([]byte, error) {
+	type plain Info
+	b, err := json.Marshal(plain(in))
+	if err != nil || len(in.Extra) == 0 {
+		return b, err
+	}
+	var known map[string]json.RawMessage
+	if err := json.Unmarshal(b, &known); err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(in.Extra))
+	for k := range in.Extra {
+		if _, dup := known[k]; !dup {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	b = b[:len(b)-1]
+	for _, k := range keys {
+		v, err := json.Marshal(in.Extra[k])
+		if err != nil {
+			return nil, fmt.Errorf("registry: INFO %q: %w", k, err)
+		}
+		kb, _ := json.Marshal(k)
+		b = append(append(append(append(b, ','), kb...), ':'), v...)
+	}
+	return append(b, '}'), nil
 }
 
 // Limits are the server's configured limits, as INFO reports them.
@@ -433,9 +488,33 @@ func (s *Server) info() Info {
 			DefaultTTL: c.DefaultTTL.Seconds(), MinTTL: c.MinTTL.Seconds(), MaxTTL: c.MaxTTL.Seconds(),
 			WatchKeepalive: c.WatchKeepalive.Seconds(),
 		},
-		Memory: MemoryInfo{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()},
-		Join:   s.replInfo(time.Now()),
+		Memory:   MemoryInfo{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()},
+		Security: s.mechanism, Kinds: s.kinds(),
+		Join:  s.replInfo(time.Now()),
+		Extra: s.extraInfo(),
 	}
+}
+
+// kinds counts the entries by kind (INFO's "kinds").
+func (s *Server) kinds() EntryKinds {
+	static := 0
+	for _, e := range s.st.entries {
+		if e.Static && e.Origin == s.cfg.ServerID {
+			static++
+		}
+	}
+	k := EntryKinds{Static: static, InProcess: len(s.local), Joined: s.remote.visible,
+		Hidden: s.remote.ncopies - s.remote.visible}
+	k.Clients = s.localEntries() - k.Static - k.InProcess
+	return k
+}
+
+// extraInfo is Config.Info's objects, nil without the hook.
+func (s *Server) extraInfo() map[string]any {
+	if s.cfg.Info == nil {
+		return nil
+	}
+	return s.cfg.Info()
 }
 
 // replInfo is INFO's "join" object: the replicator's, if it has one.
@@ -465,6 +544,25 @@ func (s *Server) join(frames [][]byte) (any, *Error) {
 		body = frames[1]
 	}
 	return s.repl.Join(body)
+}
+
+// Leaver is a Replicator that answers LEAVE (package join): body is the
+// request's JSON body (maybe empty); the result is the OK reply.
+type Leaver interface {
+	Leave(body []byte) (any, *Error)
+}
+
+// leave answers LEAVE: the replicator's business, if it has the verb.
+func (s *Server) leave(frames [][]byte) (any, *Error) {
+	l, ok := s.repl.(Leaver)
+	if !ok {
+		return nil, badRequest("this server joins no other servers (it runs without join)")
+	}
+	var body []byte
+	if len(frames) == 2 {
+		body = frames[1]
+	}
+	return l.Leave(body)
 }
 
 // localChanged tells the replicator of a change of an entry this server

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hydra-net/hydra/mux"
@@ -46,13 +47,40 @@ func (s State) String() string {
 	return "state " + strconv.Itoa(int(s))
 }
 
-// LinkInfo describes one peer for Links.
+// MarshalText is the state's name, as INFO's "tunnels" show it.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a state's name.
+func (s *State) UnmarshalText(b []byte) error {
+	for st := StateConnecting; st <= StateGone; st++ {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("tunnel: unknown state %q", b)
+}
+
+// LinkInfo describes one peer for Links, and as INFO's "tunnels" show it
+// (PROTOCOL.md, "INFO").
 type LinkInfo struct {
-	Name    string            // the address dialled, or "in:" and the key's start
-	Key     string            // the peer's public key (Z85)
-	Server  string            // the peer's server id, once heard
-	State   State             // where the link stands
-	Proxies map[string]string // instance there → proxy address here
+	Name    string            `json:"name"`             // the address dialled, or "in:" and the key's start
+	Key     string            `json:"key"`              // the peer's public key (Z85)
+	Server  string            `json:"server,omitempty"` // the peer's server id, once heard
+	State   State             `json:"state"`            // where the link stands
+	Proxies map[string]string `json:"proxies"`          // instance there → proxy address here
+	// Streams is the number of streams open on the current session.
+	Streams int `json:"streams"`
+	// BytesIn and BytesOut count the link's bytes (mux frames, before
+	// Noise) over every session with the peer.
+	BytesIn  int64 `json:"bytes_in"`
+	BytesOut int64 `json:"bytes_out"`
+	// Since is when the current session came up (zero when none is).
+	Since time.Time `json:"since,omitzero"`
+	// Error is why the link is not up (dialled links: the latest attempt's
+	// failure), and Failures how many attempts failed in a row.
+	Error    string `json:"error,omitempty"`
+	Failures int    `json:"failures,omitempty"`
 }
 
 // Links reports every peer's state, by Name.
@@ -63,7 +91,11 @@ func (t *Tunnels) Links() []LinkInfo {
 	var out []LinkInfo
 	for _, p := range peers {
 		p.mu.Lock()
-		l := LinkInfo{Name: p.name, Key: p.key.String(), Server: p.server, State: p.state, Proxies: map[string]string{}}
+		l := LinkInfo{Name: p.name, Key: p.key.String(), Server: p.server, State: p.state, Proxies: map[string]string{},
+			BytesIn: p.bytesIn.Load(), BytesOut: p.bytesOut.Load(), Since: p.since, Error: p.err, Failures: p.failures}
+		if p.sess != nil {
+			l.Streams = p.sess.NumStreams()
+		}
 		for inst, px := range p.proxies {
 			l.Proxies[inst] = px.ln.Addr().String()
 		}
@@ -83,13 +115,18 @@ type peer struct {
 
 	applyMu sync.Mutex // one apply or clear at a time
 
-	mu      sync.Mutex
-	server  string
-	state   State
-	sess    *mux.Session
-	gen     uint64 // sessions attached so far
-	grace   *time.Timer
-	proxies map[string]*proxy
+	bytesIn, bytesOut atomic.Int64 // over every session (countConn)
+
+	mu       sync.Mutex
+	server   string
+	state    State
+	since    time.Time // when the current session attached
+	err      string    // why the latest dial failed ("" once up)
+	failures int       // dials failed in a row
+	sess     *mux.Session
+	gen      uint64 // sessions attached so far
+	grace    *time.Timer
+	proxies  map[string]*proxy
 }
 
 var errDown = errors.New("tunnel: down")
@@ -117,6 +154,7 @@ func (p *peer) attach(s *mux.Session) {
 	old := p.sess
 	p.sess = s
 	p.state = StateUp
+	p.since, p.err, p.failures = time.Now(), "", 0
 	p.gen++
 	if p.grace != nil {
 		p.grace.Stop()
@@ -140,6 +178,7 @@ func (p *peer) detach(s *mux.Session) {
 		return
 	}
 	p.sess = nil
+	p.since = time.Time{}
 	p.state = StateGrace
 	if stopped {
 		return // Run removes every proxy itself
@@ -319,4 +358,29 @@ func (px *proxy) close(ctx context.Context) {
 	}
 	px.cancel()
 	<-px.done
+}
+
+// setErr records a failed dial of the peer (Links' Error and Failures).
+func (p *peer) setErr(err string, failures int) {
+	p.mu.Lock()
+	p.err, p.failures = err, failures
+	p.mu.Unlock()
+}
+
+// countConn counts the bytes of a peer's link.
+type countConn struct {
+	net.Conn
+	p *peer
+}
+
+func (c countConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.p.bytesIn.Add(int64(n))
+	return n, err
+}
+
+func (c countConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.p.bytesOut.Add(int64(n))
+	return n, err
 }

@@ -12,10 +12,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/backoff"
 	"github.com/hydra-net/hydra/internal/netaddr"
+	"github.com/hydra-net/hydra/internal/repeatlog"
 	"github.com/hydra-net/hydra/mux"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
@@ -223,18 +225,49 @@ func (t *Tunnels) peer(key secure.PublicKey, name string) *peer {
 func (t *Tunnels) dialLoop(ctx context.Context, r Remote) {
 	p := t.peer(r.Key, r.Addr)
 	wait := backoff.Backoff{Min: t.cfg.RedialMin, Max: t.cfg.RedialMax}
+	var fails repeatlog.Failures
 	for ctx.Err() == nil {
 		up, err := t.dialOnce(ctx, p, r)
 		if ctx.Err() != nil {
 			return
 		}
+		d := wait.Next()
 		if up {
 			wait.Reset()
+			d = wait.Next()
+			fails = repeatlog.Failures{}
+			t.log.Info("tunnel: down, redialling", "remote", r.Addr, "err", err, "in", d.Round(time.Millisecond))
+		} else {
+			cause := dialCause(err)
+			fails.Fail(t.log, "tunnel: cannot link to the remote; redialling with backoff", cause,
+				"remote", r.Addr, "in", d.Round(time.Millisecond))
+			n, _ := fails.Failing()
+			p.setErr(cause, n)
 		}
-		d := wait.Next()
-		t.log.Info("tunnel: down, redialling", "remote", r.Addr, "err", err, "in", d.Round(time.Millisecond))
 		backoff.Sleep(ctx, d)
 	}
+}
+
+// dialCause says why a dial that never brought a link up failed, as the
+// fix: the remote refused the handshake (with IK the dialler cannot tell a
+// wrong --remote-key from a key missing from the remote's allow file: the
+// responder closes without answering either way), nothing listens there,
+// no such host.
+func dialCause(err error) string {
+	var dnsErr *net.DNSError
+	switch {
+	case err == nil:
+		return "the link ended before it came up"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return fmt.Sprintf("no such host %q: check the --tunnel address", dnsErr.Name)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused: is hydra-server running there, with tunnels on (--key-file and --allow-file)? " + err.Error()
+	case errors.Is(err, noise.ErrHandshake) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+		return "the remote refused the handshake: is this server's key on its allow file, and is --remote-key the remote's public key?"
+	case errors.Is(err, noise.ErrHandshakeTimeout):
+		return "the remote did not answer the handshake in time (a firewall, or not a hydra-server tunnel port?): " + err.Error()
+	}
+	return err.Error()
 }
 
 func (t *Tunnels) dialOnce(ctx context.Context, p *peer, r Remote) (up bool, err error) {
@@ -256,8 +289,11 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 	if t.cfg.Allow == nil {
 		t.log.Info("tunnel: no allow-list: inbound tunnels are refused")
 	}
+	// A misconfigured dialler fails the same way at every redial: say
+	// each cause once (a key not allowed, a wrong key for this server).
+	hlog := slog.New(repeatlog.Handler(t.log.Handler(), "noise: handshake failed", "noise: handshake refused"))
 	resp, err := noise.NewResponder(noise.Config{Static: t.cfg.Static, Peers: t.cfg.Allow,
-		HandshakeTimeout: t.cfg.DialTimeout, Logger: t.log})
+		HandshakeTimeout: t.cfg.DialTimeout, Logger: hlog})
 	if err != nil {
 		t.log.Error("tunnel: responder", "err", err)
 		ln.Close()
@@ -281,10 +317,11 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 func (t *Tunnels) serveLink(ctx context.Context, p *peer, conn *noise.Conn, initiator bool) (up bool, err error) {
 	mcfg := t.cfg.Mux
 	var sess *mux.Session
+	cc := countConn{Conn: conn, p: p}
 	if initiator {
-		sess, err = mux.Client(conn, &mcfg)
+		sess, err = mux.Client(cc, &mcfg)
 	} else {
-		sess, err = mux.Server(conn, &mcfg)
+		sess, err = mux.Server(cc, &mcfg)
 	}
 	if err != nil {
 		conn.Close()

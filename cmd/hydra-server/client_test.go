@@ -86,7 +86,7 @@ func TestServerFlag(t *testing.T) {
 		{[]string{"HYDRA_SERVER=" + dead}, []string{"lookup", "ssh"}, 2},
 		{[]string{"HYDRA_SERVER=" + ep}, []string{"list"}, 0},
 		{[]string{"HYDRA_SERVER=" + ep}, []string{"register", "--once", "db", "10.0.0.9:5432"}, 0},
-		{[]string{"HYDRA_SERVER=" + ep}, []string{"join", "127.0.0.1:1"}, 0},
+		{[]string{"HYDRA_SERVER=" + ep}, []string{"join", "--no-wait", "127.0.0.1:1"}, 0},
 	} {
 		p := start(t, tc.env, tc.args...)
 		if code := p.wait(); code != tc.code {

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
 )
 
@@ -62,24 +65,59 @@ func (l *joinList) Set(v string) error {
 const joinHelp = `
 Asks the running server (--server, or --host and --port) to join other servers, as
 --join does at start: the servers share their registered services from then
-on. Prints each peer's HOST:PORT; the server prints
-"[Hydra Server] Joined with HOST:PORT" once the link is up.
+on. Waits (up to --timeout) for each link to come up and prints "joined
+HOST:PORT (server ID)". A peer that cannot be reached (no such host, a
+refused connection, a CURVE refusal) or that is the server itself is an
+error (exit status 2) and the server stops dialling it; with --no-wait the
+command returns once the server took the peer, and the server keeps
+dialling it with backoff (for a peer not up yet).
+
+With --list, prints the server's join links instead (state, last heard, lag,
+why a dial fails). Run-time joins are forgotten when the server restarts:
+put the peers in --join (or the --config file) to keep them.
+See also: hydra-server leave HOST[:PORT].
 
 Example: hydra-server join 10.0.0.7 10.0.0.8:8421`
 
 func init() {
-	addCommand(&command{name: "join", args: "[flags] HOST[:PORT]...", short: "make the running server join other servers (share services)", run: joinCmd})
+	addCommand(&command{name: "join", args: "[flags] HOST[:PORT]...", short: "make the running server join other servers (share services), or list its links", run: joinCmd})
+	addCommand(&command{name: "leave", args: "[flags] HOST[:PORT]...", short: "make the running server stop dialling servers it joined", run: leaveCmd})
 }
 
 func joinCmd(ctx context.Context, io stdio, args []string) (err error) {
-	c, f, pos, err := clientCommand(io, "join", "[flags] HOST[:PORT]...", joinHelp, args, false, nil)
+	var list, noWait bool
+	c, f, pos, err := clientCommand(io, "join", "[flags] HOST[:PORT]...", joinHelp, args, true, func(fs *flag.FlagSet) {
+		fs.BoolVar(&list, "list", false, "print the server's join links instead of joining")
+		fs.BoolVar(&noWait, "no-wait", false, "return once the server took the peer, without waiting for the link (it keeps dialling)")
+	})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	defer func() { err = f.explain(err) }()
+	if list {
+		if len(pos) != 0 {
+			return usagef("join: --list takes no HOST[:PORT], got %q", pos[0])
+		}
+		ji, err := joinInfo(ctx, c, f.timeout)
+		if err != nil {
+			return err
+		}
+		if f.json {
+			if ji == nil {
+				ji = &join.Info{Links: []join.LinkInfo{}, Origins: []join.OriginInfo{}}
+			}
+			return writeJSON(io.out, ji)
+		}
+		if ji == nil || (len(ji.Links) == 0 && len(ji.Refused) == 0) {
+			fmt.Fprintln(io.out, "join links: none")
+			return nil
+		}
+		writeJoinLinks(io.out, ji)
+		return nil
+	}
 	if len(pos) == 0 {
-		return usagef("join: want at least one HOST[:PORT]")
+		return usagef("join: want at least one HOST[:PORT] (or --list)")
 	}
 	for _, p := range pos {
 		if _, err := join.ParseAddr(p); err != nil {
@@ -87,17 +125,134 @@ func joinCmd(ctx context.Context, io stdio, args []string) (err error) {
 		}
 	}
 	for _, p := range pos {
-		rctx, cancel := context.WithTimeout(ctx, f.timeout)
-		addr, isNew, err := c.Join(rctx, p)
-		cancel()
+		b, err := request(ctx, c, f.timeout, registry.VerbJoin, map[string]string{"peer": p})
 		if err != nil {
+			return fmt.Errorf("join %s: %w", p, err)
+		}
+		var rep struct {
+			Peer string `json:"peer"`
+			New  bool   `json:"new"`
+		}
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("join %s: JOIN reply: %w", p, err)
+		}
+		if noWait {
+			if rep.New {
+				fmt.Fprintf(io.out, "joining %s\n", rep.Peer)
+			} else {
+				fmt.Fprintf(io.out, "already joining %s\n", rep.Peer)
+			}
+			continue
+		}
+		if err := waitJoined(ctx, io, c, f.timeout, rep.Peer, rep.New); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// joinInfo is INFO's join object (nil when the server has no links).
+func joinInfo(ctx context.Context, c *registry.Client, timeout time.Duration) (*join.Info, error) {
+	b, err := request(ctx, c, timeout, registry.VerbInfo, nil)
+	if err != nil {
+		return nil, err
+	}
+	r, err := parseInfoReply(b)
+	if err != nil {
+		return nil, err
+	}
+	return r.JoinObj, nil
+}
+
+// waitJoined waits up to timeout for the server's link to addr to come up,
+// watching INFO. A link that fails (its dial's error), a peer that refused
+// it (the server itself, among others) or no link by the timeout is an
+// error; a new peer that failed is left (LEAVE), so that the server
+// does not dial it for ever.
+func waitJoined(ctx context.Context, io stdio, c *registry.Client, timeout time.Duration, addr string, isNew bool) error {
+	deadline := time.Now().Add(timeout)
+	fail := func(why string) error {
 		if isNew {
-			fmt.Fprintf(io.out, "joining %s\n", addr)
-		} else {
-			fmt.Fprintf(io.out, "already joining %s\n", addr)
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+			_, _ = c.Leave(lctx, addr) // already gone when it refused
+			cancel()
+			why += "; the server no longer dials it (to keep dialling a server not up yet: join --no-wait)"
 		}
+		return fmt.Errorf("join %s: %s", addr, why)
+	}
+	for {
+		ji, err := joinInfo(ctx, c, time.Until(deadline))
+		if err != nil {
+			return fmt.Errorf("join %s: %w", addr, err)
+		}
+		if ji != nil {
+			if why, ok := ji.Refused[addr]; ok {
+				return fmt.Errorf("join %s: %s: not joined", addr, why)
+			}
+			for _, l := range ji.Links {
+				if l.Addr != addr {
+					continue
+				}
+				if l.Up {
+					fmt.Fprintf(io.out, "joined %s (server %s)\n", addr, l.Peer)
+					return nil
+				}
+				if l.Error != "" {
+					return fail(l.Error)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Sprintf("no link within --timeout %v", timeout))
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+const leaveHelp = `
+Asks the running server (--host, --port) to stop dialling servers it
+joined (with --join or hydra-server join) and drop their links. Services
+learned through a link stay until their server is heard by no other link
+for --join-grace. Leaving a server that is not joined exits with status 1.
+A server given in --join is joined again at the next restart.
+
+Example: hydra-server leave 10.0.0.7`
+
+func leaveCmd(ctx context.Context, io stdio, args []string) (err error) {
+	c, f, pos, err := clientCommand(io, "leave", "[flags] HOST[:PORT]...", leaveHelp, args, false, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer func() { err = f.explain(err) }()
+	if len(pos) == 0 {
+		return usagef("leave: want at least one HOST[:PORT]")
+	}
+	for _, p := range pos {
+		if _, err := join.ParseAddr(p); err != nil {
+			return usagef("leave: %v", err)
+		}
+	}
+	for _, p := range pos {
+		b, err := request(ctx, c, f.timeout, registry.VerbLeave, map[string]string{"peer": p})
+		if err != nil {
+			var re *registry.Error
+			if errors.As(err, &re) && re.Code == registry.CodeNotFound {
+				return notFoundError{fmt.Sprintf("leave %s: %s", p, re.Message)}
+			}
+			return fmt.Errorf("leave %s: %w", p, err)
+		}
+		var rep struct {
+			Peer string `json:"peer"`
+		}
+		_ = json.Unmarshal(b, &rep)
+		fmt.Fprintf(io.out, "left %s\n", rep.Peer)
 	}
 	return nil
 }

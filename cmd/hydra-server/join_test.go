@@ -386,13 +386,17 @@ func TestJoinRuntime(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	code, out, errs := runCmd(ctx, "join", "--port", port, a)
-	if code != 0 || out != "joining "+a+"\n" {
+	if code != 0 || out != "joined "+a+" (server RA)\n" {
 		t.Fatalf("join: %d %q %q", code, out, errs)
 	}
 	waitLine(t, b, "[Hydra Server] Joined with "+a)
 	code, out, _ = runCmd(ctx, "join", "--port", port, "tcp://"+a)
-	if code != 0 || out != "already joining "+a+"\n" {
+	if code != 0 || out != "joined "+a+" (server RA)\n" {
 		t.Fatalf("join again: %d %q", code, out)
+	}
+	code, out, _ = runCmd(ctx, "join", "--no-wait", "--port", port, "tcp://"+a)
+	if code != 0 || out != "already joining "+a+"\n" {
+		t.Fatalf("join --no-wait again: %d %q", code, out)
 	}
 	if code, _, errs := runCmd(ctx, "join", "--port", port, "udp://x"); code != 2 {
 		t.Fatalf("bad address: %d %q", code, errs)

@@ -5,7 +5,10 @@
 //	hydra-server lookup NAME          print a name's live instances
 //	hydra-server list                 print every name (or entry)
 //	hydra-server watch [NAME]         print events as they happen
+//	hydra-server info                 print the running server's state
+//	hydra-server deregister           remove entries by instance and token
 //	hydra-server join HOST[:PORT]     make the running server join another
+//	hydra-server join --list | leave HOST[:PORT]   list or drop its links
 //	hydra-server keygen               write a Curve25519 key pair
 //	hydra-server bench zmtp|registry|tunnel|all|serve   measure it
 //	hydra-server version | help [COMMAND]
@@ -112,11 +115,14 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 	default:
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
 		if errors.Is(err, zmtp.ErrMechanism) {
-			fmt.Fprintln(io.err, "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key")
+			fmt.Fprintln(io.err, mechanismHint)
 		}
 		return 2 // as grep's: an error (unreachable, refused, failed)
 	}
 }
+
+// mechanismHint follows an error of mismatched ZMTP mechanisms.
+const mechanismHint = "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key"
 
 func commandNames() string {
 	names := make([]string, len(commands))

@@ -94,7 +94,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := node.Config{Logger: log, Endpoint: ep,
+	cfg := node.Config{Logger: log, Endpoint: ep, Version: versionString(),
 		Registry: registry.Config{ServerID: f.serverID,
 			MaxEntries: f.maxEntries, MaxEntriesPerClient: f.maxPerClient, MaxMetadataBytes: f.maxMeta,
 			MaxRequestBytes: f.maxRequest, DefaultTTL: f.defaultTTL, MinTTL: f.minTTL, MaxTTL: f.maxTTL,
@@ -158,8 +158,12 @@ func reload(log *slog.Logger, n *node.Node) {
 
 func commandList() string {
 	var b strings.Builder
+	w := 0
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.short)
+		w = max(w, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-*s %s\n", w, c.name, c.short)
 	}
 	return b.String()
 }
