@@ -99,7 +99,7 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
 		c := findCommand(args[0])
 		if c == nil {
-			err = usagef("unknown command %q (commands: %s)", args[0], commandNames())
+			err = unknownCommand(args[0])
 			break
 		}
 		help = "hydra-server " + c.name + " --help"
@@ -124,6 +124,21 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 		}
 		return 1
 	}
+}
+
+// unknownCommand is the error for a command name not in commands, with
+// the likeliest one meant.
+func unknownCommand(name string) error {
+	best, bestD := "", 3
+	for _, c := range commands {
+		if d := editDistance(name, c.name); d < bestD {
+			best, bestD = c.name, d
+		}
+	}
+	if best != "" && bestD <= max(1, len(name)/3) {
+		return usagef("unknown command %q: did you mean %q? (commands: %s)", name, best, commandNames())
+	}
+	return usagef("unknown command %q (commands: %s)", name, commandNames())
 }
 
 func commandNames() string {
@@ -184,7 +199,7 @@ func init() {
 			}
 			c := findCommand(pos[0])
 			if c == nil {
-				return usagef("unknown command %q (commands: %s)", pos[0], commandNames())
+				return unknownCommand(pos[0])
 			}
 			return c.run(ctx, io, []string{"--help"})
 		}})
