@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,9 +25,9 @@ func transcript(t *testing.T, env map[string]string, files [][2]string, args ...
 		fmt.Fprintf(&b, "$ cat %s\n%s", f[0], f[1])
 	}
 	var envs []string
-	for k, v := range env {
-		t.Setenv(k, v)
-		envs = append(envs, k+"="+v+" ")
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		t.Setenv(k, env[k])
+		envs = append(envs, k+"="+env[k]+" ")
 	}
 	code, out, errs := runCmd(context.Background(), args...)
 	fmt.Fprintf(&b, "$ %shydra-server %s\n%s%s[exit %d]\n", strings.Join(envs, ""), strings.Join(quoteArgs(args), " "), out, errs, code)

@@ -64,6 +64,9 @@ func (c *common) endpoint() (string, error) {
 func parse(fs *flag.FlagSet, c *common, args []string, strict bool) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
+	if flagSetHook != nil {
+		flagSetHook(fs) // completion.go collects the flags
+	}
 	var pos, tail []string
 	if i := slices.Index(args, "--"); i >= 0 {
 		args, tail = args[:i], args[i+1:]

@@ -136,7 +136,7 @@ func unknownCommand(name string) error {
 		}
 	}
 	if best != "" && bestD <= max(1, len(name)/3) {
-		return usagef("unknown command %q: did you mean %q? (commands: %s)", name, best, commandNames())
+		return usagef("unknown command %q: did you mean %q?", name, best)
 	}
 	return usagef("unknown command %q (commands: %s)", name, commandNames())
 }
