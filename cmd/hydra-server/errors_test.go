@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -172,4 +173,23 @@ func zeroKeys(s string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestConfigFileSyntax: what deploy/hydra.conf says the format allows:
+// comments, "--name value", a tab, a trailing " #" comment, a name alone
+// for true; the command line and HYDRA_* win over the file.
+func TestConfigFileSyntax(t *testing.T) {
+	cleanEnv(t)
+	path := filepath.Join(t.TempDir(), "hydra.conf")
+	os.WriteFile(path, []byte("# comment\n\n--port 1234\nproto\tipc\nhost /tmp/x.sock # the socket\ncurve\nlog-level warn\n"), 0o600)
+	var f serverFlags
+	fs := flag.NewFlagSet("hydra-server", flag.ContinueOnError)
+	f.define(fs)
+	t.Setenv("HYDRA_LOG_LEVEL", "debug")
+	if _, err := parse(fs, &f.common, []string{"--config", path, "--host", "/tmp/y.sock"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if f.port != 1234 || f.proto != "ipc" || f.host != "/tmp/y.sock" || !f.tunnel.curve || f.logLevel != "debug" {
+		t.Errorf("parsed port %d proto %q host %q curve %v log-level %q", f.port, f.proto, f.host, f.tunnel.curve, f.logLevel)
+	}
 }

@@ -8,12 +8,13 @@
 //	hydra-server join HOST[:PORT]     make the running server join another
 //	hydra-server keygen               write a Curve25519 key pair
 //	hydra-server bench zmtp|registry|tunnel|all|serve   measure it
+//	hydra-server completion bash|zsh|fish   print a shell completion script
 //	hydra-server version | help [COMMAND]
 //
 // Every flag can also be set by a HYDRA_<FLAG> environment variable
 // (--log-level: HYDRA_LOG_LEVEL) and by a line of the file given with
 // --config, flags winning over the environment, the environment over the
-// file. See `hydra-server --help` and `hydra-server help COMMAND`. The
+// file; their mistakes are said in usage.go, in --flag terms, exit status 2. See `hydra-server --help` and `hydra-server help COMMAND`. The
 // running server itself is assembled by package node; this command turns
 // flags into its Config.
 package main
