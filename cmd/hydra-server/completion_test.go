@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,5 +113,34 @@ func TestCompletionZshFish(t *testing.T) {
 	}
 	if !ran {
 		t.Skip("neither zsh nor fish installed")
+	}
+}
+
+// TestCompletionHasEveryFlag: completion knows every flag each command's
+// --help lists (a command whose flags parse never sees would miss them).
+func TestCompletionHasEveryFlag(t *testing.T) {
+	specs, err := completionSpecs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagLine := regexp.MustCompile(`(?m)^  --([a-z0-9-]+)`)
+	for _, c := range specs {
+		args := []string{"--help"}
+		if c.name != "" {
+			args = []string{c.name, "--help"}
+		}
+		_, out, _ := runCmd(context.Background(), args...)
+		have := map[string]bool{}
+		for _, f := range c.flags {
+			have[f.name] = true
+		}
+		for _, m := range flagLine.FindAllStringSubmatch(out, -1) {
+			if !have[m[1]] {
+				t.Errorf("completion of %q lacks --%s", c.name, m[1])
+			}
+		}
+		if len(c.flags) != len(flagLine.FindAllString(out, -1)) {
+			t.Errorf("completion of %q has %d flags, its --help %d", c.name, len(c.flags), len(flagLine.FindAllString(out, -1)))
+		}
 	}
 }

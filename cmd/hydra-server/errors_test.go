@@ -143,6 +143,7 @@ func TestErrorsGolden(t *testing.T) {
 		{name: "unknown-command", args: []string{"lokup", "web"}, code: 2},
 		{name: "help-unknown-command", args: []string{"help", "lokup"}, code: 2},
 		{name: "version-argument", args: []string{"version", "--short"}, code: 2},
+		{name: "completion-unknown-shell", args: []string{"completion", "tcsh"}, code: 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.name == "keygen-exists" {
