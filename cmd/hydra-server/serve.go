@@ -158,8 +158,12 @@ func reload(log *slog.Logger, n *node.Node) {
 
 func commandList() string {
 	var b strings.Builder
+	w := 0
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.short)
+		w = max(w, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-*s  %s\n", w, c.name, c.short)
 	}
 	return b.String()
 }
