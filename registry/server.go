@@ -378,9 +378,36 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 		s.replyErr(env, r.ID, verb, err)
 		return
 	}
+	if (verb == VerbRegister || verb == VerbUpdate || verb == VerbLookup) && s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.debugRequest(verb, r, res)
+	}
 	s.body = appendBody(s.body[:0], r.ID, res)
 	s.reply(env, statusOK, s.body)
 	s.updateGauges()
+}
+
+// debugRequest logs a successful REGISTER, UPDATE or LOOKUP at debug, one
+// line each (DEREGISTER logs its entries in deregister).
+func (s *Server) debugRequest(verb string, r *request, res any) {
+	switch verb {
+	case VerbLookup:
+		n := 0
+		if ns := s.st.names[*r.Name]; ns != nil {
+			n = len(ns.entries)
+		}
+		s.log.Debug("registry: lookup", "name", *r.Name, "instances", n)
+	case VerbRegister, VerbUpdate:
+		rr, ok := res.(registerReply)
+		e := s.st.entries[rr.Instance]
+		if !ok || e == nil {
+			return
+		}
+		msg := "registry: " + strings.ToLower(verb)
+		if verb == VerbRegister && !rr.Created {
+			msg = "registry: register again"
+		}
+		s.log.Debug(msg, "name", e.Name, "address", e.String(), "instance", e.Instance, "ttl", e.TTL, "version", e.Version)
+	}
 }
 
 type pingReply struct {
@@ -854,7 +881,11 @@ func (s *Server) deregister(r *request) (any, *Error) {
 		}
 	}
 	now := time.Now()
+	debug := s.log.Enabled(context.Background(), slog.LevelDebug)
 	for _, e := range gone {
+		if debug {
+			s.log.Debug("registry: deregister", "name", e.Name, "address", e.String(), "instance", e.Instance)
+		}
 		s.st.remove(e)
 		s.stats.deregistered.Add(1)
 		s.emit(EventDeregister, e, now)

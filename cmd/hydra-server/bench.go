@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -164,6 +165,11 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.target != "" {
+		if err := probeTarget(ctx, kind, f.target, f.timeout); err != nil {
+			return err
+		}
+	}
 	rep := runBenchCases(ctx, io, &f, cases)
 	if f.json {
 		enc := json.NewEncoder(io.out)
@@ -171,7 +177,7 @@ func benchCmd(ctx context.Context, io stdio, args []string) error {
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
-	} else if len(rep.Results) > 0 || len(cases) > 1 {
+	} else if len(rep.Results) > 0 {
 		if err := selfbench.WriteTable(io.out, rep); err != nil {
 			return err
 		}
@@ -200,6 +206,39 @@ func (f *benchFlags) check(kind string) error {
 		return usagef("bench: --pipeline %d: at most %d (the server drops replies beyond its per-client send queue)", f.pipeline, selfbench.MaxPipeline)
 	}
 	return nil
+}
+
+// probeTarget fails at once, in one line, when nothing listens at a
+// --target (rather than each case waiting out its --timeout).
+func probeTarget(ctx context.Context, kind, target string, timeout time.Duration) error {
+	network, addr := "tcp", strings.TrimPrefix(target, "tcp://")
+	if path, ok := strings.CutPrefix(target, "ipc://"); ok {
+		network, addr = "unix", path
+	}
+	d := net.Dialer{Timeout: min(timeout, 3*time.Second)}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err == nil {
+		conn.Close()
+		return nil
+	}
+	what := "a hydra-server"
+	if kind == selfbench.KindZMTP {
+		what = "'hydra-server bench serve'"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return fmt.Errorf("bench: --target %s: no such host %q", target, dnsErr.Name)
+	}
+	cause := err.Error()
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		cause = oe.Err.Error()
+		var se *os.SyscallError
+		if errors.As(oe.Err, &se) {
+			cause = se.Err.Error()
+		}
+	}
+	return fmt.Errorf("bench: nothing answers at --target %s (%s): is %s running there?", target, cause, what)
 }
 
 // benchCases are the cases of bench kind, in the order they run.
@@ -241,6 +280,9 @@ func runBenchCases(ctx context.Context, io stdio, f *benchFlags, cases []benchCa
 		stop()
 		if err != nil {
 			rep.Failed = append(rep.Failed, selfbench.Skip{Bench: c.label, Reason: err.Error()})
+			if f.target != "" {
+				break // the next cases would wait on the same target
+			}
 			continue
 		}
 		rep.Results = append(rep.Results, r)

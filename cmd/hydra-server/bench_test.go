@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,5 +234,24 @@ func TestProgressWarmup(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no warm-up line followed by a count in %q", s)
 		}
+	}
+}
+
+// TestBenchDeadTarget: a --target where nothing listens fails at once, in
+// one line that says so, without an empty table or a wait per case.
+func TestBenchDeadTarget(t *testing.T) {
+	port := freePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, kind := range []string{"registry", "zmtp"} {
+		t0 := time.Now()
+		code, out, errs := runCmd(ctx, "bench", kind, "--target", "127.0.0.1:"+strconv.Itoa(port), "--duration", "1s")
+		if took := time.Since(t0); took > 3*time.Second {
+			t.Errorf("bench %s at a dead port took %v", kind, took)
+		}
+		if code == 0 || out != "" || strings.Count(errs, "\n") != 1 {
+			t.Errorf("bench %s at a dead port: exit %d, stdout %q, stderr %q", kind, code, out, errs)
+		}
+		golden(t, "errors/bench-"+kind+"-dead-target", strings.ReplaceAll(errs, strconv.Itoa(port), "PORT"))
 	}
 }

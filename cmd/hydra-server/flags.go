@@ -58,12 +58,17 @@ func (c *common) endpoint() (string, error) {
 	return "", usagef("--proto %q: want tcp or ipc", c.proto)
 }
 
-// parse parses args (flags and positional arguments in any order), then
-// the HYDRA_* environment and the config file. strict makes unknown keys
-// in the config file an error (the server's own flags); client commands
-// ignore the server's keys.
+// parse parses args (flags and positional arguments in any order), then,
+// for a flag set with --config, the HYDRA_* environment and the config
+// file. strict makes unknown keys in the config file an error (the
+// server's own flags); client commands ignore the server's keys. Every
+// mistake comes back as a usage error in --flag terms (usage.go).
 func parse(fs *flag.FlagSet, c *common, args []string, strict bool) ([]string, error) {
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if flagSetHook != nil {
+		flagSetHook(fs) // completion.go collects the flags
+	}
 	var pos, tail []string
 	if i := slices.Index(args, "--"); i >= 0 {
 		args, tail = args[:i], args[i+1:]
@@ -73,7 +78,7 @@ func parse(fs *flag.FlagSet, c *common, args []string, strict bool) ([]string, e
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, usagef("%v", err)
+			return nil, flagParseError(fs, err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -83,33 +88,43 @@ func parse(fs *flag.FlagSet, c *common, args []string, strict bool) ([]string, e
 		args = rest[1:]
 	}
 	pos = append(pos, tail...)
+	if fs.Lookup("config") == nil {
+		return pos, nil // flags only (keygen, version)
+	}
+	if err := parseEnv(fs); err != nil {
+		return nil, err
+	}
 	opts := []ff.Option{
-		ff.WithEnvVarPrefix("HYDRA"),
 		ff.WithConfigFileFlag("config"),
-		ff.WithConfigFileParser(func(r io.Reader, set func(name, value string) error) error {
-			if strings.HasSuffix(c.config, ".json") {
-				return ff.JSONParser(r, set)
-			}
-			return ff.PlainParser(r, set)
-		}),
+		ff.WithConfigFileParser(configParser(fs, strict)),
 		ff.WithIgnoreUndefined(!strict),
 	}
 	if err := ff.Parse(fs, nil, opts...); err != nil {
-		return nil, usagef("%v", strings.TrimPrefix(err.Error(), "error parsing commandline arguments: "))
+		if errors.As(err, new(usageError)) {
+			return nil, err
+		}
+		return nil, configOpenError(err)
 	}
 	return pos, nil
 }
 
 // printUsage writes a command's help: synopsis, text, and every flag with
-// its environment variable and default.
+// its default and, for commands with --config, its environment variable.
 func printUsage(w io.Writer, synopsis, text string, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags (each also read from HYDRA_<FLAG> and the --config file; flags win):\n", synopsis, strings.TrimSpace(text))
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", synopsis, strings.TrimSpace(text))
+	env := fs.Lookup("config") != nil
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	switch {
+	case n == 0:
+		return
+	case env:
+		fmt.Fprintln(w, "\nFlags (each also read from HYDRA_<FLAG> and the --config file; flags win):")
+	default:
+		fmt.Fprintln(w, "\nFlags:")
+	}
 	fs.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)
-		env := "HYDRA_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if f.Name == "version" || f.Name == "help" {
-			env = ""
-		}
 		line := "  --" + f.Name
 		if name != "" {
 			line += " " + name
@@ -118,8 +133,8 @@ func printUsage(w io.Writer, synopsis, text string, fs *flag.FlagSet) {
 		if def := f.DefValue; def != "" && def != "false" && def != "0s" && def != "[]" {
 			fmt.Fprintf(w, " (default %s)", def)
 		}
-		if env != "" {
-			fmt.Fprintf(w, " [$%s]", env)
+		if env && f.Name != "version" && f.Name != "help" {
+			fmt.Fprintf(w, " [$%s]", envVar(f.Name))
 		}
 		fmt.Fprintln(w)
 	})

@@ -13,13 +13,23 @@ import (
 //	go test ./cmd/hydra-server -run TestX -update
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt with what the tests got")
 
+// goldenDir is testdata/golden of this package, found at start, so that
+// tests that change directory (t.Chdir) still find it.
+var goldenDir = func() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	return filepath.Join(wd, "testdata", "golden")
+}()
+
 // golden compares got with testdata/golden/<name>.txt (name may contain
 // slashes for subdirectories). With -update it writes got there instead.
 // The comparison is of the exact bytes; on a mismatch the test fails with
 // both texts and how to accept the new one.
 func golden(t testing.TB, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", filepath.FromSlash(name)+".txt")
+	path := filepath.Join(goldenDir, filepath.FromSlash(name)+".txt")
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)

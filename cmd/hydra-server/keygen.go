@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 
 	"github.com/hydra-net/hydra/secure"
 )
@@ -24,19 +25,27 @@ allow-list (--allow-file). Refuses to overwrite an existing file without
 
 func keygenCmd(_ context.Context, io stdio, args []string) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(io.err)
 	out := fs.String("out", "hydra.key", "secret key `file` to write (the public key goes to FILE.pub)")
 	force := fs.Bool("force", false, "overwrite existing key files")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printUsage(io.out, "hydra-server keygen [--out FILE] [--force]", keygenHelp, fs)
-		}
+	pos, err := parse(fs, nil, args, true) // flags only: no HYDRA_* variables, no --config
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(io.out, "hydra-server keygen [--out FILE] [--force]", keygenHelp, fs)
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("keygen: unexpected argument %q", fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("keygen: unexpected argument %q (the file goes with --out)", pos[0])
 	}
 	kp, err := secure.Keygen(*out, *force)
+	if errors.Is(err, secure.ErrKeyExists) {
+		existing := *out
+		if _, serr := os.Lstat(existing); serr != nil {
+			existing = secure.PublicKeyPath(*out)
+		}
+		return fmt.Errorf("keygen: %s exists: use --force to overwrite it, or --out to write elsewhere", existing)
+	}
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}

@@ -11,12 +11,13 @@
 //	hydra-server join --list | leave HOST[:PORT]   list or drop its links
 //	hydra-server keygen               write a Curve25519 key pair
 //	hydra-server bench zmtp|registry|tunnel|all|serve   measure it
+//	hydra-server completion bash|zsh|fish   print a shell completion script
 //	hydra-server version | help [COMMAND]
 //
 // Every flag can also be set by a HYDRA_<FLAG> environment variable
 // (--log-level: HYDRA_LOG_LEVEL) and by a line of the file given with
 // --config, flags winning over the environment, the environment over the
-// file. See `hydra-server --help` and `hydra-server help COMMAND`. The
+// file; their mistakes are said in usage.go, in --flag terms, exit status 2. See `hydra-server --help` and `hydra-server help COMMAND`. The
 // running server itself is assembled by package node; this command turns
 // flags into its Config.
 package main
@@ -72,12 +73,17 @@ func findCommand(name string) *command {
 	return nil
 }
 
-// usageError is a mistake in the command line: exit status 2.
-type usageError struct{ msg string }
+// usageError is a mistake in the command line, the environment or the
+// config file: exit status 2. noHint drops the "Run ... --help" line (a
+// config file's mistake names its line; the help would not help).
+type usageError struct {
+	msg    string
+	noHint bool
+}
 
 func (e usageError) Error() string { return e.msg }
 
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+func usagef(format string, args ...any) error { return usageError{msg: fmt.Sprintf(format, args...)} }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -92,22 +98,28 @@ func main() {
 // first one's graceful shutdown is under way.
 func run(ctx context.Context, stop func(), io stdio, args []string) int {
 	var err error
+	help := "hydra-server --help" // where a usage error points
 	switch {
 	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
 		c := findCommand(args[0])
 		if c == nil {
-			err = usagef("unknown command %q (commands: %s)", args[0], commandNames())
+			err = unknownCommand(args[0])
 			break
 		}
+		help = "hydra-server " + c.name + " --help"
 		err = c.run(ctx, io, args[1:])
 	default:
 		err = serve(ctx, stop, io, args)
 	}
+	var ue usageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, new(usageError)):
-		fmt.Fprintf(io.err, "hydra-server: %v\nRun 'hydra-server --help' for usage.\n", err)
+	case errors.As(err, &ue):
+		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
+		if !ue.noHint {
+			fmt.Fprintf(io.err, "Run '%s' for usage.\n", help)
+		}
 		return 2
 	case errors.As(err, new(notFoundError)):
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
@@ -123,6 +135,21 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 
 // mechanismHint follows an error of mismatched ZMTP mechanisms.
 const mechanismHint = "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key"
+
+// unknownCommand is the error for a command name not in commands, with
+// the likeliest one meant.
+func unknownCommand(name string) error {
+	best, bestD := "", 3
+	for _, c := range commands {
+		if d := editDistance(name, c.name); d < bestD {
+			best, bestD = c.name, d
+		}
+	}
+	if best != "" && bestD <= max(1, len(name)/3) {
+		return usagef("unknown command %q: did you mean %q?", name, best)
+	}
+	return usagef("unknown command %q (commands: %s)", name, commandNames())
+}
 
 func commandNames() string {
 	names := make([]string, len(commands))
@@ -144,20 +171,45 @@ func versionString() string {
 	return fmt.Sprintf("hydra-server %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
+// noFlags parses the command line of a command without flags, printing
+// its help for --help.
+func noFlags(io stdio, name, args, text string, argv []string) ([]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	pos, err := parse(fs, nil, argv, true)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(io.out, strings.TrimSpace("hydra-server "+name+" "+args), text, fs)
+	}
+	return pos, err
+}
+
 func init() {
 	addCommand(&command{name: "version", short: "print the version and the Go/OS/arch it was built for",
 		run: func(_ context.Context, io stdio, args []string) error {
+			pos, err := noFlags(io, "version", "", "Prints the version of hydra-server, the Go release it was built with and\nits OS/arch, as --version does.", args)
+			if err != nil {
+				return err
+			}
+			if len(pos) > 0 {
+				return usagef("version: unexpected argument %q", pos[0])
+			}
 			fmt.Fprintln(io.out, versionString())
 			return nil
 		}})
 	addCommand(&command{name: "help", args: "[COMMAND]", short: "explain a command",
 		run: func(ctx context.Context, io stdio, args []string) error {
-			if len(args) == 0 {
+			pos, err := noFlags(io, "help", "[COMMAND]", "Explains COMMAND, as 'hydra-server COMMAND --help' does; without one, the\nserver's flags and the list of commands, as 'hydra-server --help'.", args)
+			if err != nil {
+				return err
+			}
+			if len(pos) == 0 {
 				return serve(ctx, func() {}, io, []string{"--help"})
 			}
-			c := findCommand(args[0])
-			if c == nil || c.name == "help" {
-				return usagef("unknown command %q (commands: %s)", args[0], commandNames())
+			if len(pos) > 1 {
+				return usagef("help: want at most one COMMAND")
+			}
+			c := findCommand(pos[0])
+			if c == nil {
+				return unknownCommand(pos[0])
 			}
 			return c.run(ctx, io, []string{"--help"})
 		}})

@@ -308,7 +308,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"--log-format", "xml"}, `--log-format "xml"`},
 		{[]string{"--proto", "udp"}, `--proto "udp": want tcp or ipc`},
 		{[]string{"--port", "70000"}, "out of range"},
-		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
+		{[]string{"--no-such-flag"}, "hydra-server: unknown flag --no-such-flag\nRun 'hydra-server --help' for usage.\n"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"--service", "nonsense"}, "NAME=PROTO://HOST:PORT"},
 		{[]string{"--min-ttl", "10s", "--default-ttl", "5s"}, "hydra-server: --default-ttl 5s is outside [--min-ttl 10s, --max-ttl 24h0m0s]\n"},

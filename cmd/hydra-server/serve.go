@@ -163,7 +163,7 @@ func commandList() string {
 		w = max(w, len(c.name))
 	}
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-*s %s\n", w, c.name, c.short)
+		fmt.Fprintf(&b, "  %-*s  %s\n", w, c.name, c.short)
 	}
 	return b.String()
 }

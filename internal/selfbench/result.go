@@ -152,8 +152,17 @@ func WriteTable(w io.Writer, rep *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%s\tsize\tconc\tcount\ttime\tmsgs/s\tMB/s\tp50\tp90\tp99\tmax\t\n", left("bench", "case"))
 	var notes []string
+	seen := map[string]bool{}
+	note := func(n string) { // each note once: the cases of a bench share theirs
+		if !seen[n] {
+			seen[n] = true
+			notes = append(notes, n)
+		}
+	}
+	kinds := map[string]bool{}
 	var clockError time.Duration
 	for _, r := range rep.Results {
+		kinds[r.Bench] = true
 		if r.Latency != nil {
 			clockError = max(clockError, r.ClockError)
 		}
@@ -173,17 +182,17 @@ func WriteTable(w io.Writer, rep *Report) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", left(r.Bench, r.Case), size, conc, FormatCount(float64(r.Count)),
 			FormatDuration(r.Elapsed), FormatCount(r.MsgsPerSec), mb, strings.Join(lat, "\t"))
 		for _, n := range r.Notes {
-			notes = append(notes, fmt.Sprintf("%s %s: %s", r.Bench, r.Case, n))
+			note(fmt.Sprintf("%s %s: %s", r.Bench, r.Case, n))
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, s := range rep.Skipped {
-		notes = append(notes, fmt.Sprintf("%s: skipped: %s", s.Bench, s.Reason))
+		note(fmt.Sprintf("%s: skipped: %s", s.Bench, s.Reason))
 	}
 	for _, s := range rep.Failed {
-		notes = append(notes, fmt.Sprintf("%s: FAILED: %s", s.Bench, s.Reason))
+		note(fmt.Sprintf("%s: FAILED: %s", s.Bench, s.Reason))
 	}
 	if clockError > 0 {
 		notes = append(notes, fmt.Sprintf("one-way latencies against the target: the two clocks aligned to within ±%s", FormatDuration(clockError)))
@@ -194,11 +203,26 @@ func WriteTable(w io.Writer, rep *Report) error {
 			fmt.Fprintln(w, "  "+n)
 		}
 	}
-	_, err := fmt.Fprintf(w, "\n%s, %d CPUs; latency: %s\n", rep.Version, rep.CPUs, latencyLegend)
+	var legend []string
+	for _, l := range latencyLegend {
+		if kinds[l.bench] {
+			legend = append(legend, l.text)
+		}
+	}
+	footer := fmt.Sprintf("%s, %d CPUs", rep.Version, rep.CPUs)
+	if len(legend) > 0 {
+		footer += "; latency: " + strings.Join(legend, ", ")
+	}
+	_, err := fmt.Fprintf(w, "\n%s\n", footer)
 	return err
 }
 
-const latencyLegend = "req-rep round trip, push-pull/pub-sub send to receive, registry request to reply"
+// latencyLegend says what latency means, for the benches in a report.
+var latencyLegend = []struct{ bench, text string }{
+	{KindZMTP, "req-rep round trip, push-pull/pub-sub send to receive"},
+	{KindRegistry, "registry request to reply"},
+	{KindTunnel, fmt.Sprintf("tunnel %d-byte echo round trip", echoSize)},
+}
 
 // FormatCount writes n with a K/M/G suffix and three significant digits.
 func FormatCount(n float64) string {

@@ -517,3 +517,25 @@ func TestZMTPInterruptedRunFreesResponder(t *testing.T) {
 		}
 	}
 }
+
+// TestReportNotesOnce: a note the cases of a bench share (the tunnel's
+// latency footnote, one per --size) is printed once, and the latency
+// legend names only the benches that ran.
+func TestReportNotesOnce(t *testing.T) {
+	note := "latency: round trip of a 64-byte write echoed through the tunnel"
+	rep := &Report{Version: "hydra-server test", CPUs: 2}
+	for _, size := range []int{1024, 65536, 1 << 20} {
+		rep.Results = append(rep.Results, Result{Bench: KindTunnel, Case: "stream", Target: InProcess, Size: size,
+			Concurrency: 1, Count: 10, Elapsed: time.Second, MsgsPerSec: 10, Notes: []string{note}})
+	}
+	var tb bytes.Buffer
+	if err := WriteTable(&tb, rep); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(tb.String(), note); n != 1 {
+		t.Errorf("the tunnel's note printed %d times:\n%s", n, tb.String())
+	}
+	if !strings.HasSuffix(tb.String(), "\nhydra-server test, 2 CPUs; latency: tunnel 64-byte echo round trip\n") {
+		t.Errorf("legend of a tunnel-only report:\n%s", tb.String())
+	}
+}

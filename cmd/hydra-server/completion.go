@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+func init() {
+	addCommand(&command{name: "completion", args: "bash|zsh|fish", short: "print a shell completion script for hydra-server", run: completionCmd})
+}
+
+const completionHelp = `
+Prints a script that completes hydra-server's commands, their flags and
+the values of some (files, --proto, --log-level, bench's kinds) in bash, zsh
+or fish. It is generated from the commands' own flags, so it is as new as
+the binary. Load it:
+
+  bash:  source <(hydra-server completion bash)     # in ~/.bashrc, or:
+         hydra-server completion bash > /etc/bash_completion.d/hydra-server
+  zsh:   hydra-server completion zsh > "${fpath[1]}/_hydra-server"
+         (then a new shell; or source <(hydra-server completion zsh))
+  fish:  hydra-server completion fish > ~/.config/fish/completions/hydra-server.fish`
+
+func completionCmd(_ context.Context, io stdio, args []string) error {
+	pos, err := noFlags(io, "completion", "bash|zsh|fish", completionHelp, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("completion: want one of bash, zsh, fish")
+	}
+	cmds, err := completionSpecs()
+	if err != nil {
+		return err
+	}
+	switch pos[0] {
+	case "bash":
+		writeBashCompletion(io.out, cmds)
+	case "zsh":
+		writeZshCompletion(io.out, cmds)
+	case "fish":
+		writeFishCompletion(io.out, cmds)
+	default:
+		return usagef("completion: unknown shell %q (want bash, zsh or fish)", pos[0])
+	}
+	return nil
+}
+
+// complFlag is one flag as completion sees it.
+type complFlag struct {
+	name   string
+	usage  string
+	value  bool     // takes a value
+	file   bool     // the value is a file
+	values []string // the value is one of these
+}
+
+// complCmd is one command ("" for the server itself) and its flags and
+// positional choices.
+type complCmd struct {
+	name, short string
+	flags       []complFlag
+	args        []string // positional words to offer
+}
+
+// flagSetHook, when set, sees every flag set parse is given: completion
+// collects the commands' flags by running each with --help.
+var flagSetHook func(fs *flag.FlagSet)
+
+// flagChoices are the values of the flags that take one of a few words.
+var flagChoices = map[string][]string{
+	"proto":      {"tcp", "ipc"},
+	"log-level":  {"debug", "info", "warn", "error"},
+	"log-format": {"text", "json"},
+}
+
+// completionSpecs collects the server's and every command's flags from
+// the flag sets they parse, by running each with --help into nothing.
+func completionSpecs() ([]complCmd, error) {
+	defer func() { flagSetHook = nil }()
+	discard := stdio{out: io.Discard, err: io.Discard}
+	collect := func(name, short string, runHelp func() error) (complCmd, error) {
+		var got *flag.FlagSet
+		flagSetHook = func(fs *flag.FlagSet) { got = fs }
+		if err := runHelp(); err != nil && !errors.Is(err, flag.ErrHelp) {
+			return complCmd{}, fmt.Errorf("completion: %s --help: %w", name, err)
+		}
+		c := complCmd{name: name, short: short}
+		if got != nil {
+			got.VisitAll(func(f *flag.Flag) {
+				if f.Name == "help" {
+					return
+				}
+				placeholder, usage := flag.UnquoteUsage(f)
+				cf := complFlag{name: f.Name, usage: usage, value: flagKind(f) != "bool",
+					file: placeholder == "file", values: flagChoices[f.Name]}
+				c.flags = append(c.flags, cf)
+			})
+		}
+		return c, nil
+	}
+	srv, err := collect("", "run the server", func() error { return serve(context.Background(), func() {}, discard, []string{"--help"}) })
+	if err != nil {
+		return nil, err
+	}
+	out := []complCmd{srv}
+	for _, cmd := range commands {
+		c, err := collect(cmd.name, cmd.short, func() error { return cmd.run(context.Background(), discard, []string{"--help"}) })
+		if err != nil {
+			return nil, err
+		}
+		c.args = positionalChoices(cmd.args)
+		if cmd.name == "help" {
+			c.args = strings.Fields(strings.ReplaceAll(commandNames(), ",", ""))
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// positionalChoices are the words of a synopsis's alternatives:
+// "[flags] zmtp|registry|all" gives zmtp, registry, all.
+func positionalChoices(synopsis string) []string {
+	for _, w := range strings.Fields(synopsis) {
+		if strings.Contains(w, "|") && !strings.ContainsAny(w, "[]") {
+			return strings.Split(w, "|")
+		}
+	}
+	return nil
+}
+
+// shellWord quotes s for a POSIX shell (bash, zsh) in single quotes.
+func shellWord(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// shortUsage is a flag's usage cut to its first clause, for zsh and fish.
+func shortUsage(u string) string {
+	for _, sep := range []string{"; ", ": ", " (", ", "} {
+		if i := strings.Index(u, sep); i > 10 {
+			u = u[:i]
+		}
+	}
+	if len(u) > 70 {
+		u = u[:67] + "..."
+	}
+	return u
+}
+
+func writeBashCompletion(w io.Writer, cmds []complCmd) {
+	var names []string
+	for _, c := range cmds[1:] {
+		names = append(names, c.name)
+	}
+	fmt.Fprintf(w, `# bash completion for hydra-server (generated by 'hydra-server completion bash')
+_hydra_server() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    local cmd="" flags="" valued="" files="" words=""
+    if [[ $COMP_CWORD -gt 1 && ${COMP_WORDS[1]} != -* ]]; then
+        cmd="${COMP_WORDS[1]}"
+    fi
+    case "$cmd" in
+`)
+	for _, c := range cmds {
+		pat := c.name
+		if pat == "" {
+			pat = `""`
+		}
+		var flags, valued, files []string
+		for _, f := range c.flags {
+			flags = append(flags, "--"+f.name)
+			if f.value {
+				valued = append(valued, "--"+f.name)
+			}
+			if f.file {
+				files = append(files, "--"+f.name)
+			}
+		}
+		words := strings.Join(c.args, " ")
+		if c.name == "" {
+			words = strings.Join(names, " ")
+		}
+		fmt.Fprintf(w, "    %s)\n        flags=%s\n        valued=%s\n        files=%s\n        words=%s\n        ;;\n",
+			pat, shellWord(strings.Join(flags, " ")), shellWord(strings.Join(valued, " ")), shellWord(strings.Join(files, " ")), shellWord(words))
+	}
+	fmt.Fprintf(w, `    *)
+        return 0
+        ;;
+    esac
+    if [[ " $valued " == *" $prev "* ]]; then
+        if [[ " $files " == *" $prev "* ]]; then
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+        fi
+        case "$prev" in
+`)
+	var choiceFlags []string
+	for name := range flagChoices {
+		choiceFlags = append(choiceFlags, name)
+	}
+	sort.Strings(choiceFlags)
+	for _, name := range choiceFlags {
+		fmt.Fprintf(w, "        --%s) COMPREPLY=($(compgen -W %s -- \"$cur\")) ;;\n", name, shellWord(strings.Join(flagChoices[name], " ")))
+	}
+	fmt.Fprintf(w, `        *) COMPREPLY=() ;;
+        esac
+        return 0
+    fi
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+    elif [[ -z $cmd && $COMP_CWORD -eq 1 ]]; then
+        COMPREPLY=($(compgen -W "$words" -- "$cur"))
+    elif [[ -n $cmd ]]; then
+        COMPREPLY=($(compgen -W "$words" -- "$cur"))
+    fi
+    return 0
+}
+complete -o default -F _hydra_server hydra-server
+`)
+}
+
+// zshSpec is one _arguments spec of a flag.
+func zshSpec(f complFlag) string {
+	desc := strings.NewReplacer("[", "(", "]", ")", ":", "\\:").Replace(shortUsage(f.usage))
+	spec := "--" + f.name + "[" + desc + "]"
+	switch {
+	case f.file:
+		spec += ":file:_files"
+	case f.values != nil:
+		spec += ":" + f.name + ":(" + strings.Join(f.values, " ") + ")"
+	case f.value:
+		spec += ":" + f.name + ":"
+	}
+	return shellWord(spec)
+}
+
+func writeZshCompletion(w io.Writer, cmds []complCmd) {
+	fmt.Fprintf(w, "#compdef hydra-server\n# zsh completion for hydra-server (generated by 'hydra-server completion zsh')\n\n_hydra-server() {\n    local -a cmds\n    cmds=(\n")
+	for _, c := range cmds[1:] {
+		fmt.Fprintf(w, "        %s\n", shellWord(c.name+":"+strings.ReplaceAll(c.short, ":", "\\:")))
+	}
+	fmt.Fprintf(w, "    )\n    if (( CURRENT == 2 )) && [[ $words[2] != -* ]]; then\n        _describe -t commands 'hydra-server command' cmds\n        return\n    fi\n    local cmd=\n    [[ $words[2] != -* ]] && cmd=$words[2]\n    if [[ -n $cmd ]]; then\n        shift words\n        (( CURRENT-- ))\n    fi\n    case $cmd in\n")
+	for _, c := range cmds {
+		pat := c.name
+		if pat == "" {
+			pat = "''"
+		}
+		fmt.Fprintf(w, "    (%s)\n        _arguments :", pat)
+		for _, f := range c.flags {
+			fmt.Fprintf(w, " \\\n            %s", zshSpec(f))
+		}
+		if len(c.args) > 0 {
+			fmt.Fprintf(w, " \\\n            %s", shellWord("*:argument:("+strings.Join(c.args, " ")+")"))
+		} else if c.name != "" {
+			fmt.Fprintf(w, " \\\n            %s", shellWord("*:argument:_default"))
+		}
+		fmt.Fprintf(w, "\n        ;;\n")
+	}
+	fmt.Fprintf(w, "    esac\n}\n\nif [[ $zsh_eval_context[-1] == loadautofunc ]]; then\n    _hydra-server \"$@\"\nelse\n    compdef _hydra-server hydra-server\nfi\n")
+}
+
+func writeFishCompletion(w io.Writer, cmds []complCmd) {
+	var names []string
+	for _, c := range cmds[1:] {
+		names = append(names, c.name)
+	}
+	fmt.Fprintf(w, "# fish completion for hydra-server (generated by 'hydra-server completion fish')\ncomplete -c hydra-server -e\n")
+	for _, c := range cmds[1:] {
+		fmt.Fprintf(w, "complete -c hydra-server -f -n __fish_use_subcommand -a %s -d %s\n", c.name, shellWord(c.short))
+	}
+	for _, c := range cmds {
+		cond := "__fish_use_subcommand"
+		if c.name != "" {
+			cond = "__fish_seen_subcommand_from " + c.name
+		}
+		for _, f := range c.flags {
+			line := fmt.Sprintf("complete -c hydra-server -n %s -l %s -d %s", shellWord(cond), f.name, shellWord(shortUsage(f.usage)))
+			switch {
+			case f.file:
+				line += " -r -F"
+			case f.values != nil:
+				line += " -x -a " + shellWord(strings.Join(f.values, " "))
+			case f.value:
+				line += " -x"
+			}
+			fmt.Fprintln(w, line)
+		}
+		if len(c.args) > 0 {
+			fmt.Fprintf(w, "complete -c hydra-server -f -n %s -a %s\n", shellWord(cond), shellWord(strings.Join(c.args, " ")))
+		}
+	}
+}
