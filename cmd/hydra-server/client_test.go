@@ -259,6 +259,7 @@ func TestServerKeyAgainstNull(t *testing.T) {
 func TestWatchUnderTerminal(t *testing.T) {
 	scriptPath, err := exec.LookPath("script")
 	if err != nil {
+		requireUnderCI(t)
 		t.Skip("no script(1) to make a pseudo-terminal (util-linux)")
 	}
 	port := strconv.Itoa(freePort(t))

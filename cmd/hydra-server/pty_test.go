@@ -69,6 +69,7 @@ func startPty(t testing.TB, env []string, args ...string) *ptyProc {
 	t.Helper()
 	master, slave, err := openPty(120, 40)
 	if err != nil {
+		requireUnderCI(t)
 		t.Skipf("no pseudo-terminal: %v", err)
 	}
 	cmd := exec.Command(os.Args[0], args...)
