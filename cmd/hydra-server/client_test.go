@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -257,34 +256,20 @@ func TestServerKeyAgainstNull(t *testing.T) {
 // retrying" when the server stops, "server back" and a fresh sync when it
 // returns, all on the terminal.
 func TestWatchUnderTerminal(t *testing.T) {
-	scriptPath, err := exec.LookPath("script")
-	if err != nil {
-		requireUnderCI(t)
-		t.Skip("no script(1) to make a pseudo-terminal (util-linux)")
-	}
 	port := strconv.Itoa(freePort(t))
 	srv := start(t, nil, "--port", port, "--service", "ssh=tcp://127.0.0.1:22")
 	srv.line()
-	line := "'" + strings.ReplaceAll(os.Args[0], "'", `'\''`) + "' watch --port " + port
-	watch := startExec(t, exec.Command(scriptPath, "-qfec", line, "/dev/null"))
-	next := func(want string) string {
-		t.Helper()
-		for {
-			l := strings.TrimRight(watch.line(), "\r")
-			if strings.Contains(l, want) {
-				return l
-			}
-			t.Logf("terminal: %q", l)
-		}
-	}
-	next("sync 1 entries")
-	next("ssh tcp://127.0.0.1:22 instance=static-")
+	watch := startPty(t, nil, "watch", "--port", port)
+	watch.waitFor(20*time.Second, "sync 1 entries", "ssh tcp://127.0.0.1:22 instance=static-")
 	srv.signal(syscall.SIGTERM)
 	srv.wait()
-	next("hydra-server: server lost: retrying tcp://127.0.0.1:" + port + " (connection refused)")
+	watch.waitFor(20*time.Second, "hydra-server: server lost: retrying tcp://127.0.0.1:"+port+" (connection refused)")
 	srv = start(t, nil, "--port", port, "--service", "db=tcp://127.0.0.1:5432")
 	srv.line()
-	next("hydra-server: server back at tcp://127.0.0.1:" + port + ": a fresh sync follows")
-	next("sync 1 entries")
-	next("db tcp://127.0.0.1:5432 instance=static-")
+	watch.waitFor(20*time.Second, "hydra-server: server back at tcp://127.0.0.1:"+port+": a fresh sync follows",
+		"db tcp://127.0.0.1:5432 instance=static-")
+	watch.signal(os.Interrupt)
+	if code := watch.wait(10 * time.Second); code != 0 {
+		t.Errorf("watch after SIGINT: exit %d, want 0", code)
+	}
 }
