@@ -340,11 +340,13 @@ func TestLogsAndWarning(t *testing.T) {
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], `{"time":`) || !strings.Contains(lines[0], `"level":"WARN"`) || !strings.Contains(lines[0], "without CURVE keys") {
 		t.Fatalf("want exactly the JSON warning at level warn, got:\n%s", p.stderr())
 	}
-	// On loopback there is no warning.
-	p, _ = startServer(t, nil)
-	p.signal(syscall.SIGINT)
-	p.wait()
-	if strings.Contains(p.stderr(), "CURVE") || !strings.Contains(p.stderr(), "level=INFO") {
-		t.Fatalf("loopback server stderr:\n%s", p.stderr())
+	// On loopback there is no warning, IPv6's written in brackets too.
+	for _, host := range [][]string{nil, {"--host", "[::1]"}, {"--host", "::1"}} {
+		p, _ = startServer(t, nil, host...)
+		p.signal(syscall.SIGINT)
+		p.wait()
+		if strings.Contains(p.stderr(), "CURVE") || !strings.Contains(p.stderr(), "level=INFO") {
+			t.Fatalf("loopback server %v stderr:\n%s", host, p.stderr())
+		}
 	}
 }

@@ -173,6 +173,6 @@ func loopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
-	ip := net.ParseIP(host)
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")) // --host '[::1]' too
 	return ip != nil && ip.IsLoopback()
 }
