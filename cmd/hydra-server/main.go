@@ -136,9 +136,15 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 // mechanismHint follows an error of mismatched ZMTP mechanisms.
 const mechanismHint = "hint: a server run with --curve needs its public key on the client side (--server-key, or --join-key for joins); without --curve, drop --server-key"
 
+// meantCommand maps names other tools use to ours.
+var meantCommand = map[string]string{"status": "info", "ping": "info", "stats": "info", "unregister": "deregister", "part": "leave"}
+
 // unknownCommand is the error for a command name not in commands, with
 // the likeliest one meant.
 func unknownCommand(name string) error {
+	if meant, ok := meantCommand[name]; ok {
+		return usagef("unknown command %q: did you mean %q?", name, meant)
+	}
 	best, bestD := "", 3
 	for _, c := range commands {
 		if d := editDistance(name, c.name); d < bestD {

@@ -310,6 +310,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"--port", "70000"}, "out of range"},
 		{[]string{"--no-such-flag"}, "hydra-server: unknown flag --no-such-flag\nRun 'hydra-server --help' for usage.\n"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"status"}, `unknown command "status": did you mean "info"?`},
 		{[]string{"--service", "nonsense"}, "NAME=PROTO://HOST:PORT"},
 		{[]string{"--min-ttl", "10s", "--default-ttl", "5s"}, "hydra-server: --default-ttl 5s is outside [--min-ttl 10s, --max-ttl 24h0m0s]\n"},
 		{[]string{"--min-ttl", "10s", "--max-ttl", "1s"}, "hydra-server: --min-ttl 10s is above --max-ttl 1s\n"},
