@@ -172,6 +172,22 @@ func (j *Join) joinPeer(peer string) (addr string, isNew bool, err error) {
 	return addr, true, nil
 }
 
+// peerOf reads the "peer" of a JOIN or LEAVE body.
+func peerOf(body []byte) (string, *registry.Error) {
+	var req struct {
+		Peer *string `json:"peer"`
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return "", &registry.Error{Code: registry.CodeBadRequest, Message: "body: field \"peer\": want a string"}
+		}
+	}
+	if req.Peer == nil || *req.Peer == "" {
+		return "", &registry.Error{Code: registry.CodeBadRequest, Message: "peer is missing: want HOST, HOST:PORT or tcp://HOST:PORT"}
+	}
+	return *req.Peer, nil
+}
+
 type joinReply struct {
 	Peer string `json:"peer"`
 	New  bool   `json:"new"`
@@ -179,18 +195,11 @@ type joinReply struct {
 
 // Join answers JOIN {"peer":"HOST[:PORT]"} (registry.Replicator).
 func (j *Join) Join(body []byte) (any, *registry.Error) {
-	var req struct {
-		Peer *string `json:"peer"`
+	peer, perr := peerOf(body)
+	if perr != nil {
+		return nil, perr
 	}
-	if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "body: field \"peer\": want a string"}
-		}
-	}
-	if req.Peer == nil || *req.Peer == "" {
-		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "peer is missing: want HOST, HOST:PORT or tcp://HOST:PORT"}
-	}
-	addr, isNew, err := j.joinPeer(*req.Peer)
+	addr, isNew, err := j.joinPeer(peer)
 	if err != nil {
 		if e, ok := err.(*registry.Error); ok {
 			return nil, e
@@ -209,18 +218,11 @@ type leaveReply struct {
 // through it expire as usual, when their origins are heard by no other
 // link for the grace period. A peer not joined is a not_found error.
 func (j *Join) Leave(body []byte) (any, *registry.Error) {
-	var req struct {
-		Peer *string `json:"peer"`
+	peer, perr := peerOf(body)
+	if perr != nil {
+		return nil, perr
 	}
-	if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "body: field \"peer\": want a string"}
-		}
-	}
-	if req.Peer == nil || *req.Peer == "" {
-		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "peer is missing: want HOST, HOST:PORT or tcp://HOST:PORT"}
-	}
-	addr, err := ParseAddr(*req.Peer)
+	addr, err := ParseAddr(peer)
 	if err != nil {
 		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: err.Error()}
 	}
