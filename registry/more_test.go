@@ -218,6 +218,15 @@ func TestCloseRacingServe(t *testing.T) {
 		if err := <-served; err != nil && err != registry.ErrClosed {
 			t.Fatalf("round %d: Serve: %v", i, err)
 		}
+		// A second Close (node.Run closes once to stop, once to clean up)
+		// returns too, also when Serve never ran.
+		again := make(chan struct{})
+		go func() { srv.Close(); close(again) }()
+		select {
+		case <-again:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: a second Close waits for ever", i)
+		}
 	}
 }
 

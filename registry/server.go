@@ -272,7 +272,10 @@ func (s *Server) Close() error {
 	if !s.serving.CompareAndSwap(false, true) {
 		<-s.done
 	} else {
-		s.endLoop() // Serve never runs: what was posted never will either
+		// Serve never runs: what was posted never will either, and a later
+		// Close must not wait for a Serve that will not close done.
+		s.endLoop()
+		close(s.done)
 	}
 	return nil
 }
