@@ -12,6 +12,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -256,12 +257,23 @@ func registerCmd(ctx context.Context, io stdio, args []string) (err error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, max(f.timeout, wait))
 	defer cancel()
+	stopNotice := func() {}
 	if wait > 0 {
-		// Say what it waits for, if the server is slow to appear.
-		notice := time.AfterFunc(time.Second, func() {
-			fmt.Fprintf(io.err, "hydra-server: waiting up to %v (--wait) for the server at %s\n", wait, f.ep)
-		})
-		defer notice.Stop()
+		// Say what it waits for, if the server is slow to appear; stopped
+		// (and waited for) as soon as the server answered, so the line
+		// never comes after, nor races, what is written then.
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			select {
+			case <-time.After(time.Second):
+				fmt.Fprintf(io.err, "hydra-server: waiting up to %v (--wait) for the server at %s\n", wait, f.ep)
+			case <-stop:
+			}
+		}()
+		var once sync.Once
+		stopNotice = func() { once.Do(func() { close(stop); <-done }) }
+		defer stopNotice()
 	}
 	if once {
 		body := map[string]any{"token": c.Token(), "name": svc.Name, "host": svc.Host, "port": svc.Port, "proto": svc.Proto}
@@ -272,6 +284,7 @@ func registerCmd(ctx context.Context, io stdio, args []string) (err error) {
 			body["ttl"] = ttl.Seconds()
 		}
 		b, err := c.Request(rctx, registry.VerbRegister, body)
+		stopNotice()
 		if err != nil {
 			return err
 		}
@@ -285,6 +298,7 @@ func registerCmd(ctx context.Context, io stdio, args []string) (err error) {
 		return nil
 	}
 	reg, err := c.Register(rctx, svc)
+	stopNotice()
 	if err != nil {
 		return err
 	}

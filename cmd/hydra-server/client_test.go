@@ -182,6 +182,17 @@ func TestRegisterWaits(t *testing.T) {
 	if code := reg.wait(); code != 0 {
 		t.Errorf("register exit %d: %s", code, reg.stderr())
 	}
+	// A server that is there at once: no "waiting" line, then or later.
+	up := start(t, nil, "register", "--wait", "30s", "--port", port, "db", "10.0.0.6:5432")
+	if got := up.line(); !strings.HasPrefix(got, "registered db ") {
+		t.Fatalf("register against a live server: %q", got)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the notice's second: it must not come
+	if strings.Contains(up.stderr(), "waiting") {
+		t.Errorf("register said it waits after it registered:\n%s", up.stderr())
+	}
+	up.signal(syscall.SIGTERM)
+	up.wait()
 	// --wait bounds the wait: then one line that says why.
 	dead := strconv.Itoa(freePort(t))
 	start := time.Now()
