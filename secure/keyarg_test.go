@@ -20,7 +20,16 @@ func TestReadPublicKey(t *testing.T) {
 	if err := os.WriteFile(bare, []byte(docServerPublic+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{docServerPublic, PublicKeyPath(path), path, bare} {
+	// A path of exactly 40 Z85 characters is still read as a file.
+	n := 40 - len(dir) - 1
+	if n < 1 {
+		t.Skipf("temporary directory %s too long for a 40-character path", dir)
+	}
+	long := filepath.Join(dir, strings.Repeat("k", n))
+	if err := os.WriteFile(long, []byte(docServerPublic+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{docServerPublic, PublicKeyPath(path), path, bare, long} {
 		k, err := ReadPublicKey(s)
 		if err != nil || k.String() != docServerPublic {
 			t.Errorf("ReadPublicKey(%q) = %v, %v", s, k, err)

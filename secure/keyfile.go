@@ -228,12 +228,17 @@ func LoadPublicKey(path string) (PublicKey, error) {
 	return k, nil
 }
 
-// ReadPublicKey reads a public key given on a command line: its Z85 text
-// (40 characters), or else the path of a file LoadPublicKey reads (a
-// KEY.pub public certificate, a secret key file whose public half is
-// taken, or a file holding the Z85 text). Errors say which of the two s
-// failed to be.
+// ReadPublicKey reads a public key given on a command line: the path of a
+// file LoadPublicKey reads (a KEY.pub public certificate, a secret key file
+// whose public half is taken, or a file holding the Z85 text), or else the
+// key's Z85 text (40 characters). An existing file wins. Errors say which
+// of the two s failed to be.
 func ReadPublicKey(s string) (PublicKey, error) {
+	// A file of that name wins: a 40-character path of Z85 characters
+	// (/tmp/..., digits and letters) also parses as a key.
+	if fi, err := os.Stat(s); err == nil && fi.Mode().IsRegular() {
+		return LoadPublicKey(s)
+	}
 	k, zerr := ParsePublicKey(s)
 	if zerr == nil {
 		return k, nil
