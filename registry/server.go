@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/repeatlog"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
@@ -46,11 +47,12 @@ type Server struct {
 	req          request
 	body         []byte
 	frames       [][]byte
-	nb           context.Context          // cancelled: makes SendContext non-blocking
-	remote       remoteCopies             // other servers' entries (remote.go)
-	local        map[string]*entry        // in-process entries (local.go)
-	localWatches map[*localWatch]struct{} // in-process watchers (local.go)
-	mechanism    string                   // the port's ZMTP mechanism, for INFO
+	nb           context.Context                // cancelled: makes SendContext non-blocking
+	remote       remoteCopies                   // other servers' entries (remote.go)
+	local        map[string]*entry              // in-process entries (local.go)
+	localWatches map[*localWatch]struct{}       // in-process watchers (local.go)
+	mechanism    string                         // the port's ZMTP mechanism, for INFO
+	refusals     map[string]*repeatlog.Failures // role refusals by peer and verb, for logging once
 
 	// The replicator (replicator.go) and the loop's inbox: functions other
 	// goroutines post for the loop to run, and the wake-up that makes the
@@ -139,7 +141,8 @@ func NewServer(cfg Config) (*Server, error) {
 		st: newStore(), watches: map[string]*watch{}, watchAll: map[*watch]struct{}{},
 		watchName: map[string]map[*watch]struct{}{}, peers: map[string][]*watch{}, nb: nb,
 		remote: newRemoteCopies(), local: map[string]*entry{}, localWatches: map[*localWatch]struct{}{},
-		repl: cfg.Replicator, inbox: make(chan func(), 1024), loopDone: make(chan struct{}),
+		refusals: map[string]*repeatlog.Failures{},
+		repl:     cfg.Replicator, inbox: make(chan func(), 1024), loopDone: make(chan struct{}),
 	}
 	s.host = &Host{s}
 	s.mechanism = "NULL"
@@ -326,6 +329,15 @@ func (s *Server) replyErr(env [][]byte, id json.RawMessage, verb string, e *Erro
 
 func (s *Server) handle(msg [][]byte, now time.Time) {
 	env, frames := splitEnvelope(msg)
+	if len(frames) > 0 && bytes.EqualFold(frames[0], syncFrame) && !s.allowed(env[0], RoleServer) {
+		// Link traffic from a peer that is no joined server: refused, and
+		// the connection dropped, so that it cannot go on trying.
+		s.stats.requests.Add(1)
+		s.refused(env[0], VerbSync, RoleServer)
+		s.replyErr(env, requestID(frames), VerbSync, forbiddenRole(VerbSync, RoleServer))
+		s.sock.Disconnect(env[0])
+		return
+	}
 	if s.repl != nil && len(frames) > 0 && bytes.EqualFold(frames[0], syncFrame) {
 		// SYNC is link traffic of the replicator, not a request: answered
 		// only when it is not link traffic at all.
@@ -341,6 +353,11 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 	verb, perr := parseRequest(frames, r)
 	if perr != nil {
 		s.replyErr(env, r.ID, verb, perr)
+		return
+	}
+	if role, any := verbRole(verb); !s.allowedVerb(env[0], role, any) {
+		s.refused(env[0], verb, role)
+		s.replyErr(env, r.ID, verb, forbiddenRole(verb, role))
 		return
 	}
 	var (
