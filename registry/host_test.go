@@ -1,10 +1,14 @@
 package registry_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
 )
@@ -58,5 +62,53 @@ func TestHostValidation(t *testing.T) {
 				t.Errorf("LOOKUP serves host %q", h)
 			}
 		}
+	}
+}
+
+// TestWatchersToldOfShutdown: at Close every watch gets a "closing" event
+// in sequence (today they got nothing and learned of it only when their
+// keepalives stopped), and the Go client passes it on.
+func TestWatchersToldOfShutdown(t *testing.T) {
+	srv, err := registry.NewServer(registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Bind("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background()) }()
+	t.Cleanup(func() { srv.Close() })
+
+	raw := nodetest.RawSocket(t, srv.Endpoint(), zmtp.DEALER)
+	if err := raw.Send([]byte("WATCH"), []byte(`{"name":"web"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := raw.Recv(); err != nil || string(rep[0]) != "OK" {
+		t.Fatalf("WATCH: %q %v", rep, err)
+	}
+	c := newClient(t, srv, registry.ClientConfig{})
+	events, err := c.Watch(testutil.Context(t, 10*time.Second), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; ev.Type != registry.EventSync {
+		t.Fatalf("first event %v", ev.Type)
+	}
+	srv.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ev, err := raw.Recv()
+	if err != nil || string(ev[0]) != "EVENT" || !strings.Contains(string(ev[1]), `"type":"closing"`) || !strings.Contains(string(ev[1]), `"seq":1`) {
+		t.Fatalf("raw watcher at shutdown: %q %v, want a closing event with seq 1", ev, err)
+	}
+	select {
+	case got := <-events:
+		if got.Type != registry.EventClosing {
+			t.Fatalf("Go client's watch at shutdown: %v, want closing", got.Type)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Go client's watch saw nothing of the shutdown")
 	}
 }

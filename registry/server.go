@@ -37,6 +37,7 @@ type Server struct {
 	done       chan struct{} // closed when Serve returns
 	serving    atomic.Bool   // Serve was called (or may no longer be)
 	closed     atomic.Bool
+	stopping   atomic.Bool // Close or Serve's context asked the loop to end
 
 	// Owned by the loop.
 	st           *store
@@ -216,18 +217,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	// From here Close waits for done, also when it came first: a Close
 	// that closed the socket before this CAS must not wait for ever.
 	defer close(s.done)
-	if s.closed.Load() {
+	if s.closed.Load() || s.stopping.Load() {
 		s.endLoop()
+		s.closeSocket()
 		return ErrClosed
 	}
-	stop := context.AfterFunc(ctx, s.closeSocket)
+	stop := context.AfterFunc(ctx, s.requestStop)
 	defer stop()
 	s.log.Info("registry: serving", "endpoint", s.Endpoint(), "server_id", s.cfg.ServerID,
 		"max_entries", s.cfg.MaxEntries, "max_entries_per_client", s.cfg.MaxEntriesPerClient,
 		"max_metadata_bytes", s.cfg.MaxMetadataBytes, "static", len(s.cfg.Static))
 	last := time.Now()
 	s.loopStart(last)
-	for {
+	for !s.stopping.Load() {
 		// Run what other goroutines posted (Local's calls, the
 		// replicator's links); recv returns early (context.Canceled) when
 		// they post more.
@@ -252,6 +254,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		s.flush() // the replicator sends the changes this iteration made
 	}
+	if !s.closed.Load() {
+		s.sayClosing(time.Now()) // the socket's Linger flushes these
+	}
 	s.loopStop()
 	s.closeSocket()
 	<-s.sockClosed
@@ -269,14 +274,35 @@ func (s *Server) closeSocket() {
 	})
 }
 
+// requestStop asks the loop to end: it tells its watchers (sayClosing),
+// then closes the socket.
+func (s *Server) requestStop() {
+	s.stopping.Store(true)
+	s.wake()
+}
+
+// sayClosing sends every watch a "closing" event: the server is going
+// away, so a watcher learns it at once rather than at its next keepalive
+// (PROTOCOL.md, "Events").
+func (s *Server) sayClosing(now time.Time) {
+	for _, w := range s.watches {
+		w.seq++
+		s.sendEvent(w, EventClosing, nil, now)
+	}
+	if n := len(s.watches); n > 0 {
+		s.log.Debug("registry: told watchers of the shutdown", "watches", n)
+	}
+}
+
 // Close stops Serve, if it runs, and waits for it; it closes the socket.
 func (s *Server) Close() error {
-	s.closeSocket()
 	if !s.serving.CompareAndSwap(false, true) {
+		s.requestStop()
 		<-s.done
 	} else {
 		// Serve never runs: what was posted never will either, and a later
 		// Close must not wait for a Serve that will not close done.
+		s.closeSocket()
 		s.endLoop()
 		close(s.done)
 	}
