@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -180,4 +183,67 @@ func requestID(frames [][]byte) json.RawMessage {
 		return nil
 	}
 	return b.ID
+}
+
+// identity is who registers through the peer of routing id, for the
+// per-client quota: its CURVE key, or without one its source address (an
+// IPv6 address by its /64, what one host gets), or "local" for ipc and
+// inproc peers. Tokens do not count: anyone can make more. who says it for
+// an error message.
+func (s *Server) identity(id []byte) (ident, who string) {
+	pi, ok := s.sock.Peer(id)
+	if !ok {
+		return "gone", "a connection that is gone"
+	}
+	p := peerOf(pi)
+	switch {
+	case p.Key != "":
+		return "key " + p.Key, "key " + p.Key
+	case !p.Addr.IsValid():
+		return "local", "local peers (ipc, inproc)"
+	case p.Addr.Addr().Is6():
+		pfx, _ := p.Addr.Addr().Prefix(64)
+		return "addr " + pfx.String(), "address " + pfx.String()
+	}
+	a := p.Addr.Addr().String()
+	return "addr " + a, "address " + a
+}
+
+// Instance ids are derived from the token that registered them (PROTOCOL.md
+// §8): a random nonce, then a tag that only that token yields. After a
+// restart, whoever sends an id back must hold its token: ids are public,
+// tokens are not, and finding another token with the same 64-bit tag is
+// out of reach.
+const (
+	idNonceLen = 8  // hex digits
+	idTagLen   = 16 // hex digits
+	idLen      = idNonceLen + idTagLen
+)
+
+func newInstanceID(token string) string {
+	nonce := randomHex(idNonceLen / 2)
+	return nonce + instanceTag(token, nonce)
+}
+
+func instanceTag(token, nonce string) string {
+	h := sha256.New()
+	h.Write([]byte("hydra instance id\x00"))
+	h.Write([]byte(token))
+	h.Write([]byte{0})
+	h.Write([]byte(nonce))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:idTagLen/2])
+}
+
+// tokenOwns reports whether id was derived from token.
+func tokenOwns(token, id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return subtle.ConstantTimeCompare([]byte(id[idNonceLen:]), []byte(instanceTag(token, id[:idNonceLen]))) == 1
 }

@@ -396,7 +396,7 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 	case VerbInfo:
 		res = s.info()
 	case VerbRegister:
-		res, err = s.register(r, now)
+		res, err = s.register(r, env[0], now)
 	case VerbUpdate:
 		res, err = s.update(r, now)
 	case VerbHeartbeat:
@@ -762,7 +762,7 @@ func (s *Server) owned(token, instance string) (*entry, *Error) {
 	return e, nil
 }
 
-func (s *Server) register(r *request, now time.Time) (any, *Error) {
+func (s *Server) register(r *request, peer []byte, now time.Time) (any, *Error) {
 	token := r.Token
 	if token == "" {
 		token = randomHex(16)
@@ -783,6 +783,12 @@ func (s *Server) register(r *request, now time.Time) (any, *Error) {
 		if e, err = s.owned(token, r.Instance); err != nil {
 			return nil, err
 		}
+		if e == nil && !tokenOwns(token, r.Instance) {
+			// Ids are public (LOOKUP shows them): whoever re-registered a
+			// lost one first would own it. Only the token it was derived
+			// from may take it again (PROTOCOL.md §8).
+			return nil, &Error{Code: CodeForbidden, Message: fmt.Sprintf("instance %s was not issued to this token: register without \"instance\" for a new id", r.Instance)}
+		}
 	}
 	o := s.st.owners[token]
 	if e == nil && o != nil {
@@ -795,8 +801,10 @@ func (s *Server) register(r *request, now time.Time) (any, *Error) {
 	if s.localEntries() >= s.cfg.MaxEntries {
 		return nil, &Error{Code: CodeLimit, Message: fmt.Sprintf("the server holds %d entries, its limit (max entries)", s.cfg.MaxEntries)}
 	}
-	if o != nil && len(o.entries) >= s.cfg.MaxEntriesPerClient {
-		return nil, &Error{Code: CodeLimit, Message: fmt.Sprintf("this client (token) holds %d entries, the limit per client", s.cfg.MaxEntriesPerClient)}
+	ident, who := s.identity(peer)
+	if s.st.quota[ident] >= s.cfg.MaxEntriesPerClient {
+		// Counted by who asks, not by token: tokens are free.
+		return nil, &Error{Code: CodeLimit, Message: fmt.Sprintf("this client (%s) holds %d entries, the limit per client", who, s.cfg.MaxEntriesPerClient)}
 	}
 	if o == nil {
 		o = &owner{token: token, entries: map[string]*entry{}, byKey: map[string]*entry{}}
@@ -807,10 +815,10 @@ func (s *Server) register(r *request, now time.Time) (any, *Error) {
 		s.shadow(id) // a local registration hides a remote copy
 	}
 	for id == "" || s.st.entries[id] != nil {
-		id = randomHex(8)
+		id = newInstanceID(token)
 	}
 	e = &entry{Entry: Entry{Service: svc, Instance: id, Origin: s.cfg.ServerID, Version: 1}, owner: o, hidx: -1,
-		expires: now.Add(svc.TTL)}
+		expires: now.Add(svc.TTL), ident: ident}
 	if r.Version > 0 && r.Version < math.MaxUint64 {
 		e.Version = r.Version + 1 // registering again after a restart: stay ahead of old copies
 	}
