@@ -59,8 +59,8 @@ func TestSquattingAfterRestart(t *testing.T) {
 
 	srv := restartAt(t, ep, cfg, func(side string) {
 		evil := nodetest.RawSocket(t, side, zmtp.REQ)
-		for _, e := range seen {
-			st, m := call(t, evil, "REGISTER", map[string]any{"name": "db", "host": "192.0.2.66", "port": 6666,
+		for i, e := range seen {
+			st, m := call(t, evil, "REGISTER", map[string]any{"name": "db", "host": "192.0.2.66", "port": 6600 + i,
 				"instance": e.Instance, "ttl": 86400, "token": "attacker-token-0123456789"})
 			if st != "ERR" || m["code"] != registry.CodeForbidden {
 				t.Errorf("attacker re-registering %s: %s %v, want forbidden", e.Instance, st, m)
