@@ -608,7 +608,9 @@ func (s Service) body(token string) map[string]any {
 
 // Register registers svc and keeps it alive with heartbeats until
 // Deregister or Close; if the server loses it (a restart), the client
-// registers it again with the same instance id.
+// registers it again with the same instance id, or, if the server refuses
+// that id (forbidden: not derived from this client's token), under a new
+// one, which Instance then returns (logged at WARN).
 func (c *Client) Register(ctx context.Context, svc Service) (*Registration, error) {
 	if err := checkName(svc.Name); err != nil {
 		return nil, err
