@@ -297,7 +297,7 @@ func TestJoinVersionWins(t *testing.T) {
 	move := func(inst string) {
 		t.Helper()
 		if _, err := cc.Request(ctx, registry.VerbRegister, map[string]any{"name": "mv", "host": "10.1.1.2", "port": 1,
-			"instance": inst, "version": 1, "token": cc.Token()}); err != nil {
+			"instance": inst, "version": 1, "token": ca.Token()}); err != nil { // the moving client keeps its token, which owns the id
 			t.Fatal(err)
 		}
 	}
@@ -316,7 +316,7 @@ func TestJoinVersionWins(t *testing.T) {
 	if v := view(t, ca, "mv"); v[r.Instance()] != "VA@1 10.1.1.1:1" {
 		t.Fatalf("A's own: %v", v)
 	}
-	if _, err := cc.Request(ctx, registry.VerbDeregister, map[string]any{"token": cc.Token()}); err != nil {
+	if _, err := cc.Request(ctx, registry.VerbDeregister, map[string]any{"token": ca.Token()}); err != nil {
 		t.Fatal(err)
 	}
 	v = converge(t, "mv", 1, ca, cb, cc)

@@ -608,7 +608,9 @@ func (s Service) body(token string) map[string]any {
 
 // Register registers svc and keeps it alive with heartbeats until
 // Deregister or Close; if the server loses it (a restart), the client
-// registers it again with the same instance id.
+// registers it again with the same instance id, or, if the server refuses
+// that id (forbidden: not derived from this client's token), under a new
+// one, which Instance then returns (logged at WARN).
 func (c *Client) Register(ctx context.Context, svc Service) (*Registration, error) {
 	if err := checkName(svc.Name); err != nil {
 		return nil, err
@@ -714,6 +716,21 @@ func (r *Registration) reregister(ctx context.Context) {
 	body["version"] = r.entry.Version
 	r.mu.Unlock()
 	b, err := r.c.Request(ctx, VerbRegister, body)
+	if errors.Is(err, ErrForbidden) {
+		// The id is not ours to take (another client holds it, or it was
+		// not derived from our token: PROTOCOL.md §8). Retrying would be
+		// refused for ever: register afresh under a new id.
+		old := body["instance"]
+		delete(body, "instance")
+		delete(body, "version")
+		if b, err = r.c.Request(ctx, VerbRegister, body); err == nil {
+			if err := r.setReply(b); err == nil {
+				r.c.log.Warn("registry: instance id refused, registered under a new one", "name", r.svc.Name,
+					"old_instance", old, "instance", r.Instance())
+			}
+			return
+		}
+	}
 	if err != nil {
 		r.c.log.Warn("registry: register again", "name", r.svc.Name, "instance", body["instance"], "err", err)
 		return

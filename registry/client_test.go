@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
@@ -152,7 +154,17 @@ func TestLimits(t *testing.T) {
 	if !errors.Is(err, registry.ErrLimit) || !errContains(err, "limit per client") {
 		t.Fatalf("4th entry of a client: %v", err)
 	}
-	b := newClient(t, srv, registry.ClientConfig{})
+	// Another client from the same address counts with a (tokens are
+	// free); one from elsewhere (here ipc) has a quota of its own.
+	same := newClient(t, srv, registry.ClientConfig{})
+	if _, err := same.Register(ctx, registry.Service{Name: "a2", Host: "h", Port: 1}); !errors.Is(err, registry.ErrLimit) || !errContains(err, "address 127.0.0.1") {
+		t.Fatalf("a new token from a's address: %v", err)
+	}
+	ipc := "ipc://" + filepath.Join(t.TempDir(), "r.sock")
+	if err := srv.Bind(ipc); err != nil {
+		t.Fatal(err)
+	}
+	b := nodetest.RegistryClient(t, ipc, registry.ClientConfig{})
 	for i := range 2 {
 		if _, err := b.Register(ctx, registry.Service{Name: "b", Host: "h", Port: 1 + i}); err != nil {
 			t.Fatal(err)

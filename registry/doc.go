@@ -26,6 +26,18 @@
 // with (Origin) and a Version that grows with every change, so that servers
 // sharing entries (join, tunnels) can tell newer copies from older ones.
 //
+// # Who may do what
+//
+// Every verb needs a Role of the connection's Peer (its CURVE key, its
+// address): SYNC RoleServer, JOIN and LEAVE RoleAdmin, PING and INFO any,
+// the rest RoleClient. Config.Authorize decides (nil: DefaultAuthorize,
+// clients anyone, servers nobody, admins loopback and ipc peers); a refused
+// request gets forbidden, a refused SYNC also loses its connection, and
+// Recheck closes the connections of peers refused every role (after key
+// lists changed). Instance ids are derived from the token, so that after a
+// restart only their owner can take them again; the per-client quota
+// counts per key or address, since tokens are free.
+//
 // # Sharing entries with other servers
 //
 // The registry knows nothing of how servers share entries: a Replicator
@@ -49,7 +61,8 @@
 //
 // NewClient connects one DEALER socket to a server and pipelines requests
 // on it. Register keeps the entry alive with heartbeats and registers it
-// again (same instance id) when the server lost it; Watch delivers events
+// again (same instance id, or a new one if the server refuses that) when
+// the server lost it; Watch delivers events
 // on a channel, re-establishing the watch after a reconnect or a restart
 // and starting each stream with a sync event holding the current entries;
 // Pick and Dial choose among a name's instances (RoundRobin or Random) and

@@ -26,6 +26,10 @@ func FuzzHandle(f *testing.F) {
 		{"REGISTER", `{"name":"x","host":"h","port":1e99}`},
 		{"PING", `{"v":2}`},
 		{"\xff", `[`},
+		{"SYNC", `{"t":"hello","id":"evil","boot":"b"}`},
+		{"JOIN", `{"peer":"10.0.0.1"}`},
+		{"REGISTER", `{"name":"web","host":"-oProxyCommand=id","port":22}`},
+		{"REGISTER", `{"name":"web","host":"h","port":1,"token":"0123456789abcdef","instance":"` + newInstanceID("0123456789abcdef") + `"}`},
 	} {
 		f.Add(s.verb, []byte(s.body), uint8(2), []byte{})
 	}
@@ -55,10 +59,22 @@ func FuzzHandle(f *testing.F) {
 		if len(s.st.entries) > 8 || len(s.watches) > 4 {
 			t.Fatalf("limits exceeded: %d entries, %d watches", len(s.st.entries), len(s.watches))
 		}
+		owned := 0
 		for _, o := range s.st.owners {
 			if len(o.entries) > 4 || len(o.entries) == 0 {
 				t.Fatalf("owner with %d entries", len(o.entries))
 			}
+			owned += len(o.entries)
+		}
+		counted := 0
+		for id, n := range s.st.quota {
+			if n <= 0 || n > 4 {
+				t.Fatalf("identity %q counted %d entries", id, n)
+			}
+			counted += n
+		}
+		if counted != owned {
+			t.Fatalf("the quota counts %d entries, owners hold %d", counted, owned)
 		}
 	})
 }

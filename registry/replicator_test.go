@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
@@ -74,8 +75,10 @@ func remoteJSON(origin, inst string, port int, version uint64) []byte {
 // origins' copies.
 func TestReplicatorPlug(t *testing.T) {
 	r := newFakeRepl()
-	srv := startServer(t, registry.Config{ServerID: "self", MaxEntries: 4, MaxEntriesPerClient: 4, Replicator: r})
+	srv := startServer(t, registry.Config{ServerID: "self", MaxEntries: 4, MaxEntriesPerClient: 4, Replicator: r,
+		Authorize: nodetest.LoopbackServers})
 	c := newClient(t, srv, registry.ClientConfig{})
+	x1 := registry.InstanceIDFor(c.Token()) // an id c may register (PROTOCOL.md §8)
 	ctx := testutil.Context(t, 10*time.Second)
 	<-r.started
 
@@ -109,17 +112,17 @@ func TestReplicatorPlug(t *testing.T) {
 		})
 		return err
 	}
-	if err := set("O", "x1", 3); err != nil {
+	if err := set("O", x1, 3); err != nil {
 		t.Fatal(err)
 	}
-	if v := show(); v["x1"] != "O@3" || len(v) != 2 {
+	if v := show(); v[x1] != "O@3" || len(v) != 2 {
 		t.Fatalf("after O's copy: %v", v)
 	}
 	// A newer copy from another origin wins; when it goes, the older shows.
-	if err := set("P", "x1", 5); err != nil {
+	if err := set("P", x1, 5); err != nil {
 		t.Fatal(err)
 	}
-	if v := show(); v["x1"] != "P@5" || len(v) != 2 {
+	if v := show(); v[x1] != "P@5" || len(v) != 2 {
 		t.Fatalf("after P's copy: %v", v)
 	}
 	r.onLoop(t, func(h *registry.Host) {
@@ -131,24 +134,24 @@ func TestReplicatorPlug(t *testing.T) {
 		if len(own) != 1 || own[0] != reg.Instance() {
 			t.Errorf("own entries: %v", own)
 		}
-		h.DeleteRemote("P", "x1", registry.EventDeregister)
+		h.DeleteRemote("P", x1, registry.EventDeregister)
 	})
-	if v := show(); v["x1"] != "O@3" {
+	if v := show(); v[x1] != "O@3" {
 		t.Fatalf("after P's copy went: %v", v)
 	}
 	// A local registration of the same instance hides the copy until it
 	// goes.
 	if _, err := c.Request(ctx, registry.VerbRegister, map[string]any{"name": "web", "host": "h", "port": 2,
-		"instance": "x1", "token": c.Token()}); err != nil {
+		"instance": x1, "token": c.Token()}); err != nil {
 		t.Fatal(err)
 	}
-	if v := show(); v["x1"] != "self@1" {
+	if v := show(); v[x1] != "self@1" {
 		t.Fatalf("local over remote: %v", v)
 	}
-	if _, err := c.Request(ctx, registry.VerbDeregister, map[string]any{"token": c.Token(), "instance": "x1"}); err != nil {
+	if _, err := c.Request(ctx, registry.VerbDeregister, map[string]any{"token": c.Token(), "instance": x1}); err != nil {
 		t.Fatal(err)
 	}
-	if v := show(); v["x1"] != "O@3" {
+	if v := show(); v[x1] != "O@3" {
 		t.Fatalf("remote after the local went: %v", v)
 	}
 	// Bad copies are refused; the store is bounded.

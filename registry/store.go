@@ -16,6 +16,7 @@ type entry struct {
 	expires time.Time // zero for static entries
 	hidx    int       // index in the expiry heap, -1 when not in it
 	key     string    // the owner's dedupe key: name, host, port, proto
+	ident   string    // who registered it, for the per-client quota (Server.identity)
 	enc     []byte    // the entry's JSON, rebuilt when it changes
 }
 
@@ -72,12 +73,13 @@ type store struct {
 	entries map[string]*entry // by instance
 	names   map[string]*nameSet
 	owners  map[string]*owner
+	quota   map[string]int // entries by identity (entry.ident)
 	expiry  expiryHeap
 	sorted  []string // sorted names for LIST; nil when stale
 }
 
 func newStore() *store {
-	return &store{entries: map[string]*entry{}, names: map[string]*nameSet{}, owners: map[string]*owner{}}
+	return &store{entries: map[string]*entry{}, names: map[string]*nameSet{}, owners: map[string]*owner{}, quota: map[string]int{}}
 }
 
 func (st *store) add(e *entry) {
@@ -94,6 +96,7 @@ func (st *store) add(e *entry) {
 		o.entries[e.Instance] = e
 		o.byKey[e.key] = e
 		heap.Push(&st.expiry, e)
+		st.quota[e.ident]++
 	}
 }
 
@@ -107,6 +110,9 @@ func (st *store) remove(e *entry) {
 		}
 		if len(o.entries) == 0 {
 			delete(st.owners, o.token)
+		}
+		if st.quota[e.ident]--; st.quota[e.ident] <= 0 {
+			delete(st.quota, e.ident)
 		}
 	}
 	if e.hidx >= 0 {

@@ -26,6 +26,9 @@ type conn struct {
 	v31    bool // both sides speak ZMTP 3.1: PING, SUBSCRIBE/CANCEL commands
 	meta   Metadata
 	cipher MessageCipher
+	userID string // the mechanism's authenticated identity (Session.UserID)
+	// closeFlushed: Disconnect asked to close once the queue is written.
+	closeFlushed atomic.Bool
 
 	wake       chan struct{} // cap 1: the pipe has something to write
 	stop       chan struct{} // closed to stop the writer
@@ -228,7 +231,7 @@ func (c *conn) handshake() error {
 	if err != nil {
 		return fmt.Errorf("zmtp: %s handshake: %w", mech.Name(), err)
 	}
-	c.meta, c.cipher = sess.Peer, sess.Cipher
+	c.meta, c.cipher, c.userID = sess.Peer, sess.Cipher, sess.UserID
 	if t := c.peerType(); !compatible(c.s.typ, SocketType(t)) {
 		c.sendErrorNow("Invalid socket type")
 		return fmt.Errorf("%w: %s socket cannot talk to %q", ErrSocketType, c.s.typ, t)
@@ -452,6 +455,9 @@ func (c *conn) writeLoop() {
 				big := max(cap(out), cap(ctrl), cap(p.spareOut), cap(p.spareCtrl), cap(sealed)) > maxIdleSpare
 				s.wakeSenders()
 				s.mu.Unlock()
+				if c.closeFlushed.Load() {
+					c.nc.Close() // Disconnect: all it queued is written
+				}
 				if big && trimC == nil {
 					// Not re-armed at every idle moment: a peer that
 					// keeps it briefly busy (heartbeats) must not keep

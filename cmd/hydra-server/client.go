@@ -474,6 +474,11 @@ func watchCmd(ctx context.Context, io stdio, args []string) (err error) {
 				if !ok {
 					break loop
 				}
+				if ev.Type == registry.EventClosing {
+					// News about the server, not an entry: stderr, as "lost".
+					fmt.Fprintf(io.err, "hydra-server: server at %s is shutting down\n", f.ep)
+					continue
+				}
 				if err := printEvent(io.out, ev, f.json); err != nil {
 					cancel()
 					return err

@@ -52,7 +52,7 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	fs.Var(versionFlag{}, "version", "print the version and the Go/OS/arch it was built for, and exit")
 	fs.StringVar(&f.serverID, "server-id", "", "this server's `id` in the entries it originates (default: random at each start)")
 	fs.IntVar(&f.maxEntries, "max-entries", registry.DefaultMaxEntries, "most entries held in all")
-	fs.IntVar(&f.maxPerClient, "max-entries-per-client", registry.DefaultMaxEntriesPerClient, "most entries one client (token) holds")
+	fs.IntVar(&f.maxPerClient, "max-entries-per-client", registry.DefaultMaxEntriesPerClient, "most entries one client holds: per CURVE client key, or per source address without CURVE (tokens do not count)")
 	fs.IntVar(&f.maxMeta, "max-metadata-bytes", registry.DefaultMaxMetadataBytes, "most bytes of one entry's metadata, keys plus values")
 	fs.Int64Var(&f.maxRequest, "max-request-bytes", registry.DefaultMaxRequestBytes, "largest request accepted; a peer sending more is disconnected")
 	fs.DurationVar(&f.defaultTTL, "default-ttl", registry.DefaultTTL, "TTL of an entry registered without one")

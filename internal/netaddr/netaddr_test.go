@@ -38,3 +38,18 @@ func TestParseHostPort(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckHostZone: an IPv6 zone is an interface name; netip takes any
+// zone, so "fe80::1%$(id)" passed as an IP literal.
+func TestCheckHostZone(t *testing.T) {
+	for _, h := range []string{"fe80::1%eth0", "fe80::1%en0.100", "fe80::1%wg_0"} {
+		if err := CheckHost(h); err != nil {
+			t.Errorf("CheckHost(%q): %v", h, err)
+		}
+	}
+	for _, h := range []string{"fe80::1%$(id)", "fe80::1%a;b", "fe80::1%`x`", "fe80::1%a b"} {
+		if err := CheckHost(h); err == nil {
+			t.Errorf("CheckHost(%q) accepted", h)
+		}
+	}
+}

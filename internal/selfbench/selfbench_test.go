@@ -358,7 +358,9 @@ func TestRegistryWarmup(t *testing.T) {
 
 func TestRegistryTargetCleansUp(t *testing.T) {
 	ctx := context.Background()
-	srv, err := registry.NewServer(registry.Config{})
+	// The bench registers its data from one address: a target needs a
+	// per-client quota that takes it (--max-entries-per-client).
+	srv, err := registry.NewServer(registry.Config{MaxEntriesPerClient: registry.DefaultMaxEntries})
 	if err != nil {
 		t.Fatal(err)
 	}
