@@ -79,6 +79,14 @@ type Config struct {
 	// unknown_verb.
 	Replicator Replicator
 
+	// Authorize says whether peer p may act in role r (see Role: which
+	// verbs need which). It runs on the server's loop for every request
+	// that needs more than any role, and from Recheck's goroutine: it must
+	// be safe for concurrent use and must not block.
+	// Default nil: DefaultAuthorize (clients anyone, servers nobody, admins
+	// only loopback, ipc and inproc peers).
+	Authorize func(p Peer, r Role) bool
+
 	// Info, if set, adds objects to the INFO reply, by key (node adds
 	// "version" and "tunnels"); keys the reply has already are ignored. It
 	// runs on the server's loop and must not block. Default nil.

@@ -26,6 +26,7 @@ type conn struct {
 	v31    bool // both sides speak ZMTP 3.1: PING, SUBSCRIBE/CANCEL commands
 	meta   Metadata
 	cipher MessageCipher
+	userID string // the mechanism's authenticated identity (Session.UserID)
 
 	wake       chan struct{} // cap 1: the pipe has something to write
 	stop       chan struct{} // closed to stop the writer
@@ -228,7 +229,7 @@ func (c *conn) handshake() error {
 	if err != nil {
 		return fmt.Errorf("zmtp: %s handshake: %w", mech.Name(), err)
 	}
-	c.meta, c.cipher = sess.Peer, sess.Cipher
+	c.meta, c.cipher, c.userID = sess.Peer, sess.Cipher, sess.UserID
 	if t := c.peerType(); !compatible(c.s.typ, SocketType(t)) {
 		c.sendErrorNow("Invalid socket type")
 		return fmt.Errorf("%w: %s socket cannot talk to %q", ErrSocketType, c.s.typ, t)

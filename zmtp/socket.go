@@ -352,6 +352,51 @@ func (s *Socket) PeerType(routingID []byte) (SocketType, bool) {
 	return SocketType(p.c.peerType()), true
 }
 
+// PeerInfo is what a socket knows of a connected peer: what it announced
+// and what its handshake proved.
+type PeerInfo struct {
+	Type       SocketType // the Socket-Type it announced
+	UserID     string     // the mechanism's identity: CURVE client key in Z85, PLAIN user; "" for NULL
+	RemoteAddr net.Addr   // the connection's remote address (a pipe's for inproc, a path for ipc)
+}
+
+func (c *conn) info() PeerInfo {
+	return PeerInfo{Type: SocketType(c.peerType()), UserID: c.userID, RemoteAddr: c.nc.RemoteAddr()}
+}
+
+// Peer returns what a ROUTER knows of the peer whose messages carry
+// routingID; false when no such peer is connected. A server uses it to
+// decide what that peer may ask for.
+func (s *Socket) Peer(routingID []byte) (PeerInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.byID[string(routingID)]
+	if p == nil || p.c == nil {
+		return PeerInfo{}, false
+	}
+	return p.c.info(), true
+}
+
+// DropPeers closes every established connection for whose peer drop
+// returns true (a key was revoked) and returns how many it closed. A
+// connection made by Connect reconnects as usual; the peer's handshake is
+// then checked afresh. drop runs under the socket's lock: it must not call
+// the socket.
+func (s *Socket) DropPeers(drop func(PeerInfo) bool) int {
+	s.mu.Lock()
+	var doomed []*conn
+	for c := range s.conns {
+		if c.ready.Load() && c.pipe != nil && c.pipe.c == c && drop(c.info()) {
+			doomed = append(doomed, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range doomed {
+		c.nc.Close() // the reader fails at once and detaches the pipe
+	}
+	return len(doomed)
+}
+
 func (s *Socket) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
