@@ -145,7 +145,7 @@ func (a *AllowList) Reload() error {
 func needSignKeys(keys []ListedKey) error {
 	for _, k := range keys {
 		if !k.HasSign {
-			return fmt.Errorf("%w: line %d: server key %s has no signing key: a servers' list needs both; paste the server's KEY.pub (keygen writes its sign-key line) or write \"CURVEKEY SIGNKEY\" on the line", ErrKeyFile, k.Line, k.Key)
+			return fmt.Errorf("%w: line %d: server key %s has no signing key: a servers' list needs both: paste the server's KEY.pub with its sign-key line (an older KEY.pub lacks it: 'hydra-server keygen --public KEY' on that server writes it again) or write \"CURVEKEY SIGNKEY\" on the line", ErrKeyFile, k.Line, k.Key)
 		}
 	}
 	return nil

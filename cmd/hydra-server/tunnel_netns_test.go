@@ -113,7 +113,7 @@ func TestTunnelNetns(t *testing.T) {
 	// Inside the namespace: an echo service on the firewalled address,
 	// and server B with it as a static service.
 	nsProc(t, ns, "HYDRA_TUNNEL_HELPER=echo:"+nsIP+":7007")
-	bp := nsServer(t, ns, "--host", nsIP, "--port", hydraPort, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public),
+	bp := nsServer(t, ns, "--host", nsIP, "--port", hydraPort, "--key-file", keyB, "--allow-tunnels", allowFile(t, dir, kpA.Public),
 		"--server-id", "srv-b", "--service", "echo-r=tcp://"+nsIP+":7007")
 	if l := bp.line(); !strings.Contains(l, "Bound to "+nsIP+":"+hydraPort) {
 		t.Fatalf("B's banner: %q", l)
