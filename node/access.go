@@ -114,7 +114,7 @@ func (a *access) resolvePeers() {
 		got, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		cancel()
 		if err != nil {
-			a.log.Warn("join: a --join peer's name does not resolve: its join links are refused until SIGHUP resolves it", "peer", p, "err", err)
+			a.log.Debug("join: a --join peer's name does not resolve: its join links are refused until a SIGHUP resolves it (join's dial reports it too)", "peer", p, "err", err)
 			continue
 		}
 		for _, ip := range got {

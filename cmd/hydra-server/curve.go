@@ -37,7 +37,7 @@ func (f *accessFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.servers, "allow-servers", "", "with CURVE: `file` of the servers that may join this one and send it their entries: each server's KEY.pub content, or a line 'CURVEKEY SIGNKEY' (the signing key verifies its entries); SIGHUP re-reads it")
 	fs.StringVar(&f.tunnels, "allow-tunnels", "", "`file` of the public keys of servers allowed to open tunnels to this one (Z85, one a line, or KEY.pub content); without it inbound tunnels are refused; SIGHUP re-reads it and closes the tunnels of removed keys")
 	fs.StringVar(&f.admins, "allow-admins", "", "with CURVE: `file` of the public keys allowed run-time control (hydra-server join, leave); without CURVE only loopback peers are admins; SIGHUP re-reads it")
-	fs.Var(&f.joinAllow, "join-allow", "without CURVE: an `ADDR|CIDR` join links may come from, besides the --join peers' own addresses (repeatable); any other peer that sends join traffic is refused")
+	fs.Var(&f.joinAllow, "join-allow", "without CURVE: join links may come from this `ADDR|CIDR` too, besides the --join peers' own addresses (repeatable); other peers sending join traffic are refused")
 }
 
 // removedFlags are flags that exist no more, with what replaces them:
