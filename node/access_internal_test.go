@@ -60,10 +60,10 @@ func TestAuthorizeNullAddresses(t *testing.T) {
 	}{
 		{"192.0.2.9:40000", true, true, false}, // a --join peer, any source port
 		{"192.0.2.10:40000", true, false, false},
-		{"10.1.200.3:1", true, true, false},   // --join-allow 10.1.0.0/16
-		{"[fd00::7]:1", true, true, false},    // --join-allow fd00::7
+		{"10.1.200.3:1", true, true, false},        // --join-allow 10.1.0.0/16
+		{"[fd00::7]:1", true, true, false},         // --join-allow fd00::7
 		{"[::ffff:10.1.0.1]:1", true, true, false}, // v4-mapped is the v4 address
-		{"127.0.0.1:1", true, true, true},     // localhost is a --join peer here
+		{"127.0.0.1:1", true, true, true},          // localhost is a --join peer here
 		{"127.0.0.2:1", true, false, true},
 		{"203.0.113.5:1", true, false, false}, // an arbitrary registry client
 		{"", true, false, true},               // ipc: local, but never a join link

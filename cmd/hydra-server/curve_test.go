@@ -99,10 +99,10 @@ func TestCurveServer(t *testing.T) {
 func TestCurveFlagErrors(t *testing.T) {
 	ctx := context.Background()
 	for _, args := range [][]string{
-		{"--curve"},         // no key
+		{"--curve"},            // no key
 		{"--allow-any-client"}, // no key
 		{"--join", "127.0.0.1:1", "--join-key", "x"}, // key without --curve
-		{"lookup", "x", "--client-key", "k"},          // client key without a server key
+		{"lookup", "x", "--client-key", "k"},         // client key without a server key
 		{"lookup", "x", "--server-key", "not-z85"},
 	} {
 		if code, _, errs := runCmd(ctx, args...); code != 2 {
