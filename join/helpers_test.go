@@ -21,7 +21,7 @@ type config struct {
 // joinCfg is a server that joins peers, with short intervals for tests.
 func joinCfg(id string, peers ...string) config {
 	return config{
-		reg: registry.Config{ServerID: id, MinTTL: 100 * time.Millisecond},
+		reg: registry.Config{ServerID: id, MinTTL: 100 * time.Millisecond, Authorize: nodetest.LoopbackServers},
 		join: join.Config{Peers: peers, Interval: 100 * time.Millisecond, Timeout: time.Second,
 			Grace: 2 * time.Second, RedialMax: 500 * time.Millisecond},
 	}
@@ -47,6 +47,9 @@ func startServerAt(t testing.TB, cfg config, endpoint string) *node {
 		t.Fatal(err)
 	}
 	cfg.reg.Replicator = j
+	if cfg.reg.Authorize == nil {
+		cfg.reg.Authorize = nodetest.LoopbackServers // peers and raw sockets here are on loopback
+	}
 	return &node{nodetest.StartRegistry(t, cfg.reg, endpoint), j}
 }
 

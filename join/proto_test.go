@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/join"
 
@@ -344,9 +345,11 @@ func TestSyncFromClient(t *testing.T) {
 	}
 }
 
-// TestNoReplicator: a server without join refuses JOIN and SYNC.
+// TestNoReplicator: a server without join refuses JOIN and SYNC (SYNC from
+// a peer it does not take as a server is forbidden before that: see
+// registry's TestSyncForbidden).
 func TestNoReplicator(t *testing.T) {
-	srv, err := registry.NewServer(registry.Config{})
+	srv, err := registry.NewServer(registry.Config{Authorize: nodetest.LoopbackServers})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,13 @@
 package registry
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 
+	"github.com/hydra-net/hydra/internal/repeatlog"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
@@ -91,4 +94,90 @@ func (s *Server) Recheck() {
 	if n > 0 {
 		s.log.Info("registry: recheck closed connections", "count", n)
 	}
+}
+
+// verbRole is the role verb needs; any: any role will do (PING, INFO).
+func verbRole(verb string) (r Role, any bool) {
+	switch verb {
+	case VerbPing, VerbInfo:
+		return RoleClient, true
+	case VerbSync:
+		return RoleServer, false
+	case VerbJoin, VerbLeave:
+		return RoleAdmin, false
+	}
+	return RoleClient, false
+}
+
+// allowed says whether the peer of routing id may act in role r. A peer
+// gone meanwhile may do nothing (its reply would go nowhere anyway).
+func (s *Server) allowed(id []byte, r Role) bool {
+	return s.allowedVerb(id, r, false)
+}
+
+func (s *Server) allowedVerb(id []byte, r Role, any bool) bool {
+	if s.cfg.Authorize == nil && r == RoleClient {
+		return true // the default lets anyone be a client: no lookup per request
+	}
+	pi, ok := s.sock.Peer(id)
+	if !ok {
+		return false
+	}
+	p := peerOf(pi)
+	if !any {
+		return s.authorize(p, r)
+	}
+	for _, r := range roles {
+		if s.authorize(p, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// forbiddenRole is the ERR of a verb whose role the peer lacks.
+func forbiddenRole(verb string, r Role) *Error {
+	return &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s needs the %s role, which this connection's peer does not have", verb, r)}
+}
+
+// refused logs a request refused for its role, at Warn once per peer
+// address, verb and key with a count after (a client retrying must not
+// flood the log).
+func (s *Server) refused(id []byte, verb string, r Role) {
+	pi, _ := s.sock.Peer(id)
+	p := peerOf(pi)
+	who := p.Addr.Addr().String()
+	if !p.Addr.IsValid() {
+		who = "local"
+	}
+	if p.Key != "" {
+		who += " key " + p.Key
+	}
+	f := s.refusals[who+" "+verb]
+	if f == nil {
+		if len(s.refusals) >= maxRefusals {
+			clear(s.refusals) // bounded: an attacker with many addresses only resets the counts
+		}
+		f = &repeatlog.Failures{}
+		s.refusals[who+" "+verb] = f
+	}
+	f.Fail(s.log, "registry: request refused: role missing", verb+" needs "+r.String(), "peer", who, "verb", verb)
+}
+
+// maxRefusals bounds the refusal counters kept for logging.
+const maxRefusals = 1024
+
+// requestID is the "id" of a request body that parseRequest never saw (a
+// refused SYNC), so that a client matching replies by id gets its ERR.
+func requestID(frames [][]byte) json.RawMessage {
+	if len(frames) != 2 {
+		return nil
+	}
+	var b struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(frames[1], &b) != nil {
+		return nil
+	}
+	return b.ID
 }

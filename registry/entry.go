@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/hydra-net/hydra/internal/netaddr"
 	"unicode/utf8"
 )
 
@@ -162,8 +164,13 @@ func checkHost(s string) *Error {
 	if strings.ContainsAny(s, "/[]") {
 		return badRequest("host %s must be a host name or an IP address, without scheme, brackets or port", quote(s))
 	}
-	if strings.Contains(s, ":") && net.ParseIP(s) == nil {
+	if strings.Contains(s, ":") && !strings.Contains(s, "%") && net.ParseIP(s) == nil {
 		return badRequest("host %s is not an IPv6 address; give the port in \"port\", not in \"host\"", quote(s))
+	}
+	// Clients pass hosts to dialers and shells ("ssh $host"): only names
+	// and IP literals, never "-oProxyCommand=…", "$(…)" or "a;b".
+	if err := netaddr.CheckHost(s); err != nil {
+		return badRequest("%v (want letters, digits, '-', '_' and dots, or an IP literal)", err)
 	}
 	return nil
 }

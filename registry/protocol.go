@@ -61,6 +61,7 @@ const (
 	EventDeregister EventType = "deregister" // its owner removed it
 	EventExpire     EventType = "expire"     // its heartbeats stopped for its TTL
 	EventKeepalive  EventType = "keepalive"  // nothing happened for a while
+	EventClosing    EventType = "closing"    // the server is shutting down: this watch ends with it
 	EventSync       EventType = "sync"       // (client) the full current state: Entries
 )
 

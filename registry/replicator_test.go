@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/zmtp"
@@ -74,7 +75,8 @@ func remoteJSON(origin, inst string, port int, version uint64) []byte {
 // origins' copies.
 func TestReplicatorPlug(t *testing.T) {
 	r := newFakeRepl()
-	srv := startServer(t, registry.Config{ServerID: "self", MaxEntries: 4, MaxEntriesPerClient: 4, Replicator: r})
+	srv := startServer(t, registry.Config{ServerID: "self", MaxEntries: 4, MaxEntriesPerClient: 4, Replicator: r,
+		Authorize: nodetest.LoopbackServers})
 	c := newClient(t, srv, registry.ClientConfig{})
 	ctx := testutil.Context(t, 10*time.Second)
 	<-r.started

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/repeatlog"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
@@ -36,6 +37,7 @@ type Server struct {
 	done       chan struct{} // closed when Serve returns
 	serving    atomic.Bool   // Serve was called (or may no longer be)
 	closed     atomic.Bool
+	stopping   atomic.Bool // Close or Serve's context asked the loop to end
 
 	// Owned by the loop.
 	st           *store
@@ -46,11 +48,12 @@ type Server struct {
 	req          request
 	body         []byte
 	frames       [][]byte
-	nb           context.Context          // cancelled: makes SendContext non-blocking
-	remote       remoteCopies             // other servers' entries (remote.go)
-	local        map[string]*entry        // in-process entries (local.go)
-	localWatches map[*localWatch]struct{} // in-process watchers (local.go)
-	mechanism    string                   // the port's ZMTP mechanism, for INFO
+	nb           context.Context                // cancelled: makes SendContext non-blocking
+	remote       remoteCopies                   // other servers' entries (remote.go)
+	local        map[string]*entry              // in-process entries (local.go)
+	localWatches map[*localWatch]struct{}       // in-process watchers (local.go)
+	mechanism    string                         // the port's ZMTP mechanism, for INFO
+	refusals     map[string]*repeatlog.Failures // role refusals by peer and verb, for logging once
 
 	// The replicator (replicator.go) and the loop's inbox: functions other
 	// goroutines post for the loop to run, and the wake-up that makes the
@@ -139,7 +142,8 @@ func NewServer(cfg Config) (*Server, error) {
 		st: newStore(), watches: map[string]*watch{}, watchAll: map[*watch]struct{}{},
 		watchName: map[string]map[*watch]struct{}{}, peers: map[string][]*watch{}, nb: nb,
 		remote: newRemoteCopies(), local: map[string]*entry{}, localWatches: map[*localWatch]struct{}{},
-		repl: cfg.Replicator, inbox: make(chan func(), 1024), loopDone: make(chan struct{}),
+		refusals: map[string]*repeatlog.Failures{},
+		repl:     cfg.Replicator, inbox: make(chan func(), 1024), loopDone: make(chan struct{}),
 	}
 	s.host = &Host{s}
 	s.mechanism = "NULL"
@@ -213,18 +217,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	// From here Close waits for done, also when it came first: a Close
 	// that closed the socket before this CAS must not wait for ever.
 	defer close(s.done)
-	if s.closed.Load() {
+	if s.closed.Load() || s.stopping.Load() {
 		s.endLoop()
+		s.closeSocket()
 		return ErrClosed
 	}
-	stop := context.AfterFunc(ctx, s.closeSocket)
+	stop := context.AfterFunc(ctx, s.requestStop)
 	defer stop()
 	s.log.Info("registry: serving", "endpoint", s.Endpoint(), "server_id", s.cfg.ServerID,
 		"max_entries", s.cfg.MaxEntries, "max_entries_per_client", s.cfg.MaxEntriesPerClient,
 		"max_metadata_bytes", s.cfg.MaxMetadataBytes, "static", len(s.cfg.Static))
 	last := time.Now()
 	s.loopStart(last)
-	for {
+	for !s.stopping.Load() {
 		// Run what other goroutines posted (Local's calls, the
 		// replicator's links); recv returns early (context.Canceled) when
 		// they post more.
@@ -249,6 +254,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		s.flush() // the replicator sends the changes this iteration made
 	}
+	if !s.closed.Load() {
+		s.sayClosing(time.Now()) // the socket's Linger flushes these
+	}
 	s.loopStop()
 	s.closeSocket()
 	<-s.sockClosed
@@ -266,14 +274,35 @@ func (s *Server) closeSocket() {
 	})
 }
 
+// requestStop asks the loop to end: it tells its watchers (sayClosing),
+// then closes the socket.
+func (s *Server) requestStop() {
+	s.stopping.Store(true)
+	s.wake()
+}
+
+// sayClosing sends every watch a "closing" event: the server is going
+// away, so a watcher learns it at once rather than at its next keepalive
+// (PROTOCOL.md, "Events").
+func (s *Server) sayClosing(now time.Time) {
+	for _, w := range s.watches {
+		w.seq++
+		s.sendEvent(w, EventClosing, nil, now)
+	}
+	if n := len(s.watches); n > 0 {
+		s.log.Debug("registry: told watchers of the shutdown", "watches", n)
+	}
+}
+
 // Close stops Serve, if it runs, and waits for it; it closes the socket.
 func (s *Server) Close() error {
-	s.closeSocket()
 	if !s.serving.CompareAndSwap(false, true) {
+		s.requestStop()
 		<-s.done
 	} else {
 		// Serve never runs: what was posted never will either, and a later
 		// Close must not wait for a Serve that will not close done.
+		s.closeSocket()
 		s.endLoop()
 		close(s.done)
 	}
@@ -326,6 +355,15 @@ func (s *Server) replyErr(env [][]byte, id json.RawMessage, verb string, e *Erro
 
 func (s *Server) handle(msg [][]byte, now time.Time) {
 	env, frames := splitEnvelope(msg)
+	if len(frames) > 0 && bytes.EqualFold(frames[0], syncFrame) && !s.allowed(env[0], RoleServer) {
+		// Link traffic from a peer that is no joined server: refused, and
+		// the connection dropped, so that it cannot go on trying.
+		s.stats.requests.Add(1)
+		s.refused(env[0], VerbSync, RoleServer)
+		s.replyErr(env, requestID(frames), VerbSync, forbiddenRole(VerbSync, RoleServer))
+		s.sock.Disconnect(env[0])
+		return
+	}
 	if s.repl != nil && len(frames) > 0 && bytes.EqualFold(frames[0], syncFrame) {
 		// SYNC is link traffic of the replicator, not a request: answered
 		// only when it is not link traffic at all.
@@ -341,6 +379,11 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 	verb, perr := parseRequest(frames, r)
 	if perr != nil {
 		s.replyErr(env, r.ID, verb, perr)
+		return
+	}
+	if role, any := verbRole(verb); !s.allowedVerb(env[0], role, any) {
+		s.refused(env[0], verb, role)
+		s.replyErr(env, r.ID, verb, forbiddenRole(verb, role))
 		return
 	}
 	var (

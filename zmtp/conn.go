@@ -27,6 +27,8 @@ type conn struct {
 	meta   Metadata
 	cipher MessageCipher
 	userID string // the mechanism's authenticated identity (Session.UserID)
+	// closeFlushed: Disconnect asked to close once the queue is written.
+	closeFlushed atomic.Bool
 
 	wake       chan struct{} // cap 1: the pipe has something to write
 	stop       chan struct{} // closed to stop the writer
@@ -453,6 +455,9 @@ func (c *conn) writeLoop() {
 				big := max(cap(out), cap(ctrl), cap(p.spareOut), cap(p.spareCtrl), cap(sealed)) > maxIdleSpare
 				s.wakeSenders()
 				s.mu.Unlock()
+				if c.closeFlushed.Load() {
+					c.nc.Close() // Disconnect: all it queued is written
+				}
 				if big && trimC == nil {
 					// Not re-armed at every idle moment: a peer that
 					// keeps it briefly busy (heartbeats) must not keep

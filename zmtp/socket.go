@@ -397,6 +397,25 @@ func (s *Socket) DropPeers(drop func(PeerInfo) bool) int {
 	return len(doomed)
 }
 
+// Disconnect closes the connection of the ROUTER peer routingID once what
+// is queued for it has been written (a refusal that explains itself), or
+// after a second if the peer does not read. It reports whether such a peer
+// was connected.
+func (s *Socket) Disconnect(routingID []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.byID[string(routingID)]
+	if p == nil || p.c == nil {
+		return false
+	}
+	c := p.c
+	c.closeFlushed.Store(true)
+	time.AfterFunc(time.Second, func() { c.nc.Close() })
+	p.kicked = false // wake the writer even if it is idle now
+	s.kick(p)
+	return true
+}
+
 func (s *Socket) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -58,13 +58,21 @@ func ParseHostPort(s string) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }
 
-// CheckHost reports whether h is an IP literal or a host name (labels of
-// letters, digits, '-' and '_', separated by dots, at most 253 bytes).
+// CheckHost reports whether h is an IP literal (an IPv6 zone being an
+// interface name) or a host name (labels of letters, digits, '-' and '_',
+// separated by dots, at most 253 bytes).
 func CheckHost(h string) error {
 	if h == "" {
 		return errors.New("host is empty")
 	}
-	if _, err := netip.ParseAddr(h); err == nil {
+	if a, err := netip.ParseAddr(h); err == nil {
+		// netip takes any zone ("fe80::1%$(id)"): only an interface name.
+		for i := 0; i < len(a.Zone()); i++ {
+			c := a.Zone()[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+				return fmt.Errorf("host %q: the zone after %% is not an interface name", h)
+			}
+		}
 		return nil
 	}
 	if len(h) > 253 {

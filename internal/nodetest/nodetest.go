@@ -27,12 +27,17 @@ type Running struct {
 	once   sync.Once
 }
 
-// Start builds cfg (Endpoint tcp://127.0.0.1:0 when empty) and runs it;
-// the test fails if it cannot start or if Run does not end cleanly.
+// Start builds cfg (Endpoint tcp://127.0.0.1:0 when empty; Registry.Authorize
+// LoopbackServers when nil, so that nodes of a test may join each other)
+// and runs it; the test fails if it cannot start or if Run does not end
+// cleanly.
 func Start(t testing.TB, cfg node.Config) *Running {
 	t.Helper()
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = "tcp://127.0.0.1:0"
+	}
+	if cfg.Registry.Authorize == nil {
+		cfg.Registry.Authorize = LoopbackServers
 	}
 	n, err := node.New(cfg)
 	if err != nil {
@@ -86,6 +91,16 @@ func TunnelProxy(t testing.TB, c *registry.Client, name string) registry.Entry {
 		return false
 	})
 	return got
+}
+
+// LoopbackServers is registry.DefaultAuthorize plus the server role for
+// loopback, ipc and inproc peers: what a test whose servers join each other
+// (or whose raw sockets play a joined server) on one machine needs.
+func LoopbackServers(p registry.Peer, r registry.Role) bool {
+	if r == registry.RoleServer {
+		return !p.Addr.IsValid() || p.Addr.Addr().IsLoopback()
+	}
+	return registry.DefaultAuthorize(p, r)
 }
 
 // StartRegistry runs a registry server with cfg (Logger: testutil.Logger
