@@ -124,7 +124,9 @@ func TestRolesCurve(t *testing.T) {
 // addresses the operator named (ServerAddrs here; the Join.Peers'
 // addresses too), never from an arbitrary registry client.
 func TestNullJoinNamedOnly(t *testing.T) {
-	closed := nodetest.Start(t, node.Config{})
+	// Named: a TEST-NET address, not loopback, where this test's raw
+	// socket comes from.
+	closed := nodetest.Start(t, node.Config{Access: node.Access{ServerAddrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}}})
 	if code := rawSync(t, closed.Endpoint(), nil); code != registry.CodeForbidden {
 		t.Errorf("SYNC from an address not named: %s, want forbidden", code)
 	}
