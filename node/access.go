@@ -34,8 +34,9 @@ type Access struct {
 	Clients secure.Authorizer
 	// Servers may open join links and send SYNC, with Curve. A servers'
 	// list (secure.LoadServerList) carries each server's signing key too,
-	// for join's trusted origins (TrustsSigner). Default nil: with Curve
-	// nobody.
+	// for join's trusted origins (TrustsSigner), with Curve or without
+	// (then only that: join links are taken by address). Default nil: with
+	// Curve nobody.
 	Servers secure.Authorizer
 	// Tunnels may open tunnels to this server (their Noise static key).
 	// Default nil: inbound tunnels are refused.
@@ -49,8 +50,10 @@ type Access struct {
 	ServerAddrs []netip.Prefix
 }
 
-// validate: the key lists of the ZMTP port need Curve, and the addresses
-// need NULL, so that no setting is silently without effect.
+// validate: the clients' and admins' lists need Curve, and the addresses
+// need NULL, so that no setting is silently without effect. The servers'
+// list is allowed without Curve: there it names the signing keys whose
+// origins join trusts (join links are then taken by address).
 func (a Access) validate(curve bool) error {
 	if curve {
 		if len(a.ServerAddrs) > 0 {
@@ -61,7 +64,7 @@ func (a Access) validate(curve bool) error {
 	for _, l := range []struct {
 		field string
 		a     secure.Authorizer
-	}{{"Access.Clients", a.Clients}, {"Access.Servers", a.Servers}, {"Access.Admins", a.Admins}} {
+	}{{"Access.Clients", a.Clients}, {"Access.Admins", a.Admins}} {
 		if l.a != nil {
 			return &ConfigError{l.field, errors.New("needs Curve (without CURVE on the ZMTP port no peer has a key)")}
 		}
