@@ -21,7 +21,7 @@ import (
 
 // netnsHost is a network namespace joined to this one by a veth pair:
 // hostIP on this side (device hostDev), nsIP inside, behind a firewall
-// that lets only port in.
+// that lets only its ports in (port is the first).
 type netnsHost struct {
 	ns, hostDev    string
 	hostIP, nsIP   string
@@ -29,10 +29,11 @@ type netnsHost struct {
 }
 
 // newNetns makes the namespace name+pid with the /24 subnet (three
-// octets, "10.213.77"), removed when the test ends. It needs root, ip, nft
-// or iptables and tcpdump: outside CI it skips without them; under CI=true
-// it fails instead (.ci/run installs iproute2 nftables tcpdump).
-func newNetns(t *testing.T, name, subnet, port string) *netnsHost {
+// octets, "10.213.77"), whose firewall lets in the TCP ports given (a port
+// or a range "7100-7119"), removed when the test ends. It needs root, ip,
+// nft or iptables and tcpdump: outside CI it skips without them; under
+// CI=true it fails instead (.ci/run installs iproute2 nftables tcpdump).
+func newNetns(t *testing.T, name, subnet string, ports ...string) *netnsHost {
 	t.Helper()
 	need := func(why string) {
 		t.Helper()
@@ -60,7 +61,7 @@ func newNetns(t *testing.T, name, subnet, port string) *netnsHost {
 		}
 	}
 	id := fmt.Sprintf("%d", os.Getpid()%100000)
-	h := &netnsHost{ns: "hydra-" + name + id, hostDev: "hy" + name + id + "a", hostIP: subnet + ".1", nsIP: subnet + ".2", port: port, firewall: fw}
+	h := &netnsHost{ns: "hydra-" + name + id, hostDev: "hy" + name + id + "a", hostIP: subnet + ".1", nsIP: subnet + ".2", port: ports[0], firewall: fw}
 	vb := "hy" + name + id + "b"
 	sh := func(args ...string) {
 		t.Helper()
@@ -86,7 +87,7 @@ func newNetns(t *testing.T, name, subnet, port string) *netnsHost {
 		type filter hook input priority 0; policy drop;
 		iifname "lo" accept
 		ct state established,related accept
-		tcp dport ` + port + ` accept
+		tcp dport { ` + strings.Join(ports, ", ") + ` } accept
 	}
 }
 `
@@ -96,12 +97,14 @@ func newNetns(t *testing.T, name, subnet, port string) *netnsHost {
 			t.Fatalf("nft: %v\n%s", err, out)
 		}
 	} else {
-		for _, r := range [][]string{
+		rules := [][]string{
 			{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
 			{"-A", "INPUT", "-m", "state", "--state", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
-			{"-A", "INPUT", "-p", "tcp", "--dport", port, "-j", "ACCEPT"},
-			{"-P", "INPUT", "DROP"},
-		} {
+		}
+		for _, p := range ports {
+			rules = append(rules, []string{"-A", "INPUT", "-p", "tcp", "--dport", strings.ReplaceAll(p, "-", ":"), "-j", "ACCEPT"})
+		}
+		for _, r := range append(rules, []string{"-P", "INPUT", "DROP"}) {
 			sh(append([]string{"ip", "netns", "exec", h.ns, "iptables"}, r...)...)
 		}
 	}
