@@ -116,3 +116,34 @@ func TestKeyListLines(t *testing.T) {
 		t.Errorf("keys %+v", keys)
 	}
 }
+
+// FuzzParseKeyList: any text parses or fails without panicking, and what
+// it gives writes back as "KEY [SIGN]" lines that parse to the same.
+func FuzzParseKeyList(f *testing.F) {
+	f.Add([]byte("# comment\n" + docServerPublic + "  # alice\n"))
+	f.Add([]byte("metadata\ncurve\n    public-key = \"" + docServerPublic + "\"\n    sign-key = \"" + docServerPublic + "\"\n"))
+	f.Add([]byte("metadata\ncurve\n    sign-key = \"" + docServerPublic + "\"\n    secret-key = \"x\"\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		keys, err := ParseKeyList(strings.NewReader(string(text)))
+		if err != nil {
+			return
+		}
+		var b strings.Builder
+		for _, k := range keys {
+			b.WriteString(k.Key.String())
+			if k.HasSign {
+				b.WriteString(" " + k.Sign.String())
+			}
+			b.WriteString("\n")
+		}
+		again, err := ParseKeyList(strings.NewReader(b.String()))
+		if err != nil || len(again) != len(keys) {
+			t.Fatalf("%q: written back as %q: %v", text, b.String(), err)
+		}
+		for i := range keys {
+			if again[i].Key != keys[i].Key || again[i].HasSign != keys[i].HasSign || again[i].Sign != keys[i].Sign {
+				t.Fatalf("%q: key %d: %+v, then %+v", text, i, keys[i], again[i])
+			}
+		}
+	})
+}
