@@ -106,6 +106,12 @@ func TestCurveDefaultBeyondLoopback(t *testing.T) {
 	if code, _, errs := runCmd(ctx, "--key-file", serverKey, "--curve", "--plaintext"); code != 2 || !strings.Contains(errs, "exclude each other") {
 		t.Errorf("--curve --plaintext: %d %q", code, errs)
 	}
+	// Join links follow the port: beyond loopback with a key file they are
+	// CURVE, so each --join needs its --join-key (or --plaintext).
+	if code, _, errs := runCmd(ctx, "--host", "0.0.0.0", "--port", "0", "--key-file", serverKey, "--join", "127.0.0.1:1"); code != 2 ||
+		!strings.Contains(errs, "1 --join and 0 --join-key") || !strings.Contains(errs, "--plaintext") {
+		t.Errorf("--join without --join-key on a CURVE port: %d %q", code, errs)
+	}
 }
 
 // TestSighupDropsRevokedClient: SIGHUP after a client's key left
