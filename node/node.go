@@ -332,7 +332,7 @@ func (n *Node) Reload() (reloaded bool, err error) {
 	n.srv.Recheck()
 	// Through an interface so that node builds before tunnel.Tunnels has
 	// Recheck (branch tunnel-trust); the integrator may call it directly.
-	if r, ok := any(n.tun).(interface{ Recheck() }); ok && n.tun != nil {
+	if r, ok := any(n.tun).(interface{ Recheck() int }); ok && n.tun != nil {
 		r.Recheck()
 	}
 	return reloaded, err
