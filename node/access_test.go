@@ -193,3 +193,39 @@ func TestReloadDropsRevokedClient(t *testing.T) {
 		t.Error("a bad file replaced the list")
 	}
 }
+
+// TestReloadClosesRevokedTunnel: a tunnel key removed from the tunnels'
+// file loses its established tunnel at Reload. It runs once tunnel.Tunnels
+// has Recheck (branch tunnel-trust); before, it skips.
+func TestReloadClosesRevokedTunnel(t *testing.T) {
+	ka, kb := key(t), key(t)
+	path := filepath.Join(t.TempDir(), "tunnels")
+	if err := os.WriteFile(path, []byte(ka.Public.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tunnels, err := secure.LoadAllowList(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := nodetest.Start(t, node.Config{Keys: &kb, Access: node.Access{Tunnels: tunnels}})
+	if _, ok := any(b.Tunnels()).(interface{ Recheck() int }); !ok {
+		t.Skip("tunnel.Tunnels has no Recheck yet (branch tunnel-trust)")
+	}
+	a := nodetest.Start(t, node.Config{Keys: &ka, Tunnel: tunnel.Config{
+		Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
+	up := func() bool {
+		l := b.Tunnels().Links()
+		return len(l) == 1 && l[0].State == tunnel.StateUp
+	}
+	testutil.Eventually(t, 10*time.Second, "the tunnel up", up)
+	if err := os.WriteFile(path, []byte("# nobody\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the revoked key's tunnel down", func() bool { return !up() })
+	t.Logf("down %v after Reload; A redials and is refused", time.Since(start))
+	_ = a
+}
