@@ -1,7 +1,10 @@
 // Package node builds one running Hydra server from one Config: the shared
 // port (ZMTP clients and tunnels told apart by their first byte), the
 // registry server, join replication, tunnels, and the keys each of them
-// uses. It is the one place features plug in; cmd/hydra-server fills a
+// uses, and who may do what (Access: one key list per role, turned into
+// the registry's Authorize, the CURVE port's and the tunnels' authorizers;
+// Reload re-reads the lists and drops what removed keys had established).
+// It is the one place features plug in; cmd/hydra-server fills a
 // Config from flags, and the benches and tests that need a whole server
 // start one here instead of wiring the parts by hand.
 //

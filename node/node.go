@@ -40,9 +40,9 @@ type Config struct {
 	// Keys is this server's key pair: its identity on tunnels and, with
 	// Curve, on the ZMTP port. Default nil: no tunnels, no CURVE.
 	Keys *secure.KeyPair
-	// Allow decides which peer keys are accepted: servers opening tunnels
-	// to this one and, with Curve, ZMTP clients. Default nil: nobody.
-	Allow secure.Authorizer
+	// Access says who may do what, one list per role (see Access).
+	// Default: the zero Access (see its fields).
+	Access Access
 	// Curve runs CURVE on the ZMTP port with Keys. Default false (NULL).
 	Curve bool
 	// JoinKeys pins the public key of each joined server (by the HOST:PORT
@@ -55,8 +55,9 @@ type Config struct {
 	Version string
 
 	// Tunnel configures tunnels; they run when Keys is set and there are
-	// Tunnel.Remotes to dial or an Allow to accept with. Node sets its
-	// Static key, Allow, ServerID and Logger. Default: no remotes.
+	// Tunnel.Remotes to dial or an Access.Tunnels to accept with. Node sets
+	// its Static key, Allow (Access.Tunnels), ServerID and Logger. Default:
+	// no remotes.
 	Tunnel tunnel.Config
 }
 
@@ -86,7 +87,7 @@ func (c Config) withDefaults() Config {
 
 // tunnels reports whether tunnels run: keys, and something to dial or accept.
 func (c Config) tunnels() bool {
-	return c.Keys != nil && (len(c.Tunnel.Remotes) > 0 || c.Allow != nil)
+	return c.Keys != nil && (len(c.Tunnel.Remotes) > 0 || c.Access.Tunnels != nil)
 }
 
 // Validate reports the first problem of c as a *ConfigError.
@@ -107,9 +108,12 @@ func (c Config) Validate() error {
 			return &ConfigError{"Curve", errors.New("needs Keys (this server's key pair)")}
 		case len(c.Tunnel.Remotes) > 0:
 			return &ConfigError{"Tunnel.Remotes", errors.New("need Keys (this server's key pair)")}
-		case c.Allow != nil:
-			return &ConfigError{"Allow", errors.New("needs Keys (this server's key pair)")}
+		case c.Access.Tunnels != nil:
+			return &ConfigError{"Access.Tunnels", errors.New("needs Keys (this server's key pair)")}
 		}
+	}
+	if err := c.Access.validate(c.Curve); err != nil {
+		return err
 	}
 	if len(c.JoinKeys) > 0 && !c.Curve {
 		return &ConfigError{"JoinKeys", errors.New("need Curve (join links are CURVE only when the port is)")}
@@ -139,7 +143,7 @@ func (c Config) Validate() error {
 
 func (c Config) tunnelConfig(serverID string) tunnel.Config {
 	t := c.Tunnel
-	t.Static, t.Allow, t.ServerID = *c.Keys, c.Allow, serverID
+	t.Static, t.Allow, t.ServerID = *c.Keys, c.Access.Tunnels, serverID
 	if t.Logger == nil {
 		t.Logger = c.Logger
 	}
@@ -150,6 +154,7 @@ func (c Config) tunnelConfig(serverID string) tunnel.Config {
 type Node struct {
 	cfg   Config
 	log   *slog.Logger
+	acc   *access
 	srv   *registry.Server
 	join  *join.Join
 	share *portshare.Listener // nil without tunnels
@@ -164,10 +169,14 @@ func New(cfg Config) (*Node, error) {
 	}
 	cfg = cfg.withDefaults()
 	n := &Node{cfg: cfg, log: cfg.Logger}
+	n.acc = newAccess(cfg.Access, cfg.Curve, cfg.Join.Peers, cfg.Logger)
 	rcfg := cfg.Registry
 	jcfg := cfg.Join
+	if rcfg.Authorize == nil { // a test may set its own
+		rcfg.Authorize = n.acc.authorize
+	}
 	if cfg.Curve {
-		rcfg.Security = curve.Server(*cfg.Keys, cfg.Allow)
+		rcfg.Security = curve.Server(*cfg.Keys, secure.AuthorizerFunc(n.acc.curvePeer))
 		kp, keys := *cfg.Keys, cfg.JoinKeys
 		jcfg.Security = func(addr string) func() zmtp.Mechanism {
 			if pub, ok := keys[addr]; ok {
@@ -269,7 +278,7 @@ func (n *Node) Run(ctx context.Context) error {
 		var tctx context.Context
 		tctx, tunCancel = context.WithCancel(context.Background())
 		var in net.Listener
-		if n.cfg.Allow != nil {
+		if n.cfg.Access.Tunnels != nil {
 			in = n.share.Tunnels()
 		}
 		go func() { tunDone <- n.tun.Run(tctx, in) }()
@@ -310,12 +319,21 @@ func (n *Node) close() {
 	}
 }
 
-// Reload re-reads what can change at run time: an allow-list backed by a
-// file (secure.AllowList), on SIGHUP.
+// Reload re-reads what can change at run time, on SIGHUP: every role's
+// list backed by a file (secure.AllowList) and, without Curve, the
+// addresses of the Join.Peers. A list whose file is bad keeps its old
+// keys (the error names the file and why; the other lists are still
+// re-read). Then every established connection is checked again: a ZMTP
+// peer whose key lost every role is dropped (registry.Server.Recheck), and
+// a tunnel whose key is off Access.Tunnels closes (tunnel Recheck), within
+// a second. reloaded reports whether any list has a file.
 func (n *Node) Reload() (reloaded bool, err error) {
-	al, ok := n.cfg.Allow.(*secure.AllowList)
-	if !ok {
-		return false, nil
+	reloaded, err = n.acc.reload()
+	n.srv.Recheck()
+	// Through an interface so that node builds before tunnel.Tunnels has
+	// Recheck (branch tunnel-trust); the integrator may call it directly.
+	if r, ok := any(n.tun).(interface{ Recheck() int }); ok && n.tun != nil {
+		r.Recheck()
 	}
-	return true, al.Reload()
+	return reloaded, err
 }

@@ -109,7 +109,7 @@ func TestTunnelProxiesLeaveFirst(t *testing.T) {
 		}
 	}()
 	ka, kb := key(t), key(t)
-	b := nodetest.Start(t, node.Config{Keys: &kb, Allow: secure.NewAllowList(ka.Public)})
+	b := nodetest.Start(t, node.Config{Keys: &kb, Access: node.Access{Tunnels: secure.NewAllowList(ka.Public)}})
 	a := nodetest.Start(t, node.Config{Keys: &ka, Tunnel: tunnel.Config{
 		Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
 
@@ -159,13 +159,13 @@ func TestValidateNamesTheField(t *testing.T) {
 	}{
 		{node.Config{Endpoint: "udp://x:1"}, "Endpoint"},
 		{node.Config{Curve: true}, "Curve"},
-		{node.Config{Allow: secure.AllowAny()}, "Allow"},
+		{node.Config{Access: node.Access{Tunnels: secure.AllowAny()}}, "Access.Tunnels"},
 		{node.Config{Tunnel: tunnel.Config{Remotes: []tunnel.Remote{{Addr: "h:1", Key: other.Public}}}}, "Tunnel.Remotes"},
 		{node.Config{Keys: &kp, JoinKeys: map[string]secure.PublicKey{"h:8420": other.Public}}, "JoinKeys"},
 		{node.Config{Keys: &kp, Curve: true, Join: join.Config{Peers: []string{"h"}}}, "JoinKeys"},
 		{node.Config{Registry: registry.Config{MinTTL: time.Hour, MaxTTL: time.Minute}}, "Registry"},
 		{node.Config{Join: join.Config{Interval: time.Second, Timeout: time.Second}}, "Join"},
-		{node.Config{Keys: &kp, Allow: secure.AllowAny(), Endpoint: "ipc:///tmp/x.sock"}, "Endpoint"},
+		{node.Config{Keys: &kp, Access: node.Access{Tunnels: secure.AllowAny()}, Endpoint: "ipc:///tmp/x.sock"}, "Endpoint"},
 	} {
 		err := c.cfg.Validate()
 		var ce *node.ConfigError
@@ -183,7 +183,7 @@ func TestValidateNamesTheField(t *testing.T) {
 // while registry knows nothing of tunnels (registry.Config.Info).
 func TestInfoTunnels(t *testing.T) {
 	ka, kb := key(t), key(t)
-	b := nodetest.Start(t, node.Config{Keys: &kb, Allow: secure.NewAllowList(ka.Public), Version: "vB"})
+	b := nodetest.Start(t, node.Config{Keys: &kb, Access: node.Access{Tunnels: secure.NewAllowList(ka.Public)}, Version: "vB"})
 	a := nodetest.Start(t, node.Config{Keys: &ka, Version: "vA", Tunnel: tunnel.Config{
 		Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
 	ctx := testutil.Context(t, 10*time.Second)

@@ -9,7 +9,10 @@
 // (the secret one mode 0600, refused if other users can read it; pyzmq's
 // zmq.auth.load_certificate reads ours and we read its). LoadAllowList
 // reads a file of public keys and Reload re-reads it (on SIGHUP; a bad
-// file keeps the old list). An Authorizer decides which peer keys may
+// file keeps the old list); a server runs one list per role (node.Access).
+// LoadServerList reads a servers' list, whose every key comes with that
+// server's signing key (a KEY.pub's sign-key line, or "CURVEZ85 SIGNZ85"):
+// TrustsSigner tells join whose signed origin records to take. An Authorizer decides which peer keys may
 // connect: an *AllowList, or AllowAny, which has to be asked for by name;
 // a nil Authorizer refuses everyone (Authorized is the nil-safe check the
 // mechanisms use). Public keys compare in constant time; secret keys never

@@ -35,7 +35,7 @@ type testNode struct {
 }
 
 // startNode runs a node with key pair kp and tunnels cfg (cfg.Allow becomes
-// the node's Allow; short redials unless cfg sets them).
+// the node's Access.Tunnels; short redials unless cfg sets them).
 func startNode(t testing.TB, kp secure.KeyPair, cfg tunnel.Config) *testNode {
 	t.Helper()
 	log := testutil.Logger(t)
@@ -45,7 +45,7 @@ func startNode(t testing.TB, kp secure.KeyPair, cfg tunnel.Config) *testNode {
 	if cfg.RedialMin == 0 {
 		cfg.RedialMin = 50 * time.Millisecond
 	}
-	n := nodetest.Start(t, node.Config{Logger: log, Keys: &kp, Allow: cfg.Allow, Tunnel: cfg})
+	n := nodetest.Start(t, node.Config{Logger: log, Keys: &kp, Access: node.Access{Tunnels: cfg.Allow}, Tunnel: cfg})
 	cl := n.Client(t)
 	return &testNode{srv: n.Server(), tun: n.Tunnels(), kp: kp, addr: n.Addr(), cl: cl}
 }

@@ -125,9 +125,9 @@ func (f *clientFlags) explain(err error) error {
 		return nil
 	case errors.Is(err, curve.ErrRefused):
 		pub, how := f.keys.publicKey()
-		return fmt.Errorf("the server at %s refused this client's key: add its public key (%s) to the server's --allow-file and send the server SIGHUP%s", f.ep, pub, how)
+		return fmt.Errorf("the server at %s refused this client's key: add its public key (%s) to the server's --allow-clients file and send the server SIGHUP%s", f.ep, pub, how)
 	case errors.Is(err, zmtp.ErrMechanism) && f.keys.serverKey == "":
-		return fmt.Errorf("the server at %s runs CURVE (--curve): pass --server-key with its public key (its KEY.pub file, or the Z85 text in single quotes) and --key-file with a key on its --allow-file", f.ep)
+		return fmt.Errorf("the server at %s runs CURVE: pass --server-key with its public key (its KEY.pub file, or the Z85 text in single quotes) and --client-key with a key on its --allow-clients file", f.ep)
 	case errors.Is(err, zmtp.ErrMechanism):
 		return fmt.Errorf("the server at %s does not run CURVE: drop --server-key (or start it with --curve)", f.ep)
 	case errors.Is(err, curve.ErrNoWelcome):

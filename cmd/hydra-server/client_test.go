@@ -205,7 +205,7 @@ func TestRegisterWaits(t *testing.T) {
 
 // TestKeyFlagsTakeFiles: --server-key takes the Z85 text or a key file
 // (KEY.pub, or the secret key file, whose public half is used), and
-// --allow-file takes keygen's KEY.pub content as well as Z85 lines.
+// --allow-clients takes keygen's KEY.pub content as well as Z85 lines.
 func TestKeyFlagsTakeFiles(t *testing.T) {
 	dir := t.TempDir()
 	serverKey := filepath.Join(dir, "server.key")
@@ -225,10 +225,10 @@ func TestKeyFlagsTakeFiles(t *testing.T) {
 	if err := os.WriteFile(allow, append([]byte("# alice, as keygen wrote it\n"), pub...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, ep := startServer(t, nil, "--key-file", serverKey, "--curve", "--allow-file", allow, "--service", "ssh=tcp://127.0.0.1:22")
+	_, ep := startServer(t, nil, "--key-file", serverKey, "--curve", "--allow-clients", allow, "--service", "ssh=tcp://127.0.0.1:22")
 	ctx := testutil.Context(t, 30*time.Second)
 	for _, key := range []string{server.Public.String(), serverKey + ".pub", serverKey} {
-		if code, out, errs := runCmd(ctx, "lookup", "ssh", "--server", ep, "--server-key", key, "--key-file", aliceKey); code != 0 || !strings.Contains(out, "127.0.0.1:22") {
+		if code, out, errs := runCmd(ctx, "lookup", "ssh", "--server", ep, "--server-key", key, "--client-key", aliceKey); code != 0 || !strings.Contains(out, "127.0.0.1:22") {
 			t.Errorf("--server-key %s: %d %q %q", key, code, out, errs)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // TestCurveServer: with --curve the registry port speaks CURVE only; a
-// client whose key is on --allow-file gets in, others do not, and SIGHUP
+// client whose key is on --allow-clients gets in, others do not, and SIGHUP
 // re-reads the allow-list.
 func TestCurveServer(t *testing.T) {
 	dir := t.TempDir()
@@ -33,7 +33,7 @@ func TestCurveServer(t *testing.T) {
 	if err := os.WriteFile(allow, []byte("# who may talk to this server\n"+alice.Public.String()+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv, ep := startServer(t, nil, "--key-file", serverKey, "--curve", "--allow-file", allow, "--service", "ssh=tcp://127.0.0.1:22")
+	srv, ep := startServer(t, nil, "--key-file", serverKey, "--curve", "--allow-clients", allow, "--service", "ssh=tcp://127.0.0.1:22")
 	port := portOf(t, ep)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -41,7 +41,7 @@ func TestCurveServer(t *testing.T) {
 		return runCmd(ctx, append([]string{"lookup", "ssh", "--port", port, "--timeout", "2s"}, extra...)...)
 	}
 
-	if code, out, errs := lookup("--server-key", server.Public.String(), "--key-file", aliceKey); code != 0 || !strings.Contains(out, "127.0.0.1:22") {
+	if code, out, errs := lookup("--server-key", server.Public.String(), "--client-key", aliceKey); code != 0 || !strings.Contains(out, "127.0.0.1:22") {
 		t.Fatalf("allowed client: %d %q %q", code, out, errs)
 	}
 	// Each refusal says why, not only that no reply came; one the server
@@ -52,19 +52,19 @@ func TestCurveServer(t *testing.T) {
 		return !strings.Contains(errs, "deadline exceeded") && strings.Count(errs, "handshake") <= 1 &&
 			!strings.Contains(errs, "zmtp: handshake failed") && !strings.Contains(errs, "unsent")
 	}
-	if code, out, errs := lookup(); code != 2 || errs != "hydra-server: the server at "+ep+" runs CURVE (--curve): pass --server-key with its public key (its KEY.pub file, or the Z85 text in single quotes) and --key-file with a key on its --allow-file\n" {
+	if code, out, errs := lookup(); code != 2 || errs != "hydra-server: the server at "+ep+" runs CURVE: pass --server-key with its public key (its KEY.pub file, or the Z85 text in single quotes) and --client-key with a key on its --allow-clients file\n" {
 		t.Fatalf("a NULL client against a CURVE server: %d %q %q", code, out, errs)
 	}
 	// What to fix, in one line each, with exit status 2.
-	if code, out, errs := lookup("--server-key", server.Public.String(), "--key-file", bobKey); code != 2 || !refusal(errs) ||
-		!strings.Contains(errs, "hydra-server: the server at "+ep+" refused this client's key: add its public key ("+bob.Public.String()+") to the server's --allow-file") {
+	if code, out, errs := lookup("--server-key", server.Public.String(), "--client-key", bobKey); code != 2 || !refusal(errs) ||
+		!strings.Contains(errs, "hydra-server: the server at "+ep+" refused this client's key: add its public key ("+bob.Public.String()+") to the server's --allow-clients file") {
 		t.Fatalf("a client whose key is not allowed: %d %q %q", code, out, errs)
 	}
 	// A wrong server key fails fast, not at --timeout; the server logs
 	// its Warn once for that source however often the client retries.
 	for range 3 {
 		start := time.Now()
-		if code, out, errs := runCmd(ctx, "lookup", "ssh", "--port", port, "--timeout", "20s", "--server-key", alice.Public.String(), "--key-file", aliceKey); code != 2 ||
+		if code, out, errs := runCmd(ctx, "lookup", "ssh", "--port", port, "--timeout", "20s", "--server-key", alice.Public.String(), "--client-key", aliceKey); code != 2 ||
 			!strings.Contains(errs, "hydra-server: no CURVE answer from "+ep+": is --server-key the server's public key?") || time.Since(start) > 5*time.Second {
 			t.Fatalf("a client pinning the wrong server key: %d after %v: %q %q", code, time.Since(start), out, errs)
 		}
@@ -82,7 +82,7 @@ func TestCurveServer(t *testing.T) {
 	}
 	srv.signal(syscall.SIGHUP)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		code, out, errs := lookup("--server-key", server.Public.String(), "--key-file", bobKey)
+		code, out, errs := lookup("--server-key", server.Public.String(), "--client-key", bobKey)
 		if code == 0 && strings.Contains(out, "127.0.0.1:22") {
 			break
 		}
@@ -99,10 +99,10 @@ func TestCurveServer(t *testing.T) {
 func TestCurveFlagErrors(t *testing.T) {
 	ctx := context.Background()
 	for _, args := range [][]string{
-		{"--curve"},         // no key
-		{"--allow-any-key"}, // no key
+		{"--curve"},            // no key
+		{"--allow-any-client"}, // no key
 		{"--join", "127.0.0.1:1", "--join-key", "x"}, // key without --curve
-		{"lookup", "x", "--key-file", "k"},           // client key without a server key
+		{"lookup", "x", "--client-key", "k"},         // client key without a server key
 		{"lookup", "x", "--server-key", "not-z85"},
 	} {
 		if code, _, errs := runCmd(ctx, args...); code != 2 {

@@ -190,7 +190,7 @@ func TestConfigFileSyntax(t *testing.T) {
 	if _, err := parse(fs, &f.common, []string{"--config", path, "--host", "/tmp/y.sock"}, true); err != nil {
 		t.Fatal(err)
 	}
-	if f.port != 1234 || f.proto != "ipc" || f.host != "/tmp/y.sock" || !f.tunnel.curve || f.logLevel != "debug" {
-		t.Errorf("parsed port %d proto %q host %q curve %v log-level %q", f.port, f.proto, f.host, f.tunnel.curve, f.logLevel)
+	if f.port != 1234 || f.proto != "ipc" || f.host != "/tmp/y.sock" || !f.access.curve || f.logLevel != "debug" {
+		t.Errorf("parsed port %d proto %q host %q curve %v log-level %q", f.port, f.proto, f.host, f.access.curve, f.logLevel)
 	}
 }

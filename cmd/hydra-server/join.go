@@ -262,12 +262,12 @@ func leaveCmd(ctx context.Context, io stdio, args []string) (err error) {
 func (f *joinFlags) pinnedKeys(curve bool) (map[string]secure.PublicKey, error) {
 	if !curve {
 		if len(f.keys) > 0 {
-			return nil, usagef("--join-key needs --curve (and --key-file)")
+			return nil, usagef("--join-key needs CURVE on the port: --curve, or --key-file with a --host beyond loopback (not --plaintext)")
 		}
 		return nil, nil
 	}
 	if len(f.keys) != len(f.peers.addrs) {
-		return nil, usagef("%d --join and %d --join-key: with --curve, give each joined server's public key, in the same order", len(f.peers.addrs), len(f.keys))
+		return nil, usagef("%d --join and %d --join-key: with CURVE on the port (--curve, or --key-file with a --host beyond loopback), give each joined server's public key, in the same order (or --plaintext, on a trusted network)", len(f.peers.addrs), len(f.keys))
 	}
 	keys := map[string]secure.PublicKey{}
 	for i, k := range f.keys {

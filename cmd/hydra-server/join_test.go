@@ -20,7 +20,9 @@ import (
 // Short join timings keep them fast; every wait has a generous deadline so
 // that a failure fails instead of hanging, and no assertion is on time.
 
-var joinArgs = []string{"--join-interval", "100ms", "--join-timeout", "1s", "--join-grace", "2s", "--min-ttl", "100ms"}
+// --join-allow: a server takes NULL join links only from the addresses it
+// names, and the tests' servers share loopback.
+var joinArgs = []string{"--join-interval", "100ms", "--join-timeout", "1s", "--join-grace", "2s", "--min-ttl", "100ms", "--join-allow", "127.0.0.0/8"}
 
 // startJoin runs a server with the short join timings; it returns the
 // process and its HOST:PORT.
@@ -497,7 +499,7 @@ func TestJoinNetns(t *testing.T) {
 		}
 		return p
 	}
-	pa := startIn(nsA, "--server-id", "NA")
+	pa := startIn(nsA, "--server-id", "NA", "--join-allow", linkNet+"2") // B's address on the link
 	pb := startIn(nsB, "--server-id", "NB", "--join", linkNet+"1")
 	waitLine(t, pb, "[Hydra Server] Joined with "+linkNet+"1:8420")
 	ca, cb := client(t, ctlNetA+"2:8420"), client(t, ctlNetB+"2:8420")

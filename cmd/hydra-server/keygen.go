@@ -19,8 +19,8 @@ Generates a Curve25519 key pair, the one identity of a server for CURVE on
 ZMTP links and Noise on tunnels. The secret key goes to FILE (mode 0600),
 the public key to FILE.pub (mode 0644); both are ZeroMQ certificates with
 keys Z85-encoded exactly as libzmq's zmq_curve_keypair does (40 characters).
-Prints the public key, which peers pin (--remote-key) or put on their
-allow-list (--allow-file). Refuses to overwrite an existing file without
+Prints the public key, which peers pin (--remote-key) or put on the list of
+its role (--allow-tunnels, --allow-clients, --allow-servers, --allow-admins). Refuses to overwrite an existing file without
 --force. Use the file with --key-file.`
 
 func keygenCmd(_ context.Context, io stdio, args []string) error {

@@ -338,7 +338,7 @@ func TestLogsAndWarning(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	lines := strings.Split(strings.TrimSpace(p.stderr()), "\n")
-	if len(lines) != 1 || !strings.HasPrefix(lines[0], `{"time":`) || !strings.Contains(lines[0], `"level":"WARN"`) || !strings.Contains(lines[0], "without CURVE keys") {
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], `{"time":`) || !strings.Contains(lines[0], `"level":"WARN"`) || !strings.Contains(lines[0], "in plaintext (NULL)") || !strings.Contains(lines[0], "give --key-file") {
 		t.Fatalf("want exactly the JSON warning at level warn, got:\n%s", p.stderr())
 	}
 	// On loopback there is no warning, IPv6's written in brackets too.

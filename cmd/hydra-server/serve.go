@@ -43,8 +43,8 @@ type serverFlags struct {
 	keepalive      time.Duration
 	static         serviceList
 	join           joinFlags   // join.go
-	tunnel         tunnelFlags // tunnel.go: --key-file, --allow-file, --tunnel ...
-	// CURVE key flags (package secure) go here, setting cfg.Security.
+	access         accessFlags // curve.go: --key-file, --curve, --plaintext, --allow-*
+	tunnel         tunnelFlags // tunnel.go: --tunnel, --remote-key ...
 }
 
 func (f *serverFlags) define(fs *flag.FlagSet) {
@@ -63,6 +63,7 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxListPage, "max-list-page", registry.DefaultMaxListPage, "most names or entries in one LIST reply; longer lists page with a cursor")
 	fs.DurationVar(&f.keepalive, "watch-keepalive", registry.DefaultWatchKeepalive, "keepalive event interval on idle watches")
 	f.join.define(fs)
+	f.access.define(fs) // curve.go
 	f.tunnel.define(fs) // tunnel.go
 	fs.Var(&f.static, "service", "a static `service` NAME=PROTO://HOST:PORT[?key=value&...] that never expires, for things that cannot speak Hydra (repeatable; e.g. ssh=tcp://127.0.0.1:22)")
 }
@@ -102,10 +103,13 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 			WatchKeepalive: f.keepalive, Static: f.static.svcs},
 		Join: f.join.config(func(addr string) { fmt.Fprintf(io.out, "[Hydra Server] Joined with %s\n", addr) }),
 	}
-	if err := f.tunnel.apply(&cfg, f.host, f.proto); err != nil { // tunnel.go: keys, CURVE, tunnels
+	if err := f.access.apply(&cfg, f.host, f.proto); err != nil { // curve.go: keys, CURVE, roles
 		return err
 	}
-	if cfg.JoinKeys, err = f.join.pinnedKeys(f.tunnel.curve); err != nil { // join.go: --join-key
+	if err := f.tunnel.apply(&cfg, f.host, f.proto); err != nil { // tunnel.go: tunnels
+		return err
+	}
+	if cfg.JoinKeys, err = f.join.pinnedKeys(cfg.Curve); err != nil { // join.go: --join-key
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -118,8 +122,15 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	bound := strings.TrimPrefix(n.Endpoint(), "tcp://")
 	fmt.Fprintf(io.out, "[Hydra Server] Bound to %s\n", bound)
 	if f.proto == "tcp" && !loopback(f.host) && !n.Secure() {
-		log.Warn("bound beyond loopback without CURVE keys: anyone who can reach this address can register, change and look up services; bind 127.0.0.1 or configure keys",
+		fix := "bind 127.0.0.1, or give --key-file (CURVE is then the default) and the keys of the clients (--allow-clients)"
+		if cfg.Keys != nil {
+			fix = "drop --plaintext (CURVE is the default with --key-file) and list the clients' keys (--allow-clients)"
+		}
+		log.Warn("bound beyond loopback in plaintext (NULL): anyone who can reach this address can register, change and look up services; "+fix,
 			"address", bound)
+	}
+	if n.Secure() && cfg.Access.Clients == nil {
+		log.Info("CURVE on the ZMTP port and no --allow-clients: registry clients are refused (servers on --allow-servers and admins on --allow-admins only)")
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -143,16 +154,17 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	}
 }
 
-// reload re-reads --allow-file (on SIGHUP); a bad file keeps the old list.
+// reload re-reads the --allow-* files (on SIGHUP) and drops what removed
+// keys had established; a bad file keeps its old list.
 func reload(log *slog.Logger, n *node.Node) {
 	reloaded, err := n.Reload()
 	switch {
-	case !reloaded:
-		log.Info("SIGHUP: no --allow-file to reload")
 	case err != nil:
-		log.Error("SIGHUP: allow-list not reloaded; the old one stays", "err", err)
+		log.Error("SIGHUP: a key list not reloaded; its old keys stay", "err", err)
+	case !reloaded:
+		log.Info("SIGHUP: no --allow-* file to reload")
 	default:
-		log.Info("SIGHUP: allow-list reloaded")
+		log.Info("SIGHUP: key lists reloaded")
 	}
 }
 

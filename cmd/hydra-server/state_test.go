@@ -254,8 +254,8 @@ func TestTunnelRefusals(t *testing.T) {
 	keyA, kpA := tunnelKeys(t, dir, "a.key")
 	keyB, kpB := tunnelKeys(t, dir, "b.key")
 	_, kpC := tunnelKeys(t, dir, "c.key")
-	pB, epB := startServer(t, nil, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public), "--server-id", "tr-b")
-	pBnoA, epBnoA := startServer(t, nil, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpC.Public), "--server-id", "tr-b2")
+	pB, epB := startServer(t, nil, "--key-file", keyB, "--allow-tunnels", allowFile(t, dir, kpA.Public), "--server-id", "tr-b")
+	pBnoA, epBnoA := startServer(t, nil, "--key-file", keyB, "--allow-tunnels", allowFile(t, dir, kpC.Public), "--server-id", "tr-b2")
 	const refused = `msg="tunnel: cannot link to the remote; redialling with backoff" remote=%s in=`
 	const cause = `cause="the remote refused the handshake: is this server's key on its allow file, and is --remote-key the remote's public key?"`
 	for _, c := range []struct {

@@ -14,13 +14,10 @@ import (
 	"github.com/hydra-net/hydra/tunnel"
 )
 
-// tunnelFlags are the server's key and tunnel flags (serve.go defines
-// them). --key-file is the server's identity for tunnels (and for CURVE
-// when that is configured); --allow-file lists the keys of servers that
-// may tunnel to this one.
+// tunnelFlags are the server's tunnel flags (serve.go defines them). The
+// key and role flags (--key-file, --allow-tunnels ...) are accessFlags
+// (curve.go), applied first.
 type tunnelFlags struct {
-	keyFile    string
-	allowFile  string
 	remotes    listFlag
 	keys       listFlag
 	ports      string
@@ -28,15 +25,9 @@ type tunnelFlags struct {
 	maxStreams int
 	backlog    int
 	keepalive  time.Duration
-	curve      bool // CURVE on the ZMTP port too (curve.go)
-	allowAny   bool
 }
 
 func (f *tunnelFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&f.keyFile, "key-file", "", "this server's secret key `file` (hydra-server keygen; zcert format): its identity on tunnels")
-	fs.BoolVar(&f.curve, "curve", false, "run CURVE on the ZMTP port too (needs --key-file): clients and joining servers must know this server's public key, and theirs must be on --allow-file (or --allow-any-key)")
-	fs.BoolVar(&f.allowAny, "allow-any-key", false, "accept any peer key on tunnels and CURVE (encryption without authorization; instead of --allow-file)")
-	fs.StringVar(&f.allowFile, "allow-file", "", "`file` of public keys (Z85, one a line, or the content of keygen's KEY.pub files) of servers allowed to open tunnels to this one; without it inbound tunnels are refused")
 	fs.Var(&f.remotes, "tunnel", "keep a tunnel to the server at `REMOTE[:PORT]` (port 8420 if omitted): its services become reachable here and ours there (repeatable; pair each with a --remote-key, in order; needs --key-file)")
 	fs.Var(&f.keys, "remote-key", "the tunnel remote's public `key`, pinned: its Z85 text (40 characters, in single quotes) or its KEY.pub file: one per --tunnel, in the same order")
 	fs.StringVar(&f.ports, "tunnel-ports", "", "`MIN-MAX` port range for the proxy listeners of tunnelled services (default: ports the system chooses)")
@@ -47,41 +38,21 @@ func (f *tunnelFlags) define(fs *flag.FlagSet) {
 	fs.DurationVar(&f.keepalive, "tunnel-keepalive", tunnel.DefaultKeepAlive, "ping a tunnel silent this long; the peer is dead after 3× this without a byte")
 }
 
-// apply checks the key and tunnel flags, loads the keys and sets them in
-// cfg; host is the server's --host (proxy listeners bind it).
+// apply checks the tunnel flags and sets them in cfg, whose Keys
+// accessFlags.apply set; host is the server's --host (proxy listeners bind
+// it).
 func (f *tunnelFlags) apply(cfg *node.Config, host, proto string) error {
 	if len(f.remotes) != len(f.keys) {
 		return usagef("%d --tunnel and %d --remote-key: give one key per tunnel, in the same order", len(f.remotes), len(f.keys))
 	}
-	if f.keyFile == "" {
-		if f.curve || f.allowAny {
-			return usagef("--curve and --allow-any-key need --key-file (this server's key pair; hydra-server keygen makes one)")
-		}
-		if len(f.remotes) > 0 || f.allowFile != "" {
-			return usagef("--tunnel and --allow-file need --key-file (this server's key pair; hydra-server keygen makes one)")
-		}
-		return nil
+	if cfg.Keys == nil && len(f.remotes) > 0 {
+		return usagef("--tunnel needs --key-file (this server's key pair; hydra-server keygen makes one)")
 	}
-	if proto != "tcp" && (len(f.remotes) > 0 || f.allowFile != "" || f.allowAny) {
+	if proto != "tcp" && (len(f.remotes) > 0 || cfg.Access.Tunnels != nil) {
 		return usagef("tunnels need --proto tcp")
 	}
-	if f.allowAny && f.allowFile != "" {
-		return usagef("--allow-any-key and --allow-file exclude each other")
-	}
-	kp, err := secure.LoadKeyPair(f.keyFile)
-	if err != nil {
-		return err
-	}
-	cfg.Keys, cfg.Curve = &kp, f.curve
-	switch {
-	case f.allowFile != "":
-		al, err := secure.LoadAllowList(f.allowFile)
-		if err != nil {
-			return err
-		}
-		cfg.Allow = al
-	case f.allowAny:
-		cfg.Allow = secure.AllowAny()
+	if cfg.Keys == nil {
+		return nil
 	}
 	cfg.Tunnel = tunnel.Config{ProxyHost: host,
 		Mux: mux.Config{StreamWindow: uint32(f.window), MaxStreams: f.maxStreams, AcceptBacklog: f.backlog,

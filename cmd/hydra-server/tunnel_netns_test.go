@@ -5,18 +5,17 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/zmtp/curve"
 )
 
 // TestTunnelNetns puts the remote server in a network namespace of its
@@ -29,78 +28,8 @@ import (
 // without them; under CI=true it fails instead (.ci/run installs
 // iproute2 nftables tcpdump).
 func TestTunnelNetns(t *testing.T) {
-	need := func(why string) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("netns tunnel test cannot run under CI: %s", why)
-		}
-		t.Skipf("skipping the netns tunnel test: %s (run as root with iproute2, nftables or iptables, and tcpdump)", why)
-	}
-	if os.Geteuid() != 0 {
-		need("not root")
-	}
-	fw := ""
-	for _, tool := range []string{"nft", "iptables"} {
-		if _, err := exec.LookPath(tool); err == nil {
-			fw = tool
-			break
-		}
-	}
-	if fw == "" {
-		need("neither nft nor iptables found")
-	}
-	for _, tool := range []string{"ip", "tcpdump"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			need(tool + " not found")
-		}
-	}
-
-	id := fmt.Sprintf("%d", os.Getpid()%100000)
-	ns, va, vb := "hydra-t"+id, "hyt"+id+"a", "hyt"+id+"b"
-	const hostIP, nsIP = "10.213.77.1", "10.213.77.2"
-	sh := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%q: %v\n%s", args, err, out)
-		}
-	}
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		need(fmt.Sprintf("ip netns add: %v: %s", err, bytes.TrimSpace(out)))
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	sh("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", va).Run() })
-	sh("ip", "link", "set", vb, "netns", ns)
-	sh("ip", "addr", "add", hostIP+"/24", "dev", va)
-	sh("ip", "link", "set", va, "up")
-	sh("ip", "netns", "exec", ns, "ip", "addr", "add", nsIP+"/24", "dev", vb)
-	sh("ip", "netns", "exec", ns, "ip", "link", "set", vb, "up")
-	sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-	const hydraPort = "8420"
-	if fw == "nft" {
-		rules := `table inet hydratest {
-	chain input {
-		type filter hook input priority 0; policy drop;
-		iifname "lo" accept
-		ct state established,related accept
-		tcp dport ` + hydraPort + ` accept
-	}
-}
-`
-		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-		cmd.Stdin = strings.NewReader(rules)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("nft: %v\n%s", err, out)
-		}
-	} else {
-		for _, r := range [][]string{
-			{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
-			{"-A", "INPUT", "-m", "state", "--state", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
-			{"-A", "INPUT", "-p", "tcp", "--dport", hydraPort, "-j", "ACCEPT"},
-			{"-P", "INPUT", "DROP"},
-		} {
-			sh(append([]string{"ip", "netns", "exec", ns, "iptables"}, r...)...)
-		}
-	}
+	h := newNetns(t, "t", "10.213.77", "8420") // recipe_netns_test.go
+	ns, nsIP, hydraPort, fw := h.ns, h.nsIP, h.port, h.firewall
 
 	dir := t.TempDir()
 	keyA, kpA := tunnelKeys(t, dir, "a.key")
@@ -113,27 +42,16 @@ func TestTunnelNetns(t *testing.T) {
 	// Inside the namespace: an echo service on the firewalled address,
 	// and server B with it as a static service.
 	nsProc(t, ns, "HYDRA_TUNNEL_HELPER=echo:"+nsIP+":7007")
-	bp := nsServer(t, ns, "--host", nsIP, "--port", hydraPort, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public),
+	_, kpC := tunnelKeys(t, dir, "c.key") // a registry client of B's (B runs CURVE: a key file, beyond loopback)
+	bp := nsServer(t, ns, "--host", nsIP, "--port", hydraPort, "--key-file", keyB, "--allow-tunnels", allowFile(t, dir, kpA.Public),
+		"--allow-clients", allowFile(t, dir, kpC.Public),
 		"--server-id", "srv-b", "--service", "echo-r=tcp://"+nsIP+":7007")
 	if l := bp.line(); !strings.Contains(l, "Bound to "+nsIP+":"+hydraPort) {
 		t.Fatalf("B's banner: %q", l)
 	}
 
 	// Capture the link from here on.
-	pcap := filepath.Join(dir, "link.pcap")
-	td := exec.Command("tcpdump", "-i", va, "-n", "-U", "-s", "0", "-w", pcap, "tcp")
-	tdErr, _ := td.StderrPipe()
-	if err := td.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { td.Process.Kill(); td.Wait() })
-	sc := bufio.NewScanner(tdErr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "listening on") {
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	stop := h.capture(t, dir)
 
 	// Server A here, tunnelling to B.
 	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", nsIP+":"+hydraPort, "--remote-key", kpB.Public.String(), "--server-id", "srv-a")
@@ -153,7 +71,7 @@ func TestTunnelNetns(t *testing.T) {
 
 	// A's service, from inside B's namespace, through B's proxy. The Hydra
 	// port is open, so we look it up from here.
-	cb := tclient(t, "tcp://"+nsIP+":"+hydraPort)
+	cb := nodetest.RegistryClient(t, "tcp://"+nsIP+":"+hydraPort, registry.ClientConfig{Security: curve.Client(kpC, kpB.Public)})
 	pl := nodetest.TunnelProxy(t, cb, "echo-l")
 	if c, err := net.DialTimeout("tcp", pl.Addr(), 2*time.Second); err == nil {
 		c.Close()
@@ -166,19 +84,11 @@ func TestTunnelNetns(t *testing.T) {
 
 	// The capture: the tunnel's preamble (the one clear part of it) is
 	// there, the payload is not.
-	td.Process.Signal(syscall.SIGINT)
-	td.Wait()
-	capBytes, err := os.ReadFile(pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(capBytes, []byte("HYNZ")) {
-		t.Fatalf("the capture (%d bytes) does not hold the tunnel's handshake: it captured the wrong thing", len(capBytes))
-	}
+	capBytes := stop("HYNZ")
 	if bytes.Contains(capBytes, []byte(secret)) || bytes.Contains(capBytes, []byte("hydra-plaintext-marker")) {
 		t.Fatal("payload plaintext on the wire")
 	}
-	t.Logf("capture: %d bytes on %s, no plaintext of the %d-byte payload; firewall: %s", len(capBytes), va, len(payload), fw)
+	t.Logf("capture: %d bytes on %s, no plaintext of the %d-byte payload; firewall: %s", len(capBytes), h.hostDev, len(payload), fw)
 }
 
 // nsCommand runs this test binary's helper inside the namespace.

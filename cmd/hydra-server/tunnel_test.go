@@ -105,12 +105,12 @@ func echoVia(addr string, msg []byte) error {
 }
 
 // TestTunnelProcesses: two hydra-server processes, A (--tunnel to B,
-// through a relay the test can kill) and B (--allow-file with A's key).
+// through a relay the test can kill) and B (--allow-tunnels with A's key).
 func TestTunnelProcesses(t *testing.T) {
 	dir := t.TempDir()
 	keyA, kpA := tunnelKeys(t, dir, "a.key")
 	keyB, kpB := tunnelKeys(t, dir, "b.key")
-	_, epB := startServer(t, nil, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public), "--server-id", "srv-b")
+	_, epB := startServer(t, nil, "--key-file", keyB, "--allow-tunnels", allowFile(t, dir, kpA.Public), "--server-id", "srv-b")
 	rel := testutil.NewRelay(t, strings.TrimPrefix(epB, "tcp://"), 0)
 	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", rel.Addr(), "--remote-key", kpB.Public.String(),
 		"--server-id", "srv-a", "--tunnel-keepalive", "1s")
@@ -235,7 +235,7 @@ func TestTunnelFlagErrors(t *testing.T) {
 		{"--key-file", key, "--tunnel", "127.0.0.1:1"}, // no remote key
 		{"--key-file", key, "--remote-key", "short", "--tunnel", "h"},
 		{"--key-file", key, "--tunnel", "h:99999", "--remote-key", kp.Public.String()},
-		{"--allow-file", "x"},
+		{"--allow-tunnels", "x"},
 		{"--key-file", key, "--tunnel-ports", "9-1"},
 	} {
 		code, _, errs := runCmd(context.Background(), args...)

@@ -24,6 +24,9 @@ import (
 func flagParseError(fs *flag.FlagSet, err error) error {
 	s := err.Error()
 	if name, ok := strings.CutPrefix(s, "flag provided but not defined: -"); ok {
+		if m := removedFlag(fs, strings.TrimPrefix(name, "-")); m != "" { // curve.go
+			return usagef("%s", m)
+		}
 		return usagef("unknown flag --%s%s", name, suggestFlag(fs, name, "--"))
 	}
 	if name, ok := strings.CutPrefix(s, "flag needs an argument: -"); ok {
@@ -228,6 +231,8 @@ func configParser(fs *flag.FlagSet, strict bool) func(r io.Reader, set func(name
 			switch {
 			case name == "config":
 				return configError(path, line, `"config" cannot be set in a config file (give it on the command line or in HYDRA_CONFIG)`)
+			case f == nil && strict && removedFlags[name] != "": // curve.go
+				return configError(path, line, "%s", removedFlags[name])
 			case f == nil && strict:
 				return configError(path, line, "unknown option %q%s", name, suggestFlag(fs, name, `"`))
 			case f == nil:

@@ -7,6 +7,7 @@ package nodetest
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -27,8 +28,9 @@ type Running struct {
 	once   sync.Once
 }
 
-// Start builds cfg (Endpoint tcp://127.0.0.1:0 when empty; Registry.Authorize
-// LoopbackServers when nil, so that nodes of a test may join each other)
+// Start builds cfg (Endpoint tcp://127.0.0.1:0 when empty; without Curve,
+// Access.ServerAddrs LoopbackPrefixes when nil, so that nodes of a test may
+// join each other)
 // and runs it; the test fails if it cannot start or if Run does not end
 // cleanly.
 func Start(t testing.TB, cfg node.Config) *Running {
@@ -36,8 +38,8 @@ func Start(t testing.TB, cfg node.Config) *Running {
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = "tcp://127.0.0.1:0"
 	}
-	if cfg.Registry.Authorize == nil {
-		cfg.Registry.Authorize = LoopbackServers
+	if !cfg.Curve && cfg.Access.ServerAddrs == nil {
+		cfg.Access.ServerAddrs = LoopbackPrefixes
 	}
 	n, err := node.New(cfg)
 	if err != nil {
@@ -92,6 +94,10 @@ func TunnelProxy(t testing.TB, c *registry.Client, name string) registry.Entry {
 	})
 	return got
 }
+
+// LoopbackPrefixes are loopback's addresses, IPv4 and IPv6: what Start
+// lets NULL join links come from (node.Access.ServerAddrs).
+var LoopbackPrefixes = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // LoopbackServers is registry.DefaultAuthorize plus the server role for
 // loopback, ipc and inproc peers: what a test whose servers join each other

@@ -189,7 +189,7 @@ func startTunnelNode(kp secure.KeyPair, allow secure.Authorizer, tcfg tunnel.Con
 	tcfg.RedialMin, tcfg.RedialMax = 50*time.Millisecond, 500*time.Millisecond
 	// Room for every stream of the bench, the echo and the control stream.
 	tcfg.Mux.MaxStreams = max(tunnel.DefaultMaxStreams, streams+8)
-	n, err := node.New(node.Config{Endpoint: "tcp://127.0.0.1:0", Keys: &kp, Allow: allow, Tunnel: tcfg})
+	n, err := node.New(node.Config{Endpoint: "tcp://127.0.0.1:0", Keys: &kp, Access: node.Access{Tunnels: allow}, Tunnel: tcfg})
 	if err != nil {
 		return nil, err
 	}
