@@ -311,11 +311,19 @@ func (n *Node) close() {
 }
 
 // Reload re-reads what can change at run time: an allow-list backed by a
-// file (secure.AllowList), on SIGHUP.
+// file (secure.AllowList), on SIGHUP. Tunnels of keys the new list lacks
+// are closed before it returns (tunnel.Tunnels.Recheck); a list that fails
+// to load stays as it was, and so do the tunnels.
 func (n *Node) Reload() (reloaded bool, err error) {
 	al, ok := n.cfg.Allow.(*secure.AllowList)
 	if !ok {
 		return false, nil
 	}
-	return true, al.Reload()
+	if err := al.Reload(); err != nil {
+		return true, err
+	}
+	if n.tun != nil {
+		n.tun.Recheck()
+	}
+	return true, nil
 }

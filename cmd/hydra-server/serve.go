@@ -102,7 +102,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 			WatchKeepalive: f.keepalive, Static: f.static.svcs},
 		Join: f.join.config(func(addr string) { fmt.Fprintf(io.out, "[Hydra Server] Joined with %s\n", addr) }),
 	}
-	if err := f.tunnel.apply(&cfg, f.host, f.proto); err != nil { // tunnel.go: keys, CURVE, tunnels
+	if err := f.tunnel.apply(&cfg, f.proto); err != nil { // tunnel.go: keys, CURVE, tunnels
 		return err
 	}
 	if cfg.JoinKeys, err = f.join.pinnedKeys(f.tunnel.curve); err != nil { // join.go: --join-key
