@@ -112,9 +112,9 @@ func TestExportImportFilters(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		name           string
+		name            string
 		export, import_ []string
-		want           []string
+		want            []string
 	}{
 		{"default", nil, nil, []string{"db", "web2"}},
 		{"export", []string{"ssh", "web*"}, nil, []string{"ssh", "web1", "web2"}},

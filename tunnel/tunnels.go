@@ -324,7 +324,7 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 	sl := resp.Serve(ln, func(conn *noise.Conn) {
 		key := conn.PeerKey()
 		if !secure.Authorized(t.cfg.Allow, key) {
-			hlog.Warn(msgRefusedKey, "err", key.String(), "from", conn.RemoteAddr().String())
+			hlog.Warn(msgRefusedKey, "err", "unknown key "+key.String(), "from", conn.RemoteAddr().String())
 			t.refuse(conn, reasonUnknownKey)
 			return
 		}

@@ -226,7 +226,8 @@ func startTunnelPair(cfg TunnelConfig) (*tunnelPair, error) {
 		return nil, err
 	}
 	streams := cfg.Concurrency + 1
-	b, err := startTunnelNode(kb, secure.NewAllowList(ka.Public), tunnel.Config{}, streams)
+	// Export "*": the sink listens on loopback, which stays home by default.
+	b, err := startTunnelNode(kb, secure.NewAllowList(ka.Public), tunnel.Config{Export: []string{"*"}}, streams)
 	if err != nil {
 		return nil, err
 	}
