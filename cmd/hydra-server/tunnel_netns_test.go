@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,13 +19,18 @@ import (
 
 	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/registry"
 )
 
 // TestTunnelNetns puts the remote server in a network namespace of its
 // own behind a firewall (nftables, or iptables) that lets only its Hydra
-// port in, and checks that the services behind each side are reachable
-// through the tunnel while their ports are not, and that a capture of
-// the link shows no payload in clear.
+// ports and its proxies' port range in, and checks that the services
+// behind each side are reachable through the tunnel while their ports are
+// not; that the remote's proxies are not reachable from the local side's
+// network (with the firewall open for them: only their bind keeps them
+// in) unless --tunnel-bind says so; that --tunnel-export and
+// --tunnel-import hold across the namespaces; and that a capture of the
+// link shows no payload in clear.
 //
 // It needs root, ip, nft or iptables and tcpdump. Outside CI it skips
 // without them; under CI=true it fails instead (.ci/run installs
@@ -75,14 +82,14 @@ func TestTunnelNetns(t *testing.T) {
 	sh("ip", "netns", "exec", ns, "ip", "addr", "add", nsIP+"/24", "dev", vb)
 	sh("ip", "netns", "exec", ns, "ip", "link", "set", vb, "up")
 	sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-	const hydraPort = "8420"
+	const hydraPort, hydraPort2, proxyPorts = "8420", "8421", "7100-7119"
 	if fw == "nft" {
 		rules := `table inet hydratest {
 	chain input {
 		type filter hook input priority 0; policy drop;
 		iifname "lo" accept
 		ct state established,related accept
-		tcp dport ` + hydraPort + ` accept
+		tcp dport { ` + hydraPort + `, ` + hydraPort2 + `, ` + proxyPorts + ` } accept
 	}
 }
 `
@@ -96,6 +103,8 @@ func TestTunnelNetns(t *testing.T) {
 			{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
 			{"-A", "INPUT", "-m", "state", "--state", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
 			{"-A", "INPUT", "-p", "tcp", "--dport", hydraPort, "-j", "ACCEPT"},
+			{"-A", "INPUT", "-p", "tcp", "--dport", hydraPort2, "-j", "ACCEPT"},
+			{"-A", "INPUT", "-p", "tcp", "--dport", strings.ReplaceAll(proxyPorts, "-", ":"), "-j", "ACCEPT"},
 			{"-P", "INPUT", "DROP"},
 		} {
 			sh(append([]string{"ip", "netns", "exec", ns, "iptables"}, r...)...)
@@ -105,6 +114,7 @@ func TestTunnelNetns(t *testing.T) {
 	dir := t.TempDir()
 	keyA, kpA := tunnelKeys(t, dir, "a.key")
 	keyB, kpB := tunnelKeys(t, dir, "b.key")
+	keyB2, kpB2 := tunnelKeys(t, dir, "b2.key")
 	marker := make([]byte, 8)
 	rand.Read(marker)
 	secret := "hydra-plaintext-marker-" + hex.EncodeToString(marker)
@@ -113,10 +123,19 @@ func TestTunnelNetns(t *testing.T) {
 	// Inside the namespace: an echo service on the firewalled address,
 	// and server B with it as a static service.
 	nsProc(t, ns, "HYDRA_TUNNEL_HELPER=echo:"+nsIP+":7007")
+	// B exports both (bound beyond loopback: the default lets them out);
+	// A imports only echo-r.
 	bp := nsServer(t, ns, "--host", nsIP, "--port", hydraPort, "--key-file", keyB, "--allow-file", allowFile(t, dir, kpA.Public),
-		"--server-id", "srv-b", "--service", "echo-r=tcp://"+nsIP+":7007")
+		"--server-id", "srv-b", "--service", "echo-r=tcp://"+nsIP+":7007", "--service", "other-r=tcp://"+nsIP+":7007",
+		"--tunnel-ports", proxyPorts)
 	if l := bp.line(); !strings.Contains(l, "Bound to "+nsIP+":"+hydraPort) {
 		t.Fatalf("B's banner: %q", l)
+	}
+	// B2, beside B, publishes its proxies on the namespace's address.
+	b2 := nsServer(t, ns, "--host", nsIP, "--port", hydraPort2, "--key-file", keyB2, "--allow-file", allowFile(t, dir, kpA.Public),
+		"--server-id", "srv-b2", "--tunnel-ports", proxyPorts, "--tunnel-bind", nsIP)
+	if l := b2.line(); !strings.Contains(l, "Bound to "+nsIP+":"+hydraPort2) {
+		t.Fatalf("B2's banner: %q", l)
 	}
 
 	// Capture the link from here on.
@@ -136,9 +155,14 @@ func TestTunnelNetns(t *testing.T) {
 	}()
 
 	// Server A here, tunnelling to B.
-	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", nsIP+":"+hydraPort, "--remote-key", kpB.Public.String(), "--server-id", "srv-a")
+	// It exports echo-l (loopback-bound: only because it is named), not
+	// echo-hidden.
+	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", nsIP+":"+hydraPort, "--remote-key", kpB.Public.String(),
+		"--tunnel", nsIP+":"+hydraPort2, "--remote-key", kpB2.Public.String(), "--server-id", "srv-a",
+		"--tunnel-export", "echo-l", "--tunnel-import", "echo-r")
 	ca := tclient(t, epA)
 	tRegister(t, ca, "echo-l", testutil.EchoServer(t))
+	tRegister(t, ca, "echo-hidden", testutil.EchoServer(t))
 
 	// B's service, behind the firewall, through A's proxy.
 	pr := nodetest.TunnelProxy(t, ca, "echo-r")
@@ -155,9 +179,34 @@ func TestTunnelNetns(t *testing.T) {
 	// port is open, so we look it up from here.
 	cb := tclient(t, "tcp://"+nsIP+":"+hydraPort)
 	pl := nodetest.TunnelProxy(t, cb, "echo-l")
-	if c, err := net.DialTimeout("tcp", pl.Addr(), 2*time.Second); err == nil {
+	// B's proxy listens on B's loopback, as its entry says: from our
+	// network its port is closed, though the firewall lets it in.
+	if pl.Host != "127.0.0.1" {
+		t.Fatalf("B's proxy entry: %+v, want host 127.0.0.1", pl)
+	}
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort(nsIP, strconv.Itoa(pl.Port)), 2*time.Second); err == nil {
 		c.Close()
-		t.Fatal("the firewall let a proxy port through")
+		t.Fatal("B's proxy is reachable from A's network without --tunnel-bind")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial B's proxy from A's network: %v, want connection refused (the firewall lets its port in)", err)
+	}
+	// B2's, with --tunnel-bind, is reachable from here, through the tunnel.
+	p2 := nodetest.TunnelProxy(t, tclient(t, "tcp://"+nsIP+":"+hydraPort2), "echo-l")
+	if p2.Host != nsIP {
+		t.Fatalf("B2's proxy entry: %+v, want host %s", p2, nsIP)
+	}
+	if err := echoVia(p2.Addr(), []byte("published on purpose")); err != nil {
+		t.Fatalf("B2's proxy from A's network: %v", err)
+	}
+	// The filters: what A does not export never reached B; what A does not
+	// import was never registered here.
+	for _, c := range []struct {
+		cl   *registry.Client
+		name string
+	}{{cb, "echo-hidden"}, {ca, "other-r"}} {
+		if es, err := c.cl.Lookup(testutil.Context(t, 5*time.Second), c.name); err == nil && len(es) > 0 {
+			t.Fatalf("%s crossed the tunnel against the filters: %+v", c.name, es)
+		}
 	}
 	out, err := nsCommand(ns, "HYDRA_TUNNEL_HELPER=client:"+pl.Addr()+":"+secret).CombinedOutput()
 	if err != nil {
