@@ -226,12 +226,12 @@ func startTunnelPair(cfg TunnelConfig) (*tunnelPair, error) {
 		return nil, err
 	}
 	streams := cfg.Concurrency + 1
-	// Export "*": the sink listens on loopback, which stays home by default.
-	b, err := startTunnelNode(kb, secure.NewAllowList(ka.Public), tunnel.Config{Export: []string{"*"}}, streams)
+	b, err := startTunnelNode(kb, secure.NewAllowList(ka.Public), tunnel.Config{}, streams)
 	if err != nil {
 		return nil, err
 	}
-	a, err := startTunnelNode(ka, nil, tunnel.Config{
+	// Export "*": A's services listen on loopback, which stays home by default.
+	a, err := startTunnelNode(ka, nil, tunnel.Config{Export: []string{"*"},
 		Remotes: []tunnel.Remote{{Addr: b.n.Addr(), Key: kb.Public}}}, streams)
 	if err != nil {
 		b.close()
