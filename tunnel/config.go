@@ -90,7 +90,9 @@ type Config struct {
 	// RedialMin and RedialMax bound the wait between attempts to dial a
 	// remote (internal/backoff: doubling, jittered). Defaults 250ms and 10s.
 	RedialMin, RedialMax time.Duration
-	// Grace is how long proxies of a peer outlive its last session.
+	// Grace is how long the proxy listeners of a peer keep their ports
+	// after its last session ended (their entries leave the registry at
+	// once, and return with the same addresses if a session does).
 	// Default 1m.
 	Grace time.Duration
 	// MaxServices bounds the instances one peer may share with us; a peer
@@ -162,6 +164,11 @@ func (c Config) Validate() error {
 		}
 		if r.Key.IsZero() {
 			return bad("Remotes", "tunnel to %s: no remote key", r.Addr)
+		}
+	}
+	if c.ProxyHost != "" {
+		if err := netaddr.CheckHost(c.ProxyHost); err != nil {
+			return bad("ProxyHost", "%v", err)
 		}
 	}
 	for _, f := range []struct {

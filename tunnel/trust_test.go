@@ -141,7 +141,7 @@ func TestExportImportFilters(t *testing.T) {
 
 func TestFilterValidate(t *testing.T) {
 	kp := newKey(t)
-	for _, c := range []tunnel.Config{{Export: []string{"[a"}}, {Import: []string{""}}} {
+	for _, c := range []tunnel.Config{{Export: []string{"[a"}}, {Import: []string{""}}, {ProxyHost: "$(id)"}} {
 		c.ServerID, c.Static = "s", kp
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v: valid", c)

@@ -68,6 +68,9 @@ func (f *tunnelFlags) apply(cfg *node.Config, proto string) error {
 		if len(f.remotes) > 0 || f.allowFile != "" {
 			return usagef("--tunnel and --allow-file need --key-file (this server's key pair; hydra-server keygen makes one)")
 		}
+		if len(f.export) > 0 || len(f.imports) > 0 || f.bind != tunnel.DefaultProxyHost {
+			return usagef("--tunnel-export, --tunnel-import and --tunnel-bind need tunnels (--key-file and --tunnel or --allow-file)")
+		}
 		return nil
 	}
 	if proto != "tcp" && (len(f.remotes) > 0 || f.allowFile != "" || f.allowAny) {
@@ -90,9 +93,6 @@ func (f *tunnelFlags) apply(cfg *node.Config, proto string) error {
 		cfg.Allow = al
 	case f.allowAny:
 		cfg.Allow = secure.AllowAny()
-	}
-	if err := netaddr.CheckHost(f.bind); err != nil {
-		return usagef("--tunnel-bind: %v", err)
 	}
 	cfg.Tunnel = tunnel.Config{ProxyHost: f.bind, Export: f.export, Import: f.imports,
 		Mux: mux.Config{StreamWindow: uint32(f.window), MaxStreams: f.maxStreams, AcceptBacklog: f.backlog,

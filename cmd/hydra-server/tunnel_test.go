@@ -237,6 +237,10 @@ func TestTunnelFlagErrors(t *testing.T) {
 		{"--key-file", key, "--tunnel", "h:99999", "--remote-key", kp.Public.String()},
 		{"--allow-file", "x"},
 		{"--key-file", key, "--tunnel-ports", "9-1"},
+		{"--key-file", key, "--tunnel-bind", "a;b"},
+		{"--tunnel-export", "ssh"}, // no tunnels to export over
+		{"--key-file", key, "--tunnel-export", "[x"},
+		{"--key-file", key, "--tunnel-import", "web,[x"},
 	} {
 		code, _, errs := runCmd(context.Background(), args...)
 		if code != 2 {
