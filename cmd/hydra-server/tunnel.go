@@ -68,9 +68,6 @@ func (f *tunnelFlags) apply(cfg *node.Config, proto string) error {
 		if len(f.remotes) > 0 || f.allowFile != "" {
 			return usagef("--tunnel and --allow-file need --key-file (this server's key pair; hydra-server keygen makes one)")
 		}
-		if len(f.export) > 0 || len(f.imports) > 0 || f.bind != tunnel.DefaultProxyHost {
-			return usagef("--tunnel-export, --tunnel-import and --tunnel-bind need tunnels (--key-file and --tunnel or --allow-file)")
-		}
 		return nil
 	}
 	if proto != "tcp" && (len(f.remotes) > 0 || f.allowFile != "" || f.allowAny) {

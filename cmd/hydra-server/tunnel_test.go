@@ -238,7 +238,6 @@ func TestTunnelFlagErrors(t *testing.T) {
 		{"--allow-file", "x"},
 		{"--key-file", key, "--tunnel-ports", "9-1"},
 		{"--key-file", key, "--tunnel-bind", "a;b"},
-		{"--tunnel-export", "ssh"}, // no tunnels to export over
 		{"--key-file", key, "--tunnel-export", "[x"},
 		{"--key-file", key, "--tunnel-import", "web,[x"},
 	} {
