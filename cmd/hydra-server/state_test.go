@@ -302,7 +302,9 @@ func TestTunnelRefusals(t *testing.T) {
 		testutil.Eventually(t, 20*time.Second, "the tunnel up in INFO", func() bool {
 			v = infoJSON(t, port)
 			n, _ := path(v, "tunnels", 0, "bytes_in").(float64)
-			return path(v, "tunnels", 0, "state") == "up" && n > 0
+			// The server id comes with the peer's Hello, which may follow
+			// the first bytes (a mux window update) by a moment.
+			return path(v, "tunnels", 0, "state") == "up" && n > 0 && path(v, "tunnels", 0, "server") != nil
 		})
 		if path(v, "tunnels", 0, "key") != kpB.Public.String() || path(v, "tunnels", 0, "server") != "tr-b" {
 			t.Fatalf("tunnels: %v", path(v, "tunnels"))
