@@ -330,10 +330,8 @@ func (n *Node) close() {
 func (n *Node) Reload() (reloaded bool, err error) {
 	reloaded, err = n.acc.reload()
 	n.srv.Recheck()
-	// Through an interface so that node builds before tunnel.Tunnels has
-	// Recheck (branch tunnel-trust); the integrator may call it directly.
-	if r, ok := any(n.tun).(interface{ Recheck() int }); ok && n.tun != nil {
-		r.Recheck()
+	if n.tun != nil {
+		n.tun.Recheck()
 	}
 	return reloaded, err
 }

@@ -109,7 +109,8 @@ func TestTunnelProxiesLeaveFirst(t *testing.T) {
 		}
 	}()
 	ka, kb := key(t), key(t)
-	b := nodetest.Start(t, node.Config{Keys: &kb, Access: node.Access{Tunnels: secure.NewAllowList(ka.Public)}})
+	// Export "*": the service is bound to loopback, which stays home by default.
+	b := nodetest.Start(t, node.Config{Keys: &kb, Access: node.Access{Tunnels: secure.NewAllowList(ka.Public)}, Tunnel: tunnel.Config{Export: []string{"*"}}})
 	a := nodetest.Start(t, node.Config{Keys: &ka, Tunnel: tunnel.Config{
 		Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
 
@@ -183,7 +184,8 @@ func TestValidateNamesTheField(t *testing.T) {
 // while registry knows nothing of tunnels (registry.Config.Info).
 func TestInfoTunnels(t *testing.T) {
 	ka, kb := key(t), key(t)
-	b := nodetest.Start(t, node.Config{Keys: &kb, Access: node.Access{Tunnels: secure.NewAllowList(ka.Public)}, Version: "vB"})
+	b := nodetest.Start(t, node.Config{Keys: &kb, Access: node.Access{Tunnels: secure.NewAllowList(ka.Public)}, Version: "vB",
+		Tunnel: tunnel.Config{Export: []string{"*"}}})
 	a := nodetest.Start(t, node.Config{Keys: &ka, Version: "vA", Tunnel: tunnel.Config{
 		Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
 	ctx := testutil.Context(t, 10*time.Second)

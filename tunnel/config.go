@@ -3,7 +3,6 @@ package tunnel
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
@@ -56,12 +55,26 @@ type Config struct {
 	// noise.CipherAuto (AES-GCM with AES hardware, else ChaCha20-Poly1305).
 	Cipher noise.Cipher
 
-	// ProxyHost is the address proxy listeners bind. Default 127.0.0.1.
+	// ProxyHost is the address proxy listeners bind. Default 127.0.0.1:
+	// a proxy answers without any authentication, so only the operator's
+	// explicit choice puts one beyond loopback.
 	ProxyHost string
 	// AdvertiseHost is the host proxy entries are registered with.
-	// Default ProxyHost, or 127.0.0.1 when ProxyHost is unspecified
-	// (0.0.0.0, ::).
+	// Default: the address the listener really bound (ProxyHost's IP; for
+	// an unspecified ProxyHost such as 0.0.0.0, that address, so the entry
+	// never claims less exposure than there is).
 	AdvertiseHost string
+
+	// Export lists the names (or path.Match globs) of this server's
+	// services shared over its tunnels. Default nil: every service except
+	// those bound to loopback (a host of 127.0.0.0/8, ::1 or "localhost"),
+	// which were kept off the network on purpose and cross a tunnel only
+	// when a pattern here names them. A set Export shares exactly what it
+	// matches ("*": everything, loopback included).
+	Export []string
+	// Import lists the names (or globs) of the far sides' services this
+	// server registers proxies for. Default nil: every one they export.
+	Import []string
 	// PortMin and PortMax, when both set, are the range proxy listeners
 	// take their ports from. Default: a port the system chooses.
 	PortMin, PortMax int
@@ -77,7 +90,9 @@ type Config struct {
 	// RedialMin and RedialMax bound the wait between attempts to dial a
 	// remote (internal/backoff: doubling, jittered). Defaults 250ms and 10s.
 	RedialMin, RedialMax time.Duration
-	// Grace is how long proxies of a peer outlive its last session.
+	// Grace is how long the proxy listeners of a peer keep their ports
+	// after its last session ended (their entries leave the registry at
+	// once, and return with the same addresses if a session does).
 	// Default 1m.
 	Grace time.Duration
 	// MaxServices bounds the instances one peer may share with us; a peer
@@ -107,12 +122,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProxyHost == "" {
 		c.ProxyHost = DefaultProxyHost
-	}
-	if c.AdvertiseHost == "" {
-		c.AdvertiseHost = c.ProxyHost
-		if ip := net.ParseIP(c.ProxyHost); ip != nil && ip.IsUnspecified() {
-			c.AdvertiseHost = DefaultProxyHost
-		}
 	}
 	setDefault(&c.RedialMin, DefaultRedialMin)
 	setDefault(&c.RedialMax, DefaultRedialMax)
@@ -155,6 +164,19 @@ func (c Config) Validate() error {
 		}
 		if r.Key.IsZero() {
 			return bad("Remotes", "tunnel to %s: no remote key", r.Addr)
+		}
+	}
+	if c.ProxyHost != "" {
+		if err := netaddr.CheckHost(c.ProxyHost); err != nil {
+			return bad("ProxyHost", "%v", err)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		pats []string
+	}{{"Export", c.Export}, {"Import", c.Import}} {
+		if err := checkPatterns(f.pats); err != nil {
+			return bad(f.name, "%v", err)
 		}
 	}
 	if (c.PortMin != 0 || c.PortMax != 0) && (c.PortMin < 1 || c.PortMax > 65535 || c.PortMin > c.PortMax) {

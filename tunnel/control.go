@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hydra-net/hydra/registry"
 )
@@ -18,9 +21,16 @@ import (
 //
 //	{"t":"hello","v":1,"server":"<server id>"}   Hello, first, from each side
 //	{"t":"services","entries":[{...}, ...]}      Services: the sender's whole shared set
+//	{"t":"bye"}                                  Bye: the sender is shutting down
+//	{"t":"refused","reason":"..."}               Refused: the sender does not allow our key
 //
 // A side sends Services after its Hello and again whenever its set
-// changes (debounced); each replaces the previous one. Join's messages
+// changes (debounced); each replaces the previous one. A side that shuts
+// down sends Bye and closes: the other withdraws its services at once
+// instead of waiting for the liveness timeout. A responder sends Refused,
+// and nothing else, to a key its allow-list does not hold (or no longer
+// holds, after a reload), and closes: the dialler learns why, over the
+// authenticated session, and backs off. Join's messages
 // carry per-origin sequence numbers, digests and beats for a mesh of
 // servers; a tunnel links exactly two servers over one session whose
 // liveness mux already judges, so a whole-set message is all it needs.
@@ -46,12 +56,14 @@ const (
 const (
 	TypeHello    = "hello"
 	TypeServices = "services"
+	TypeBye      = "bye"
+	TypeRefused  = "refused"
 )
 
 // ErrBadMessage is wrapped by every error a malformed control frame gives.
 var ErrBadMessage = errors.New("tunnel: bad control message")
 
-// Message is one control message: Hello, Services or Unknown.
+// Message is one control message: Hello, Services, Bye, Refused or Unknown.
 type Message interface {
 	// Type is the message's "t".
 	Type() string
@@ -69,6 +81,18 @@ type Hello struct {
 type Services struct {
 	Entries []Shared
 }
+
+// Bye says the sender is shutting down: withdraw its services now.
+type Bye struct{}
+
+// Refused says the sender does not allow the receiver's key; the session
+// then ends.
+type Refused struct {
+	Reason string // for the receiver's log, at most MaxReasonBytes
+}
+
+// MaxReasonBytes bounds Refused's reason.
+const MaxReasonBytes = 256
 
 // Unknown is a message of a type this side does not know; it is ignored.
 type Unknown struct {
@@ -88,6 +112,8 @@ type Shared struct {
 
 func (Hello) Type() string     { return TypeHello }
 func (Services) Type() string  { return TypeServices }
+func (Bye) Type() string       { return TypeBye }
+func (Refused) Type() string   { return TypeRefused }
 func (u Unknown) Type() string { return u.T }
 func (h Hello) Append(dst []byte) []byte {
 	return appendFrame(dst, struct {
@@ -102,6 +128,19 @@ func (s Services) Append(dst []byte) []byte {
 		T       string   `json:"t"`
 		Entries []Shared `json:"entries,omitempty"`
 	}{TypeServices, s.Entries})
+}
+
+func (Bye) Append(dst []byte) []byte {
+	return appendFrame(dst, struct {
+		T string `json:"t"`
+	}{TypeBye})
+}
+
+func (r Refused) Append(dst []byte) []byte {
+	return appendFrame(dst, struct {
+		T      string `json:"t"`
+		Reason string `json:"reason,omitempty"`
+	}{TypeRefused, r.Reason})
 }
 
 func (u Unknown) Append(dst []byte) []byte {
@@ -197,6 +236,19 @@ func parseBody(b []byte) (Message, error) {
 			w.Entries = nil // as Append leaves it out
 		}
 		return Services{Entries: w.Entries}, nil
+	case TypeBye:
+		return Bye{}, nil
+	case TypeRefused:
+		var w struct {
+			Reason string `json:"reason"`
+		}
+		if err := json.Unmarshal(b, &w); err != nil {
+			return nil, fmt.Errorf("%w: refused: %v", ErrBadMessage, err)
+		}
+		if len(w.Reason) > MaxReasonBytes || !utf8.ValidString(w.Reason) || strings.ContainsFunc(w.Reason, unicode.IsControl) {
+			return nil, fmt.Errorf("%w: refused: reason of %d bytes, not printable text of at most %d", ErrBadMessage, len(w.Reason), MaxReasonBytes)
+		}
+		return Refused{Reason: w.Reason}, nil
 	}
 	return Unknown{T: head.T}, nil
 }

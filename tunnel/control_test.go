@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -12,6 +13,9 @@ var sampleMessages = []Message{
 	Hello{Version: 1, Server: "a1b2"},
 	Services{Entries: []Shared{{Name: "web", Instance: "i1", Proto: "http", Meta: map[string]string{"k": "v"}, Origin: "a1b2", Version: 3}}},
 	Services{},
+	Bye{},
+	Refused{Reason: "key not on the allow-list"},
+	Refused{},
 	Unknown{T: "future"},
 }
 
@@ -69,6 +73,8 @@ func TestControlWireBytes(t *testing.T) {
 			{Name: "db", Instance: "b2", Proto: "tcp", Origin: "3f2a9c1b0d4e5f60", Version: 1},
 		}}, "\x00\x00\x00\xda{\"t\":\"services\",\"entries\":[{\"name\":\"web\",\"instance\":\"a1\",\"proto\":\"http\",\"meta\":{\"path\":\"/\"},\"origin\":\"3f2a9c1b0d4e5f60\",\"version\":2},{\"name\":\"db\",\"instance\":\"b2\",\"proto\":\"tcp\",\"origin\":\"3f2a9c1b0d4e5f60\",\"version\":1}]}"},
 		{Services{}, "\x00\x00\x00\x10{\"t\":\"services\"}"},
+		{Bye{}, "\x00\x00\x00\x0b{\"t\":\"bye\"}"},
+		{Refused{Reason: "key removed from the allow-list"}, "\x00\x00\x00:{\"t\":\"refused\",\"reason\":\"key removed from the allow-list\"}"},
 	} {
 		if got := string(c.m.Append(nil)); got != c.want {
 			t.Errorf("%#v:\n got %q\nwant %q", c.m, got, c.want)
@@ -115,6 +121,9 @@ func TestControlMsgRejects(t *testing.T) {
 		"bad name":          `{"t":"services","entries":[{"name":"","instance":"a","proto":"tcp","version":1}]}`,
 		"bad proto":         `{"t":"services","entries":[{"name":"w","instance":"a","proto":"TCP","version":1}]}`,
 		"bad origin":        `{"t":"services","entries":[{"name":"w","instance":"a","origin":"!","version":1}]}`,
+		"refused, control":  `{"t":"refused","reason":"a\u001b[2Jb"}`,
+		"refused, long":     `{"t":"refused","reason":"` + strings.Repeat("x", MaxReasonBytes+1) + `"}`,
+		"refused, number":   `{"t":"refused","reason":1}`,
 	} {
 		b := append([]byte{0, 0, 0, byte(len(body))}, body...)
 		if _, _, err := ParseMessage(b); !errors.Is(err, ErrBadMessage) {

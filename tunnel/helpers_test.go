@@ -32,11 +32,23 @@ type testNode struct {
 	kp   secure.KeyPair
 	addr string // HOST:PORT of the shared port
 	cl   *registry.Client
+	run  *nodetest.Running
 }
 
 // startNode runs a node with key pair kp and tunnels cfg (cfg.Allow becomes
-// the node's Access.Tunnels; short redials unless cfg sets them).
+// the node's Access.Tunnels; short redials unless cfg sets them; every
+// service exported, loopback ones included, unless cfg.Export says
+// otherwise: the tests' services listen on 127.0.0.1).
 func startNode(t testing.TB, kp secure.KeyPair, cfg tunnel.Config) *testNode {
+	t.Helper()
+	if cfg.Export == nil {
+		cfg.Export = []string{"*"}
+	}
+	return startNodeAsIs(t, kp, cfg)
+}
+
+// startNodeAsIs is startNode with cfg.Export as given (nil: the default).
+func startNodeAsIs(t testing.TB, kp secure.KeyPair, cfg tunnel.Config) *testNode {
 	t.Helper()
 	log := testutil.Logger(t)
 	if cfg.RedialMax == 0 {
@@ -47,7 +59,7 @@ func startNode(t testing.TB, kp secure.KeyPair, cfg tunnel.Config) *testNode {
 	}
 	n := nodetest.Start(t, node.Config{Logger: log, Keys: &kp, Access: node.Access{Tunnels: cfg.Allow}, Tunnel: cfg})
 	cl := n.Client(t)
-	return &testNode{srv: n.Server(), tun: n.Tunnels(), kp: kp, addr: n.Addr(), cl: cl}
+	return &testNode{srv: n.Server(), tun: n.Tunnels(), kp: kp, addr: n.Addr(), cl: cl, run: n}
 }
 
 func register(t testing.TB, c *registry.Client, name string, a *net.TCPAddr) *registry.Registration {

@@ -128,6 +128,9 @@ func startMemNode(t *testing.T, id string, kp secure.KeyPair, cfg tunnel.Config)
 	}
 	n := &memNode{reg: newMemRegistry(id), addr: ln.Addr().String(), done: make(chan error, 1)}
 	cfg.ServerID, cfg.Static, cfg.Logger = id, kp, testutil.Logger(t)
+	if cfg.Export == nil {
+		cfg.Export = []string{"*"} // the tests' services listen on 127.0.0.1
+	}
 	cfg.RedialMin, cfg.RedialMax = 20*time.Millisecond, 100*time.Millisecond
 	if n.tun, err = tunnel.New(cfg, n.reg); err != nil {
 		t.Fatal(err)

@@ -124,7 +124,9 @@ type peer struct {
 	err      string    // why the latest dial failed ("" once up)
 	failures int       // dials failed in a row
 	sess     *mux.Session
-	gen      uint64 // sessions attached so far
+	ctl      *ctlWriter // sess's control stream
+	inbound  bool       // sess was dialled by the peer (Allow let it in)
+	gen      uint64     // sessions attached so far
 	grace    *time.Timer
 	proxies  map[string]*proxy
 }
@@ -149,10 +151,10 @@ func (p *peer) setServer(id string) {
 	p.mu.Unlock()
 }
 
-func (p *peer) attach(s *mux.Session) {
+func (p *peer) attach(s *mux.Session, ctl *ctlWriter, inbound bool) {
 	p.mu.Lock()
 	old := p.sess
-	p.sess = s
+	p.sess, p.ctl, p.inbound = s, ctl, inbound
 	p.state = StateUp
 	p.since, p.err, p.failures = time.Now(), "", 0
 	p.gen++
@@ -166,23 +168,88 @@ func (p *peer) attach(s *mux.Session) {
 	}
 }
 
-// detach ends s's time as the peer's session and starts the grace period:
-// unless a session attaches within Config.Grace, the proxies go.
+// detach ends s's time as the peer's session: the proxies' entries leave
+// the registry at once (a lookup must not return a proxy nothing answers
+// behind), and the grace period starts: their listeners keep their ports
+// for a session that returns within Config.Grace (the entries come back
+// with the same addresses); after it the listeners go too.
 func (p *peer) detach(s *mux.Session) {
 	p.t.mu.Lock()
 	stopped := p.t.stopped
 	p.t.mu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.sess != s {
+		p.mu.Unlock()
 		return
 	}
-	p.sess = nil
+	p.sess, p.ctl = nil, nil
 	p.since = time.Time{}
 	p.state = StateGrace
 	if stopped {
+		p.mu.Unlock()
 		return // Run removes every proxy itself
 	}
+	p.startGraceLocked()
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p.withdraw(ctx)
+}
+
+// withdraw deregisters every proxy's entry, keeping its listener, unless a
+// session came back meanwhile (its apply registers them again).
+func (p *peer) withdraw(ctx context.Context) {
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	p.mu.Lock()
+	back := p.sess != nil
+	all := slices.Collect(maps.Values(p.proxies))
+	p.mu.Unlock()
+	if back {
+		return
+	}
+	for _, px := range all {
+		px.deregister(ctx)
+	}
+	if len(all) > 0 {
+		p.t.log.Info("tunnel: link lost, the peer's services are withdrawn until it returns", "peer", p.name, "services", len(all),
+			"grace", p.t.cfg.Grace)
+	}
+}
+
+// bye ends s because the peer shut down (Bye): its proxies go at once,
+// listeners included, with no grace.
+func (p *peer) bye(ctx context.Context, s *mux.Session) {
+	if !p.end(s) {
+		return
+	}
+	p.clear(ctx)
+}
+
+// revoke ends s because Allow no longer accepts the peer's key: no new
+// stream opens on it, nothing it sends is applied; Recheck clears the rest.
+func (p *peer) revoke(s *mux.Session) { p.end(s) }
+
+// end makes s no longer the peer's session, with no grace (the peer is
+// gone on purpose); it reports whether s was the session.
+func (p *peer) end(s *mux.Session) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sess != s {
+		return false
+	}
+	p.sess, p.ctl = nil, nil
+	p.since = time.Time{}
+	p.state = StateGone
+	if p.grace != nil {
+		p.grace.Stop()
+		p.grace = nil
+	}
+	return true
+}
+
+// startGraceLocked starts the grace timer of the session that just ended.
+func (p *peer) startGraceLocked() {
 	gen := p.gen
 	p.grace = time.AfterFunc(p.t.cfg.Grace, func() {
 		p.mu.Lock()
@@ -245,6 +312,13 @@ func (p *peer) apply(ctx context.Context, s *mux.Session, entries []Shared) {
 		px.close(ctx)
 	}
 	for inst, e := range want {
+		if px := have[inst]; px != nil && px.instance == "" {
+			// Withdrawn when the last session was lost: back, same port.
+			if err := px.register(ctx, e, server); err != nil {
+				p.t.log.Warn("tunnel: cannot register a proxy again", "peer", p.name, "name", e.Name, "instance", e.Instance, "err", err)
+			}
+			continue
+		}
 		if px := have[inst]; px != nil {
 			if px.e.Version != e.Version || px.e.Name != e.Name || px.e.Proto != e.Proto || !maps.Equal(px.e.Meta, e.Meta) {
 				px.update(ctx, e, server)
@@ -277,28 +351,42 @@ func (p *peer) clear(ctx context.Context) {
 
 // proxy serves one instance the peer shares: a listener here whose
 // connections go through the tunnel, and its entry in the local registry
-// (instance), which lives until the proxy closes: no heartbeats.
+// (instance), which lives while the peer's session does: no heartbeats.
 type proxy struct {
 	t        *Tunnels
 	e        Shared
 	ln       net.Listener
-	instance string
+	host     string // the entry's host: Config.AdvertiseHost, or the address ln bound
+	instance string // "" while withdrawn (no session); the peer's applyMu guards it
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
 
-func (t *Tunnels) proxyService(e Shared, server string, port int) registry.Service {
+func (px *proxy) service(e Shared, server string) registry.Service {
+	return px.t.proxyService(e, server, px.host, px.ln.Addr().(*net.TCPAddr).Port)
+}
+
+func (t *Tunnels) proxyService(e Shared, server, host string, port int) registry.Service {
 	meta := make(map[string]string, len(e.Meta)+3)
 	maps.Copy(meta, e.Meta)
 	meta[MetaPeer] = server
 	meta[MetaOrigin] = e.Origin
 	meta[MetaInstance] = e.Instance
-	return registry.Service{Name: e.Name, Host: t.cfg.AdvertiseHost, Port: port, Proto: e.Proto, Meta: meta}
+	return registry.Service{Name: e.Name, Host: host, Port: port, Proto: e.Proto, Meta: meta}
+}
+
+// proxyNet is the network proxy listeners use: an IPv4 literal (0.0.0.0
+// included) binds IPv4 only, as written, not every address family.
+func (t *Tunnels) proxyNet() string {
+	if ip := net.ParseIP(t.cfg.ProxyHost); ip != nil && ip.To4() != nil {
+		return "tcp4"
+	}
+	return "tcp"
 }
 
 func (t *Tunnels) listenProxy() (net.Listener, error) {
 	if t.cfg.PortMin == 0 {
-		return net.Listen("tcp", net.JoinHostPort(t.cfg.ProxyHost, "0"))
+		return net.Listen(t.proxyNet(), net.JoinHostPort(t.cfg.ProxyHost, "0"))
 	}
 	n := t.cfg.PortMax - t.cfg.PortMin + 1
 	off := rand.N(n)
@@ -306,7 +394,7 @@ func (t *Tunnels) listenProxy() (net.Listener, error) {
 	for i := range n {
 		port := t.cfg.PortMin + (off+i)%n
 		var ln net.Listener
-		ln, err = net.Listen("tcp", net.JoinHostPort(t.cfg.ProxyHost, strconv.Itoa(port)))
+		ln, err = net.Listen(t.proxyNet(), net.JoinHostPort(t.cfg.ProxyHost, strconv.Itoa(port)))
 		if err == nil {
 			return ln, nil
 		}
@@ -322,16 +410,17 @@ func (t *Tunnels) newProxy(ctx context.Context, p *peer, e Shared, server string
 	if err != nil {
 		return nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	rctx, rcancel := context.WithTimeout(ctx, registryTimeout)
-	inst, err := t.reg.Register(rctx, t.proxyService(e, server, port))
-	rcancel()
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("register the proxy: %w", err)
+	host := t.cfg.AdvertiseHost
+	if host == "" {
+		host = ln.Addr().(*net.TCPAddr).IP.String()
 	}
 	pctx, cancel := context.WithCancel(context.Background())
-	px := &proxy{t: t, e: e, ln: ln, instance: inst, cancel: cancel, done: make(chan struct{})}
+	px := &proxy{t: t, e: e, ln: ln, host: host, cancel: cancel, done: make(chan struct{})}
+	if err := px.register(ctx, e, server); err != nil {
+		cancel()
+		ln.Close()
+		return nil, err
+	}
 	f := &mux.Forwarder{Target: TargetPrefix + e.Instance, Open: p.open, Logger: t.log}
 	go func() {
 		defer close(px.done)
@@ -341,21 +430,43 @@ func (t *Tunnels) newProxy(ctx context.Context, p *peer, e Shared, server string
 	return px, nil
 }
 
-func (px *proxy) update(ctx context.Context, e Shared, server string) {
+// register registers the proxy's entry, as e describes it.
+func (px *proxy) register(ctx context.Context, e Shared, server string) error {
 	px.e = e
-	uctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	rctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
-	if err := px.t.reg.Update(uctx, px.instance, px.t.proxyService(e, server, px.ln.Addr().(*net.TCPAddr).Port)); err != nil {
-		px.t.log.Warn("tunnel: cannot update a proxy entry", "name", e.Name, "instance", e.Instance, "err", err)
+	inst, err := px.t.reg.Register(rctx, px.service(e, server))
+	if err != nil {
+		return fmt.Errorf("register the proxy: %w", err)
 	}
+	px.instance = inst
+	return nil
 }
 
-func (px *proxy) close(ctx context.Context) {
+// deregister removes the proxy's entry, if it has one.
+func (px *proxy) deregister(ctx context.Context) {
+	if px.instance == "" {
+		return
+	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := px.t.reg.Deregister(dctx, px.instance); err != nil {
 		px.t.log.Debug("tunnel: cannot deregister a proxy entry", "name", px.e.Name, "instance", px.instance, "err", err)
 	}
+	px.instance = ""
+}
+
+func (px *proxy) update(ctx context.Context, e Shared, server string) {
+	px.e = e
+	uctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	if err := px.t.reg.Update(uctx, px.instance, px.service(e, server)); err != nil {
+		px.t.log.Warn("tunnel: cannot update a proxy entry", "name", e.Name, "instance", e.Instance, "err", err)
+	}
+}
+
+func (px *proxy) close(ctx context.Context) {
+	px.deregister(ctx)
 	px.cancel()
 	<-px.done
 }

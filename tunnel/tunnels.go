@@ -91,6 +91,10 @@ func New(cfg Config, reg Registry) (*Tunnels, error) {
 func (t *Tunnels) Run(ctx context.Context, ln net.Listener) error {
 	t.log.Info("tunnel: starting", "key", t.cfg.Static.Public.String(), "remotes", len(t.cfg.Remotes),
 		"accepting", ln != nil && t.cfg.Allow != nil, "window", t.cfg.Mux.StreamWindow, "max_streams", t.cfg.Mux.MaxStreams)
+	if !loopbackHost(t.cfg.ProxyHost) {
+		t.log.Warn("tunnel: proxies of the far sides' services listen beyond loopback, without authentication",
+			"bind", t.cfg.ProxyHost)
+	}
 	t.wg.Add(1)
 	go func() { defer t.wg.Done(); t.watchLocal(ctx) }()
 	for _, r := range t.cfg.Remotes {
@@ -117,9 +121,10 @@ func (t *Tunnels) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // shareable says whether e is shared through tunnels: this server's own
-// entries over TCP, not proxies of other tunnels.
+// entries over TCP that Config.Export lets out, not proxies of other
+// tunnels.
 func (t *Tunnels) shareable(e *registry.Entry) bool {
-	return e.Origin == t.cfg.ServerID && e.Meta[MetaPeer] == "" && e.Proto != "udp"
+	return e.Origin == t.cfg.ServerID && e.Meta[MetaPeer] == "" && e.Proto != "udp" && t.exported(e)
 }
 
 // watchLocal follows the local registry's entries: the set every tunnel
@@ -231,6 +236,10 @@ func (t *Tunnels) dialLoop(ctx context.Context, r Remote) {
 		if ctx.Err() != nil {
 			return
 		}
+		var refused *RefusedError
+		if errors.As(err, &refused) {
+			up = false // the remote said no: back off, do not reset
+		}
 		d := wait.Next()
 		if up {
 			wait.Reset()
@@ -255,15 +264,21 @@ func (t *Tunnels) dialLoop(ctx context.Context, r Remote) {
 // no such host.
 func dialCause(err error) string {
 	var dnsErr *net.DNSError
+	var refused *RefusedError
 	switch {
+	case errors.As(err, &refused):
+		return "the remote refused this server's key (" + refused.Reason + "): add this server's public key to its allow file, then SIGHUP it"
 	case err == nil:
 		return "the link ended before it came up"
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return fmt.Sprintf("no such host %q: check the --tunnel address", dnsErr.Name)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused: is hydra-server running there, with tunnels on (--key-file and --allow-file)? " + err.Error()
+		return "connection refused: is hydra-server running there, with tunnels on (--key-file and --allow-tunnels)? " + err.Error()
 	case errors.Is(err, noise.ErrHandshake) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
-		return "the remote refused the handshake: is this server's key on its allow file, and is --remote-key the remote's public key?"
+		// A server of this version tells a key it does not allow so after
+		// the handshake (RefusedError); closing during it means it could
+		// not read our first message, sealed to the pinned key.
+		return "the remote closed the handshake unanswered: --remote-key is likely not its public key (or it is an older hydra-server that does not allow this server's key)"
 	case errors.Is(err, noise.ErrHandshakeTimeout):
 		return "the remote did not answer the handshake in time (a firewall, or not a hydra-server tunnel port?): " + err.Error()
 	}
@@ -291,8 +306,13 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 	}
 	// A misconfigured dialler fails the same way at every redial: say
 	// each cause once (a key not allowed, a wrong key for this server).
-	hlog := slog.New(repeatlog.Handler(t.log.Handler(), "noise: handshake failed", "noise: handshake refused"))
-	resp, err := noise.NewResponder(noise.Config{Static: t.cfg.Static, Peers: t.cfg.Allow,
+	hlog := slog.New(repeatlog.Handler(t.log.Handler(), "noise: handshake failed", "noise: handshake refused", msgRefusedKey))
+	// Noise completes the handshake with any key so that a key Allow
+	// refuses can be told so (refuse), authenticated, instead of a bare
+	// close it cannot tell from a wrong pinned key; such a link carries
+	// nothing else.
+	anyKey := secure.AuthorizerFunc(func(secure.PublicKey) bool { return t.cfg.Allow != nil })
+	resp, err := noise.NewResponder(noise.Config{Static: t.cfg.Static, Peers: anyKey,
 		HandshakeTimeout: t.cfg.DialTimeout, Logger: hlog})
 	if err != nil {
 		t.log.Error("tunnel: responder", "err", err)
@@ -303,6 +323,11 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 	// on the goroutine of its handshake.
 	sl := resp.Serve(ln, func(conn *noise.Conn) {
 		key := conn.PeerKey()
+		if !secure.Authorized(t.cfg.Allow, key) {
+			hlog.Warn(msgRefusedKey, "err", "unknown key "+key.String(), "from", conn.RemoteAddr().String())
+			t.refuse(conn, reasonUnknownKey)
+			return
+		}
 		p := t.peer(key, "in:"+key.String()[:8])
 		t.log.Info("tunnel: accepted", "from", conn.RemoteAddr(), "key", key.String())
 		_, err := t.serveLink(ctx, p, conn, false)
@@ -328,7 +353,13 @@ func (t *Tunnels) serveLink(ctx context.Context, p *peer, conn *noise.Conn, init
 		return false, err
 	}
 	lctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(lctx, func() { sess.Close() })
+	ctlw := &ctlWriter{}
+	stop := context.AfterFunc(lctx, func() {
+		if ctx.Err() != nil { // Run is ending: the peer withdraws our services at once
+			farewell(sess, ctlw, Bye{})
+		}
+		sess.Close()
+	})
 	ctlCh := make(chan net.Conn, 1)
 	var wg sync.WaitGroup
 	defer func() {
@@ -368,18 +399,20 @@ func (t *Tunnels) serveLink(ctx context.Context, p *peer, conn *noise.Conn, init
 		}
 	}
 	defer ctl.Close()
-	p.attach(sess)
+	ctlw.set(ctl)
+	p.attach(sess, ctlw, !initiator)
 	defer p.detach(sess)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := t.controlWriter(lctx, ctl); err != nil {
+		if err := t.controlWriter(lctx, ctlw); err != nil {
 			t.log.Debug("tunnel: control write", "peer", p.name, "err", err)
 			ctl.Close()
 		}
 	}()
 	err = t.controlReader(lctx, p, sess, ctl)
-	if errors.Is(err, io.EOF) || lctx.Err() != nil {
+	var refused *RefusedError
+	if !errors.As(err, &refused) && !errors.Is(err, errBye) && (errors.Is(err, io.EOF) || lctx.Err() != nil) {
 		err = sessErr(sess, lctx)
 	}
 	return true, err
@@ -457,6 +490,12 @@ func (t *Tunnels) controlReader(ctx context.Context, p *peer, sess *mux.Session,
 			}
 			hello = true
 			p.setServer(m.Server)
+		case Refused:
+			return &RefusedError{Reason: m.Reason}
+		case Bye:
+			t.log.Info("tunnel: the peer is shutting down; its services are withdrawn", "peer", p.name)
+			p.bye(ctx, sess)
+			return errBye
 		case Services:
 			if !hello {
 				return fmt.Errorf("%w: %q before hello", ErrBadMessage, m.Type())
@@ -464,7 +503,7 @@ func (t *Tunnels) controlReader(ctx context.Context, p *peer, sess *mux.Session,
 			if err := t.checkLimits(m); err != nil {
 				return err
 			}
-			p.apply(ctx, sess, m.Entries)
+			p.apply(ctx, sess, t.importFilter(m.Entries))
 		default:
 			if !hello {
 				return fmt.Errorf("%w: %q before hello", ErrBadMessage, m.Type())
@@ -488,7 +527,7 @@ func (t *Tunnels) checkLimits(m Services) error {
 
 // controlWriter owns the control stream's writes: Hello, then the shared
 // set once known and again at every change.
-func (t *Tunnels) controlWriter(ctx context.Context, ctl net.Conn) error {
+func (t *Tunnels) controlWriter(ctx context.Context, ctl *ctlWriter) error {
 	b := Hello{Version: ControlVersion, Server: t.cfg.ServerID}.Append(nil)
 	if _, err := ctl.Write(b); err != nil {
 		return err

@@ -115,7 +115,7 @@ func (tb *tunnelBench) close() {
 
 // startB starts server B and returns its address.
 func (tb *tunnelBench) startB() string {
-	args := []string{"--port", "0", "--key-file", tb.keyB, "--allow-file", tb.allow, "--service", "sink=tcp://" + tb.sink, "--log-level", logLevel}
+	args := []string{"--port", "0", "--key-file", tb.keyB, "--allow-tunnels", tb.allow, "--service", "sink=tcp://" + tb.sink, "--tunnel-export", "sink", "--log-level", logLevel}
 	if *window != "" {
 		args = append(args, "--tunnel-window", *window)
 	}

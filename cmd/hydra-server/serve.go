@@ -106,7 +106,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err := f.access.apply(&cfg, f.host, f.proto); err != nil { // curve.go: keys, CURVE, roles
 		return err
 	}
-	if err := f.tunnel.apply(&cfg, f.host, f.proto); err != nil { // tunnel.go: tunnels
+	if err := f.tunnel.apply(&cfg, f.proto); err != nil { // tunnel.go: tunnels
 		return err
 	}
 	if cfg.JoinKeys, err = f.join.pinnedKeys(cfg.Curve); err != nil { // join.go: --join-key

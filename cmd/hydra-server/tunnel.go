@@ -21,6 +21,9 @@ type tunnelFlags struct {
 	remotes    listFlag
 	keys       listFlag
 	ports      string
+	bind       string
+	export     listFlag
+	imports    listFlag
 	window     sizeFlag
 	maxStreams int
 	backlog    int
@@ -30,6 +33,9 @@ type tunnelFlags struct {
 func (f *tunnelFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.remotes, "tunnel", "keep a tunnel to the server at `REMOTE[:PORT]` (port 8420 if omitted): its services become reachable here and ours there (repeatable; pair each with a --remote-key, in order; needs --key-file)")
 	fs.Var(&f.keys, "remote-key", "the tunnel remote's public `key`, pinned: its Z85 text (40 characters, in single quotes) or its KEY.pub file: one per --tunnel, in the same order")
+	fs.StringVar(&f.bind, "tunnel-bind", tunnel.DefaultProxyHost, "`HOST` the proxy listeners of the far side's services bind (their entries say the address bound); a proxy answers anyone who reaches it, without authentication, so give an address beyond loopback (0.0.0.0: every IPv4 one) only to publish them on purpose")
+	fs.Var(&f.export, "tunnel-export", "share only this server's services whose names match one of these `NAMES` or globs (path.Match: 'ssh,web*'; repeatable) over its tunnels; default: every service except those bound to loopback (127.0.0.0/8, ::1, localhost), which stay off the far side unless named here ('*': all)")
+	fs.Var(&f.imports, "tunnel-import", "register proxies only for the far sides' services whose names match one of these `NAMES` or globs (repeatable); default: all they share")
 	fs.StringVar(&f.ports, "tunnel-ports", "", "`MIN-MAX` port range for the proxy listeners of tunnelled services (default: ports the system chooses)")
 	f.window = sizeFlag(tunnel.DefaultStreamWindow)
 	fs.Var(&f.window, "tunnel-window", "receive window of each tunnel stream, `bytes` (K/M suffixes; 256K-16M): one stream's throughput is at most window / round trip")
@@ -39,9 +45,10 @@ func (f *tunnelFlags) define(fs *flag.FlagSet) {
 }
 
 // apply checks the tunnel flags and sets them in cfg, whose Keys
-// accessFlags.apply set; host is the server's --host (proxy listeners bind
-// it).
-func (f *tunnelFlags) apply(cfg *node.Config, host, proto string) error {
+// accessFlags.apply set. Proxy listeners bind --tunnel-bind, never --host by
+// itself: a registry published on the network must not publish the services
+// the far side kept on its loopback.
+func (f *tunnelFlags) apply(cfg *node.Config, proto string) error {
 	if len(f.remotes) != len(f.keys) {
 		return usagef("%d --tunnel and %d --remote-key: give one key per tunnel, in the same order", len(f.remotes), len(f.keys))
 	}
@@ -54,7 +61,7 @@ func (f *tunnelFlags) apply(cfg *node.Config, host, proto string) error {
 	if cfg.Keys == nil {
 		return nil
 	}
-	cfg.Tunnel = tunnel.Config{ProxyHost: host,
+	cfg.Tunnel = tunnel.Config{ProxyHost: f.bind, Export: f.export, Import: f.imports,
 		Mux: mux.Config{StreamWindow: uint32(f.window), MaxStreams: f.maxStreams, AcceptBacklog: f.backlog,
 			KeepAliveInterval: f.keepalive}}
 	for i, r := range f.remotes {

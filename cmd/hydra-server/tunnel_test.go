@@ -110,10 +110,10 @@ func TestTunnelProcesses(t *testing.T) {
 	dir := t.TempDir()
 	keyA, kpA := tunnelKeys(t, dir, "a.key")
 	keyB, kpB := tunnelKeys(t, dir, "b.key")
-	_, epB := startServer(t, nil, "--key-file", keyB, "--allow-tunnels", allowFile(t, dir, kpA.Public), "--server-id", "srv-b")
+	_, epB := startServer(t, nil, "--key-file", keyB, "--allow-tunnels", allowFile(t, dir, kpA.Public), "--server-id", "srv-b", "--tunnel-export", "*")
 	rel := testutil.NewRelay(t, strings.TrimPrefix(epB, "tcp://"), 0)
 	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", rel.Addr(), "--remote-key", kpB.Public.String(),
-		"--server-id", "srv-a", "--tunnel-keepalive", "1s")
+		"--server-id", "srv-a", "--tunnel-keepalive", "1s", "--tunnel-export", "*")
 	ca, cb := tclient(t, epA), tclient(t, epB)
 
 	// The same port still serves ZMTP clients: ca and cb work.
@@ -237,6 +237,9 @@ func TestTunnelFlagErrors(t *testing.T) {
 		{"--key-file", key, "--tunnel", "h:99999", "--remote-key", kp.Public.String()},
 		{"--allow-tunnels", "x"},
 		{"--key-file", key, "--tunnel-ports", "9-1"},
+		{"--key-file", key, "--tunnel-bind", "a;b"},
+		{"--key-file", key, "--tunnel-export", "[x"},
+		{"--key-file", key, "--tunnel-import", "web,[x"},
 	} {
 		code, _, errs := runCmd(context.Background(), args...)
 		if code != 2 {

@@ -230,7 +230,8 @@ func startTunnelPair(cfg TunnelConfig) (*tunnelPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := startTunnelNode(ka, nil, tunnel.Config{
+	// Export "*": A's services listen on loopback, which stays home by default.
+	a, err := startTunnelNode(ka, nil, tunnel.Config{Export: []string{"*"},
 		Remotes: []tunnel.Remote{{Addr: b.n.Addr(), Key: kb.Public}}}, streams)
 	if err != nil {
 		b.close()
