@@ -400,8 +400,19 @@ func (t *Tunnels) serveLink(ctx context.Context, p *peer, conn *noise.Conn, init
 	}
 	defer ctl.Close()
 	ctlw.set(ctl)
-	p.attach(sess, ctlw, !initiator)
-	defer p.detach(sess)
+	// The peer is up once its Hello came, not before: a remote that
+	// refuses this server's key answers Refused instead, and the link
+	// never counts as up.
+	attached := false
+	defer func() {
+		if attached {
+			p.detach(sess)
+		}
+	}()
+	onHello := func() {
+		p.attach(sess, ctlw, !initiator)
+		attached = true
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -410,12 +421,12 @@ func (t *Tunnels) serveLink(ctx context.Context, p *peer, conn *noise.Conn, init
 			ctl.Close()
 		}
 	}()
-	err = t.controlReader(lctx, p, sess, ctl)
+	err = t.controlReader(lctx, p, sess, ctl, onHello)
 	var refused *RefusedError
 	if !errors.As(err, &refused) && !errors.Is(err, errBye) && (errors.Is(err, io.EOF) || lctx.Err() != nil) {
 		err = sessErr(sess, lctx)
 	}
-	return true, err
+	return attached, err
 }
 
 func sessErr(sess *mux.Session, ctx context.Context) error {
@@ -468,9 +479,9 @@ func (t *Tunnels) acceptStreams(ctx context.Context, sess *mux.Session, ctlCh ch
 	}
 }
 
-// controlReader reads the control stream: the peer's Hello, then its
-// shared sets, each applied to the peer's proxies.
-func (t *Tunnels) controlReader(ctx context.Context, p *peer, sess *mux.Session, ctl net.Conn) error {
+// controlReader reads the control stream: the peer's Hello (onHello runs
+// at the first), then its shared sets, each applied to the peer's proxies.
+func (t *Tunnels) controlReader(ctx context.Context, p *peer, sess *mux.Session, ctl net.Conn, onHello func()) error {
 	var buf []byte
 	hello := false
 	for {
@@ -486,6 +497,7 @@ func (t *Tunnels) controlReader(ctx context.Context, p *peer, sess *mux.Session,
 		switch m := m.(type) {
 		case Hello:
 			if !hello {
+				onHello()
 				t.log.Info("tunnel: up", "peer", p.name, "peer_server", m.Server, "remote", sess.RemoteAddr(), "key", p.key.String())
 			}
 			hello = true

@@ -180,14 +180,15 @@ func TestRecipeNetnsNoPlaintext(t *testing.T) {
 
 	stop := h.capture(t, dir)
 	// remote: hydra-server --host 0.0.0.0 --key-file b.key --allow-tunnels tunnels.keys
-	// (plus a service of its own to share).
+	// (plus a service of its own to share: bound to loopback, it crosses
+	// only when --tunnel-export names it).
 	bp := nsServer(t, h.ns, "--host", "0.0.0.0", "--port", h.port, "--key-file", keyB, "--allow-tunnels", tunnels,
-		"--service", nameB+"=tcp://127.0.0.1:7007")
+		"--service", nameB+"=tcp://127.0.0.1:7007", "--tunnel-export", nameB)
 	if l := bp.line(); !strings.Contains(l, "Bound to 0.0.0.0:"+h.port) {
 		t.Fatalf("B's banner: %q", l)
 	}
 	// local: hydra-server --key-file a.key --tunnel gw.example --remote-key b.key.pub
-	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", h.nsIP, "--remote-key", keyB+".pub")
+	_, epA := startServer(t, nil, "--key-file", keyA, "--tunnel", h.nsIP, "--remote-key", keyB+".pub", "--tunnel-export", nameA)
 	ca := tclient(t, epA)
 	tRegister(t, ca, nameA, testutil.EchoServer(t))
 	nodetest.TunnelProxy(t, ca, nameB) // the tunnel is up and carried both lists

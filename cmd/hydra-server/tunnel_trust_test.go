@@ -106,7 +106,7 @@ func TestTunnelSIGHUPRevokes(t *testing.T) {
 	}
 	pB.signal(syscall.SIGHUP)
 	testutil.Eventually(t, 10*time.Second, "B reloaded", func() bool {
-		return strings.Contains(pB.stderr(), "SIGHUP: allow-list reloaded")
+		return strings.Contains(pB.stderr(), "SIGHUP: key lists reloaded")
 	})
 	// The tunnel closed before the reload was logged: the connection is
 	// dead now, not in some seconds.
