@@ -2,7 +2,17 @@ module github.com/hydra-net/hydra
 
 go 1.26.8
 
-require github.com/go-zeromq/zmq4 v0.17.0
+require (
+	github.com/go-zeromq/zmq4 v0.17.0
+	github.com/prometheus/client_model v0.6.3
+)
+
+require (
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/pandatix/go-abnf v0.5.5 // indirect
+	github.com/prometheus/common v0.74.0
+	google.golang.org/protobuf v1.36.12 // indirect
+)
 
 require (
 	github.com/flynn/noise v1.1.0

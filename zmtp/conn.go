@@ -26,6 +26,7 @@ type conn struct {
 	v31    bool // both sides speak ZMTP 3.1: PING, SUBSCRIBE/CANCEL commands
 	meta   Metadata
 	cipher MessageCipher
+	inMech bool // the handshake reached the mechanism's part (a failure's reason)
 
 	wake       chan struct{} // cap 1: the pipe has something to write
 	stop       chan struct{} // closed to stop the writer
@@ -63,6 +64,7 @@ func (c *conn) serve() error {
 	if err := c.handshake(); err != nil {
 		close(c.writerDone) // no writer was started
 		if !c.stopping.Load() {
+			c.s.hsCount[classifyHandshake(err, c.inMech)].Add(1)
 			c.logHandshakeFailure(err)
 		}
 		return err
@@ -224,6 +226,7 @@ func (c *conn) handshake() error {
 		return fmt.Errorf("%w: peer uses %q, we use %q", ErrMechanism, c.peer.Mechanism, mech.Name())
 	}
 	c.v31 = minor == 1 && (c.peer.Major > 3 || c.peer.Minor >= 1)
+	c.inMech = true
 	sess, err := mech.Handshake(handshakeConn{c}, c.s.localMetadata())
 	if err != nil {
 		return fmt.Errorf("zmtp: %s handshake: %w", mech.Name(), err)
