@@ -203,6 +203,10 @@ func New(cfg Config) (*Node, error) {
 		n.close()
 		return nil, err
 	}
+	if err := n.mountObserve(); err != nil { // metrics, /healthz, the status page (observe.go)
+		n.close()
+		return nil, err
+	}
 	if cfg.tunnels() {
 		if n.tun, err = tunnel.New(cfg.tunnelConfig(n.srv.ID()), n.srv.Local()); err != nil {
 			n.close()
