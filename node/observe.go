@@ -278,7 +278,9 @@ func (s statusSource) Status(ctx context.Context) statuspage.Status {
 	for _, l := range sn.join.Links {
 		st.Joined = append(st.Joined, statuspage.JoinLink{Peer: l.Peer, Addr: l.Addr, Dir: l.Dir, State: l.State, Up: l.Up, Lag: l.Lag, Error: l.Error})
 	}
-	slices.SortFunc(st.Joined, func(a, b statuspage.JoinLink) int { return strings.Compare(linkName(a.Peer, a.Addr), linkName(b.Peer, b.Addr)) })
+	slices.SortFunc(st.Joined, func(a, b statuspage.JoinLink) int {
+		return strings.Compare(linkName(a.Peer, a.Addr), linkName(b.Peer, b.Addr))
+	})
 	local, joined, tunnelled := sn.kinds()
 	st.Counters = []statuspage.Counter{
 		{Name: "requests", Value: float64(in.Requests)}, {Name: "errors", Value: float64(in.Errors)},

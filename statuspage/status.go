@@ -41,13 +41,13 @@ type Instance struct {
 
 // JoinLink is one link to a joined server.
 type JoinLink struct {
-	Peer   string  `json:"peer,omitempty"` // its server id, once known
-	Addr   string  `json:"addr,omitempty"` // HOST:PORT of links this server dialled
-	Dir    string  `json:"dir"`            // out or in
-	State  string  `json:"state"`
-	Up     bool    `json:"up"`
-	Lag    float64 `json:"lag"` // seconds since its beat was heard
-	Error  string  `json:"error,omitempty"`
+	Peer  string  `json:"peer,omitempty"` // its server id, once known
+	Addr  string  `json:"addr,omitempty"` // HOST:PORT of links this server dialled
+	Dir   string  `json:"dir"`            // out or in
+	State string  `json:"state"`
+	Up    bool    `json:"up"`
+	Lag   float64 `json:"lag"` // seconds since its beat was heard
+	Error string  `json:"error,omitempty"`
 }
 
 // TunnelLink is one tunnel peer.
