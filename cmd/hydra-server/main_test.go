@@ -25,6 +25,11 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	if os.Getenv("HYDRA_SERVER_TEST_IDLE") == "1" {
+		// A process with a server's command line that does nothing (health
+		// --pid reads it) until killed.
+		select {}
+	}
 	os.Exit(m.Run())
 }
 

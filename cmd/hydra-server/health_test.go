@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/internal/nodetest"
+	"github.com/hydra-net/hydra/node"
+	"github.com/hydra-net/hydra/secure"
+)
+
+// TestHealthCommand: health finds the server's HTTP listener where the
+// server's own flags put it (--http, HYDRA_HTTP, the --config file, the
+// command line of --pid), on a CURVE server too, and exits 1 when nothing
+// healthy answers (Docker's "unhealthy"), 2 on a usage error.
+func TestHealthCommand(t *testing.T) {
+	kp, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := nodetest.Start(t, node.Config{Keys: &kp, Curve: true, Allow: secure.NewAllowList(),
+		HTTP: node.HTTPConfig{Addr: "127.0.0.1:0"}})
+	addr := n.HTTPAddr()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	okRun := func(what string, args ...string) {
+		t.Helper()
+		code, out, errs := runCmd(ctx, append([]string{"health"}, args...)...)
+		if code != 0 || out != "ok "+n.Server().ID()+"\n" {
+			t.Errorf("%s: health %v: %d %q %q", what, args, code, out, errs)
+		}
+	}
+	okRun("--http", "--http", addr)
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "hydra.conf")
+	key := filepath.Join(dir, "server.key")
+	if err := secure.WriteKeyPair(key, kp, false); err != nil {
+		t.Fatal(err)
+	}
+	// The server's whole config file: CURVE on, another port, and --http.
+	text := fmt.Sprintf("port 9999\ncurve true\nkey-file %s\nhttp %s\nmax-entries 10\n", key, addr)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	okRun("the server's --config", "--config", conf)
+
+	t.Setenv("HYDRA_HTTP", addr)
+	okRun("HYDRA_HTTP")
+	os.Unsetenv("HYDRA_HTTP")
+
+	// --pid: a process with the server's command line.
+	idle := exec.Command(os.Args[0], "--port", "9999", "--curve", "--key-file", key, "--http", addr)
+	idle.Env = append(baseEnv(), "HYDRA_SERVER_TEST_IDLE=1")
+	if err := idle.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { idle.Process.Kill(); idle.Wait() }()
+	okRun("--pid", "--pid", fmt.Sprint(idle.Process.Pid), "--timeout", "5s")
+
+	// Nothing there: unhealthy, exit 1, saying where it asked.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	if code, _, errs := runCmd(ctx, "health", "--http", dead); code != 1 || !strings.Contains(errs, "unhealthy: no answer from http://"+dead+"/healthz") {
+		t.Errorf("health of nothing: %d %q", code, errs)
+	}
+	if code, _, errs := runCmd(ctx, "health", "--http", ""); code != 2 || !strings.Contains(errs, "HTTP listener is off") {
+		t.Errorf("health with --http '': %d %q", code, errs)
+	}
+	if code, _, errs := runCmd(ctx, "health", "--pid", "999999999"); code != 2 || !strings.Contains(errs, "--pid 999999999") {
+		t.Errorf("health --pid of no process: %d %q", code, errs)
+	}
+}
+
+func TestHealthURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8500": "http://127.0.0.1:8500/healthz", "0.0.0.0:1": "http://127.0.0.1:1/healthz",
+		":2": "http://127.0.0.1:2/healthz", "[::]:3": "http://[::1]:3/healthz", "[::1]:4": "http://[::1]:4/healthz",
+		"localhost:5": "http://localhost:5/healthz",
+	} {
+		if got, err := healthURL(in); err != nil || got != want {
+			t.Errorf("healthURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := healthURL("nope"); err == nil {
+		t.Error("healthURL(nope) worked")
+	}
+}
