@@ -37,6 +37,11 @@ func TestHealthCommand(t *testing.T) {
 			t.Errorf("%s: health %v: %d %q %q", what, args, code, out, errs)
 		}
 	}
+	// What the Containerfile ran before: list, on the server's port, fails
+	// as soon as the server runs CURVE.
+	if code, _, errs := runCmd(ctx, "list", "--port", portOf(t, n.Endpoint()), "--timeout", "3s"); code != 2 {
+		t.Errorf("the old HEALTHCHECK (list --timeout 3s) against a CURVE server: %d %q, want the failure it was", code, errs)
+	}
 	okRun("--http", "--http", addr)
 
 	dir := t.TempDir()
@@ -64,6 +69,17 @@ func TestHealthCommand(t *testing.T) {
 	}
 	defer func() { idle.Process.Kill(); idle.Wait() }()
 	okRun("--pid", "--pid", fmt.Sprint(idle.Process.Pid), "--timeout", "5s")
+	// A Containerfile's HEALTHCHECK as it is written there (--pid 1), on a
+	// CURVE server with its own --http: the command line of pid 1 is the
+	// server's only inside the container, so only the file's line is
+	// checked here.
+	cf, err := os.ReadFile("../../deploy/Containerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cf), `CMD ["/hydra-server", "health", "--pid", "1"`) {
+		t.Errorf("deploy/Containerfile's HEALTHCHECK does not run health --pid 1")
+	}
 
 	// Nothing there: unhealthy, exit 1, saying where it asked.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -55,15 +55,14 @@ func (r *Responder) HandshakeFailures() HandshakeFailures {
 
 // classifyHandshake names why err ended a responder's handshake; the
 // order matters: a timeout while reading the preamble is a timeout, a
-// handshake message cut short is a bad message.
+// hang-up before it is closed, a handshake message cut short is a bad
+// message.
 func classifyHandshake(err error) HandshakeFailure {
 	switch {
 	case errors.Is(err, ErrRateLimited):
 		return FailRateLimited
 	case errors.Is(err, ErrHandshakeTimeout):
 		return FailTimeout
-	case errors.Is(err, ErrPreamble):
-		return FailPreamble
 	case errors.Is(err, secure.ErrUnauthorized):
 		return FailUnauthorized
 	case errors.Is(err, ErrHandshake): // a message too short included
@@ -71,6 +70,8 @@ func classifyHandshake(err error) HandshakeFailure {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
 		return FailClosed
+	case errors.Is(err, ErrPreamble):
+		return FailPreamble
 	}
 	return FailOther
 }
