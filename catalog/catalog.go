@@ -117,7 +117,7 @@ type batch struct {
 	nameIdx map[string]uint64
 	touched map[string]bool // names whose slice is already a private copy
 	nameOf  map[string]string
-	names   bool            // the set of names changed
+	names   bool // the set of names changed
 	dirty   bool
 }
 
