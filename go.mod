@@ -2,13 +2,15 @@ module github.com/hydra-net/hydra
 
 go 1.26.8
 
-require github.com/go-zeromq/zmq4 v0.17.0
+require (
+	github.com/go-zeromq/zmq4 v0.17.0
+	github.com/hashicorp/consul/api v1.34.5
+)
 
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/fatih/color v1.19.0 // indirect
 	github.com/go-viper/mapstructure/v2 v2.5.0 // indirect
-	github.com/hashicorp/consul/api v1.34.5 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
 	github.com/hashicorp/go-hclog v1.6.3 // indirect
