@@ -40,18 +40,11 @@ type unhealthyError struct{ msg string }
 
 func (e unhealthyError) Error() string { return e.msg }
 
-// httpFlag defines the server's --http on fs (until serverFlags does).
-func httpFlag(fs *flag.FlagSet) {
-	if fs.Lookup("http") == nil {
-		fs.String("http", node.DefaultHTTPAddr, "the server's HTTP `address` (HOST:PORT)")
-	}
-}
-
 func healthCmd(ctx context.Context, io stdio, args []string) error {
 	var c common
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	c.define(fs)
-	httpFlag(fs)
+	fs.String("http", node.DefaultHTTPAddr, "the server's --http `HOST:PORT`, where /healthz is")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long: unhealthy")
 	pid := fs.Int("pid", 0, "read the server's flags from /proc/`PID`/cmdline (1 in a container); flags given here win")
 	// Not strict: the server's --config file, with all its other keys.
@@ -133,7 +126,6 @@ func pidHTTP(pid int) (string, error) {
 	var f serverFlags
 	fs := flag.NewFlagSet("hydra-server", flag.ContinueOnError)
 	f.define(fs)
-	httpFlag(fs)
 	if _, err := parse(fs, &f.common, args, false); err != nil {
 		return "", usagef("health: --pid %d: its command line: %v", pid, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/internal/nodetest"
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/secure"
 )
@@ -61,14 +62,36 @@ func TestHealthCommand(t *testing.T) {
 	okRun("HYDRA_HTTP")
 	os.Unsetenv("HYDRA_HTTP")
 
-	// --pid: a process with the server's command line.
+	// The real server, CURVE on, its --http in its --config file: health
+	// --config with the same file, and health --pid, find it.
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	srvConf := filepath.Join(dir, "server.conf")
+	if err := os.WriteFile(srvConf, []byte(fmt.Sprintf("port 0\ncurve true\nkey-file %s\nhttp %s\n", key, httpAddr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := startServer(t, nil, "--config", srvConf)
+	okServer := func(what string, args ...string) {
+		t.Helper()
+		var code int
+		var out, errs string
+		testutil.Eventually(t, 20*time.Second, what+": health answers", func() bool { // HTTP listens right after the banner
+			code, out, errs = runCmd(ctx, append([]string{"health"}, args...)...)
+			return code == 0
+		})
+		if !strings.HasPrefix(out, "ok ") {
+			t.Errorf("%s: health %v: %d %q %q", what, args, code, out, errs)
+		}
+	}
+	okServer("the server's --config", "--config", srvConf)
+	okServer("--pid", "--pid", fmt.Sprint(srv.cmd.Process.Pid))
+	// An idle process with a server's command line: --pid reads it.
 	idle := exec.Command(os.Args[0], "--port", "9999", "--curve", "--key-file", key, "--http", addr)
 	idle.Env = append(baseEnv(), "HYDRA_SERVER_TEST_IDLE=1")
 	if err := idle.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { idle.Process.Kill(); idle.Wait() }()
-	okRun("--pid", "--pid", fmt.Sprint(idle.Process.Pid), "--timeout", "5s")
+	okRun("--pid of a command line", "--pid", fmt.Sprint(idle.Process.Pid), "--timeout", "5s")
 	// A Containerfile's HEALTHCHECK as it is written there (--pid 1), on a
 	// CURVE server with its own --http: the command line of pid 1 is the
 	// server's only inside the container, so only the file's line is

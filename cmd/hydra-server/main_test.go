@@ -334,7 +334,9 @@ func TestBadCommandLines(t *testing.T) {
 }
 
 func TestLogsAndWarning(t *testing.T) {
-	p, ep := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn")
+	// --http "": another server (or test) may hold the default 127.0.0.1:8500,
+	// whose warning is not the one this test is about.
+	p, ep := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn", "--http", "")
 	if !strings.HasPrefix(ep, "tcp://0.0.0.0:") {
 		t.Errorf("--host 0.0.0.0 bound %s, want IPv4's any address", ep)
 	}
@@ -348,7 +350,7 @@ func TestLogsAndWarning(t *testing.T) {
 	}
 	// On loopback there is no warning, IPv6's written in brackets too.
 	for _, host := range [][]string{nil, {"--host", "[::1]"}, {"--host", "::1"}} {
-		p, _ = startServer(t, nil, host...)
+		p, _ = startServer(t, nil, append([]string{"--http", ""}, host...)...)
 		p.signal(syscall.SIGINT)
 		p.wait()
 		if strings.Contains(p.stderr(), "CURVE") || !strings.Contains(p.stderr(), "level=INFO") {
