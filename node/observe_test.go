@@ -13,10 +13,14 @@ import (
 
 	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
 	"github.com/hydra-net/hydra/metrics/metricstest"
 	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/registry"
 	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/secure/noise"
+	"github.com/hydra-net/hydra/statuspage"
+	"github.com/hydra-net/hydra/tunnel"
 	"github.com/hydra-net/hydra/zmtp"
 	"github.com/hydra-net/hydra/zmtp/curve"
 )
@@ -195,4 +199,99 @@ func TestHealth(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"status":"unavailable"`) {
 		t.Fatalf("healthz of a stuck loop: %d %s", rec.Code, rec.Body.String())
 	}
+}
+
+// TestMetricsJoinAndTunnels: a joined server's entry counts as joined and
+// its link as up with a lag; a tunnel's proxy as tunnelled, its link as up,
+// its bytes move when a connection goes through it; a stranger's tunnel
+// handshake counts as a noise failure; the status page's JSON shows them.
+func TestMetricsJoinAndTunnels(t *testing.T) {
+	echo := testutil.EchoServer(t)
+	kp := func() secure.KeyPair {
+		k, err := secure.GenerateKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	ka, kb, stranger := kp(), kp(), kp()
+	b := nodetest.Start(t, node.Config{Keys: &kb, Allow: secure.NewAllowList(ka.Public), Join: join.Config{Interval: 100 * time.Millisecond}})
+	a := nodetest.Start(t, node.Config{Keys: &ka, HTTP: node.HTTPConfig{Addr: "127.0.0.1:0"},
+		Join:   join.Config{Interval: 100 * time.Millisecond, Peers: []string{b.Addr()}},
+		Tunnel: tunnel.Config{Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
+	ctx := testutil.Context(t, 30*time.Second)
+	if _, err := b.Client(t).Register(ctx, registry.Service{Name: "echo", Host: "127.0.0.1", Port: echo.Port}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := nodetest.TunnelProxy(t, a.Client(t), "echo")
+	var fs metricstest.Families
+	testutil.Eventually(t, 20*time.Second, "the joined entry and the link up", func() bool {
+		fs = scrape(t, a)
+		j, _ := fs.Value("hydra_entries", "kind", "joined")
+		up, _ := fs.Value("hydra_join_links_up")
+		return j == 1 && up == 1
+	})
+	if v := metric(t, fs, "hydra_entries", "kind", "tunnelled"); v != 1 {
+		t.Errorf("tunnelled entries %v, want 1 (the proxy)", v)
+	}
+	if v := metric(t, fs, "hydra_entries", "kind", "local"); v != 0 {
+		t.Errorf("local entries %v, want 0", v)
+	}
+	if _, ok := fs.Value("hydra_join_link_lag_seconds", "link", b.Addr(), "dir", "out"); !ok {
+		t.Errorf("no lag for the link to %s:\n%v", b.Addr(), fs["hydra_join_link_lag_seconds"])
+	}
+	if v := metric(t, fs, "hydra_tunnel_links", "state", "up"); v != 1 {
+		t.Errorf("tunnel links up %v", v)
+	}
+	link := b.Addr()
+	before := metric(t, fs, "hydra_tunnel_bytes_total", "link", link, "direction", "out")
+	if got, err := testutil.EchoRoundTrip(proxy.Addr(), []byte("through the tunnel")); err != nil || string(got) != "through the tunnel" {
+		t.Fatalf("echo through the proxy: %q %v", got, err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the tunnel's bytes counted", func() bool {
+		v, _ := scrape(t, a).Value("hydra_tunnel_bytes_total", "link", link, "direction", "out")
+		return v > before
+	})
+
+	// A stranger's tunnel handshake at B (B accepts tunnels, from A only).
+	if _, err := noiseDial(ctx, b.Addr(), stranger, kb.Public); err == nil {
+		t.Fatal("a stranger's tunnel came up")
+	}
+	testutil.Eventually(t, 10*time.Second, "the refused tunnel counted at B", func() bool {
+		for _, f := range b.Tunnels().HandshakeFailures() { // what B's /metrics shows as proto="noise"
+			if f.Count > 0 {
+				return f.Reason == "unauthorized" || f.Reason == "handshake"
+			}
+		}
+		return false
+	})
+
+	_, body := httpGet(t, "http://"+a.HTTPAddr()+"/v1/hydra/status")
+	var st statuspage.Status
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, s := range st.Services {
+		for _, i := range s.Instances {
+			kinds[i.Kind] = true
+		}
+	}
+	if !kinds["joined"] || !kinds["tunnelled"] || len(st.Joined) != 1 || !st.Joined[0].Up || len(st.Tunnels) != 1 || st.Tunnels[0].State != "up" {
+		t.Errorf("status: kinds %v, joined %+v, tunnels %+v", kinds, st.Joined, st.Tunnels)
+	}
+}
+
+// noiseDial makes a tunnel handshake to addr as kp, pinning remote.
+func noiseDial(ctx context.Context, addr string, kp secure.KeyPair, remote secure.PublicKey) (net.Conn, error) {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := noise.Initiate(ctx, nc, noise.Config{Static: kp, RemoteKey: remote})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
 }
