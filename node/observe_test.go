@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -294,4 +295,34 @@ func noiseDial(ctx context.Context, addr string, kp secure.KeyPair, remote secur
 		return nil, err
 	}
 	return c, nil
+}
+
+// BenchmarkScrape: one GET /metrics over HTTP (keep-alive) of a node
+// holding 1000 entries, and one of the status page's JSON.
+func BenchmarkScrape(b *testing.B) {
+	n := nodetest.Start(b, node.Config{HTTP: node.HTTPConfig{Addr: "127.0.0.1:0"}})
+	c := n.Client(b)
+	ctx := testutil.Context(b, time.Minute)
+	for i := range 1000 {
+		if _, err := c.Register(ctx, registry.Service{Name: fmt.Sprintf("svc-%d", i%100), Host: "10.0.0.1", Port: 1000 + i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	testutil.Eventually(b, 20*time.Second, "the catalog holds them", func() bool { return len(n.Catalog().All()) == 1000 })
+	for _, path := range []string{node.PathMetrics, "/v1/hydra/status"} {
+		b.Run(strings.TrimPrefix(path, "/"), func(b *testing.B) {
+			url := "http://" + n.HTTPAddr() + path
+			var size int
+			for b.Loop() {
+				resp, err := http.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				size = len(body)
+			}
+			b.ReportMetric(float64(size), "body-bytes")
+		})
+	}
 }

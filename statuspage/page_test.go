@@ -157,7 +157,7 @@ func TestEventsFollowChanges(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []statuspage.Config{{Refresh: -1}, {MaxStreams: -1}, {StatusTimeout: -1}} {
+	for _, c := range []statuspage.Config{{Refresh: -1}, {MaxStreams: -1}, {StatusTimeout: -1}, {MinInterval: -1}} {
 		if _, err := statuspage.New(newFake(), c); err == nil {
 			t.Errorf("New(%+v) worked", c)
 		}
