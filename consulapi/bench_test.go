@@ -234,7 +234,11 @@ func BenchmarkBlockingWakeup10k(b *testing.B) {
 			}()
 		}
 		waitHTTP(b, c, base+"/v1/agent/self", func(body []byte) bool {
-			var self struct{ Stats struct{ Hydra struct{ Blocking_queries int } } }
+			var self struct {
+				Stats struct {
+					Hydra struct{ Blocking_queries int }
+				}
+			}
 			json.Unmarshal(body, &self)
 			return self.Stats.Hydra.Blocking_queries == n
 		})
