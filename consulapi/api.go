@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hydra-net/hydra/catalog"
@@ -111,7 +113,16 @@ type API struct {
 	// routes are the endpoints again, asked by unsupported whether a
 	// path exists for another method (405, not 404).
 	routes *http.ServeMux
+	// waiting counts the blocking queries parked now.
+	waiting atomic.Int64
+
+	renderMu sync.Mutex
+	render   map[renderKey]*rendered
 }
+
+// Waiting is the number of blocking queries waiting now (a gauge for
+// metrics and agent/self's Stats).
+func (a *API) Waiting() int64 { return a.waiting.Load() }
 
 // New checks cfg and returns the API.
 func New(cfg Config) (*API, error) {
@@ -119,7 +130,8 @@ func New(cfg Config) (*API, error) {
 		return nil, fmt.Errorf("consulapi: config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	return &API{cfg: cfg, cat: cfg.Catalog, agent: newAgent(cfg.Local, cfg.Logger, cfg.MaxServices), node: nodeID(cfg.ServerID)}, nil
+	return &API{cfg: cfg, cat: cfg.Catalog, agent: newAgent(cfg.Local, cfg.Logger, cfg.MaxServices), node: nodeID(cfg.ServerID),
+		render: map[renderKey]*rendered{}}, nil
 }
 
 // Close stops the TTL timers.
@@ -214,19 +226,64 @@ func capitalise(s string) string {
 // reply writes v as JSON with Consul's headers; idx is never 0 (clients
 // such as Prometheus ignore such answers).
 func reply(w http.ResponseWriter, idx uint64, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	replyBytes(w, idx, append(b, '\n'))
+}
+
+func replyBytes(w http.ResponseWriter, idx uint64, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Consul-Index", strconv.FormatUint(max(idx, 1), 10))
 	h.Set("X-Consul-Knownleader", "true")
 	h.Set("X-Consul-Lastcontact", "0")
 	h.Set("X-Consul-Effective-Consistency", "leader")
-	b, err := json.Marshal(v)
-	if err != nil {
-		fail(w, http.StatusInternalServerError, err.Error())
-		return
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
+}
+
+// renderKey names one answer: the same key is the same body, since idx
+// covers everything a name's answer shows.
+type renderKey struct {
+	kind    byte // 'h' health, 'c' catalog
+	name    string
+	idx     uint64
+	passing bool
+	tags    string
+}
+
+type rendered struct {
+	once sync.Once
+	body []byte
+}
+
+// maxRendered bounds the render cache; past it, the cache starts over.
+const maxRendered = 512
+
+// cached renders each answer once however many queries want it: the
+// thousands of blocking queries a change wakes share one body.
+func (a *API) cached(k renderKey, render func() any) []byte {
+	a.renderMu.Lock()
+	r := a.render[k]
+	if r == nil {
+		if len(a.render) >= maxRendered {
+			clear(a.render)
+		}
+		r = &rendered{}
+		a.render[k] = r
 	}
-	b = append(b, '\n')
-	w.Write(b)
+	a.renderMu.Unlock()
+	r.once.Do(func() {
+		b, err := json.Marshal(render())
+		if err != nil {
+			b = []byte("null") // our own structs: cannot happen
+		}
+		r.body = append(b, '\n')
+	})
+	return r.body
 }
 
 // write checks that the caller may write and returns its identity.
@@ -287,6 +344,8 @@ func (a *API) query(w http.ResponseWriter, r *http.Request, name string) (Query,
 			}
 			timer = time.NewTimer(d)
 			defer timer.Stop()
+			a.waiting.Add(1)
+			defer a.waiting.Add(-1)
 		}
 		select {
 		case <-s.Changed(s.Index()):
@@ -365,7 +424,7 @@ func (a *API) self(w http.ResponseWriter, r *http.Request) {
 		"Coord":       map[string]any{"Vec": []float64{0, 0, 0, 0, 0, 0, 0, 0}, "Error": 1.5, "Adjustment": 0, "Height": 1e-5},
 		"Member": map[string]any{"Name": a.cfg.ServerID, "Addr": host, "Port": p, "Status": 1,
 			"Tags": map[string]string{"role": "consul", "dc": a.cfg.Datacenter, "build": ConsulVersion + ":hydra"}},
-		"Stats": map[string]any{"hydra": map[string]any{"services": len(a.cat.Snapshot().Names())}},
+		"Stats": map[string]any{"hydra": map[string]any{"services": len(a.cat.Snapshot().Names()), "blocking_queries": a.Waiting()}},
 		"Meta":  map[string]any{},
 		"xDS":   map[string]any{},
 	})
@@ -530,16 +589,19 @@ func (a *API) catalogService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.Passing = false // not a health query
-	vs := a.views(s, name, q)
-	out := make([]catalogService, 0, len(vs))
-	for _, v := range vs {
-		n := a.nodeOf(v, idx)
-		out = append(out, catalogService{ID: n.ID, Node: n.Node, Address: n.Address, Datacenter: n.Datacenter,
-			TaggedAddresses: n.TaggedAddresses, NodeMeta: n.Meta, ServiceID: v.id, ServiceName: v.e.Name,
-			ServiceAddress: v.e.Host, ServiceTags: v.tags, ServiceMeta: v.meta, ServicePort: v.e.Port,
-			ServiceWeights: defaultWeights, CreateIndex: idx, ModifyIndex: idx})
-	}
-	reply(w, idx, out)
+	body := a.cached(renderKey{'c', name, idx, false, strings.Join(q.Tags, "\x00")}, func() any {
+		vs := a.views(s, name, q)
+		out := make([]catalogService, 0, len(vs))
+		for _, v := range vs {
+			n := a.nodeOf(v, idx)
+			out = append(out, catalogService{ID: n.ID, Node: n.Node, Address: n.Address, Datacenter: n.Datacenter,
+				TaggedAddresses: n.TaggedAddresses, NodeMeta: n.Meta, ServiceID: v.id, ServiceName: v.e.Name,
+				ServiceAddress: v.e.Host, ServiceTags: v.tags, ServiceMeta: v.meta, ServicePort: v.e.Port,
+				ServiceWeights: defaultWeights, CreateIndex: idx, ModifyIndex: idx})
+		}
+		return out
+	})
+	replyBytes(w, idx, body)
 }
 
 func (a *API) healthService(w http.ResponseWriter, r *http.Request) {
@@ -548,20 +610,23 @@ func (a *API) healthService(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	vs := a.views(s, name, q)
-	out := make([]serviceEntry, 0, len(vs))
-	for _, v := range vs {
-		n := a.nodeOf(v, idx)
-		checks := []healthCheck{{Node: n.Node, CheckID: "serfHealth", Name: "Serf Health Status", Status: StatusPassing,
-			Output: "Agent alive and reachable", ServiceTags: []string{}, CreateIndex: 1, ModifyIndex: 1}}
-		if c := v.check; c != nil {
-			checks = append(checks, healthCheck{Node: n.Node, CheckID: c.id, Name: c.name, Status: c.status, Notes: c.notes,
-				Output: c.output, ServiceID: v.id, ServiceName: v.e.Name, ServiceTags: v.tags, Type: "ttl",
-				CreateIndex: idx, ModifyIndex: idx})
+	body := a.cached(renderKey{'h', name, idx, q.Passing, strings.Join(q.Tags, "\x00")}, func() any {
+		vs := a.views(s, name, q)
+		out := make([]serviceEntry, 0, len(vs))
+		for _, v := range vs {
+			n := a.nodeOf(v, idx)
+			checks := []healthCheck{{Node: n.Node, CheckID: "serfHealth", Name: "Serf Health Status", Status: StatusPassing,
+				Output: "Agent alive and reachable", ServiceTags: []string{}, CreateIndex: 1, ModifyIndex: 1}}
+			if c := v.check; c != nil {
+				checks = append(checks, healthCheck{Node: n.Node, CheckID: c.id, Name: c.name, Status: c.status, Notes: c.notes,
+					Output: c.output, ServiceID: v.id, ServiceName: v.e.Name, ServiceTags: v.tags, Type: "ttl",
+					CreateIndex: idx, ModifyIndex: idx})
+			}
+			out = append(out, serviceEntry{Node: n, Service: a.agentServiceOf(v, idx), Checks: checks})
 		}
-		out = append(out, serviceEntry{Node: n, Service: a.agentServiceOf(v, idx), Checks: checks})
-	}
-	reply(w, idx, out)
+		return out
+	})
+	replyBytes(w, idx, body)
 }
 
 func (a *API) leader(w http.ResponseWriter, r *http.Request) { reply(w, a.cat.Index(), a.cfg.Leader) }

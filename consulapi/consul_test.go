@@ -17,6 +17,8 @@ import (
 	"github.com/hydra-net/hydra/join"
 	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/tunnel"
 )
 
 // start runs a node with HTTP on a free loopback port.
@@ -403,4 +405,36 @@ func TestLowerCaseKeys(t *testing.T) {
 	}
 	testutil.Eventually(t, 5*time.Second, "low gone", func() bool { return len(lookup(t, zc, "low")) == 0 })
 	_ = context.Background
+}
+
+// TestTunnelledEntriesAppear: A tunnels to B; B's service shows on A's
+// Consul API with the address of A's proxy, not B's service's.
+func TestTunnelledEntriesAppear(t *testing.T) {
+	ka, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := start(t, node.Config{Keys: &kb, Allow: secure.NewAllowList(ka.Public)})
+	a := start(t, node.Config{Keys: &ka, Tunnel: tunnel.Config{
+		Remotes: []tunnel.Remote{{Addr: b.Addr(), Key: kb.Public}}, RedialMin: 50 * time.Millisecond}})
+	ctx := testutil.Context(t, 30*time.Second)
+	if _, err := b.Client(t).Register(ctx, registry.Service{Name: "echo", Host: "127.0.0.1", Port: 7}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := nodetest.TunnelProxy(t, a.Client(t), "echo")
+	c := consulClient(t, a)
+	var h []*api.ServiceEntry
+	testutil.Eventually(t, 10*time.Second, "echo's proxy in A's health", func() bool {
+		h, _, _ = c.Health().Service("echo", "", true, nil)
+		for _, e := range h {
+			if e.Service.Port == proxy.Port && e.Service.Address == proxy.Host {
+				return true
+			}
+		}
+		return false
+	})
 }

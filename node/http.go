@@ -208,6 +208,11 @@ func (h *httpServer) reloadTokens() (bool, error) {
 // when Run stops, so that long requests (blocking queries) return.
 func (n *Node) HandleHTTP(pattern string, h http.Handler) { n.http.mux.Handle(pattern, h) }
 
+// Consul is the Consul agent API mounted on the HTTP listener, nil when
+// HTTP is off (Config.HTTP.Addr ""): its Waiting is the blocking queries
+// parked now.
+func (n *Node) Consul() *consulapi.API { return n.http.api }
+
 // HTTPAddr is the HTTP listener's HOST:PORT (the real port of a :0), ""
 // when it is off.
 func (n *Node) HTTPAddr() string {

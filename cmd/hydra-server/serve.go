@@ -107,7 +107,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err := f.tunnel.apply(&cfg, f.host, f.proto); err != nil { // tunnel.go: keys, CURVE, tunnels
 		return err
 	}
-	f.http.apply(&cfg, fs) // http.go
+	f.http.apply(&cfg, fs)                                                 // http.go
 	if cfg.JoinKeys, err = f.join.pinnedKeys(f.tunnel.curve); err != nil { // join.go: --join-key
 		return err
 	}
