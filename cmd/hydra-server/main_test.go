@@ -27,8 +27,11 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv("HYDRA_SERVER_TEST_IDLE") == "1" {
 		// A process with a server's command line that does nothing (health
-		// --pid reads it) until killed.
-		select {}
+		// --pid reads it) until killed. (A bare select{} would be a
+		// deadlock the runtime ends at once.)
+		for {
+			time.Sleep(time.Hour)
+		}
 	}
 	os.Exit(m.Run())
 }
