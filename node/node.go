@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/hydra-net/hydra/catalog"
 	"github.com/hydra-net/hydra/internal/netaddr"
 	"github.com/hydra-net/hydra/internal/portshare"
 	"github.com/hydra-net/hydra/join"
@@ -59,6 +60,9 @@ type Config struct {
 	// its Static key, Allow (Access.Tunnels), ServerID and Logger. Default:
 	// no remotes.
 	Tunnel tunnel.Config
+
+	// HTTP is the HTTP listener (node/http.go). Default: off.
+	HTTP HTTPConfig
 }
 
 // ConfigError is a problem with a Config, naming the field by its path in
@@ -132,6 +136,9 @@ func (c Config) Validate() error {
 	if c.tunnels() && !strings.HasPrefix(c.Endpoint, "tcp://") {
 		return &ConfigError{"Endpoint", fmt.Errorf("%q: tunnels need a tcp:// endpoint", c.Endpoint)}
 	}
+	if err := c.HTTP.Validate(); err != nil {
+		return &ConfigError{"HTTP", err}
+	}
 	if c.Keys != nil { // checked even when no tunnel runs yet: a mistake is a mistake
 		t := c.tunnelConfig("validate")
 		if err := t.Validate(); err != nil {
@@ -159,6 +166,8 @@ type Node struct {
 	join  *join.Join
 	share *portshare.Listener // nil without tunnels
 	tun   *tunnel.Tunnels     // nil without tunnels
+	cat   *catalog.Catalog
+	http  *httpServer
 }
 
 // New checks cfg, builds the server and binds its port (so Endpoint is
@@ -196,6 +205,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err := n.bind(); err != nil {
 		n.srv.Close()
+		return nil, err
+	}
+	n.cat = catalog.New(n.srv.Local())
+	if err := n.bindHTTP(); err != nil {
+		n.close()
+		return nil, err
+	}
+	if err := n.mountObserve(); err != nil { // metrics, /healthz, the status page (observe.go)
+		n.close()
 		return nil, err
 	}
 	if cfg.tunnels() {
@@ -262,6 +280,10 @@ func (n *Node) Join() *join.Join { return n.join }
 // Tunnels is the tunnel manager, nil when tunnels are off.
 func (n *Node) Tunnels() *tunnel.Tunnels { return n.tun }
 
+// Catalog is the read model of every visible entry (local, joined,
+// tunnelled), current while Run runs: what HTTP and DNS answer from.
+func (n *Node) Catalog() *catalog.Catalog { return n.cat }
+
 // Secure reports whether the ZMTP port runs CURVE.
 func (n *Node) Secure() bool { return n.cfg.Curve }
 
@@ -272,6 +294,22 @@ func (n *Node) Secure() bool { return n.cfg.Curve }
 func (n *Node) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- n.srv.Serve(context.Background()) }()
+	catCtx, catCancel := context.WithCancel(context.Background())
+	catDone := make(chan struct{})
+	go func() {
+		defer close(catDone)
+		if err := n.cat.Run(catCtx); err != nil && catCtx.Err() == nil {
+			n.log.Debug("catalog: stopped", "err", err) // the registry stopped: Run is returning
+		}
+	}()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- n.http.serve() }()
+	stopHTTP := func() {
+		n.http.stop()
+		if herr := <-httpDone; herr != nil {
+			n.log.Warn("http: stopped", "err", herr)
+		}
+	}
 	var tunCancel context.CancelFunc = func() {}
 	tunDone := make(chan error, 1)
 	if n.tun != nil {
@@ -294,14 +332,18 @@ func (n *Node) Run(ctx context.Context) error {
 	var err error
 	select {
 	case err = <-served:
+		stopHTTP()
 		stopTunnels()
 	case <-ctx.Done():
+		stopHTTP()
 		stopTunnels()
 		n.srv.Close()
 		if err = <-served; errors.Is(err, registry.ErrClosed) {
 			err = nil // a stop before Serve even started is still a clean stop
 		}
 	}
+	catCancel()
+	<-catDone
 	n.close()
 	return err
 }
@@ -313,6 +355,9 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() {
+	if n.http != nil {
+		n.http.close()
+	}
 	n.srv.Close()
 	if n.share != nil {
 		n.share.Close()
@@ -320,18 +365,19 @@ func (n *Node) close() {
 }
 
 // Reload re-reads what can change at run time, on SIGHUP: every role's
-// list backed by a file (secure.AllowList) and, without Curve, the
-// addresses of the Join.Peers. A list whose file is bad keeps its old
-// keys (the error names the file and why; the other lists are still
-// re-read). Then every established connection is checked again: a ZMTP
-// peer whose key lost every role is dropped (registry.Server.Recheck), and
-// a tunnel whose key is off Access.Tunnels closes (tunnel Recheck), within
-// a second. reloaded reports whether any list has a file.
+// list backed by a file (secure.AllowList), without Curve the addresses of
+// the Join.Peers, and the HTTP token file. A list whose file is bad keeps
+// its old keys (the error names the file and why; the other lists are
+// still re-read). Then every established connection is checked again: a
+// ZMTP peer whose key lost every role is dropped (registry.Server.Recheck),
+// and a tunnel whose key is off Access.Tunnels closes (tunnel Recheck),
+// within a second. reloaded reports whether any list has a file.
 func (n *Node) Reload() (reloaded bool, err error) {
 	reloaded, err = n.acc.reload()
+	tok, terr := n.http.reloadTokens()
 	n.srv.Recheck()
 	if n.tun != nil {
 		n.tun.Recheck()
 	}
-	return reloaded, err
+	return reloaded || tok, errors.Join(err, terr)
 }

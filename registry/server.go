@@ -78,6 +78,7 @@ type serverStats struct {
 	requests, errors, registered, expired, deregistered atomic.Int64
 	events, eventsDropped, repliesDropped               atomic.Int64
 	entries, names, clients, watches                    atomic.Int64
+	verbs                                               verbCounters // by verb and result (observe.go)
 }
 
 // Stats is a snapshot of a server's counters.
@@ -378,6 +379,7 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 	*r = request{}
 	verb, perr := parseRequest(frames, r)
 	if perr != nil {
+		s.countRequest(verb, true)
 		s.replyErr(env, r.ID, verb, perr)
 		return
 	}
@@ -420,6 +422,7 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 	case VerbLeave:
 		res, err = s.leave(frames)
 	}
+	s.countRequest(verb, err != nil)
 	if err != nil {
 		s.replyErr(env, r.ID, verb, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hydra-net/hydra/secure/noise"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -494,4 +495,26 @@ func (c countConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.p.bytesOut.Add(int64(n))
 	return n, err
+}
+
+// HandshakeFailure is one reason inbound tunnel handshakes failed, with
+// how many did (noise.HandshakeFailure's names).
+type HandshakeFailure struct {
+	Reason string
+	Count  int64
+}
+
+// HandshakeFailures are the inbound handshakes refused or failed since Run
+// started accepting, every reason (zeros too); none before that.
+func (t *Tunnels) HandshakeFailures() []HandshakeFailure {
+	r := t.resp.Load()
+	if r == nil {
+		return nil
+	}
+	fs := r.HandshakeFailures()
+	out := make([]HandshakeFailure, len(fs))
+	for i, n := range fs {
+		out[i] = HandshakeFailure{noise.HandshakeFailure(i).String(), n}
+	}
+	return out
 }

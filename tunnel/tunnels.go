@@ -61,7 +61,8 @@ type Tunnels struct {
 	readyOK bool
 	stopped bool // Run is over: no grace timer may start
 
-	wg sync.WaitGroup
+	wg   sync.WaitGroup
+	resp atomic.Pointer[noise.Responder] // inbound handshakes (HandshakeFailures)
 }
 
 // New checks cfg and returns Tunnels ready to Run, which registers proxies
@@ -319,6 +320,7 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 		ln.Close()
 		return
 	}
+	t.resp.Store(resp)
 	// One accept loop (noise's, on the port's tunnel half): each link runs
 	// on the goroutine of its handshake.
 	sl := resp.Serve(ln, func(conn *noise.Conn) {

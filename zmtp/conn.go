@@ -29,6 +29,7 @@ type conn struct {
 	userID string // the mechanism's authenticated identity (Session.UserID)
 	// closeFlushed: Disconnect asked to close once the queue is written.
 	closeFlushed atomic.Bool
+	inMech bool // the handshake reached the mechanism's part (a failure's reason)
 
 	wake       chan struct{} // cap 1: the pipe has something to write
 	stop       chan struct{} // closed to stop the writer
@@ -66,6 +67,7 @@ func (c *conn) serve() error {
 	if err := c.handshake(); err != nil {
 		close(c.writerDone) // no writer was started
 		if !c.stopping.Load() {
+			c.s.hsCount[classifyHandshake(err, c.inMech)].Add(1)
 			c.logHandshakeFailure(err)
 		}
 		return err
@@ -227,6 +229,7 @@ func (c *conn) handshake() error {
 		return fmt.Errorf("%w: peer uses %q, we use %q", ErrMechanism, c.peer.Mechanism, mech.Name())
 	}
 	c.v31 = minor == 1 && (c.peer.Major > 3 || c.peer.Minor >= 1)
+	c.inMech = true
 	sess, err := mech.Handshake(handshakeConn{c}, c.s.localMetadata())
 	if err != nil {
 		return fmt.Errorf("zmtp: %s handshake: %w", mech.Name(), err)

@@ -90,6 +90,7 @@ type Socket struct {
 	// error, so that one repeated at every retry of a client is logged at
 	// Warn once a handshakeWarnEvery with a count, not each time.
 	hsFails  map[string]*hsFail
+	hsCount  hsCounters // failed handshakes by reason (hsstats.go)
 	endpoint string
 	subs     [][]byte // SUB, XSUB: our subscriptions, in order
 

@@ -6,6 +6,7 @@
 //	hydra-server list                 print every name (or entry)
 //	hydra-server watch [NAME]         print events as they happen
 //	hydra-server info                 print the running server's state
+//	hydra-server health               exit 0 if the running server answers GET /healthz
 //	hydra-server deregister           remove entries by instance and token
 //	hydra-server join HOST[:PORT]     make the running server join another
 //	hydra-server join --list | leave HOST[:PORT]   list or drop its links
@@ -121,7 +122,7 @@ func run(ctx context.Context, stop func(), io stdio, args []string) int {
 			fmt.Fprintf(io.err, "Run '%s' for usage.\n", help)
 		}
 		return 2
-	case errors.As(err, new(notFoundError)):
+	case errors.As(err, new(notFoundError)), errors.As(err, new(unhealthyError)): // health: 1 is unhealthy
 		fmt.Fprintf(io.err, "hydra-server: %v\n", err)
 		return 1 // as grep's: not found
 	default:

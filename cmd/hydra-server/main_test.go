@@ -25,6 +25,14 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	if os.Getenv("HYDRA_SERVER_TEST_IDLE") == "1" {
+		// A process with a server's command line that does nothing (health
+		// --pid reads it) until killed. (A bare select{} would be a
+		// deadlock the runtime ends at once.)
+		for {
+			time.Sleep(time.Hour)
+		}
+	}
 	os.Exit(m.Run())
 }
 
@@ -329,7 +337,9 @@ func TestBadCommandLines(t *testing.T) {
 }
 
 func TestLogsAndWarning(t *testing.T) {
-	p, ep := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn")
+	// --http "": another server (or test) may hold the default 127.0.0.1:8500,
+	// whose warning is not the one this test is about.
+	p, ep := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn", "--http", "")
 	if !strings.HasPrefix(ep, "tcp://0.0.0.0:") {
 		t.Errorf("--host 0.0.0.0 bound %s, want IPv4's any address", ep)
 	}
@@ -343,7 +353,7 @@ func TestLogsAndWarning(t *testing.T) {
 	}
 	// On loopback there is no warning, IPv6's written in brackets too.
 	for _, host := range [][]string{nil, {"--host", "[::1]"}, {"--host", "::1"}} {
-		p, _ = startServer(t, nil, host...)
+		p, _ = startServer(t, nil, append([]string{"--http", ""}, host...)...)
 		p.signal(syscall.SIGINT)
 		p.wait()
 		if strings.Contains(p.stderr(), "CURVE") || !strings.Contains(p.stderr(), "level=INFO") {

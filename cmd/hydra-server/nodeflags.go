@@ -49,6 +49,9 @@ var flagOf = map[string]string{
 	"Tunnel.Mux.AcceptBacklog":     "--tunnel-backlog",
 	"Tunnel.Mux.KeepAliveInterval": "--tunnel-keepalive",
 	"Tunnel.Mux.LivenessTimeout":   "--tunnel-keepalive",
+	"HTTP.Addr":                    "--http",
+	"HTTP.TokenFile":               "--http-token-file",
+	"HTTP.RemoteReads":             "--http-remote-reads",
 }
 
 // flagError says a node.Config problem in the user's terms: the Go field

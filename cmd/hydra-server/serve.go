@@ -45,6 +45,7 @@ type serverFlags struct {
 	join           joinFlags   // join.go
 	access         accessFlags // curve.go: --key-file, --curve, --plaintext, --allow-*
 	tunnel         tunnelFlags // tunnel.go: --tunnel, --remote-key ...
+	http           httpFlags   // http.go: --http, --http-token-file, --http-remote-reads
 }
 
 func (f *serverFlags) define(fs *flag.FlagSet) {
@@ -65,6 +66,7 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	f.join.define(fs)
 	f.access.define(fs) // curve.go
 	f.tunnel.define(fs) // tunnel.go
+	f.http.define(fs)   // http.go
 	fs.Var(&f.static, "service", "a static `service` NAME=PROTO://HOST:PORT[?key=value&...] that never expires, for things that cannot speak Hydra (repeatable; e.g. ssh=tcp://127.0.0.1:22)")
 }
 
@@ -106,6 +108,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err := f.access.apply(&cfg, f.host, f.proto); err != nil { // curve.go: keys, CURVE, roles
 		return err
 	}
+	f.http.apply(&cfg, fs) // http.go
 	if err := f.tunnel.apply(&cfg, f.proto); err != nil { // tunnel.go: tunnels
 		return err
 	}
@@ -117,6 +120,10 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	}
 	n, err := node.New(cfg)
 	if err != nil {
+		var ce *node.ConfigError
+		if errors.As(err, &ce) { // --http's address is taken, --http-token-file unreadable
+			return errors.New(flagError(err))
+		}
 		return err
 	}
 	bound := strings.TrimPrefix(n.Endpoint(), "tcp://")
@@ -154,7 +161,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	}
 }
 
-// reload re-reads the --allow-* files (on SIGHUP) and drops what removed
+// reload re-reads the --allow-* files and --http-token-file (on SIGHUP) and drops what removed
 // keys had established; a bad file keeps its old list.
 func reload(log *slog.Logger, n *node.Node) {
 	reloaded, err := n.Reload()
@@ -162,7 +169,7 @@ func reload(log *slog.Logger, n *node.Node) {
 	case err != nil:
 		log.Error("SIGHUP: a key list not reloaded; its old keys stay", "err", err)
 	case !reloaded:
-		log.Info("SIGHUP: no --allow-* file to reload")
+		log.Info("SIGHUP: no --allow-* or --http-token-file to reload")
 	default:
 		log.Info("SIGHUP: key lists reloaded")
 	}

@@ -51,6 +51,7 @@ func initiate(nc net.Conn, o *Config) (*Conn, error) {
 type Responder struct {
 	cfg     Config
 	limiter *rateLimiter
+	fails   hsCounters // by reason (hsstats.go)
 }
 
 // NewResponder returns a Responder for cfg (see Config for defaults).
@@ -73,6 +74,7 @@ func (r *Responder) Accept(ctx context.Context, nc net.Conn) (*Conn, error) {
 	log := r.cfg.Logger.With("remote", nc.RemoteAddr().String())
 	if !r.limiter.allow(nc.RemoteAddr(), time.Now()) {
 		nc.Close()
+		r.fails[FailRateLimited].Add(1)
 		log.Info("noise: handshake refused", "err", ErrRateLimited)
 		return nil, ErrRateLimited
 	}
@@ -84,6 +86,9 @@ func (r *Responder) Accept(ctx context.Context, nc net.Conn) (*Conn, error) {
 	})
 	if err != nil {
 		nc.Close()
+		if ctx.Err() == nil { // a stop is no failure
+			r.fails[classifyHandshake(err)].Add(1)
+		}
 		log.Info("noise: handshake failed", "err", err)
 		return nil, err
 	}

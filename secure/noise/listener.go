@@ -57,6 +57,7 @@ func (l *Listener) handshake(nc net.Conn) {
 	select {
 	case l.sem <- struct{}{}:
 	default:
+		l.r.fails[FailBusy].Add(1)
 		l.r.cfg.Logger.Info("noise: handshake refused", "remote", nc.RemoteAddr().String(), "err", "too many handshakes in progress")
 		nc.Close()
 		return
