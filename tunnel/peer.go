@@ -505,7 +505,8 @@ type HandshakeFailure struct {
 }
 
 // HandshakeFailures are the inbound handshakes refused or failed since Run
-// started accepting, every reason (zeros too); none before that.
+// started accepting, every reason (zeros too); none before that. A key
+// Allow refuses counts as unauthorized, though Noise let it finish.
 func (t *Tunnels) HandshakeFailures() []HandshakeFailure {
 	r := t.resp.Load()
 	if r == nil {
@@ -514,6 +515,9 @@ func (t *Tunnels) HandshakeFailures() []HandshakeFailure {
 	fs := r.HandshakeFailures()
 	out := make([]HandshakeFailure, len(fs))
 	for i, n := range fs {
+		if noise.HandshakeFailure(i) == noise.FailUnauthorized {
+			n += t.refusedKeys.Load()
+		}
 		out[i] = HandshakeFailure{noise.HandshakeFailure(i).String(), n}
 	}
 	return out

@@ -63,6 +63,9 @@ type Tunnels struct {
 
 	wg   sync.WaitGroup
 	resp atomic.Pointer[noise.Responder] // inbound handshakes (HandshakeFailures)
+	// refusedKeys counts the handshakes that finished with a key Allow
+	// refuses (Noise lets them finish, so that they can be told why).
+	refusedKeys atomic.Int64
 }
 
 // New checks cfg and returns Tunnels ready to Run, which registers proxies
@@ -327,6 +330,7 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 		key := conn.PeerKey()
 		if !secure.Authorized(t.cfg.Allow, key) {
 			hlog.Warn(msgRefusedKey, "err", "unknown key "+key.String(), "from", conn.RemoteAddr().String())
+			t.refusedKeys.Add(1)
 			t.refuse(conn, reasonUnknownKey)
 			return
 		}
