@@ -5,6 +5,11 @@ go 1.26.8
 require github.com/go-zeromq/zmq4 v0.17.0
 
 require (
+	github.com/miekg/dns v1.1.73 // indirect
+	golang.org/x/net v0.62.0 // indirect
+)
+
+require (
 	github.com/flynn/noise v1.1.0
 	github.com/go-zeromq/goczmq/v4 v4.2.2 // indirect
 	github.com/hashicorp/yamux v0.1.2
