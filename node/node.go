@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/hydra-net/hydra/catalog"
 	"github.com/hydra-net/hydra/internal/netaddr"
 	"github.com/hydra-net/hydra/internal/portshare"
 	"github.com/hydra-net/hydra/join"
@@ -58,6 +59,9 @@ type Config struct {
 	// Tunnel.Remotes to dial or an Allow to accept with. Node sets its
 	// Static key, Allow, ServerID and Logger. Default: no remotes.
 	Tunnel tunnel.Config
+
+	// HTTP is the HTTP listener (node/http.go). Default: off.
+	HTTP HTTPConfig
 }
 
 // ConfigError is a problem with a Config, naming the field by its path in
@@ -128,6 +132,9 @@ func (c Config) Validate() error {
 	if c.tunnels() && !strings.HasPrefix(c.Endpoint, "tcp://") {
 		return &ConfigError{"Endpoint", fmt.Errorf("%q: tunnels need a tcp:// endpoint", c.Endpoint)}
 	}
+	if err := c.HTTP.Validate(); err != nil {
+		return &ConfigError{"HTTP", err}
+	}
 	if c.Keys != nil { // checked even when no tunnel runs yet: a mistake is a mistake
 		t := c.tunnelConfig("validate")
 		if err := t.Validate(); err != nil {
@@ -154,6 +161,8 @@ type Node struct {
 	join  *join.Join
 	share *portshare.Listener // nil without tunnels
 	tun   *tunnel.Tunnels     // nil without tunnels
+	cat   *catalog.Catalog
+	http  *httpServer
 }
 
 // New checks cfg, builds the server and binds its port (so Endpoint is
@@ -187,6 +196,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err := n.bind(); err != nil {
 		n.srv.Close()
+		return nil, err
+	}
+	n.cat = catalog.New(n.srv.Local())
+	if err := n.bindHTTP(); err != nil {
+		n.close()
 		return nil, err
 	}
 	if cfg.tunnels() {
@@ -253,6 +267,10 @@ func (n *Node) Join() *join.Join { return n.join }
 // Tunnels is the tunnel manager, nil when tunnels are off.
 func (n *Node) Tunnels() *tunnel.Tunnels { return n.tun }
 
+// Catalog is the read model of every visible entry (local, joined,
+// tunnelled), current while Run runs: what HTTP and DNS answer from.
+func (n *Node) Catalog() *catalog.Catalog { return n.cat }
+
 // Secure reports whether the ZMTP port runs CURVE.
 func (n *Node) Secure() bool { return n.cfg.Curve }
 
@@ -263,6 +281,22 @@ func (n *Node) Secure() bool { return n.cfg.Curve }
 func (n *Node) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- n.srv.Serve(context.Background()) }()
+	catCtx, catCancel := context.WithCancel(context.Background())
+	catDone := make(chan struct{})
+	go func() {
+		defer close(catDone)
+		if err := n.cat.Run(catCtx); err != nil && catCtx.Err() == nil {
+			n.log.Debug("catalog: stopped", "err", err) // the registry stopped: Run is returning
+		}
+	}()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- n.http.serve() }()
+	stopHTTP := func() {
+		n.http.stop()
+		if herr := <-httpDone; herr != nil {
+			n.log.Warn("http: stopped", "err", herr)
+		}
+	}
 	var tunCancel context.CancelFunc = func() {}
 	tunDone := make(chan error, 1)
 	if n.tun != nil {
@@ -285,14 +319,18 @@ func (n *Node) Run(ctx context.Context) error {
 	var err error
 	select {
 	case err = <-served:
+		stopHTTP()
 		stopTunnels()
 	case <-ctx.Done():
+		stopHTTP()
 		stopTunnels()
 		n.srv.Close()
 		if err = <-served; errors.Is(err, registry.ErrClosed) {
 			err = nil // a stop before Serve even started is still a clean stop
 		}
 	}
+	catCancel()
+	<-catDone
 	n.close()
 	return err
 }
@@ -304,6 +342,9 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() {
+	if n.http != nil {
+		n.http.close()
+	}
 	n.srv.Close()
 	if n.share != nil {
 		n.share.Close()

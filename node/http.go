@@ -1,0 +1,188 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hydra-net/hydra/internal/netaddr"
+)
+
+// DefaultHTTPAddr is the HTTP listener's address when cmd/hydra-server's
+// --http is not given: Consul's agent address, so that unmodified Consul
+// clients find it.
+const DefaultHTTPAddr = "127.0.0.1:8500"
+
+// HTTPConfig is the node's HTTP listener (the Consul API, metrics, the
+// status page: whatever is mounted with Node.HandleHTTP).
+type HTTPConfig struct {
+	// Addr is HOST:PORT to listen on (port 0: any free port, see
+	// Node.HTTPAddr). Default "": no HTTP listener.
+	Addr string
+	// Optional makes a failure to listen a warning instead of New's error:
+	// the node runs without HTTP. cmd/hydra-server sets it when Addr is
+	// the default (DefaultHTTPAddr), so that a second server on a machine
+	// (or many in tests) still starts. Default false: an error.
+	Optional bool
+	// ReadHeaderTimeout bounds the time a client takes to send a request's
+	// headers. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle that long. Default
+	// 2m.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers. Default 64 KiB.
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds a request's body; a bigger one fails to read
+	// (413 from the handlers that read bodies). Default 1 MiB.
+	MaxBodyBytes int64
+	// ShutdownGrace is how long Run waits for requests in flight when it
+	// stops (blocking queries are told to return at once). Default 2s.
+	ShutdownGrace time.Duration
+}
+
+func (c HTTPConfig) withDefaults() HTTPConfig {
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 2 * time.Second
+	}
+	return c
+}
+
+// Validate reports the first problem of c, naming its fields.
+func (c HTTPConfig) Validate() error {
+	if c.Addr != "" {
+		host, port, err := net.SplitHostPort(c.Addr)
+		if err != nil {
+			return fmt.Errorf("Addr %q: want HOST:PORT: %w", c.Addr, err)
+		}
+		if host != "" {
+			if err := netaddr.CheckHost(host); err != nil {
+				return fmt.Errorf("Addr %q: %w", c.Addr, err)
+			}
+		}
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			return fmt.Errorf("Addr %q: bad port: %w", c.Addr, err)
+		}
+	}
+	switch {
+	case c.ReadHeaderTimeout < 0:
+		return fmt.Errorf("ReadHeaderTimeout %v is negative", c.ReadHeaderTimeout)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("IdleTimeout %v is negative", c.IdleTimeout)
+	case c.MaxHeaderBytes < 0:
+		return fmt.Errorf("MaxHeaderBytes %d is negative", c.MaxHeaderBytes)
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("MaxBodyBytes %d is negative", c.MaxBodyBytes)
+	case c.ShutdownGrace < 0:
+		return fmt.Errorf("ShutdownGrace %v is negative", c.ShutdownGrace)
+	}
+	return nil
+}
+
+// httpServer is the node's listener and what is mounted on it.
+type httpServer struct {
+	cfg    HTTPConfig
+	mux    *http.ServeMux
+	ln     net.Listener // nil: off
+	srv    *http.Server
+	ctx    context.Context // handlers' base context: ends when Run stops
+	cancel context.CancelFunc
+}
+
+// bindHTTP listens on cfg.Addr (New's job, so HTTPAddr is known before
+// Run).
+func (n *Node) bindHTTP() error {
+	c := n.cfg.HTTP.withDefaults()
+	h := &httpServer{cfg: c, mux: http.NewServeMux()}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	n.http = h
+	if c.Addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		if c.Optional {
+			n.log.Warn("http: not listening (set --http to another HOST:PORT, or to \"\" to turn HTTP off)",
+				"addr", c.Addr, "err", err)
+			return nil
+		}
+		return &ConfigError{"HTTP.Addr", fmt.Errorf("listen %s: %w", c.Addr, err)}
+	}
+	h.ln = ln
+	h.srv = &http.Server{
+		Handler:           http.MaxBytesHandler(h.mux, c.MaxBodyBytes),
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return h.ctx },
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	n.log.Info("http: listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// HandleHTTP mounts h on the node's HTTP listener at pattern (an
+// http.ServeMux pattern, "GET /v1/agent/self"). Call it before Run; it
+// works when HTTP is off too (nothing is served). Requests' contexts end
+// when Run stops, so that long requests (blocking queries) return.
+func (n *Node) HandleHTTP(pattern string, h http.Handler) { n.http.mux.Handle(pattern, h) }
+
+// HTTPAddr is the HTTP listener's HOST:PORT (the real port of a :0), ""
+// when it is off.
+func (n *Node) HTTPAddr() string {
+	if n.http.ln == nil {
+		return ""
+	}
+	return n.http.ln.Addr().String()
+}
+
+// serveHTTP serves until stopHTTP; it returns at once when HTTP is off.
+func (h *httpServer) serve() error {
+	if h.ln == nil {
+		return nil
+	}
+	if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}
+
+// stop ends long requests, waits up to ShutdownGrace for the others, then
+// closes what is left.
+func (h *httpServer) stop() {
+	h.cancel()
+	if h.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ShutdownGrace)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		h.srv.Close()
+	}
+}
+
+// close releases the listener of a node that never ran.
+func (h *httpServer) close() {
+	h.cancel()
+	if h.srv != nil {
+		h.srv.Close()
+	}
+	if h.ln != nil {
+		h.ln.Close()
+	}
+}
