@@ -333,3 +333,51 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRespond: whatever the bytes, Respond never panics, never answers a
+// response, and its reply parses and fits the request's allowance (512
+// bytes over UDP, or the EDNS0 size up to MaxUDPSize; 65535 over TCP).
+func FuzzRespond(f *testing.F) {
+	for _, q := range [][]byte{
+		query("web.service.hydra.", dns.TypeA, 0),
+		query("_web._tcp.service.hydra.", dns.TypeSRV, 1232),
+		query("big.service.hydra.", dns.TypeANY, 4096),
+		query("0a000001.addr.hydra.", dns.TypeA, 0),
+		query("nope.service.hydra.", dns.TypeAAAA, 512),
+		query("example.com.", dns.TypeA, 0),
+	} {
+		f.Add(q, true)
+		f.Add(q, false)
+	}
+	cat := newCatalog(append(many("big", 200), testCatalog().byName["web"]...)...)
+	r := newResponder(f, cat, Config{})
+	f.Fuzz(func(t *testing.T, req []byte, udp bool) {
+		out := r.Respond(nil, req, udp)
+		if out == nil {
+			return
+		}
+		if len(req) < hdrLen || req[2]&bitQR != 0 {
+			t.Fatalf("a reply to a response or to less than a header")
+		}
+		allow := maxTCPMsg
+		if udp {
+			allow = dns.MinMsgSize
+			q := new(dns.Msg)
+			if q.Unpack(req) == nil {
+				if o := q.IsEdns0(); o != nil {
+					allow = min(max(int(o.UDPSize()), dns.MinMsgSize), DefaultMaxUDPSize)
+				}
+			}
+		}
+		if len(out) > allow {
+			t.Fatalf("%d-byte reply, allowance %d", len(out), allow)
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(out); err != nil {
+			t.Fatalf("reply does not parse: %v (%x)", err, out)
+		}
+		if m.Id != uint16(req[0])<<8|uint16(req[1]) || !m.Response {
+			t.Fatalf("reply id %d qr %v for request id %x", m.Id, m.Response, req[:2])
+		}
+	})
+}

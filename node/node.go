@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hydra-net/hydra/catalog"
+	"github.com/hydra-net/hydra/dnsserver"
 	"github.com/hydra-net/hydra/internal/netaddr"
 	"github.com/hydra-net/hydra/internal/portshare"
 	"github.com/hydra-net/hydra/join"
@@ -62,6 +63,8 @@ type Config struct {
 
 	// HTTP is the HTTP listener (node/http.go). Default: off.
 	HTTP HTTPConfig
+	// DNS is the DNS server (node/dns.go). Default: off.
+	DNS DNSConfig
 }
 
 // ConfigError is a problem with a Config, naming the field by its path in
@@ -135,6 +138,9 @@ func (c Config) Validate() error {
 	if err := c.HTTP.Validate(); err != nil {
 		return &ConfigError{"HTTP", err}
 	}
+	if err := c.DNS.Validate(); err != nil {
+		return &ConfigError{"DNS", err}
+	}
 	if c.Keys != nil { // checked even when no tunnel runs yet: a mistake is a mistake
 		t := c.tunnelConfig("validate")
 		if err := t.Validate(); err != nil {
@@ -163,6 +169,7 @@ type Node struct {
 	tun   *tunnel.Tunnels     // nil without tunnels
 	cat   *catalog.Catalog
 	http  *httpServer
+	dns   *dnsserver.Server // nil: off
 }
 
 // New checks cfg, builds the server and binds its port (so Endpoint is
@@ -200,6 +207,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.cat = catalog.New(n.srv.Local())
 	if err := n.bindHTTP(); err != nil {
+		n.close()
+		return nil, err
+	}
+	if err := n.bindDNS(); err != nil {
 		n.close()
 		return nil, err
 	}
@@ -289,6 +300,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.log.Debug("catalog: stopped", "err", err) // the registry stopped: Run is returning
 		}
 	}()
+	stopDNS := n.serveDNS()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- n.http.serve() }()
 	stopHTTP := func() {
@@ -319,9 +331,11 @@ func (n *Node) Run(ctx context.Context) error {
 	var err error
 	select {
 	case err = <-served:
+		stopDNS()
 		stopHTTP()
 		stopTunnels()
 	case <-ctx.Done():
+		stopDNS()
 		stopHTTP()
 		stopTunnels()
 		n.srv.Close()
@@ -344,6 +358,9 @@ func (n *Node) Close() error {
 func (n *Node) close() {
 	if n.http != nil {
 		n.http.close()
+	}
+	if n.dns != nil {
+		n.dns.Close()
 	}
 	n.srv.Close()
 	if n.share != nil {
