@@ -55,7 +55,7 @@ func Listen(cat Catalog, cfg Config) (*Server, error) {
 	host, port, _ := net.SplitHostPort(cfg.Addr)
 	for try := 0; ; try++ {
 		if s.tcp, err = net.Listen("tcp", cfg.Addr); err != nil {
-			return nil, fmt.Errorf("dns: listen tcp %s: %w", cfg.Addr, err)
+			return nil, fmt.Errorf("dns: %w", err)
 		}
 		bound := net.JoinHostPort(host, strconv.Itoa(s.tcp.Addr().(*net.TCPAddr).Port))
 		ua, rerr := net.ResolveUDPAddr("udp", bound)
@@ -69,7 +69,7 @@ func Listen(cat Catalog, cfg Config) (*Server, error) {
 		}
 		s.tcp.Close()
 		if port != "0" || try == 10 || !errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("dns: listen udp %s: %w", bound, err)
+			return nil, fmt.Errorf("dns: %w", err)
 		}
 		// Port 0: the kernel's TCP choice is taken for UDP; pick another.
 	}

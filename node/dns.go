@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/hydra-net/hydra/dnsserver"
 )
@@ -46,7 +45,7 @@ func (n *Node) bindDNS() error {
 				"addr", c.Addr, "err", err)
 			return nil
 		}
-		return &ConfigError{"DNS.Addr", fmt.Errorf("listen %s: %w", c.Addr, err)}
+		return &ConfigError{"DNS.Addr", err}
 	}
 	n.dns = s
 	n.log.Info("dns: listening", "addr", s.Addr(), "domain", c.Domain)

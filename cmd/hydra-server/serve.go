@@ -44,6 +44,7 @@ type serverFlags struct {
 	static         serviceList
 	join           joinFlags   // join.go
 	tunnel         tunnelFlags // tunnel.go: --key-file, --allow-file, --tunnel ...
+	dns            dnsFlags    // nodeflags.go: --dns, --dns-domain, --dns-ttl
 	// CURVE key flags (package secure) go here, setting cfg.Security.
 }
 
@@ -64,6 +65,7 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	fs.DurationVar(&f.keepalive, "watch-keepalive", registry.DefaultWatchKeepalive, "keepalive event interval on idle watches")
 	f.join.define(fs)
 	f.tunnel.define(fs) // tunnel.go
+	f.dns.define(fs)    // nodeflags.go
 	fs.Var(&f.static, "service", "a static `service` NAME=PROTO://HOST:PORT[?key=value&...] that never expires, for things that cannot speak Hydra (repeatable; e.g. ssh=tcp://127.0.0.1:22)")
 }
 
@@ -105,6 +107,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err := f.tunnel.apply(&cfg, f.host, f.proto); err != nil { // tunnel.go: keys, CURVE, tunnels
 		return err
 	}
+	f.dns.apply(&cfg, fs)
 	if cfg.JoinKeys, err = f.join.pinnedKeys(f.tunnel.curve); err != nil { // join.go: --join-key
 		return err
 	}
@@ -112,6 +115,9 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 		return usagef("%s", flagError(err)) // nodeflags.go
 	}
 	n, err := node.New(cfg)
+	if ce := (*node.ConfigError)(nil); errors.As(err, &ce) {
+		return usageError{msg: flagError(err), noHint: true} // a listener that cannot bind: "--dns: listen ..."
+	}
 	if err != nil {
 		return err
 	}
