@@ -71,6 +71,12 @@ func TestDNSDefaultPortTaken(t *testing.T) {
 	if n := strings.Count(p.stderr(), "level=WARN"); n != 1 || !strings.Contains(p.stderr(), "set --dns to another HOST:PORT") {
 		t.Fatalf("want one WARN naming --dns, got %d:\n%s", n, p.stderr())
 	}
+	// HYDRA_DNS=off (what an environment or a config file can say): no DNS, no warning.
+	p, _ = startServer(t, []string{"HYDRA_DNS=off"})
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 || strings.Contains(p.stderr(), "dns") {
+		t.Fatalf("HYDRA_DNS=off: exit %d:\n%s", code, p.stderr())
+	}
 	code, _, errs := runCmd(ctx, "--port", "0", "--dns", "127.0.0.1:8600")
 	if code != 2 || !strings.HasPrefix(errs, "hydra-server: --dns: ") || !strings.Contains(errs, "address already in use") {
 		t.Fatalf("explicit --dns of a taken port: exit %d, stderr %q; want 2 and --dns: ... in use", code, errs)

@@ -57,7 +57,7 @@ type dnsFlags struct {
 }
 
 func (f *dnsFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&f.addr, "dns", dnsserver.DefaultAddr, "answer DNS on `HOST:PORT` (UDP and TCP): NAME.service.DOMAIN gives A/AAAA and SRV of every live instance (README: point systemd-resolved or dnsmasq at it); '' turns it off. Left at its default, a port already taken is a warning and the server runs without DNS; given, it is an error")
+	fs.StringVar(&f.addr, "dns", dnsserver.DefaultAddr, "answer DNS on `HOST:PORT` (UDP and TCP): NAME.service.DOMAIN gives A/AAAA and SRV of every live instance (README: point systemd-resolved or dnsmasq at it); off (or '') turns it off. Left at its default, a port already taken is a warning and the server runs without DNS; given, it is an error")
 	fs.StringVar(&f.domain, "dns-domain", dnsserver.DefaultDomain, "the `domain` DNS answers for (NAME.service.DOMAIN); other names are REFUSED")
 	fs.DurationVar(&f.ttl, "dns-ttl", dnsserver.DefaultTTL, "TTL of DNS answers, whole seconds: how long resolvers may cache them (0s: not at all, a deregistered instance leaves the next answer)")
 }
@@ -65,7 +65,7 @@ func (f *dnsFlags) define(fs *flag.FlagSet) {
 // apply sets cfg.DNS; fs tells whether --dns was given (flag, HYDRA_DNS or
 // the config file) rather than left at its default.
 func (f *dnsFlags) apply(cfg *node.Config, fs *flag.FlagSet) {
-	if f.addr == "" {
+	if f.addr == "" || f.addr == "off" { // "off": what a config file or HYDRA_DNS can say
 		return
 	}
 	given := false
