@@ -135,6 +135,8 @@ type records struct {
 	a, aaaa []dns.RR // NAME.service.DOMAIN.: instances whose host is an IP
 	srv     []dns.RR
 	extra   []dns.RR // A/AAAA of the SRV targets that are addresses, one per target
+	srvX    []int32  // srvX[i]: index in extra of srv[i]'s target, -1 for a host name
+	none    bool     // a known service without instances of the protocol asked: NXDOMAIN
 }
 
 // view is the catalog as of one index: the names folded to lower case and
@@ -183,7 +185,7 @@ func (r *Responder) lookup(v *view, name string) []string {
 // names, keeping only the protocol label proto's instances when it is set.
 func (r *Responder) build(lname string, names []string, proto string) *records {
 	rs := &records{}
-	targets := map[string]bool{}
+	targets := map[string]int32{}
 	hdr := func(name string, t uint16) dns.RR_Header {
 		return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: r.ttl}
 	}
@@ -216,10 +218,16 @@ func (r *Responder) build(lname string, names []string, proto string) *records {
 			}
 			rs.srv = append(rs.srv, &dns.SRV{Hdr: hdr(lname, dns.TypeSRV), Priority: 1, Weight: 1,
 				Port: uint16(e.Port), Target: target})
-			if addrRR != nil && !targets[target] {
-				targets[target] = true
+			x, ok := targets[target]
+			if addrRR != nil && !ok {
+				x = int32(len(rs.extra))
+				targets[target] = x
 				rs.extra = append(rs.extra, addrRR)
 			}
+			if addrRR == nil {
+				x = -1
+			}
+			rs.srvX = append(rs.srvX, x)
 		}
 	}
 	return rs
@@ -235,8 +243,12 @@ func (r *Responder) records(v *view, lname, svc, proto string) *records {
 		return nil // unknown: not cached, so that a flood of random names costs no memory
 	}
 	rs := r.build(lname, names, proto)
-	if proto != "" && len(rs.srv) == 0 {
-		return nil // no instance with that protocol: the name does not exist
+	rs.none = proto != "" && len(rs.srv) == 0 // the name does not exist
+	if len(rs.srv) > maxRecords {
+		// A/AAAA/SRV sets are cut to what 64 KiB could carry, and every
+		// answer picks from them in O(what fits), however many there are.
+		rs.a, rs.aaaa = rs.a[:min(len(rs.a), maxRecords)], rs.aaaa[:min(len(rs.aaaa), maxRecords)]
+		rs.srv, rs.srvX = rs.srv[:maxRecords], rs.srvX[:maxRecords]
 	}
 	v.recs.Store(lname, rs)
 	return rs
@@ -249,6 +261,61 @@ type work struct {
 	one       [1]dns.RR
 	ns        [1]dns.RR
 	opt       dns.OPT // a copy of Responder.opt: packing writes its rcode bits
+	idx       []int32  // the records chosen, in answer order
+	seen      []uint32 // per extra record: gen when already added
+	gen       uint32
+}
+
+// maxRecords bounds a record set: 4096 records of at least 16 bytes fill a
+// 64 KiB TCP message.
+const maxRecords = maxTCPMsg/16 + 1
+
+// choose picks up to k of n records in random order: all of them when
+// there are k or fewer, else k consecutive ones from a random start, so
+// that an answer costs O(k) however large the set.
+func (w *work) choose(n, k int) []int32 {
+	w.idx = w.idx[:0]
+	if n <= k {
+		for i := range n {
+			w.idx = append(w.idx, int32(i))
+		}
+	} else {
+		o := rand.IntN(n)
+		for i := range k {
+			w.idx = append(w.idx, int32((o+i)%n))
+		}
+	}
+	s := w.idx
+	rand.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+	return s
+}
+
+// pick appends up to k of rrs, in random order, to w.ans.
+func (w *work) pick(rrs []dns.RR, k int) {
+	for _, i := range w.choose(len(rrs), k) {
+		w.ans = append(w.ans, rrs[i])
+	}
+}
+
+// pickSRV appends up to k SRV records of rs to w.ans, in random order, and
+// their targets' addresses (once each) to w.ext.
+func (w *work) pickSRV(rs *records, k int) {
+	if len(w.seen) < len(rs.extra) {
+		w.seen = make([]uint32, len(rs.extra))
+		w.gen = 0
+	}
+	w.gen++
+	if w.gen == 0 { // wrapped: old stamps could match
+		clear(w.seen)
+		w.gen = 1
+	}
+	for _, i := range w.choose(len(rs.srv), k) {
+		w.ans = append(w.ans, rs.srv[i])
+		if x := rs.srvX[i]; x >= 0 && w.seen[x] != w.gen {
+			w.seen[x] = w.gen
+			w.ext = append(w.ext, rs.extra[x])
+		}
+	}
 }
 
 var works = sync.Pool{New: func() any { return new(work) }}
@@ -272,8 +339,11 @@ func (r *Responder) Respond(dst, req []byte, udp bool) []byte {
 	}
 	w := works.Get().(*work)
 	defer func() {
+		if cap(w.resp.Extra) > cap(w.ext) {
+			w.ext = w.resp.Extra // grown by appending the OPT: keep the array
+		}
 		clear(w.ans)
-		clear(w.ext)
+		clear(w.ext[:cap(w.ext)])
 		w.ans, w.ext = w.ans[:0], w.ext[:0]
 		w.req, w.resp = dns.Msg{}, dns.Msg{}
 		works.Put(w)
@@ -312,27 +382,30 @@ func (r *Responder) Respond(dst, req []byte, udp bool) []byte {
 	case q.Question[0].Qclass != dns.ClassINET && q.Question[0].Qclass != dns.ClassANY:
 		m.Rcode = dns.RcodeRefused
 	default:
-		r.answer(w, q.Question[0])
+		r.answer(w, q.Question[0], limit/16+1) // no more records than could fit
 	}
 	if opt != nil {
+		if m.Extra == nil {
+			m.Extra = w.ext[:0] // reuse the pooled array
+		}
 		m.Extra = append(m.Extra, opt)
 	}
 	return r.pack(dst, m, limit)
 }
 
 // answer fills w.resp for question qu of the domain.
-func (r *Responder) answer(w *work, qu dns.Question) {
+func (r *Responder) answer(w *work, qu dns.Question, k int) {
 	m := &w.resp
 	lname := strings.ToLower(qu.Name)
-	k, svc, proto, addr := r.classify(lname)
-	if k == kindOutside {
+	kd, svc, proto, addr := r.classify(lname)
+	if kd == kindOutside {
 		m.Rcode = dns.RcodeRefused
 		return
 	}
 	m.Authoritative = true
 	v := r.current()
 	t := qu.Qtype
-	switch k {
+	switch kd {
 	case kindApex:
 		if t == dns.TypeSOA || t == dns.TypeANY {
 			w.one[0] = v.soa
@@ -352,22 +425,22 @@ func (r *Responder) answer(w *work, qu dns.Question) {
 		}
 	case kindService, kindSRV:
 		rs := r.records(v, lname, svc, proto)
-		if rs == nil {
+		if rs == nil || rs.none {
 			m.Rcode = dns.RcodeNameError
 			break
 		}
 		switch {
 		case t == dns.TypeSRV:
-			w.ans = shuffled(w.ans, rs.srv)
-			w.ext = append(w.ext, rs.extra...)
-			m.Answer, m.Extra = w.ans, w.ext
-		case k == kindSRV:
+			w.pickSRV(rs, k)
+			m.Extra = w.ext
+		case kd == kindSRV:
 		case t == dns.TypeA:
-			w.ans = shuffled(w.ans, rs.a)
+			w.pick(rs.a, k)
 		case t == dns.TypeAAAA:
-			w.ans = shuffled(w.ans, rs.aaaa)
+			w.pick(rs.aaaa, k)
 		case t == dns.TypeANY:
-			w.ans = shuffled(shuffled(w.ans, rs.a), rs.aaaa)
+			w.pick(rs.a, k)
+			w.pick(rs.aaaa, k)
 		}
 		if len(w.ans) > 0 {
 			m.Answer = w.ans
@@ -380,15 +453,6 @@ func (r *Responder) answer(w *work, qu dns.Question) {
 	// how long a resolver may remember that (RFC 2308).
 	w.ns[0] = v.soa
 	m.Ns = w.ns[:]
-}
-
-// shuffled appends rrs to dst in a random order.
-func shuffled(dst, rrs []dns.RR) []dns.RR {
-	n := len(dst)
-	dst = append(dst, rrs...)
-	s := dst[n:]
-	rand.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
-	return dst
 }
 
 // pack packs m into dst[:0], truncated to limit bytes (TC set) if it is

@@ -381,3 +381,40 @@ func FuzzRespond(f *testing.F) {
 		}
 	})
 }
+
+// TestAnswerHugeSet: a name with more instances than 64 KiB can carry is
+// answered within the allowance on both transports, TC set, from a random
+// part of the set (not always the same records).
+func TestAnswerHugeSet(t *testing.T) {
+	r := newResponder(t, newCatalog(many("huge", 20000)...), Config{})
+	seen := map[string]bool{}
+	for _, udp := range []bool{true, false} {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeSRV} {
+			m, n := ask(t, r, "huge.service.hydra.", qt, 1232, udp)
+			limit := map[bool]int{true: 1232, false: 65535}[udp]
+			if n > limit || !m.Truncated || len(m.Answer) == 0 {
+				t.Errorf("udp %v %s: %d bytes, TC %v, %d answers; want <= %d, TC, some", udp, dns.TypeToString[qt], n, m.Truncated, len(m.Answer), limit)
+			}
+			if qt == dns.TypeA {
+				seen[m.Answer[0].(*dns.A).A.String()] = true
+			}
+		}
+	}
+	for range 20 {
+		m, _ := ask(t, r, "huge.service.hydra.", dns.TypeA, 0, true)
+		seen[m.Answer[0].(*dns.A).A.String()] = true
+	}
+	if len(seen) < 5 {
+		t.Errorf("22 answers start with %d addresses: not spread over the set", len(seen))
+	}
+}
+
+// TestAnswerSRVSharedHost: two instances on one host give two SRV records
+// and one address record.
+func TestAnswerSRVSharedHost(t *testing.T) {
+	r := newResponder(t, newCatalog(entry("db", "10.0.0.3", 5432, "tcp"), entry("db", "10.0.0.3", 5433, "tcp")), Config{})
+	m, _ := ask(t, r, "db.service.hydra.", dns.TypeSRV, 0, true)
+	if len(m.Answer) != 2 || len(m.Extra) != 1 {
+		t.Fatalf("%d SRV, %d additional; want 2 and 1:\n%v", len(m.Answer), len(m.Extra), m)
+	}
+}
