@@ -260,7 +260,7 @@ type work struct {
 	ans, ext  []dns.RR
 	one       [1]dns.RR
 	ns        [1]dns.RR
-	opt       dns.OPT // a copy of Responder.opt: packing writes its rcode bits
+	opt       dns.OPT  // a copy of Responder.opt: packing writes its rcode bits
 	idx       []int32  // the records chosen, in answer order
 	seen      []uint32 // per extra record: gen when already added
 	gen       uint32
