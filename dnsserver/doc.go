@@ -4,7 +4,9 @@
 // NAME.service.DOMAIN. and _NAME._tcp.service.DOMAIN. (or _udp) give SRV
 // whose targets resolve to each instance's own address (HEX.addr.DOMAIN.,
 // in the additional section), unknown names NXDOMAIN with the SOA,
-// names outside DOMAIN REFUSED.
+// names outside DOMAIN REFUSED. An instance whose host is a name rather
+// than an IP address is left out of A/AAAA (a CNAME cannot stand beside
+// the other instances' records) and is an SRV record targeting that name.
 //
 // Respond is the I/O-free core (a request's bytes in, the reply's bytes
 // out); Server runs it on one UDP and one TCP socket. It reads a Catalog,
