@@ -2,12 +2,12 @@ module github.com/hydra-net/hydra
 
 go 1.26.8
 
-require github.com/go-zeromq/zmq4 v0.17.0
-
 require (
-	github.com/miekg/dns v1.1.73 // indirect
-	golang.org/x/net v0.62.0 // indirect
+	github.com/go-zeromq/zmq4 v0.17.0
+	github.com/miekg/dns v1.1.73
 )
+
+require golang.org/x/net v0.62.0 // indirect
 
 require (
 	github.com/flynn/noise v1.1.0

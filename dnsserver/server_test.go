@@ -243,3 +243,21 @@ func TestTCPBounds(t *testing.T) {
 	idle.Close()
 	testutil.CheckGoroutines(t, base)
 }
+
+// TestServeIPv6: the batched UDP path on an IPv6 socket.
+func TestServeIPv6(t *testing.T) {
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback")
+	} else {
+		ln.Close()
+	}
+	s := startServer(t, testCatalog(), Config{Addr: "[::1]:0"})
+	m := new(dns.Msg)
+	m.SetQuestion("web.service.hydra.", dns.TypeAAAA)
+	for _, proto := range []string{"udp", "tcp"} {
+		r, _, err := (&dns.Client{Net: proto, Timeout: 5 * time.Second}).Exchange(m, s.Addr())
+		if err != nil || len(r.Answer) != 1 {
+			t.Fatalf("%s: %v %v", proto, r, err)
+		}
+	}
+}
