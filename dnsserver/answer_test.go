@@ -418,3 +418,49 @@ func TestAnswerSRVSharedHost(t *testing.T) {
 		t.Fatalf("%d SRV, %d additional; want 2 and 1:\n%v", len(m.Answer), len(m.Extra), m)
 	}
 }
+
+// TestRespondConcurrent: answers from many goroutines while the catalog
+// changes (run with -race): every reply parses, and the view follows.
+func TestRespondConcurrent(t *testing.T) {
+	cat := newCatalog(many("web", 10)...)
+	r := newResponder(t, cat, Config{})
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			buf := make([]byte, 0, 4096)
+			qs := [][]byte{query("web.service.hydra.", dns.TypeA, 1232), query("_web._tcp.service.hydra.", dns.TypeSRV, 0),
+				query("new.service.hydra.", dns.TypeA, 0), query("WEB.service.hydra.", dns.TypeANY, 4096)}
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				out := r.Respond(buf, qs[(i+g)%len(qs)], i%2 == 0)
+				if err := new(dns.Msg).Unpack(out); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range 200 {
+		cat.set(entry("new", "10.5.0.1", 1000+i, "tcp"))
+		if i%10 == 0 {
+			cat.remove("new")
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cat.remove("new")
+	cat.set(entry("new", "10.5.0.9", 1, "tcp"))
+	if m, _ := ask(t, r, "new.service.hydra.", dns.TypeA, 0, true); !slices.Equal(addrs(m.Answer), []string{"10.5.0.9"}) {
+		t.Fatalf("after the changes: %v", m.Answer)
+	}
+}
