@@ -28,6 +28,9 @@ var ErrWatchClosed = errors.New("catalog: the registry's watch ended")
 type Catalog struct {
 	w    Watcher
 	snap atomic.Pointer[Snapshot]
+	// nameOf is each instance's name, Run's alone (readers never see it):
+	// an update event may rename an entry, and names the new one only.
+	nameOf map[string]string
 }
 
 // Snapshot is the catalog at one Index. It is immutable: its slices are
@@ -47,7 +50,7 @@ type Snapshot struct {
 // New returns a catalog of w's entries, empty (Index 0) until Run has the
 // first sync event.
 func New(w Watcher) *Catalog {
-	c := &Catalog{w: w}
+	c := &Catalog{w: w, nameOf: map[string]string{}}
 	c.snap.Store(&Snapshot{byName: map[string][]registry.Entry{}, nameIdx: map[string]uint64{}, changed: make(chan struct{})})
 	return c
 }
@@ -113,11 +116,12 @@ type batch struct {
 	byName  map[string][]registry.Entry // nil until the first change
 	nameIdx map[string]uint64
 	touched map[string]bool // names whose slice is already a private copy
-	names   bool            // the set of names changed
+	nameOf  map[string]string
+	names   bool // the set of names changed
 	dirty   bool
 }
 
-func (c *Catalog) newBatch() *batch { return &batch{prev: c.snap.Load()} }
+func (c *Catalog) newBatch() *batch { return &batch{prev: c.snap.Load(), nameOf: c.nameOf} }
 
 func (b *batch) own() {
 	if b.byName == nil {
@@ -151,7 +155,15 @@ func (b *batch) apply(ev registry.Event) {
 		}
 		b.byName = byName
 		b.names = true
+		clear(b.nameOf)
+		for _, e := range ev.Entries {
+			b.nameOf[e.Instance] = e.Name
+		}
 	case registry.EventRegister, registry.EventUpdate:
+		if old, ok := b.nameOf[ev.Entry.Instance]; ok && old != ev.Entry.Name {
+			b.remove(old, ev.Entry.Instance, idx) // renamed
+		}
+		b.nameOf[ev.Entry.Instance] = ev.Entry.Name
 		b.own()
 		es := b.private(ev.Entry.Name)
 		i, found := slices.BinarySearchFunc(es, ev.Entry.Instance, func(e registry.Entry, inst string) int {
@@ -168,30 +180,40 @@ func (b *batch) apply(ev registry.Event) {
 		b.byName[ev.Entry.Name] = es
 		b.nameIdx[ev.Entry.Name] = idx
 	case registry.EventDeregister, registry.EventExpire:
-		es, ok := b.prev.byName[ev.Entry.Name]
-		if b.byName != nil {
-			es, ok = b.byName[ev.Entry.Name]
+		name := ev.Entry.Name
+		if n, ok := b.nameOf[ev.Entry.Instance]; ok {
+			name = n
 		}
-		if !ok {
-			return
-		}
-		i, found := slices.BinarySearchFunc(es, ev.Entry.Instance, func(e registry.Entry, inst string) int {
-			return strings.Compare(e.Instance, inst)
-		})
-		if !found {
-			return
-		}
-		b.own()
-		es = b.private(ev.Entry.Name)
-		es = slices.Delete(es, i, i+1)
-		if len(es) == 0 {
-			delete(b.byName, ev.Entry.Name)
-			b.names = true
-		} else {
-			b.byName[ev.Entry.Name] = es
-		}
-		b.nameIdx[ev.Entry.Name] = idx
+		delete(b.nameOf, ev.Entry.Instance)
+		b.remove(name, ev.Entry.Instance, idx)
 	}
+}
+
+// remove takes instance out of name's slice, if it is there.
+func (b *batch) remove(name, instance string, idx uint64) {
+	es, ok := b.prev.byName[name]
+	if b.byName != nil {
+		es, ok = b.byName[name]
+	}
+	if !ok {
+		return
+	}
+	i, found := slices.BinarySearchFunc(es, instance, func(e registry.Entry, inst string) int {
+		return strings.Compare(e.Instance, inst)
+	})
+	if !found {
+		return
+	}
+	b.own()
+	es = b.private(name)
+	es = slices.Delete(es, i, i+1)
+	if len(es) == 0 {
+		delete(b.byName, name)
+		b.names = true
+	} else {
+		b.byName[name] = es
+	}
+	b.nameIdx[name] = idx
 }
 
 // private returns name's slice as a copy this batch may modify.

@@ -85,6 +85,22 @@ func TestCatalogFollowsEvents(t *testing.T) {
 		t.Fatalf("after update: %v", web)
 	}
 
+	// An update may rename an entry: it leaves its old name.
+	i = c.Index()
+	ren := entry("api", "b", 2)
+	ren.Version = 2
+	f.ch <- registry.Event{Type: registry.EventUpdate, Entry: ren}
+	waitIndex(t, c, i)
+	if web, api := c.Instances("web"), c.Instances("api"); len(web) != 2 || len(api) != 1 {
+		t.Fatalf("after a rename web %v api %v, want 2 and 1", web, api)
+	}
+	i = c.Index()
+	f.ch <- registry.Event{Type: registry.EventDeregister, Entry: ren}
+	waitIndex(t, c, i)
+	if c.Instances("api") != nil || len(c.Names()) != 2 {
+		t.Fatalf("after deregistering the renamed entry: names %v", c.Names())
+	}
+
 	i = c.Index()
 	f.ch <- registry.Event{Type: registry.EventExpire, Entry: entry("db", "c", 3)}
 	waitIndex(t, c, i)
@@ -94,7 +110,7 @@ func TestCatalogFollowsEvents(t *testing.T) {
 	if c.Snapshot().NameIndex("db") <= dbIdx {
 		t.Fatal("db's index did not grow when its last instance went")
 	}
-	if all := c.All(); len(all) != 3 {
+	if all := c.All(); len(all) != 2 {
 		t.Fatalf("All: %v", all)
 	}
 

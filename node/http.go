@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/hydra-net/hydra/consulapi"
 
 	"github.com/hydra-net/hydra/internal/netaddr"
 )
@@ -39,6 +42,15 @@ type HTTPConfig struct {
 	// MaxBodyBytes bounds a request's body; a bigger one fails to read
 	// (413 from the handlers that read bodies). Default 1 MiB.
 	MaxBodyBytes int64
+	// TokenFile holds the tokens that let clients beyond loopback write
+	// (and read): one a line, at least 16 bytes, '#' comments. Each is one
+	// client identity: a service registered with it is changed only with
+	// it (or from loopback). Re-read by Node.Reload (SIGHUP). Default "":
+	// no tokens, so no writes from beyond loopback.
+	TokenFile string
+	// RemoteReads lets clients beyond loopback read without a token.
+	// Default false: they get 403 unless they hold a token.
+	RemoteReads bool
 	// ShutdownGrace is how long Run waits for requests in flight when it
 	// stops (blocking queries are told to return at once). Default 2s.
 	ShutdownGrace time.Duration
@@ -88,6 +100,8 @@ func (c HTTPConfig) Validate() error {
 		return fmt.Errorf("MaxHeaderBytes %d is negative", c.MaxHeaderBytes)
 	case c.MaxBodyBytes < 0:
 		return fmt.Errorf("MaxBodyBytes %d is negative", c.MaxBodyBytes)
+	case c.TokenFile != "" && c.Addr == "":
+		return errors.New("TokenFile needs Addr (HTTP is off)")
 	case c.ShutdownGrace < 0:
 		return fmt.Errorf("ShutdownGrace %v is negative", c.ShutdownGrace)
 	}
@@ -98,6 +112,8 @@ func (c HTTPConfig) Validate() error {
 type httpServer struct {
 	cfg    HTTPConfig
 	mux    *http.ServeMux
+	access *access
+	api    *consulapi.API
 	ln     net.Listener // nil: off
 	srv    *http.Server
 	ctx    context.Context // handlers' base context: ends when Run stops
@@ -108,12 +124,26 @@ type httpServer struct {
 // Run).
 func (n *Node) bindHTTP() error {
 	c := n.cfg.HTTP.withDefaults()
-	h := &httpServer{cfg: c, mux: http.NewServeMux()}
+	h := &httpServer{cfg: c, mux: http.NewServeMux(), access: &access{remoteReads: c.RemoteReads}}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	n.http = h
 	if c.Addr == "" {
 		return nil
 	}
+	if c.TokenFile != "" {
+		t, err := readTokens(c.TokenFile)
+		if err != nil {
+			return &ConfigError{"HTTP.TokenFile", err}
+		}
+		h.access.tokens.Store(&t)
+	}
+	api, err := consulapi.New(consulapi.Config{Catalog: n.cat, Local: n.srv.Local(), ServerID: n.srv.ID(),
+		NodeAddr: nodeAddr(c.Addr, n.cfg.Endpoint), Version: n.cfg.Version, Identity: requestIdentity, Logger: n.log})
+	if err != nil {
+		return &ConfigError{"HTTP", err}
+	}
+	h.api = api
+	api.Mount(n.HandleHTTP)
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		if c.Optional {
@@ -125,7 +155,7 @@ func (n *Node) bindHTTP() error {
 	}
 	h.ln = ln
 	h.srv = &http.Server{
-		Handler:           http.MaxBytesHandler(h.mux, c.MaxBodyBytes),
+		Handler:           h.handler(),
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    c.MaxHeaderBytes,
@@ -136,11 +166,52 @@ func (n *Node) bindHTTP() error {
 	return nil
 }
 
+func (h *httpServer) handler() http.Handler {
+	return http.MaxBytesHandler(h.access.middleware(h.mux), h.cfg.MaxBodyBytes)
+}
+
+// nodeAddr is the address the Consul API gives this node: the HTTP
+// listener's host, else the registry's, else 127.0.0.1 (a wildcard says
+// nothing).
+func nodeAddr(httpAddr, endpoint string) string {
+	for _, hp := range []string{httpAddr, strings.TrimPrefix(endpoint, "tcp://")} {
+		if host, _, err := net.SplitHostPort(hp); err == nil {
+			if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+				return host
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// HTTPHandler is everything the HTTP listener serves, with its access
+// rule and bounds, for tests that call it directly (a request with a
+// RemoteAddr beyond loopback).
+func (n *Node) HTTPHandler() http.Handler { return n.http.handler() }
+
+// reloadTokens re-reads HTTP.TokenFile; a bad file keeps the old tokens.
+func (h *httpServer) reloadTokens() (bool, error) {
+	if h.cfg.TokenFile == "" || h.ln == nil {
+		return false, nil
+	}
+	t, err := readTokens(h.cfg.TokenFile)
+	if err != nil {
+		return true, err
+	}
+	h.access.tokens.Store(&t)
+	return true, nil
+}
+
 // HandleHTTP mounts h on the node's HTTP listener at pattern (an
 // http.ServeMux pattern, "GET /v1/agent/self"). Call it before Run; it
 // works when HTTP is off too (nothing is served). Requests' contexts end
 // when Run stops, so that long requests (blocking queries) return.
 func (n *Node) HandleHTTP(pattern string, h http.Handler) { n.http.mux.Handle(pattern, h) }
+
+// Consul is the Consul agent API mounted on the HTTP listener, nil when
+// HTTP is off (Config.HTTP.Addr ""): its Waiting is the blocking queries
+// parked now.
+func (n *Node) Consul() *consulapi.API { return n.http.api }
 
 // HTTPAddr is the HTTP listener's HOST:PORT (the real port of a :0), ""
 // when it is off.
@@ -166,6 +237,9 @@ func (h *httpServer) serve() error {
 // closes what is left.
 func (h *httpServer) stop() {
 	h.cancel()
+	if h.api != nil {
+		h.api.Close()
+	}
 	if h.srv == nil {
 		return
 	}
@@ -179,6 +253,9 @@ func (h *httpServer) stop() {
 // close releases the listener of a node that never ran.
 func (h *httpServer) close() {
 	h.cancel()
+	if h.api != nil {
+		h.api.Close()
+	}
 	if h.srv != nil {
 		h.srv.Close()
 	}

@@ -368,12 +368,14 @@ func (n *Node) close() {
 	}
 }
 
-// Reload re-reads what can change at run time: an allow-list backed by a
-// file (secure.AllowList), on SIGHUP.
+// Reload re-reads what can change at run time, on SIGHUP: an allow-list
+// backed by a file (secure.AllowList) and the HTTP token file. reloaded
+// says whether there was anything to re-read.
 func (n *Node) Reload() (reloaded bool, err error) {
-	al, ok := n.cfg.Allow.(*secure.AllowList)
-	if !ok {
-		return false, nil
+	if al, ok := n.cfg.Allow.(*secure.AllowList); ok {
+		reloaded = true
+		err = al.Reload()
 	}
-	return true, al.Reload()
+	tok, terr := n.http.reloadTokens()
+	return reloaded || tok, errors.Join(err, terr)
 }

@@ -54,7 +54,7 @@ func TestDNSDefaultPortTaken(t *testing.T) {
 	if ln, err := net.Listen("tcp", "127.0.0.1:8600"); err == nil {
 		defer ln.Close()
 	} // else someone else holds it: taken either way
-	p, ep := startServer(t, nil)
+	p, ep := startServer(t, nil, "--http", "") // a held HTTP port would warn too
 	c, err := registry.NewClient(registry.ClientConfig{Endpoint: ep})
 	if err != nil {
 		t.Fatal(err)
@@ -72,13 +72,13 @@ func TestDNSDefaultPortTaken(t *testing.T) {
 		t.Fatalf("want one WARN naming --dns, got %d:\n%s", n, p.stderr())
 	}
 	// HYDRA_DNS=off (what an environment or a config file can say): no DNS, no warning.
-	p, _ = startServer(t, []string{"HYDRA_DNS=off"})
+	p, _ = startServer(t, []string{"HYDRA_DNS=off"}, "--http", "")
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(); code != 0 || strings.Contains(p.stderr(), "dns") {
 		t.Fatalf("HYDRA_DNS=off: exit %d:\n%s", code, p.stderr())
 	}
-	code, _, errs := runCmd(ctx, "--port", "0", "--dns", "127.0.0.1:8600")
-	if code != 2 || !strings.HasPrefix(errs, "hydra-server: --dns: ") || !strings.Contains(errs, "address already in use") {
+	code, _, errs := runCmd(ctx, "--port", "0", "--http", "", "--dns", "127.0.0.1:8600")
+	if code != 2 || !strings.Contains(errs, "hydra-server: --dns: ") || !strings.Contains(errs, "address already in use") {
 		t.Fatalf("explicit --dns of a taken port: exit %d, stderr %q; want 2 and --dns: ... in use", code, errs)
 	}
 }

@@ -329,9 +329,10 @@ func TestBadCommandLines(t *testing.T) {
 }
 
 func TestLogsAndWarning(t *testing.T) {
-	// --dns '': a default DNS port that another server holds would add its
-	// own warning.
-	p, ep := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn", "--dns", "")
+	// --dns "" and --http "": another server (or test) may hold the default
+	// 127.0.0.1:8600 or 127.0.0.1:8500, whose warnings are not the one this
+	// test is about.
+	p, ep := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn", "--dns", "", "--http", "")
 	if !strings.HasPrefix(ep, "tcp://0.0.0.0:") {
 		t.Errorf("--host 0.0.0.0 bound %s, want IPv4's any address", ep)
 	}
@@ -345,7 +346,7 @@ func TestLogsAndWarning(t *testing.T) {
 	}
 	// On loopback there is no warning, IPv6's written in brackets too.
 	for _, host := range [][]string{nil, {"--host", "[::1]"}, {"--host", "::1"}} {
-		p, _ = startServer(t, nil, host...)
+		p, _ = startServer(t, nil, append([]string{"--http", ""}, host...)...)
 		p.signal(syscall.SIGINT)
 		p.wait()
 		if strings.Contains(p.stderr(), "CURVE") || !strings.Contains(p.stderr(), "level=INFO") {

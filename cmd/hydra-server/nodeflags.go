@@ -48,6 +48,9 @@ var flagOf = map[string]string{
 	"DNS.Addr":                     "--dns",
 	"DNS.Domain":                   "--dns-domain",
 	"DNS.TTL":                      "--dns-ttl",
+	"HTTP.Addr":                    "--http",
+	"HTTP.TokenFile":               "--http-token-file",
+	"HTTP.RemoteReads":             "--http-remote-reads",
 }
 
 // dnsFlags are --dns, --dns-domain and --dns-ttl (node.DNSConfig).

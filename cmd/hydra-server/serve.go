@@ -45,6 +45,7 @@ type serverFlags struct {
 	join           joinFlags   // join.go
 	tunnel         tunnelFlags // tunnel.go: --key-file, --allow-file, --tunnel ...
 	dns            dnsFlags    // nodeflags.go: --dns, --dns-domain, --dns-ttl
+	http           httpFlags   // http.go: --http, --http-token-file, --http-remote-reads
 	// CURVE key flags (package secure) go here, setting cfg.Security.
 }
 
@@ -66,6 +67,7 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	f.join.define(fs)
 	f.tunnel.define(fs) // tunnel.go
 	f.dns.define(fs)    // nodeflags.go
+	f.http.define(fs)   // http.go
 	fs.Var(&f.static, "service", "a static `service` NAME=PROTO://HOST:PORT[?key=value&...] that never expires, for things that cannot speak Hydra (repeatable; e.g. ssh=tcp://127.0.0.1:22)")
 }
 
@@ -107,7 +109,8 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err := f.tunnel.apply(&cfg, f.host, f.proto); err != nil { // tunnel.go: keys, CURVE, tunnels
 		return err
 	}
-	f.dns.apply(&cfg, fs)
+	f.dns.apply(&cfg, fs)                                                  // nodeflags.go
+	f.http.apply(&cfg, fs)                                                 // http.go
 	if cfg.JoinKeys, err = f.join.pinnedKeys(f.tunnel.curve); err != nil { // join.go: --join-key
 		return err
 	}
@@ -115,10 +118,11 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 		return usagef("%s", flagError(err)) // nodeflags.go
 	}
 	n, err := node.New(cfg)
-	if ce := (*node.ConfigError)(nil); errors.As(err, &ce) {
-		return usageError{msg: flagError(err), noHint: true} // a listener that cannot bind: "--dns: listen ..."
-	}
 	if err != nil {
+		var ce *node.ConfigError
+		if errors.As(err, &ce) { // --http's or --dns's address is taken, --http-token-file unreadable
+			return errors.New(flagError(err))
+		}
 		return err
 	}
 	bound := strings.TrimPrefix(n.Endpoint(), "tcp://")
@@ -149,16 +153,17 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	}
 }
 
-// reload re-reads --allow-file (on SIGHUP); a bad file keeps the old list.
+// reload re-reads --allow-file and --http-token-file (on SIGHUP); a bad
+// file keeps the old list.
 func reload(log *slog.Logger, n *node.Node) {
 	reloaded, err := n.Reload()
 	switch {
 	case !reloaded:
-		log.Info("SIGHUP: no --allow-file to reload")
+		log.Info("SIGHUP: no --allow-file or --http-token-file to reload")
 	case err != nil:
-		log.Error("SIGHUP: allow-list not reloaded; the old one stays", "err", err)
+		log.Error("SIGHUP: not reloaded; the old list stays", "err", err)
 	default:
-		log.Info("SIGHUP: allow-list reloaded")
+		log.Info("SIGHUP: --allow-file / --http-token-file reloaded")
 	}
 }
 
