@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -10,8 +11,11 @@ import (
 	"github.com/hydra-net/hydra/dnsserver"
 	"github.com/hydra-net/hydra/internal/nodetest"
 	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
 	"github.com/hydra-net/hydra/node"
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/tunnel"
 )
 
 // TestDNSFollowsZMTP: an entry registered over ZMTP is answered by dig
@@ -77,4 +81,43 @@ func TestDNSTakenAddr(t *testing.T) {
 	if _, err := node.New(node.Config{DNS: node.DNSConfig{Config: dnsserver.Config{Addr: "127.0.0.1:0", Domain: "a..b"}}}); !errors.As(err, &ce) || ce.Field != "DNS" || !strings.Contains(err.Error(), "Domain") {
 		t.Fatalf("bad domain: %v, want a ConfigError on DNS naming Domain", err)
 	}
+}
+
+// TestDNSJoinedAndTunnelled: an entry of a joined server is answered with
+// its real address; a tunnelled one with the address and port of the local
+// proxy.
+func TestDNSJoinedAndTunnelled(t *testing.T) {
+	dnsOn := node.DNSConfig{Config: dnsserver.Config{Addr: "127.0.0.1:0"}}
+	ctx := testutil.Context(t, 30*time.Second)
+
+	a := nodetest.Start(t, node.Config{Join: join.Config{Interval: 100 * time.Millisecond}})
+	b := nodetest.Start(t, node.Config{DNS: dnsOn, Join: join.Config{Interval: 100 * time.Millisecond, Peers: []string{a.Addr()}}})
+	if _, err := a.Client(t).Register(ctx, registry.Service{Name: "on-a", Host: "10.0.0.1", Port: 1, TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 15*time.Second, "A's entry in B's DNS", func() bool {
+		d := testutil.Dig(t, b.DNSAddr(), "on-a.service.hydra", "A")
+		return len(d.Answer) == 1 && strings.HasSuffix(d.Answer[0], " A 10.0.0.1")
+	})
+
+	kc, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	far := nodetest.Start(t, node.Config{Keys: &kd, Allow: secure.NewAllowList(kc.Public)})
+	near := nodetest.Start(t, node.Config{Keys: &kc, DNS: dnsOn, Tunnel: tunnel.Config{
+		Remotes: []tunnel.Remote{{Addr: far.Addr(), Key: kd.Public}}, RedialMin: 50 * time.Millisecond}})
+	if _, err := far.Client(t).Register(ctx, registry.Service{Name: "echo", Host: "127.0.0.1", Port: 7, TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := nodetest.TunnelProxy(t, near.Client(t), "echo")
+	want := fmt.Sprintf(" %d 7f000001.addr.hydra.", proxy.Port)
+	testutil.Eventually(t, 15*time.Second, "the tunnel proxy in DNS", func() bool {
+		d := testutil.Dig(t, near.DNSAddr(), "_echo._tcp.service.hydra", "SRV")
+		return len(d.Answer) == 1 && strings.HasSuffix(d.Answer[0], want)
+	})
 }
