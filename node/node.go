@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hydra-net/hydra/catalog"
+	"github.com/hydra-net/hydra/dnsserver"
 	"github.com/hydra-net/hydra/internal/netaddr"
 	"github.com/hydra-net/hydra/internal/portshare"
 	"github.com/hydra-net/hydra/join"
@@ -63,6 +64,8 @@ type Config struct {
 
 	// HTTP is the HTTP listener (node/http.go). Default: off.
 	HTTP HTTPConfig
+	// DNS is the DNS server (node/dns.go). Default: off.
+	DNS DNSConfig
 }
 
 // ConfigError is a problem with a Config, naming the field by its path in
@@ -139,6 +142,9 @@ func (c Config) Validate() error {
 	if err := c.HTTP.Validate(); err != nil {
 		return &ConfigError{"HTTP", err}
 	}
+	if err := c.DNS.Validate(); err != nil {
+		return &ConfigError{"DNS", err}
+	}
 	if c.Keys != nil { // checked even when no tunnel runs yet: a mistake is a mistake
 		t := c.tunnelConfig("validate")
 		if err := t.Validate(); err != nil {
@@ -168,6 +174,7 @@ type Node struct {
 	tun   *tunnel.Tunnels     // nil without tunnels
 	cat   *catalog.Catalog
 	http  *httpServer
+	dns   *dnsserver.Server // nil: off
 }
 
 // New checks cfg, builds the server and binds its port (so Endpoint is
@@ -209,6 +216,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.cat = catalog.New(n.srv.Local())
 	if err := n.bindHTTP(); err != nil {
+		n.close()
+		return nil, err
+	}
+	if err := n.bindDNS(); err != nil {
 		n.close()
 		return nil, err
 	}
@@ -302,6 +313,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.log.Debug("catalog: stopped", "err", err) // the registry stopped: Run is returning
 		}
 	}()
+	stopDNS := n.serveDNS()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- n.http.serve() }()
 	stopHTTP := func() {
@@ -332,9 +344,11 @@ func (n *Node) Run(ctx context.Context) error {
 	var err error
 	select {
 	case err = <-served:
+		stopDNS()
 		stopHTTP()
 		stopTunnels()
 	case <-ctx.Done():
+		stopDNS()
 		stopHTTP()
 		stopTunnels()
 		n.srv.Close()
@@ -357,6 +371,9 @@ func (n *Node) Close() error {
 func (n *Node) close() {
 	if n.http != nil {
 		n.http.close()
+	}
+	if n.dns != nil {
+		n.dns.Close()
 	}
 	n.srv.Close()
 	if n.share != nil {

@@ -337,9 +337,10 @@ func TestBadCommandLines(t *testing.T) {
 }
 
 func TestLogsAndWarning(t *testing.T) {
-	// --http "": another server (or test) may hold the default 127.0.0.1:8500,
-	// whose warning is not the one this test is about.
-	p, ep := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn", "--http", "")
+	// --dns "" and --http "": another server (or test) may hold the default
+	// 127.0.0.1:8600 or 127.0.0.1:8500, whose warnings are not the one this
+	// test is about.
+	p, ep := startServer(t, []string{"HYDRA_LOG_FORMAT=json"}, "--host", "0.0.0.0", "--log-level", "warn", "--dns", "", "--http", "")
 	if !strings.HasPrefix(ep, "tcp://0.0.0.0:") {
 		t.Errorf("--host 0.0.0.0 bound %s, want IPv4's any address", ep)
 	}

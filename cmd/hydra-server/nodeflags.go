@@ -2,8 +2,11 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"strings"
+	"time"
 
+	"github.com/hydra-net/hydra/dnsserver"
 	"github.com/hydra-net/hydra/node"
 )
 
@@ -49,9 +52,35 @@ var flagOf = map[string]string{
 	"Tunnel.Mux.AcceptBacklog":     "--tunnel-backlog",
 	"Tunnel.Mux.KeepAliveInterval": "--tunnel-keepalive",
 	"Tunnel.Mux.LivenessTimeout":   "--tunnel-keepalive",
+	"DNS.Addr":                     "--dns",
+	"DNS.Domain":                   "--dns-domain",
+	"DNS.TTL":                      "--dns-ttl",
 	"HTTP.Addr":                    "--http",
 	"HTTP.TokenFile":               "--http-token-file",
 	"HTTP.RemoteReads":             "--http-remote-reads",
+}
+
+// dnsFlags are --dns, --dns-domain and --dns-ttl (node.DNSConfig).
+type dnsFlags struct {
+	addr, domain string
+	ttl          time.Duration
+}
+
+func (f *dnsFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "dns", dnsserver.DefaultAddr, "answer DNS on `HOST:PORT` (UDP and TCP): NAME.service.DOMAIN gives A/AAAA and SRV of every live instance (README: point systemd-resolved or dnsmasq at it); off (or '') turns it off. Left at its default, a port already taken is a warning and the server runs without DNS; given, it is an error")
+	fs.StringVar(&f.domain, "dns-domain", dnsserver.DefaultDomain, "the `domain` DNS answers for (NAME.service.DOMAIN); other names are REFUSED")
+	fs.DurationVar(&f.ttl, "dns-ttl", dnsserver.DefaultTTL, "TTL of DNS answers, whole seconds: how long resolvers may cache them (0s: not at all, a deregistered instance leaves the next answer)")
+}
+
+// apply sets cfg.DNS; fs tells whether --dns was given (flag, HYDRA_DNS or
+// the config file) rather than left at its default.
+func (f *dnsFlags) apply(cfg *node.Config, fs *flag.FlagSet) {
+	if f.addr == "" || f.addr == "off" { // "off": what a config file or HYDRA_DNS can say
+		return
+	}
+	given := false
+	fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == "dns" })
+	cfg.DNS = node.DNSConfig{Config: dnsserver.Config{Addr: f.addr, Domain: f.domain, TTL: f.ttl}, Optional: !given}
 }
 
 // flagError says a node.Config problem in the user's terms: the Go field

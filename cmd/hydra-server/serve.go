@@ -45,6 +45,7 @@ type serverFlags struct {
 	join           joinFlags   // join.go
 	access         accessFlags // curve.go: --key-file, --curve, --plaintext, --allow-*
 	tunnel         tunnelFlags // tunnel.go: --tunnel, --remote-key ...
+	dns            dnsFlags    // nodeflags.go: --dns, --dns-domain, --dns-ttl
 	http           httpFlags   // http.go: --http, --http-token-file, --http-remote-reads
 }
 
@@ -66,6 +67,7 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	f.join.define(fs)
 	f.access.define(fs) // curve.go
 	f.tunnel.define(fs) // tunnel.go
+	f.dns.define(fs)    // nodeflags.go
 	f.http.define(fs)   // http.go
 	fs.Var(&f.static, "service", "a static `service` NAME=PROTO://HOST:PORT[?key=value&...] that never expires, for things that cannot speak Hydra (repeatable; e.g. ssh=tcp://127.0.0.1:22)")
 }
@@ -108,6 +110,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err := f.access.apply(&cfg, f.host, f.proto); err != nil { // curve.go: keys, CURVE, roles
 		return err
 	}
+	f.dns.apply(&cfg, fs) // nodeflags.go
 	f.http.apply(&cfg, fs) // http.go
 	if err := f.tunnel.apply(&cfg, f.proto); err != nil { // tunnel.go: tunnels
 		return err
@@ -121,7 +124,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	n, err := node.New(cfg)
 	if err != nil {
 		var ce *node.ConfigError
-		if errors.As(err, &ce) { // --http's address is taken, --http-token-file unreadable
+		if errors.As(err, &ce) { // --http's or --dns's address is taken, --http-token-file unreadable
 			return errors.New(flagError(err))
 		}
 		return err
