@@ -44,9 +44,12 @@ for t in $targets; do
     mips | mipsle) gomips=softfloat ;;
   esac
   name="hydra-server-$goos-$arch"
+  # nethttpomithttp2: net/http without HTTP/2 (the Consul API, metrics and
+  # status page speak HTTP/1.1; h2 would add 390 KB to each binary).
+  tags=nethttpomithttp2
   [ "$goos" = windows ] && name="$name.exe"
   env CGO_ENABLED=0 GOOS="$goos" GOARCH="$goarch" GOARM="$goarm" GOMIPS="$gomips" \
-    go build "${buildvcs[@]}" -trimpath -ldflags "-s -w -X main.version=$VERSION" -o "$out/$name" ./cmd/hydra-server
+    go build "${buildvcs[@]}" -trimpath -tags "$tags" -ldflags "-s -w -X main.version=$VERSION" -o "$out/$name" ./cmd/hydra-server
 done
 
 echo "$VERSION" >"$out/VERSION"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks hydra-server's footprint against the release limits, failing past
 # any of them:
-#   - linux/arm64 release binary (static, stripped, -trimpath): <= 10 MB
+#   - linux/arm64 release binary (static, stripped, -trimpath): <= 8 MiB
 #   - RSS of a release server on this host, idle after start:   <= 15 MiB
 #   - RSS of that server holding 10 000 registered entries:      <= 60 MiB
 # (VmRSS from /proc/PID/status; Linux only.) The measuring is the Go test
