@@ -21,7 +21,7 @@ import (
 // TestFootprint checks the release footprint against the limits
 // (scripts/footprint.sh runs it):
 //
-//   - the linux/arm64 release binary is at most 10 MB (10^6 bytes);
+//   - the linux/arm64 release binary is at most 8 MiB;
 //   - a release build of this host's server, started on a free port, has an
 //     RSS of at most 15 MiB once idle;
 //   - and at most 60 MiB holding 10 000 registered entries.
