@@ -125,7 +125,8 @@ func TestBenchRegistryAndTable(t *testing.T) {
 
 func TestBenchAgainstProcesses(t *testing.T) {
 	// A registry server process as the target of bench registry ...
-	_, ep := startServer(t, nil, "--log-level", "warn")
+	// The bench's 3000 entries come from one address.
+	_, ep := startServer(t, nil, "--log-level", "warn", "--max-entries-per-client", "3000")
 	rep := runBenchJSON(t, "registry", "--target", strings.TrimPrefix(ep, "tcp://"), "--count", "200", "--concurrency", "2")
 	if len(rep.Results) != 2 || rep.Results[0].Target != ep || rep.Results[0].Errors != 0 {
 		t.Errorf("bench registry --target %s: %+v", ep, rep.Results)

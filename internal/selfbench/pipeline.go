@@ -1,6 +1,7 @@
 package selfbench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -168,6 +169,10 @@ func (p *pipeline) registerLookupData(ctx context.Context) error {
 			return fmt.Errorf("selfbench: registry bench setup: %w", err)
 		}
 		if string(rep[0]) != "OK" {
+			if bytes.Contains(rep[1], []byte(`"code":"limit"`)) {
+				return fmt.Errorf("selfbench: registry bench setup: the target refused the bench's %d entries, all from this address (%s): run it with --max-entries-per-client %d or more",
+					p.cfg.Names*p.cfg.Instances, rep[1], p.cfg.Names*p.cfg.Instances)
+			}
 			return fmt.Errorf("selfbench: registry bench setup: %s %s", rep[0], rep[1])
 		}
 		outstanding--
