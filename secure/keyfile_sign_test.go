@@ -52,7 +52,7 @@ func TestKeyFileSignKey(t *testing.T) {
 	other, _ := GenerateKeyPair()
 	os2 := other.Signer()
 	sec, _ := os.ReadFile(path)
-	bad := strings.Replace(string(sec), sg.Public.String(), os2.Public.String(), 1)
+	bad := strings.Replace(string(sec), "curve\n", "curve\n    sign-key = \""+os2.Public.String()+"\"\n", 1)
 	if _, err := ParseKeyPair([]byte(bad)); err == nil || !strings.Contains(err.Error(), "sign-key does not belong") {
 		t.Fatalf("mismatched sign-key: %v", err)
 	}
