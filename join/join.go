@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/zmtp"
 )
 
 // Join is one server's replication: a registry.Replicator. Give it to
@@ -37,17 +39,24 @@ type Join struct {
 	clock   uint64 // last value of the hybrid clock (µs) seq and beats come from
 	seq     uint64 // this server's last change
 	beat    uint64 // this server's last beat
-	origins map[string]*origin
-	tombs   map[string]tomb
-	links   map[*link]struct{}
-	byRID   map[string]*link
-	dialers map[string]*dialer // by HOST:PORT
-	dirty   []*link            // links with queued changes
-	wantAt  map[string]time.Time
-	running bool
-	warned  map[string]time.Time // rate-limited warnings
-	refused map[string]string    // peers no longer dialled as they refused, and why
-	scratch []byte
+	beatSig []byte // its signature (with a Signer)
+	// This origin's snapshot, signed, while seq is selfSnapSeq; and the
+	// changes since the last one pushed to every link (a checkpoint).
+	selfSnap    []Snap
+	selfSnapSeq uint64
+	sinceCkpt   int
+	sigBuf      []byte
+	origins     map[string]*origin
+	tombs       map[string]tomb
+	links       map[*link]struct{}
+	byRID       map[string]*link
+	dialers     map[string]*dialer // by HOST:PORT
+	dirty       []*link            // links with queued changes
+	wantAt      map[string]time.Time
+	running     bool
+	warned      map[string]time.Time // rate-limited warnings
+	refused     map[string]string    // peers no longer dialled as they refused, and why
+	scratch     []byte
 }
 
 var _ registry.Replicator = (*Join)(nil)
@@ -55,18 +64,43 @@ var _ registry.Replicator = (*Join)(nil)
 // origin is what this server knows of another server's entries (the
 // entries themselves are in the registry: registry.Host).
 type origin struct {
-	id    string
-	seq   uint64 // the last change applied
-	beat  uint64 // the origin's last beat heard
-	heard time.Time
+	id      string
+	seq     uint64 // the last change applied
+	beat    uint64 // the origin's last beat heard
+	beatSig []byte
+	heard   time.Time
+	// What this server passes on as the origin's snapshot, as the origin
+	// made it: its last snapshot taken (base, at baseSeq; nil when none
+	// can be given) and the encoded changes applied since (log).
+	base    []Snap
+	baseSeq uint64
+	log     [][]byte
 }
 
-// tomb remembers an origin that expired here, so that a stale copy of its
-// state (the same beat) does not bring it back. Collected after 2 × Grace.
+// tomb remembers an origin that expired or left here, so that a stale copy
+// of its state does not bring it back: after an expiry, one with the same
+// beat; after a leave, one older than the leave. Collected after 2 × Grace.
 type tomb struct {
-	beat uint64
-	at   time.Time
+	beat, seq uint64
+	left      bool
+	at        time.Time
 }
+
+// blocks reports whether a state of the origin at seq and beat is stale.
+func (t tomb) blocks(seq, beat uint64) bool {
+	if t.left {
+		return seq <= t.seq
+	}
+	return beat <= t.beat
+}
+
+// Checkpoints: this server sends its whole signed snapshot to every link
+// after ckptMin changes or as many as it has entries, whichever is more,
+// so that relays' logs of its changes stay bounded (a relay with a log
+// longer than twice that gives up passing on the origin's snapshots).
+const ckptMin = 256
+
+func ckptEvery(entries int) int { return max(ckptMin, entries) }
 
 // New makes a Join from cfg, for one registry.Server.
 func New(cfg Config) (*Join, error) {
@@ -114,9 +148,16 @@ func (j *Join) Start(h *registry.Host, now time.Time) {
 	j.self = h.ID()
 	j.seq = j.next()
 	j.beat = j.next()
+	if j.signed() {
+		if want := OriginID(j.cfg.Signer.Public); j.self != want {
+			j.log.Error("join: with signed records the server id must be its signing key's origin id: peers will refuse this server's records",
+				"server_id", j.self, "want", want)
+		}
+		j.beatSig = SignBeat(j.cfg.Signer, j.self, j.beat)
+	}
 	j.running = true
 	for _, p := range j.cfg.Peers {
-		if _, _, err := j.joinPeer(p); err != nil {
+		if _, _, err := j.joinPeer(p, nil); err != nil {
 			j.log.Error("join: cannot join", "peer", p, "err", err)
 		}
 	}
@@ -125,12 +166,19 @@ func (j *Join) Start(h *registry.Host, now time.Time) {
 // Interval is Config.Interval (registry.Replicator).
 func (j *Join) Interval() time.Duration { return j.cfg.Interval }
 
-// Stop ends every link goroutine (registry.Replicator).
+// drainWait bounds how long Stop waits for the leave to be written on the
+// links this server dialled.
+const drainWait = time.Second
+
+// Stop tells every peer that this server's origin leaves (a signed leave
+// change: its entries go at once everywhere), then ends every link
+// goroutine (registry.Replicator).
 func (j *Join) Stop() {
 	if !j.running {
 		return
 	}
 	j.running = false
+	j.depart()
 	close(j.stopCh)
 	for _, d := range j.dialers {
 		d.close()
@@ -150,9 +198,30 @@ func (j *Join) Flush() {
 	j.dirty = j.dirty[:0]
 }
 
+// depart sends the leave on every link up and waits, up to drainWait,
+// for the links this server dialled to write it (the ROUTER's linger
+// flushes the others).
+func (j *Join) depart() {
+	c := Change{Origin: j.self, Seq: j.next(), Prev: j.seq, Op: OpLeave}
+	j.seq = c.Seq
+	if j.signed() {
+		SignChange(j.cfg.Signer, &c)
+	}
+	j.forwardEnc(c.Origin, c.Seq, c.Append(nil), nil)
+	j.Flush()
+	deadline := time.NewTimer(drainWait)
+	defer deadline.Stop()
+	for l := range j.links {
+		if ss, ok := l.tr.(*session); ok && l.state.up() {
+			ss.drain(deadline.C)
+		}
+	}
+}
+
 // joinPeer starts dialling a peer; it reports the HOST:PORT and whether the
-// peer is new.
-func (j *Join) joinPeer(peer string) (addr string, isNew bool, err error) {
+// peer is new. sec, if set, is the link's mechanism (a JOIN with a key);
+// else Config.Security's for the address.
+func (j *Join) joinPeer(peer string, sec func() zmtp.Mechanism) (addr string, isNew bool, err error) {
 	addr, err = ParseAddr(peer)
 	if err != nil {
 		return "", false, err
@@ -160,11 +229,17 @@ func (j *Join) joinPeer(peer string) (addr string, isNew bool, err error) {
 	if j.dialers[addr] != nil {
 		return addr, false, nil
 	}
+	if sec == nil && j.cfg.Security != nil {
+		sec = j.cfg.Security(addr)
+	}
+	if sec == nil && j.cfg.CurveTo != nil {
+		return "", false, &registry.Error{Code: registry.CodeBadRequest, Message: fmt.Sprintf("no public key for %s: this server runs CURVE, so its join links need the peer's key", addr)}
+	}
 	if len(j.dialers) >= j.cfg.MaxPeers {
 		return "", false, &registry.Error{Code: registry.CodeLimit, Message: fmt.Sprintf("this server already joins %d peers, its limit", j.cfg.MaxPeers)}
 	}
 	delete(j.refused, addr)
-	d := &dialer{addr: addr, stop: make(chan struct{})}
+	d := &dialer{addr: addr, stop: make(chan struct{}), sec: sec}
 	j.dialers[addr] = d
 	j.log.Info("join: joining", "peer", addr)
 	j.wg.Add(1)
@@ -172,20 +247,24 @@ func (j *Join) joinPeer(peer string) (addr string, isNew bool, err error) {
 	return addr, true, nil
 }
 
-// peerOf reads the "peer" of a JOIN or LEAVE body.
-func peerOf(body []byte) (string, *registry.Error) {
+// peerOf reads the "peer" and "key" of a JOIN or LEAVE body.
+func peerOf(body []byte) (peer, key string, _ *registry.Error) {
 	var req struct {
 		Peer *string `json:"peer"`
+		Key  *string `json:"key"`
 	}
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
-			return "", &registry.Error{Code: registry.CodeBadRequest, Message: "body: field \"peer\": want a string"}
+			return "", "", &registry.Error{Code: registry.CodeBadRequest, Message: "body: fields \"peer\" and \"key\": want strings"}
 		}
 	}
 	if req.Peer == nil || *req.Peer == "" {
-		return "", &registry.Error{Code: registry.CodeBadRequest, Message: "peer is missing: want HOST, HOST:PORT or tcp://HOST:PORT"}
+		return "", "", &registry.Error{Code: registry.CodeBadRequest, Message: "peer is missing: want HOST, HOST:PORT or tcp://HOST:PORT"}
 	}
-	return *req.Peer, nil
+	if req.Key != nil {
+		key = *req.Key
+	}
+	return *req.Peer, key, nil
 }
 
 type joinReply struct {
@@ -193,13 +272,28 @@ type joinReply struct {
 	New  bool   `json:"new"`
 }
 
-// Join answers JOIN {"peer":"HOST[:PORT]"} (registry.Replicator).
+// Join answers JOIN {"peer":"HOST[:PORT]","key":"Z85"} (registry.Replicator).
+// On a CURVE server (Config.CurveTo) "key", the peer's public key, is
+// required and the link is CURVE with it: never a plaintext link.
 func (j *Join) Join(body []byte) (any, *registry.Error) {
-	peer, perr := peerOf(body)
+	peer, key, perr := peerOf(body)
 	if perr != nil {
 		return nil, perr
 	}
-	addr, isNew, err := j.joinPeer(peer)
+	var sec func() zmtp.Mechanism
+	switch {
+	case j.cfg.CurveTo != nil && key == "":
+		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "key is missing: this server runs CURVE, so JOIN needs the peer's public key (\"key\", Z85)"}
+	case j.cfg.CurveTo == nil && key != "":
+		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "key: this server does not run CURVE: its join links are NULL, so a key would not be used"}
+	case key != "":
+		pub, err := secure.ParsePublicKey(key)
+		if err != nil {
+			return nil, &registry.Error{Code: registry.CodeBadRequest, Message: fmt.Sprintf("key: %v", err)}
+		}
+		sec = j.cfg.CurveTo(pub)
+	}
+	addr, isNew, err := j.joinPeer(peer, sec)
 	if err != nil {
 		if e, ok := err.(*registry.Error); ok {
 			return nil, e
@@ -218,7 +312,7 @@ type leaveReply struct {
 // through it expire as usual, when their origins are heard by no other
 // link for the grace period. A peer not joined is a not_found error.
 func (j *Join) Leave(body []byte) (any, *registry.Error) {
-	peer, perr := peerOf(body)
+	peer, _, perr := peerOf(body)
 	if perr != nil {
 		return nil, perr
 	}
@@ -262,7 +356,19 @@ func (j *Join) Changed(typ registry.EventType, instance string, entry []byte, no
 	default:
 		c.Op, c.Instance = OpDeregister, instance
 	}
-	j.forward(&c, nil)
+	if j.signed() {
+		SignChange(j.cfg.Signer, &c)
+	}
+	j.scratch = c.Append(j.scratch[:0])
+	j.forwardEnc(c.Origin, c.Seq, j.scratch, nil)
+	if j.sinceCkpt++; j.sinceCkpt >= ckptEvery(j.h.Entries(j.self)) {
+		j.sinceCkpt = 0
+		for l := range j.links {
+			if l.state.up() {
+				j.sendSnap(l, j.self, now)
+			}
+		}
+	}
 }
 
 // expireOrigin drops every entry of an origin not heard for the grace
@@ -271,7 +377,7 @@ func (j *Join) expireOrigin(o *origin, now time.Time) {
 	n := j.h.DeleteOrigin(o.id, registry.EventExpire)
 	delete(j.origins, o.id)
 	delete(j.wantAt, o.id)
-	j.tombs[o.id] = tomb{beat: o.beat, at: now}
+	j.tombs[o.id] = tomb{beat: o.beat, seq: o.seq, at: now}
 	for l := range j.links {
 		delete(l.peerSeq, o.id)
 	}
@@ -281,13 +387,20 @@ func (j *Join) expireOrigin(o *origin, now time.Time) {
 		"silent", now.Sub(o.heard).Round(time.Millisecond))
 }
 
-// hear records an origin's beat, heard age ago.
-func (o *origin) hear(beat uint64, age time.Duration, now time.Time) {
+// hear records an origin's beat, heard age ago, if it is the origin's
+// (signed by it). With signing only a new beat makes the origin heard: a
+// relay cannot keep a silent origin alive by saying it heard the last
+// beat again, later.
+func (j *Join) hear(o *origin, beat uint64, sig []byte, age time.Duration, now time.Time) {
 	at := now.Add(-age)
 	switch {
 	case beat > o.beat:
-		o.beat, o.heard = beat, at
-	case beat == o.beat && at.After(o.heard):
+		if !j.verifyBeat(o.id, beat, sig) {
+			j.stats.refusedIn.Add(1)
+			return
+		}
+		o.beat, o.beatSig, o.heard = beat, sig, at
+	case beat == o.beat && !j.signed() && at.After(o.heard):
 		o.heard = at
 	}
 }
@@ -296,6 +409,9 @@ func (o *origin) hear(beat uint64, age time.Duration, now time.Time) {
 // origin expiry (registry.Replicator).
 func (j *Join) Tick(now time.Time) {
 	j.beat = j.next()
+	if j.signed() {
+		j.beatSig = SignBeat(j.cfg.Signer, j.self, j.beat)
+	}
 	for l := range j.links {
 		if now.Sub(l.heard) > l.timeout {
 			j.linkDown(l, fmt.Sprintf("nothing heard for %v", now.Sub(l.heard).Round(time.Millisecond)))
@@ -376,9 +492,9 @@ func (j *Join) digestMsgs(t MsgType, now time.Time) [][]byte {
 		n++
 	}
 	open()
-	add(j.self, DigestItem{Seq: j.seq, Beat: j.beat})
+	add(j.self, DigestItem{Seq: j.seq, Beat: j.beat, Sig: j.beatSig})
 	for id, o := range j.origins {
-		add(id, DigestItem{Seq: o.seq, Beat: o.beat, Age: uint64(max(now.Sub(o.heard), 0).Milliseconds())})
+		add(id, DigestItem{Seq: o.seq, Beat: o.beat, Age: uint64(max(now.Sub(o.heard), 0).Milliseconds()), Sig: o.beatSig})
 	}
 	return append(out, append(b, "}}"...))
 }
@@ -393,6 +509,7 @@ type counters struct {
 	changesIn, dupsIn, gapsIn, snapsIn      atomic.Int64
 	originsExpired, entriesExpired, linksUp atomic.Int64
 	linksDown, localChanges, protocolErrors atomic.Int64
+	refusedIn, originsLeft                  atomic.Int64
 }
 
 // Stats are a server's join counters since it started.
@@ -420,6 +537,8 @@ type Stats struct {
 	LinksDown      int64 `json:"links_down"`      // links dropped
 	LocalChanges   int64 `json:"local_changes"`   // changes of this server's own entries
 	ProtocolErrors int64 `json:"protocol_errors"` // SYNC messages refused as malformed
+	RefusedIn      int64 `json:"refused_in"`      // records not signed by their origin's trusted key
+	OriginsLeft    int64 `json:"origins_left"`    // origins that said they leave (shut down)
 }
 
 // Stats returns the join counters; safe to call at any time.
@@ -433,7 +552,7 @@ func (j *Join) Stats() Stats {
 		ChangesIn: c.changesIn.Load(), DupsIn: c.dupsIn.Load(), GapsIn: c.gapsIn.Load(), SnapsIn: c.snapsIn.Load(),
 		OriginsExpired: c.originsExpired.Load(), EntriesExpired: c.entriesExpired.Load(),
 		LinksUp: c.linksUp.Load(), LinksDown: c.linksDown.Load(), LocalChanges: c.localChanges.Load(),
-		ProtocolErrors: c.protocolErrors.Load(),
+		ProtocolErrors: c.protocolErrors.Load(), RefusedIn: c.refusedIn.Load(), OriginsLeft: c.originsLeft.Load(),
 	}
 }
 
