@@ -44,22 +44,7 @@ type session struct {
 	queued atomic.Int64  // bytes in out
 	link   *link         // loop-owned
 	wdone  chan struct{} // closed when the writer returned
-	closed bool          // loop-owned: out is closed (drain)
-}
-
-// drain closes the writer's queue, so that it writes what is queued and
-// returns, and waits for that until timeout fires. Only Stop calls it:
-// nothing is sent on the link afterwards.
-func (ss *session) drain(timeout <-chan time.Time) {
-	if ss.closed {
-		return
-	}
-	ss.closed = true
-	close(ss.out)
-	select {
-	case <-ss.wdone:
-	case <-timeout:
-	}
+	closed bool          // loop-owned: out is closed (Depart): the writer ends once it wrote it
 }
 
 var errLinkFull = errors.New("join: link queue full")

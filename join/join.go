@@ -1,6 +1,7 @@
 package join
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,7 @@ type Join struct {
 	dirty       []*link            // links with queued changes
 	wantAt      map[string]time.Time
 	running     bool
+	departed    bool                 // the leave was sent (Depart): nothing is sent any more
 	warned      map[string]time.Time // rate-limited warnings
 	refused     map[string]string    // peers no longer dialled as they refused, and why
 	scratch     []byte
@@ -178,7 +180,11 @@ func (j *Join) Stop() {
 		return
 	}
 	j.running = false
-	j.depart()
+	if !j.departed {
+		// Not told by Depart: the ROUTER may be closed already, but the
+		// links this server dialled can still carry the leave.
+		waitDrained(j.depart(true))
+	}
 	close(j.stopCh)
 	for _, d := range j.dialers {
 		d.close()
@@ -198,22 +204,71 @@ func (j *Join) Flush() {
 	j.dirty = j.dirty[:0]
 }
 
-// depart sends the leave on every link up and waits, up to drainWait,
-// for the links this server dialled to write it (the ROUTER's linger
-// flushes the others).
-func (j *Join) depart() {
+// Depart tells every peer that this server's origin leaves (a leave
+// change, signed with a Signer): their lookups lose its entries at once and
+// their watchers get deregister events, rather than after the grace. Call
+// it just before closing the server (node.Run does, on SIGTERM): from then
+// on join sends its peers nothing. It returns when the links this server
+// dialled wrote it, after drainWait at most, or when ctx ends; the ROUTER
+// flushes the others as the server closes. Any goroutine may call it.
+func (j *Join) Depart(ctx context.Context) {
+	if j.h == nil {
+		return // never started
+	}
+	got := make(chan []*session, 1)
+	if !j.h.Post(ctx.Done(), func() { got <- j.depart(false) }) {
+		return
+	}
+	select {
+	case ss := <-got:
+		waitDrained(ss)
+	case <-ctx.Done():
+	}
+}
+
+// depart sends the leave on every link up (only on the links this server
+// dialled if sessionsOnly), stops all further sends, and closes the queues
+// of the dialled links' writers, which it returns: they end once they
+// wrote what is queued.
+func (j *Join) depart(sessionsOnly bool) []*session {
+	if j.departed {
+		return nil
+	}
 	c := Change{Origin: j.self, Seq: j.next(), Prev: j.seq, Op: OpLeave}
 	j.seq = c.Seq
 	if j.signed() {
 		SignChange(j.cfg.Signer, &c)
 	}
-	j.forwardEnc(c.Origin, c.Seq, c.Append(nil), nil)
-	j.Flush()
+	var out []*session
+	for l := range j.links {
+		ss, isSession := l.tr.(*session)
+		if !l.state.up() || sessionsOnly && !isSession {
+			continue
+		}
+		j.linkSend(l, Delta{Changes: []Change{c}}.Append(nil), &j.stats.deltaBytesOut)
+		if isSession {
+			ss.closed = true
+			close(ss.out)
+			out = append(out, ss)
+		}
+	}
+	j.departed = true
+	j.log.Info("join: leaving: told the peers", "links", len(j.links))
+	return out
+}
+
+// waitDrained waits, up to drainWait, for the writers of ss to end.
+func waitDrained(ss []*session) {
+	if len(ss) == 0 {
+		return
+	}
 	deadline := time.NewTimer(drainWait)
 	defer deadline.Stop()
-	for l := range j.links {
-		if ss, ok := l.tr.(*session); ok && l.state.up() {
-			ss.drain(deadline.C)
+	for _, s := range ss {
+		select {
+		case <-s.wdone:
+		case <-deadline.C:
+			return
 		}
 	}
 }

@@ -743,7 +743,7 @@ func (j *Join) linkSend(l *link, body []byte, counter *atomic.Int64) bool {
 // linkWrite sends one message on l without blocking: a peer that is gone
 // or too far behind does not get it (a gap it will ask to fill).
 func (j *Join) linkWrite(l *link, body []byte, counter *atomic.Int64) bool {
-	if l.state == StateDown {
+	if l.state == StateDown || j.departed {
 		return false
 	}
 	if err := l.tr.send(body); err != nil {

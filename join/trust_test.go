@@ -1,0 +1,100 @@
+package join_test
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/registry"
+)
+
+// TestJoinCounterWedge: a peer that sends another origin's state with seq
+// and beat 2^64-1 (or far ahead of the clock) cannot wedge that origin:
+// the values are refused, and the real origin's later changes still
+// arrive (PROTOCOL.md, "Counters").
+func TestJoinCounterWedge(t *testing.T) {
+	a := startServer(t, joinCfg("WEDGE-A"))
+	b := startServer(t, joinCfg("WEDGE-B", addr(a)))
+	ca, cb := newClient(t, a, registry.ClientConfig{}), newClient(t, b, registry.ClientConfig{})
+	ctx := ctxT(t)
+	if _, err := ca.Register(ctx, registry.Service{Name: "wedge", Host: "10.0.0.1", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, "wedge", 1, ca, cb)
+
+	f := newFakePeer(t, b, "WEDGE-F")
+	f.send(map[string]any{"t": "hello", "v": 1, "server": "WEDGE-F", "max": 65536, "interval": 0.1, "digest": map[string]any{}})
+	f.recv("ready")
+	const top = uint64(math.MaxUint64)
+	for _, v := range []uint64{top, top - 1, uint64(time.Now().Add(time.Hour).UnixMicro())} {
+		f.send(map[string]any{"t": "snap", "origin": "WEDGE-A", "seq": v, "beat": v, "age": 0,
+			"entries": []any{entryJSON("WEDGE-A", "forged", 9, 1)}})
+		f.tick(map[string][3]uint64{"WEDGE-A": {v, v, 0}})
+		f.send(map[string]any{"t": "delta", "changes": []any{
+			map[string]any{"origin": "WEDGE-A", "seq": v, "prev": 0, "op": "set", "entry": entryJSON("WEDGE-A", "forged2", 9, 1)}}})
+	}
+	// The real origin's change arrives; nothing forged shows.
+	for i := 2; i <= 3; i++ {
+		if _, err := ca.Register(ctx, registry.Service{Name: "wedge", Host: "10.0.0.1", Port: i}); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("A's change %d reaches B", i), func() bool {
+			return len(view(t, cb, "wedge")) == i
+		})
+	}
+	for inst := range view(t, cb, "wedge") {
+		if inst == "forged" || inst == "forged2" {
+			t.Fatalf("B shows a forged entry: %v", view(t, cb, "wedge"))
+		}
+	}
+}
+
+// TestJoinGracefulLeave: a server that stops tells its peers at once: its
+// entries leave their lookups well before the grace period, and their
+// watchers get deregister events.
+func TestJoinGracefulLeave(t *testing.T) {
+	cfgA := joinCfg("LEAVE-A")
+	cfgA.join.Grace = time.Minute
+	a := startServer(t, cfgA)
+	cfgB := joinCfg("LEAVE-B", addr(a))
+	cfgB.join.Grace = time.Minute
+	b := startServer(t, cfgB)
+	ca, cb := newClient(t, a, registry.ClientConfig{}), newClient(t, b, registry.ClientConfig{})
+	ctx := ctxT(t)
+	for i := 1; i <= 2; i++ {
+		if _, err := ca.Register(ctx, registry.Service{Name: "bye", Host: "10.0.0.1", Port: i, TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	converge(t, "bye", 2, ca, cb)
+	events, err := cb.Watch(ctx, "bye")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; ev.Type != registry.EventSync {
+		t.Fatalf("first event %v", ev.Type)
+	}
+	start := time.Now()
+	a.j.Depart(ctx) // what node.Run does on SIGTERM, before closing
+	a.Server.Close()
+	testutil.Eventually(t, 10*time.Second, "A's entries gone from B", func() bool { return len(view(t, cb, "bye")) == 0 })
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("A's entries left B after %v: the grace (1m), not the leave", took)
+	}
+	gone := 0
+	for gone < 2 {
+		select {
+		case ev := <-events:
+			if ev.Type == registry.EventDeregister || ev.Type == registry.EventExpire {
+				gone++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 2 removal events", gone)
+		}
+	}
+	if st := b.j.Stats(); st.OriginsLeft != 1 {
+		t.Fatalf("B's stats: %+v", st)
+	}
+}
