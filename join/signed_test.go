@@ -1,0 +1,206 @@
+package join_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+)
+
+// signer is a fresh server identity: its signer and origin id.
+func newSigner(t testing.TB) (*secure.Signer, string) {
+	t.Helper()
+	kp, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := kp.Signer()
+	return &s, join.OriginID(s.Public)
+}
+
+// trustOf trusts exactly the given signers.
+func trustOf(ss ...*secure.Signer) func(secure.SignPublicKey) bool {
+	m := map[secure.SignPublicKey]bool{}
+	for _, s := range ss {
+		m[s.Public] = true
+	}
+	return func(k secure.SignPublicKey) bool { return m[k] }
+}
+
+// signedCfg is joinCfg for a server that signs with s.
+func signedCfg(s *secure.Signer, trust func(secure.SignPublicKey) bool, peers ...string) config {
+	c := joinCfg(join.OriginID(s.Public), peers...)
+	c.join.Signer, c.join.TrustOrigin = s, trust
+	return c
+}
+
+func (f *fakePeer) sendMsg(m join.Msg) { f.t.Helper(); f.sendRaw(string(m.Append(nil))) }
+
+// recvMsg returns the next message of type typ as join decodes it.
+func (f *fakePeer) recvMsg(typ join.MsgType) join.Msg {
+	f.t.Helper()
+	for {
+		msg, err := f.s.Recv()
+		if err != nil {
+			f.t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		m, _, err := join.ParseMsg(msg[1])
+		if err != nil {
+			f.t.Fatalf("%s: %v", msg[1], err)
+		}
+		if m.Type() == typ {
+			return m
+		}
+	}
+}
+
+func rawEntry(t testing.TB, origin, inst string, port int) json.RawMessage {
+	b, err := json.Marshal(entryJSON(origin, inst, port, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestJoinSignedRelay: a compromised relay, a server whose key is
+// trusted, linked to B, tries every lie about A's origin on B: a change
+// of A it signed itself or left unsigned, A's snapshot altered, A's old
+// records replayed after newer ones, A's leave forged, and new origins
+// (an untrusted key's, an id naming no key). B takes none of them and its
+// view of A stays A's own; the relay's reach ends at its own entries. A's
+// real leave, signed, still empties B's view of A at once.
+func TestJoinSignedRelay(t *testing.T) {
+	sA, idA := newSigner(t)
+	sB, _ := newSigner(t)
+	sR, idR := newSigner(t)
+	sM, idM := newSigner(t) // a key nobody trusts
+	trust := trustOf(sA, sB, sR)
+	cfgA := signedCfg(sA, trust)
+	cfgA.join.Grace = time.Minute
+	a := startServer(t, cfgA)
+	cfgB := signedCfg(sB, trust, addr(a))
+	cfgB.join.Grace = time.Minute
+	b := startServer(t, cfgB)
+	ca, cb := newClient(t, a, registry.ClientConfig{}), newClient(t, b, registry.ClientConfig{})
+	ctx := ctxT(t)
+	if _, err := ca.Register(ctx, registry.Service{Name: "s", Host: "10.0.0.1", Port: 1, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, "s", 1, ca, cb)
+
+	// The relay links to A and takes A's snapshot, as A signed it; then
+	// to B, where it lies.
+	ra := newFakePeer(t, a, idR)
+	ra.sendMsg(join.Hello{V: 1, Server: idR, Max: 1 << 20, Interval: 0.1})
+	var snapA join.Snap
+	for snapA.Origin != idA {
+		snapA = ra.recvMsg(join.TypeSnap).(join.Snap)
+	}
+	if len(snapA.Sig) == 0 || len(snapA.BeatSig) == 0 || len(snapA.Entries) != 1 {
+		t.Fatalf("A's snapshot: %+v", snapA)
+	}
+	r := newFakePeer(t, b, idR)
+	r.sendMsg(join.Hello{V: 1, Server: idR, Max: 1 << 20, Interval: 0.1})
+	seqA := r.recvMsg(join.TypeHello).(join.Hello).Digest[idA].Seq
+	if seqA != snapA.Seq {
+		t.Fatalf("B holds A at %d, A's snapshot is at %d", seqA, snapA.Seq)
+	}
+	r.recvMsg(join.TypeReady)
+	r.sendMsg(join.Ready{})
+
+	// The relay's own origin: its entries are its own to give.
+	own := join.Snap{Origin: idR, Seq: 5, Beat: 5, Entries: []json.RawMessage{rawEntry(t, idR, "r1", 7)}}
+	join.SignSnap(sR, &own)
+	own.BeatSig = join.SignBeat(sR, idR, own.Beat)
+	r.sendMsg(own)
+	testutil.Eventually(t, 5*time.Second, "the relay's own entry shown", func() bool { return len(view(t, cb, "fake")) == 1 })
+
+	var lies []join.Msg
+	// 1. A change of A's: signed by the relay, or not at all.
+	forged := join.Change{Origin: idA, Seq: seqA + 1, Prev: seqA, Op: join.OpSet, Entry: rawEntry(t, idA, "forged", 9)}
+	lies = append(lies, join.Delta{Changes: []join.Change{forged}})
+	join.SignChange(sR, &forged)
+	lies = append(lies, join.Delta{Changes: []join.Change{forged}})
+	// 2. A's snapshot altered: another address, or a newer seq.
+	alt := snapA
+	alt.Entries = []json.RawMessage{bytes.Replace(snapA.Entries[0], []byte("10.0.0.1"), []byte("6.6.6.6"), 1)}
+	lies = append(lies, alt)
+	alt = snapA
+	alt.Seq = seqA + 1000
+	lies = append(lies, alt)
+	// 3. A's leave, forged.
+	leave := join.Change{Origin: idA, Seq: seqA + 2000, Prev: seqA, Op: join.OpLeave}
+	join.SignChange(sR, &leave)
+	lies = append(lies, join.Delta{Changes: []join.Change{leave}})
+	// 4. New origins: an untrusted key's (well signed), an id that names
+	// no key, the relay's key signing for another id.
+	other := idR[:51] + "a"
+	if other == idR {
+		other = idR[:51] + "q"
+	}
+	for _, o := range []struct {
+		id string
+		s  *secure.Signer
+	}{{idM, sM}, {"MINTED", sR}, {other, sR}} {
+		m := join.Snap{Origin: o.id, Seq: 5, Beat: 5, Entries: []json.RawMessage{rawEntry(t, o.id, "minted", 8)}}
+		join.SignSnap(o.s, &m)
+		m.BeatSig = join.SignBeat(o.s, o.id, m.Beat)
+		lies = append(lies, m)
+		c := join.Change{Origin: o.id, Seq: 6, Prev: 5, Op: join.OpSet, Entry: rawEntry(t, o.id, "minted2", 8)}
+		join.SignChange(o.s, &c)
+		lies = append(lies, join.Delta{Changes: []join.Change{c}})
+		lies = append(lies, join.Tick{Digest: join.Digest{o.id: {Seq: 6, Beat: 6, Sig: join.SignBeat(o.s, o.id, 6)}}})
+	}
+	for _, m := range lies {
+		r.sendMsg(m)
+	}
+	// A's real change: it arrives, and the relay sees it go by.
+	if _, err := ca.Register(ctx, registry.Service{Name: "s", Host: "10.0.0.1", Port: 2, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	v := converge(t, "s", 2, ca, cb)
+	d := r.recvMsg(join.TypeDelta).(join.Delta)
+	old := d.Changes[0]
+	if old.Origin != idA || len(old.Sig) == 0 {
+		t.Fatalf("A's change as B passes it on: %+v", old)
+	}
+	// 5. Replays, after newer records: A's change (now old) again, and
+	// A's first snapshot again, as they were signed.
+	if _, err := ca.Register(ctx, registry.Service{Name: "s", Host: "10.0.0.1", Port: 3, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	v = converge(t, "s", 3, ca, cb)
+	r.sendMsg(join.Delta{Changes: []join.Change{old}})
+	r.sendMsg(snapA)
+	if _, err := ca.Register(ctx, registry.Service{Name: "s", Host: "10.0.0.1", Port: 4, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	v = converge(t, "s", 4, ca, cb)
+	for inst, e := range v {
+		if !bytes.HasPrefix([]byte(e), []byte(idA+"@")) || bytes.Contains([]byte(e), []byte("6.6.6.6")) {
+			t.Fatalf("B shows %s = %s", inst, e)
+		}
+	}
+	if fv := view(t, cb, "fake"); len(fv) != 1 || fv["r1"] == "" {
+		t.Fatalf("B's fake entries: %v (only the relay's own r1 may show)", fv)
+	}
+	ji := joinInfo(t, cb)
+	for _, o := range ji.Origins {
+		if o.Origin != idA && o.Origin != idR {
+			t.Fatalf("B holds origin %s", o.Origin)
+		}
+	}
+	if st := b.j.Stats(); st.RefusedIn < 8 || st.OriginsLeft != 0 {
+		t.Fatalf("B's stats: %+v", st)
+	}
+
+	// A leaves, signed: B drops A's entries at once (grace 1m).
+	a.j.Depart(ctx)
+	a.Server.Close()
+	testutil.Eventually(t, 10*time.Second, "A's entries gone from B", func() bool { return len(view(t, cb, "s")) == 0 })
+}
