@@ -1,13 +1,18 @@
 package join_test
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/zmtp"
+	"github.com/hydra-net/hydra/zmtp/curve"
 )
 
 // TestJoinCounterWedge: a peer that sends another origin's state with seq
@@ -97,4 +102,55 @@ func TestJoinGracefulLeave(t *testing.T) {
 	if st := b.j.Stats(); st.OriginsLeft != 1 {
 		t.Fatalf("B's stats: %+v", st)
 	}
+}
+
+// TestJoinVerbCurveKey: on a CURVE server a run-time JOIN without the
+// peer's key is refused (bad_request naming "key"), never a plaintext
+// link; with the key the link is CURVE (the peer takes nothing else).
+func TestJoinVerbCurveKey(t *testing.T) {
+	kA, kB, kC := newKeyPair(t), newKeyPair(t), newKeyPair(t) // A, B, B's client
+	cfgA := joinCfg("JK-A")
+	cfgA.reg.Security = curve.Server(kA, secure.NewAllowList(kB.Public, kC.Public))
+	a := startServer(t, cfgA)
+	cfgB := joinCfg("JK-B")
+	cfgB.reg.Security = curve.Server(kB, secure.NewAllowList(kC.Public))
+	cfgB.join.CurveTo = func(pub secure.PublicKey) func() zmtp.Mechanism { return curve.Client(kB, pub) }
+	b := startServer(t, cfgB)
+	ca := newClient(t, a, registry.ClientConfig{Security: curve.Client(kC, kA.Public)})
+	cb := newClient(t, b, registry.ClientConfig{Security: curve.Client(kC, kB.Public)})
+	ctx := ctxT(t)
+
+	for _, body := range []map[string]string{{"peer": addr(a)}, {"peer": addr(a), "key": "short"}} {
+		_, err := cb.Request(ctx, registry.VerbJoin, body)
+		var re *registry.Error
+		if !errors.As(err, &re) || re.Code != registry.CodeBadRequest || !strings.Contains(re.Message, "key") {
+			t.Fatalf("JOIN %v on a CURVE server: %v", body, err)
+		}
+	}
+	if ji := joinInfo(t, cb); ji != nil && len(ji.Links) != 0 {
+		t.Fatalf("B dials after a refused JOIN: %+v", ji.Links)
+	}
+	if _, err := cb.Request(ctx, registry.VerbJoin, map[string]string{"peer": addr(a), "key": kA.Public.String()}); err != nil {
+		t.Fatal(err)
+	}
+	linked(t, cb, 1)
+	if _, err := ca.Register(ctx, registry.Service{Name: "jk", Host: "10.0.0.1", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, "jk", 1, ca, cb)
+	// A NULL server takes no key: it would not be used.
+	plain := startServer(t, joinCfg("JK-P"))
+	cp := newClient(t, plain, registry.ClientConfig{})
+	if _, err := cp.Request(ctx, registry.VerbJoin, map[string]string{"peer": addr(a), "key": kA.Public.String()}); err == nil {
+		t.Fatal("a NULL server took a JOIN with a key")
+	}
+}
+
+func newKeyPair(t testing.TB) secure.KeyPair {
+	t.Helper()
+	kp, err := secure.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
 }
