@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
 )
 
 // Join tests: real hydra-server processes (the test binary) on loopback.
@@ -563,4 +565,42 @@ func startExec(t *testing.T, cmd *exec.Cmd) *proc {
 		}
 	})
 	return p
+}
+
+// TestJoinRuntimeCurveKey: on a --curve server `hydra-server join` needs
+// the peer's key (--key); without it the server refuses, naming the field,
+// and with it the link is CURVE (the peer speaks nothing else).
+func TestJoinRuntimeCurveKey(t *testing.T) {
+	dir := t.TempDir()
+	keygen := func(name string) (string, secure.KeyPair) {
+		path := filepath.Join(dir, name)
+		kp, err := secure.Keygen(path, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path, kp
+	}
+	aKey, _ := keygen("a.key")
+	bKey, bk := keygen("b.key")
+	adminKey, admin := keygen("admin.key")
+	allowA, allowB := filepath.Join(dir, "a.allow"), filepath.Join(dir, "b.allow")
+	os.WriteFile(allowA, []byte(bk.Public.String()+"\n"+admin.Public.String()+"\n"), 0o644)
+	os.WriteFile(allowB, []byte(admin.Public.String()+"\n"), 0o644)
+	_, a := startJoin(t, "CA", "--key-file", aKey, "--curve", "--allow-file", allowA)
+	_, b := startJoin(t, "CB", "--key-file", bKey, "--curve", "--allow-file", allowB)
+	_, port, _ := net.SplitHostPort(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := []string{"join", "--port", port, "--server-key", secure.PublicKeyPath(bKey), "--key-file", adminKey}
+	code, out, errs := runCmd(ctx, append(cmd, a)...)
+	if code != 2 || !strings.Contains(errs, "key is missing") {
+		t.Fatalf("join without --key on a CURVE server: %d %q %q", code, out, errs)
+	}
+	code, out, errs = runCmd(ctx, append(cmd, a, "--key", secure.PublicKeyPath(aKey))...)
+	if code != 0 || out != "joined "+a+" (server CA)\n" {
+		t.Fatalf("join --key: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := runCmd(ctx, append(cmd, a, "--key", "x", "--key", "y")...); code != 2 || !strings.Contains(errs, "2 --key") {
+		t.Fatalf("two keys for one peer: %d %q", code, errs)
+	}
 }
