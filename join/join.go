@@ -71,6 +71,12 @@ type origin struct {
 	beat    uint64 // the origin's last beat heard
 	beatSig []byte
 	heard   time.Time
+	// With signing, the newest beat heard and not checked yet (pend > beat)
+	// and when; sigSent is the beat whose signature the last tick carried.
+	pend    uint64
+	pendSig []byte
+	pendAt  time.Time
+	sigSent uint64
 	// What this server passes on as the origin's snapshot, as the origin
 	// made it: its last snapshot taken (base, at baseSeq; nil when none
 	// can be given) and the encoded changes applied since (log).
@@ -445,19 +451,52 @@ func (j *Join) expireOrigin(o *origin, now time.Time) {
 // hear records an origin's beat, heard age ago, if it is the origin's
 // (signed by it). With signing only a new beat makes the origin heard: a
 // relay cannot keep a silent origin alive by saying it heard the last
-// beat again, later.
+// beat again, later. And a beat is checked only when the origin needs it
+// (not heard for verifyEvery): the newest is kept until then, so that a
+// server checks one signature per origin per verifyEvery, not one per
+// digest.
 func (j *Join) hear(o *origin, beat uint64, sig []byte, age time.Duration, now time.Time) {
 	at := now.Add(-age)
 	switch {
-	case beat > o.beat:
-		if !j.verifyBeat(o.id, beat, sig) {
-			j.stats.refusedIn.Add(1)
+	case beat > o.beat && j.signed():
+		if len(sig) == 0 || beat <= o.pend {
 			return
 		}
-		o.beat, o.beatSig, o.heard = beat, sig, at
+		o.pend, o.pendSig, o.pendAt = beat, sig, at
+		if now.Sub(o.heard) >= j.verifyEvery() {
+			j.checkPending(o)
+		}
+	case beat > o.beat:
+		o.beat, o.heard = beat, at
 	case beat == o.beat && !j.signed() && at.After(o.heard):
 		o.heard = at
 	}
+}
+
+// verifyEvery is how stale an origin's last checked beat may get before a
+// newer one is checked: well within the grace.
+func (j *Join) verifyEvery() time.Duration { return j.cfg.Grace / 4 }
+
+// checkPending checks the newest beat heard of o; if it is o's, o is
+// heard then.
+func (j *Join) checkPending(o *origin) {
+	if o.pend <= o.beat {
+		return
+	}
+	if j.verifyBeat(o.id, o.pend, o.pendSig) {
+		o.beat, o.beatSig, o.heard = o.pend, o.pendSig, o.pendAt
+	} else {
+		j.stats.refusedIn.Add(1)
+	}
+	o.pend, o.pendSig = 0, nil
+}
+
+// lastHeard is when o's newest beat was heard, checked or not (INFO).
+func (o *origin) lastHeard() time.Time {
+	if o.pend > o.beat && o.pendAt.After(o.heard) {
+		return o.pendAt
+	}
+	return o.heard
 }
 
 // Tick runs every Interval: this server's beat, link timeouts and digests,
@@ -473,6 +512,9 @@ func (j *Join) Tick(now time.Time) {
 		}
 	}
 	for _, o := range j.origins {
+		if o.pend > o.beat && now.Sub(o.heard) >= j.verifyEvery() {
+			j.checkPending(o)
+		}
 		if now.Sub(o.heard) > j.cfg.Grace {
 			j.expireOrigin(o, now)
 		}
@@ -508,6 +550,7 @@ func (j *Join) Tick(now time.Time) {
 // first then carries the hello, the others are ticks). They are built
 // piecewise, as Hello.Append and Tick.Append encode them, to split them.
 func (j *Join) digestMsgs(t MsgType, now time.Time) [][]byte {
+	hello := t == TypeHello
 	// Small enough for every peer we know (hello: before we know).
 	m := min(j.h.MaxRequestBytes(), 64<<10)
 	for l := range j.links {
@@ -549,7 +592,18 @@ func (j *Join) digestMsgs(t MsgType, now time.Time) [][]byte {
 	open()
 	add(j.self, DigestItem{Seq: j.seq, Beat: j.beat, Sig: j.beatSig})
 	for id, o := range j.origins {
-		add(id, DigestItem{Seq: o.seq, Beat: o.beat, Age: uint64(max(now.Sub(o.heard), 0).Milliseconds()), Sig: o.beatSig})
+		it := DigestItem{Seq: o.seq, Beat: o.beat, Age: uint64(max(now.Sub(o.heard), 0).Milliseconds())}
+		// A tick carries a beat's signature once, when the beat is new; a
+		// hello always (the peer knows nothing yet).
+		if hello || o.sigSent != o.beat {
+			it.Sig = o.beatSig
+		}
+		add(id, it)
+	}
+	if !hello {
+		for _, o := range j.origins {
+			o.sigSent = o.beat
+		}
 	}
 	return append(out, append(b, "}}"...))
 }
@@ -692,7 +746,7 @@ func (j *Join) Info(now time.Time) any {
 			li.Failures, li.Error = 0, ""
 		}
 		if o := j.origins[l.peer]; o != nil {
-			li.Lag = max(now.Sub(o.heard), 0).Seconds()
+			li.Lag = max(now.Sub(o.lastHeard()), 0).Seconds()
 		}
 		ji.Links = append(ji.Links, li)
 	}
@@ -707,7 +761,7 @@ func (j *Join) Info(now time.Time) any {
 		return strings.Compare(a.Dir+a.Addr+a.Peer, b.Dir+b.Addr+b.Peer)
 	})
 	for id, o := range j.origins {
-		ji.Origins = append(ji.Origins, OriginInfo{Origin: id, Entries: j.h.Entries(id), Heard: now.Sub(o.heard).Seconds()})
+		ji.Origins = append(ji.Origins, OriginInfo{Origin: id, Entries: j.h.Entries(id), Heard: now.Sub(o.lastHeard()).Seconds()})
 	}
 	slices.SortFunc(ji.Origins, func(a, b OriginInfo) int { return strings.Compare(a.Origin, b.Origin) })
 	return ji

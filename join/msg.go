@@ -373,8 +373,65 @@ func (d DigestItem) Append(b []byte) []byte {
 	return append(b, ']')
 }
 
-// UnmarshalJSON decodes [seq,beat,age] or [seq,beat,age,"sig"].
+// UnmarshalJSON decodes [seq,beat,age] or [seq,beat,age,"sig"]: a digest
+// has one per origin and arrives every interval on every link, so the
+// plain form is read by hand; anything else goes through encoding/json.
 func (d *DigestItem) UnmarshalJSON(b []byte) error {
+	if it, ok := parseDigestItem(b); ok {
+		*d = it
+		return nil
+	}
+	return d.unmarshalSlow(b)
+}
+
+// parseDigestItem reads [n,n,n] or [n,n,n,"base64"] (no escapes, no
+// spaces); false for anything else.
+func parseDigestItem(b []byte) (DigestItem, bool) {
+	var n [3]uint64
+	if len(b) < 7 || b[0] != '[' || b[len(b)-1] != ']' {
+		return DigestItem{}, false
+	}
+	i := 1
+	for k := range n {
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			v := n[k]*10 + uint64(b[i]-'0')
+			if n[k] > (1<<64-1)/10 || v < n[k]*10 {
+				return DigestItem{}, false // overflow: the slow path says so
+			}
+			n[k] = v
+			i++
+		}
+		if i == start || i-start > 1 && b[start] == '0' || i >= len(b) {
+			return DigestItem{}, false
+		}
+		if k < 2 {
+			if b[i] != ',' {
+				return DigestItem{}, false
+			}
+			i++
+		}
+	}
+	it := DigestItem{Seq: n[0], Beat: n[1], Age: n[2]}
+	switch {
+	case i == len(b)-1:
+		return it, true
+	case b[i] != ',' || i+4 > len(b) || b[i+1] != '"' || b[len(b)-2] != '"':
+		return DigestItem{}, false
+	}
+	enc := b[i+2 : len(b)-2]
+	if bytes.IndexByte(enc, '\\') >= 0 || bytes.IndexByte(enc, '"') >= 0 {
+		return DigestItem{}, false
+	}
+	sig, err := base64.StdEncoding.AppendDecode(nil, enc)
+	if err != nil {
+		return DigestItem{}, false
+	}
+	it.Sig = sig
+	return it, true
+}
+
+func (d *DigestItem) unmarshalSlow(b []byte) error {
 	var a []json.RawMessage
 	if err := json.Unmarshal(b, &a); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package join
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 
@@ -84,4 +85,25 @@ func BenchmarkVerifyBeat(b *testing.B) {
 			b.Fatal("does not verify")
 		}
 	}
+}
+
+// FuzzDigestItem: the hand-read digest item is what encoding/json reads.
+func FuzzDigestItem(f *testing.F) {
+	for _, s := range []string{`[1,2,3]`, `[1,2,3,"AQID"]`, `[1,2,3,""]`, `[1,2,3,"]`, `[18446744073709551615,0,0]`,
+		`[18446744073709551616,0,0]`, `[01,2,3]`, `[1, 2, 3]`, `[1,2,3,"A\u0051ID"]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := parseDigestItem(b)
+		if !ok {
+			return
+		}
+		var slow DigestItem
+		if err := slow.unmarshalSlow(b); err != nil {
+			t.Fatalf("%q: read by hand as %+v, encoding/json: %v", b, fast, err)
+		}
+		if fast.Seq != slow.Seq || fast.Beat != slow.Beat || fast.Age != slow.Age || !bytes.Equal(fast.Sig, slow.Sig) {
+			t.Fatalf("%q: by hand %+v, encoding/json %+v", b, fast, slow)
+		}
+	})
 }
