@@ -66,17 +66,23 @@ var _ registry.Replicator = (*Join)(nil)
 // origin is what this server knows of another server's entries (the
 // entries themselves are in the registry: registry.Host).
 type origin struct {
-	id      string
-	seq     uint64 // the last change applied
-	beat    uint64 // the origin's last beat heard
+	id  string
+	seq uint64 // the last change applied
+	// The origin's newest beat heard, its signature and when it was heard
+	// (what digests pass on), and the newest of them checked (with
+	// signing: its signature valid; without, the same) and when: liveness
+	// goes by the checked beat. A beat is checked only when the origin
+	// needs it, unheard for verifyEvery, so that a server checks one
+	// signature per origin per verifyEvery, not one per digest, and a
+	// relay passes on the newest beat at once (checked or not), so that
+	// the checks of each hop do not add up.
+	beat    uint64
 	beatSig []byte
+	seenAt  time.Time
+	checked uint64
+	chkSig  []byte
 	heard   time.Time
-	// With signing, the newest beat heard and not checked yet (pend > beat)
-	// and when; sigSent is the beat whose signature the last tick carried.
-	pend    uint64
-	pendSig []byte
-	pendAt  time.Time
-	sigSent uint64
+	sigSent uint64 // the beat whose signature the last tick carried
 	// What this server passes on as the origin's snapshot, as the origin
 	// made it: its last snapshot taken (base, at baseSeq; nil when none
 	// can be given) and the encoded changes applied since (log).
@@ -438,7 +444,7 @@ func (j *Join) expireOrigin(o *origin, now time.Time) {
 	n := j.h.DeleteOrigin(o.id, registry.EventExpire)
 	delete(j.origins, o.id)
 	delete(j.wantAt, o.id)
-	j.tombs[o.id] = tomb{beat: o.beat, seq: o.seq, at: now}
+	j.tombs[o.id] = tomb{beat: o.checked, seq: o.seq, at: now}
 	for l := range j.links {
 		delete(l.peerSeq, o.id)
 	}
@@ -448,53 +454,49 @@ func (j *Join) expireOrigin(o *origin, now time.Time) {
 		"silent", now.Sub(o.heard).Round(time.Millisecond))
 }
 
-// hear records an origin's beat, heard age ago, if it is the origin's
-// (signed by it). With signing only a new beat makes the origin heard: a
-// relay cannot keep a silent origin alive by saying it heard the last
-// beat again, later. And a beat is checked only when the origin needs it
-// (not heard for verifyEvery): the newest is kept until then, so that a
-// server checks one signature per origin per verifyEvery, not one per
-// digest.
+// hear records an origin's beat, heard age ago. With signing only a new
+// beat makes the origin heard (a relay cannot keep a silent origin alive
+// by saying it heard the last beat again, later), and only once checked.
 func (j *Join) hear(o *origin, beat uint64, sig []byte, age time.Duration, now time.Time) {
 	at := now.Add(-age)
 	switch {
 	case beat > o.beat && j.signed():
-		if len(sig) == 0 || beat <= o.pend {
+		if len(sig) == 0 {
 			return
 		}
-		o.pend, o.pendSig, o.pendAt = beat, sig, at
+		o.beat, o.beatSig, o.seenAt = beat, sig, at
 		if now.Sub(o.heard) >= j.verifyEvery() {
-			j.checkPending(o)
+			j.checkBeat(o)
 		}
 	case beat > o.beat:
-		o.beat, o.heard = beat, at
+		o.beat, o.checked, o.seenAt, o.heard = beat, beat, at, at
 	case beat == o.beat && !j.signed() && at.After(o.heard):
-		o.heard = at
+		o.seenAt, o.heard = at, at
 	}
 }
 
-// verifyEvery is how stale an origin's last checked beat may get before a
-// newer one is checked: well within the grace.
+// verifyEvery is how stale an origin's last checked beat may get before
+// its newest is checked: well within the grace.
 func (j *Join) verifyEvery() time.Duration { return j.cfg.Grace / 4 }
 
-// checkPending checks the newest beat heard of o; if it is o's, o is
-// heard then.
-func (j *Join) checkPending(o *origin) {
-	if o.pend <= o.beat {
+// checkBeat checks o's newest beat: o is heard then if it is o's; if not,
+// the newest falls back to the checked one (what a liar sent goes).
+func (j *Join) checkBeat(o *origin) {
+	if o.beat <= o.checked {
 		return
 	}
-	if j.verifyBeat(o.id, o.pend, o.pendSig) {
-		o.beat, o.beatSig, o.heard = o.pend, o.pendSig, o.pendAt
-	} else {
-		j.stats.refusedIn.Add(1)
+	if j.verifyBeat(o.id, o.beat, o.beatSig) {
+		o.checked, o.chkSig, o.heard = o.beat, o.beatSig, o.seenAt
+		return
 	}
-	o.pend, o.pendSig = 0, nil
+	j.stats.refusedIn.Add(1)
+	o.beat, o.beatSig, o.seenAt = o.checked, o.chkSig, o.heard
 }
 
 // lastHeard is when o's newest beat was heard, checked or not (INFO).
 func (o *origin) lastHeard() time.Time {
-	if o.pend > o.beat && o.pendAt.After(o.heard) {
-		return o.pendAt
+	if o.seenAt.After(o.heard) {
+		return o.seenAt
 	}
 	return o.heard
 }
@@ -512,8 +514,8 @@ func (j *Join) Tick(now time.Time) {
 		}
 	}
 	for _, o := range j.origins {
-		if o.pend > o.beat && now.Sub(o.heard) >= j.verifyEvery() {
-			j.checkPending(o)
+		if o.beat > o.checked && now.Sub(o.heard) >= j.verifyEvery() {
+			j.checkBeat(o)
 		}
 		if now.Sub(o.heard) > j.cfg.Grace {
 			j.expireOrigin(o, now)
@@ -592,7 +594,7 @@ func (j *Join) digestMsgs(t MsgType, now time.Time) [][]byte {
 	open()
 	add(j.self, DigestItem{Seq: j.seq, Beat: j.beat, Sig: j.beatSig})
 	for id, o := range j.origins {
-		it := DigestItem{Seq: o.seq, Beat: o.beat, Age: uint64(max(now.Sub(o.heard), 0).Milliseconds())}
+		it := DigestItem{Seq: o.seq, Beat: o.beat, Age: uint64(max(now.Sub(o.seenAt), 0).Milliseconds())}
 		// A tick carries a beat's signature once, when the beat is new; a
 		// hello always (the peer knows nothing yet).
 		if hello || o.sigSent != o.beat {

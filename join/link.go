@@ -520,7 +520,8 @@ func (j *Join) applySnap(l *link, sb *snapBuild, now time.Time) {
 			j.warnEvery("origins", "join: too many origins; ignoring new ones", "limit", maxOrigins)
 			return
 		}
-		o = &origin{id: id, beat: sb.beat, beatSig: sb.beatSig, heard: now.Add(-age)}
+		at := now.Add(-age)
+		o = &origin{id: id, beat: sb.beat, beatSig: sb.beatSig, seenAt: at, checked: sb.beat, chkSig: sb.beatSig, heard: at}
 		j.origins[id] = o
 		delete(j.tombs, id)
 	} else {
@@ -670,7 +671,7 @@ func (j *Join) onLeave(l *link, o *origin, c *Change, now time.Time) {
 	n := j.h.DeleteOrigin(o.id, registry.EventDeregister)
 	delete(j.origins, o.id)
 	delete(j.wantAt, o.id)
-	j.tombs[o.id] = tomb{beat: o.beat, seq: c.Seq, left: true, at: now}
+	j.tombs[o.id] = tomb{beat: o.checked, seq: c.Seq, left: true, at: now}
 	for l2 := range j.links {
 		delete(l2.peerSeq, o.id)
 	}
@@ -817,7 +818,7 @@ func (j *Join) sendSnap(l *link, id string, now time.Time) {
 		if o = j.origins[id]; o == nil || o.base == nil {
 			return // none to give as its origin made it: the peer asks others
 		}
-		parts, beat, bsig, seq = o.base, o.beat, o.beatSig, o.seq
+		parts, beat, bsig, seq = o.base, o.checked, o.chkSig, o.seq // checked: the peer checks it at once
 		age = uint64(max(now.Sub(o.heard), 0).Milliseconds())
 	}
 	j.linkFlush(l)

@@ -204,3 +204,45 @@ func TestJoinSignedRelay(t *testing.T) {
 	a.Server.Close()
 	testutil.Eventually(t, 10*time.Second, "A's entries gone from B", func() bool { return len(view(t, cb, "s")) == 0 })
 }
+
+// TestJoinSignedChainLiveness: beats are checked lazily (once per origin
+// per Grace/4), yet along a chain of five signing servers the far end
+// keeps hearing the first for many grace periods: the checks of the hops
+// do not add up. When the first stops without a leave (killed), the far
+// end drops its entries after the grace.
+func TestJoinSignedChainLiveness(t *testing.T) {
+	var ss []*secure.Signer
+	for range 5 {
+		s, _ := newSigner(t)
+		ss = append(ss, s)
+	}
+	trust := trustOf(ss...)
+	var srvs []*node
+	for i, s := range ss {
+		var peers []string
+		if i > 0 {
+			peers = []string{addr(srvs[i-1])}
+		}
+		cfg := signedCfg(s, trust, peers...)
+		cfg.join.Grace = 1200 * time.Millisecond
+		srvs = append(srvs, startServer(t, cfg))
+	}
+	first, last := newClient(t, srvs[0], registry.ClientConfig{}), newClient(t, srvs[4], registry.ClientConfig{})
+	ctx := ctxT(t)
+	if _, err := first.Register(ctx, registry.Service{Name: "far", Host: "10.0.0.1", Port: 1, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, "far", 1, first, last)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if len(view(t, last, "far")) != 1 {
+			t.Fatalf("the far end lost the first server's entry (stats %+v)", srvs[4].j.Stats())
+		}
+	}
+	for _, s := range srvs {
+		if st := s.j.Stats(); st.OriginsExpired != 0 || st.RefusedIn != 0 {
+			t.Fatalf("%s: %+v", s.ID(), st)
+		}
+	}
+	srvs[0].Server.Close() // no Depart: as if killed
+	testutil.Eventually(t, 10*time.Second, "the far end drops the first server's entry", func() bool { return len(view(t, last, "far")) == 0 })
+}
