@@ -246,3 +246,61 @@ func TestJoinSignedChainLiveness(t *testing.T) {
 	srvs[0].Server.Close() // no Depart: as if killed
 	testutil.Eventually(t, 10*time.Second, "the far end drops the first server's entry", func() bool { return len(view(t, last, "far")) == 0 })
 }
+
+// TestJoinSignedRelaySnapshot: a server gives another origin's snapshot as
+// that origin signed it, plus the changes since: C, joining B only, gets
+// A's state from B right, before and after A's checkpoint (A sends its
+// snapshot to every link after 256 changes), deregistrations included.
+func TestJoinSignedRelaySnapshot(t *testing.T) {
+	sA, _ := newSigner(t)
+	sB, _ := newSigner(t)
+	sC, _ := newSigner(t)
+	sD, _ := newSigner(t)
+	trust := trustOf(sA, sB, sC, sD)
+	a := startServer(t, signedCfg(sA, trust))
+	b := startServer(t, signedCfg(sB, trust, addr(a)))
+	ca, cb := newClient(t, a, registry.ClientConfig{}), newClient(t, b, registry.ClientConfig{})
+	ctx := ctxT(t)
+	linked(t, cb, 1)
+	var regs []*registry.Registration
+	register := func(n int) {
+		for i := 0; i < n; i++ {
+			r, err := ca.Register(ctx, registry.Service{Name: "many", Host: "10.0.0.1", Port: len(regs) + 1, TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			regs = append(regs, r)
+		}
+	}
+	register(100)
+	for _, r := range regs[:20] {
+		if err := r.Deregister(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	converge(t, "many", 80, ca, cb)
+	// Before any checkpoint: B's snapshot of A is A's first (empty) one and
+	// 120 changes.
+	c := startServer(t, signedCfg(sC, trust, addr(b)))
+	cc := newClient(t, c, registry.ClientConfig{})
+	converge(t, "many", 80, ca, cb, cc)
+	// Past a checkpoint (256 changes), then more.
+	register(200)
+	for _, r := range regs[100:140] {
+		if err := r.Deregister(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	converge(t, "many", 240, ca, cb, cc)
+	if st := a.j.Stats(); st.SnapsOut < 2 {
+		t.Fatalf("A sent %d snapshots: no checkpoint", st.SnapsOut)
+	}
+	d := startServer(t, signedCfg(sD, trust, addr(c)))
+	cd := newClient(t, d, registry.ClientConfig{})
+	converge(t, "many", 240, ca, cd)
+	for _, s := range []*node{b, c, d} {
+		if st := s.j.Stats(); st.RefusedIn != 0 || st.ProtocolErrors != 0 {
+			t.Fatalf("%s: %+v", s.ID(), st)
+		}
+	}
+}
