@@ -499,7 +499,12 @@ func (j *Join) applySnap(l *link, sb *snapBuild, now time.Time) {
 		l.peerSeq[id] = sb.seq
 	}
 	if id == j.self {
-		j.selfSeen(DigestItem{Seq: sb.seq, Beat: sb.beat}, now) // verified: our own parts
+		// The parts are ours (checked); the beat is not covered by them.
+		d := DigestItem{Seq: sb.seq, Beat: sb.beat}
+		if !j.verifyBeat(id, sb.beat, sb.beatSig) {
+			d.Beat = 0
+		}
+		j.selfSeen(d, now)
 		return
 	}
 	if !j.verifyBeat(id, sb.beat, sb.beatSig) {
