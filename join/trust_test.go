@@ -29,30 +29,47 @@ func TestJoinCounterWedge(t *testing.T) {
 	}
 	converge(t, "wedge", 1, ca, cb)
 
+	errsA, errsB := a.j.Stats().ProtocolErrors, b.j.Stats().ProtocolErrors
 	f := newFakePeer(t, b, "WEDGE-F")
 	f.send(map[string]any{"t": "hello", "v": 1, "server": "WEDGE-F", "max": 65536, "interval": 0.1, "digest": map[string]any{}})
 	f.recv("ready")
 	const top = uint64(math.MaxUint64)
-	for _, v := range []uint64{top, top - 1, uint64(time.Now().Add(time.Hour).UnixMicro())} {
+	// Beyond the bound: refused. Within it (5 minutes ahead): taken, but
+	// the origin, told by B's digest, overtakes it.
+	ahead := uint64(time.Now().Add(5 * time.Minute).UnixMicro())
+	for _, v := range []uint64{top, top - 1, uint64(time.Now().Add(time.Hour).UnixMicro()), ahead} {
 		f.send(map[string]any{"t": "snap", "origin": "WEDGE-A", "seq": v, "beat": v, "age": 0,
 			"entries": []any{entryJSON("WEDGE-A", "forged", 9, 1)}})
 		f.tick(map[string][3]uint64{"WEDGE-A": {v, v, 0}})
 		f.send(map[string]any{"t": "delta", "changes": []any{
 			map[string]any{"origin": "WEDGE-A", "seq": v, "prev": 0, "op": "set", "entry": entryJSON("WEDGE-A", "forged2", 9, 1)}}})
 	}
-	// The real origin's change arrives; nothing forged shows.
+	// A itself told that its own id is at 2^64-1: its clock must not
+	// wrap (its later changes would then look old everywhere).
+	g := newFakePeer(t, a, "WEDGE-G")
+	g.send(map[string]any{"t": "hello", "v": 1, "server": "WEDGE-G", "max": 65536, "interval": 0.1, "digest": map[string]any{}})
+	g.recv("ready")
+	g.tick(map[string][3]uint64{"WEDGE-A": {top, top, 0}})
+	g.send(map[string]any{"t": "delta", "changes": []any{
+		map[string]any{"origin": "WEDGE-A", "seq": top, "prev": top - 1, "op": "set", "entry": entryJSON("WEDGE-A", "forged3", 9, 1)}}})
+	g.send(map[string]any{"t": "snap", "origin": "WEDGE-A", "seq": top, "beat": top, "entries": []any{}})
+	// Each refused value is counted: 3 × (snapshot, digest item, change)
+	// on B, 3 on A.
+	testutil.Eventually(t, 5*time.Second, "the lies taken in", func() bool {
+		return b.j.Stats().ProtocolErrors-errsB >= 9 && a.j.Stats().ProtocolErrors-errsA >= 3
+	})
+	// The real origin's changes arrive; nothing forged stays.
 	for i := 2; i <= 3; i++ {
 		if _, err := ca.Register(ctx, registry.Service{Name: "wedge", Host: "10.0.0.1", Port: i}); err != nil {
 			t.Fatal(err)
 		}
-		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("A's change %d reaches B", i), func() bool {
-			return len(view(t, cb, "wedge")) == i
+		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("A's change %d reaches B, and nothing forged stays", i), func() bool {
+			v := view(t, cb, "wedge")
+			return len(v) == i && v["forged"] == "" && v["forged2"] == "" && v["forged3"] == ""
 		})
 	}
-	for inst := range view(t, cb, "wedge") {
-		if inst == "forged" || inst == "forged2" {
-			t.Fatalf("B shows a forged entry: %v", view(t, cb, "wedge"))
-		}
+	if v := view(t, ca, "wedge"); len(v) != 3 {
+		t.Fatalf("A's own view: %v", v)
 	}
 }
 
