@@ -676,6 +676,9 @@ type Info struct {
 	// refused the link (itself, joined by another address, among them),
 	// by HOST:PORT, with why; a JOIN of the peer again clears it.
 	Refused map[string]string `json:"refused,omitempty"`
+	// Signed: this server signs its origin's records and takes others'
+	// only signed by their trusted keys (Config.Signer).
+	Signed bool `json:"signed,omitempty"`
 	Stats
 }
 
@@ -725,7 +728,7 @@ func (j *Join) Info(now time.Time) any {
 	if len(j.links) == 0 && len(j.dialers) == 0 && len(j.origins) == 0 && len(j.refused) == 0 {
 		return nil
 	}
-	ji := &Info{Links: []LinkInfo{}, Origins: []OriginInfo{}, Remote: j.h.RemoteEntries(), Stats: j.Stats()}
+	ji := &Info{Links: []LinkInfo{}, Origins: []OriginInfo{}, Remote: j.h.RemoteEntries(), Signed: j.signed(), Stats: j.Stats()}
 	if len(j.refused) > 0 {
 		ji.Refused = maps.Clone(j.refused)
 	}

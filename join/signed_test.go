@@ -190,6 +190,9 @@ func TestJoinSignedRelay(t *testing.T) {
 		t.Fatalf("B's fake entries: %v (only the relay's own r1 may show)", fv)
 	}
 	ji := joinInfo(t, cb)
+	if !ji.Signed {
+		t.Fatal("INFO's join.signed is false on a signing server")
+	}
 	for _, o := range ji.Origins {
 		if o.Origin != idA && o.Origin != idR {
 			t.Fatalf("B holds origin %s", o.Origin)
