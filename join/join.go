@@ -514,6 +514,12 @@ func (j *Join) Tick(now time.Time) {
 		}
 	}
 	for _, o := range j.origins {
+		if _, ok := j.trusted(o.id); !ok {
+			// Its key left the servers' list (a reload): its entries go now.
+			j.log.Warn("join: an origin's key is no longer trusted: its entries removed", "origin", o.id)
+			j.expireOrigin(o, now)
+			continue
+		}
 		if o.beat > o.checked && now.Sub(o.heard) >= j.verifyEvery() {
 			j.checkBeat(o)
 		}

@@ -3,6 +3,7 @@ package join_test
 import (
 	"bytes"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -305,5 +306,37 @@ func TestJoinSignedRelaySnapshot(t *testing.T) {
 		if st := s.j.Stats(); st.RefusedIn != 0 || st.ProtocolErrors != 0 {
 			t.Fatalf("%s: %+v", s.ID(), st)
 		}
+	}
+}
+
+// TestJoinSignedUntrust: when an origin's key leaves the servers' list
+// (TrustOrigin changes, as on SIGHUP), its entries leave at the next tick,
+// not after the grace.
+func TestJoinSignedUntrust(t *testing.T) {
+	sA, _ := newSigner(t)
+	sB, _ := newSigner(t)
+	var mu sync.Mutex
+	trustA := true
+	trust := func(k secure.SignPublicKey) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return k == sB.Public || k == sA.Public && trustA
+	}
+	cfgA := signedCfg(sA, trustOf(sA, sB))
+	a := startServer(t, cfgA)
+	cfgB := signedCfg(sB, trust, addr(a))
+	cfgB.join.Grace = time.Minute
+	b := startServer(t, cfgB)
+	ca, cb := newClient(t, a, registry.ClientConfig{}), newClient(t, b, registry.ClientConfig{})
+	if _, err := ca.Register(ctxT(t), registry.Service{Name: "u", Host: "10.0.0.1", Port: 1, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, "u", 1, ca, cb)
+	mu.Lock()
+	trustA = false
+	mu.Unlock()
+	testutil.Eventually(t, 10*time.Second, "A's entry gone from B", func() bool { return len(view(t, cb, "u")) == 0 })
+	if st := b.j.Stats(); st.OriginsExpired != 1 {
+		t.Fatalf("B's stats: %+v", st)
 	}
 }
