@@ -228,7 +228,7 @@ func TestJoinSignedChainLiveness(t *testing.T) {
 			peers = []string{addr(srvs[i-1])}
 		}
 		cfg := signedCfg(s, trust, peers...)
-		cfg.join.Grace = 1200 * time.Millisecond
+		cfg.join.Grace = 2 * time.Second
 		srvs = append(srvs, startServer(t, cfg))
 	}
 	first, last := newClient(t, srvs[0], registry.ClientConfig{}), newClient(t, srvs[4], registry.ClientConfig{})
@@ -237,7 +237,7 @@ func TestJoinSignedChainLiveness(t *testing.T) {
 		t.Fatal(err)
 	}
 	converge(t, "far", 1, first, last)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) { // three graces
 		if len(view(t, last, "far")) != 1 {
 			t.Fatalf("the far end lost the first server's entry (stats %+v)", srvs[4].j.Stats())
 		}
