@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/internal/netaddr"
+	"github.com/hydra-net/hydra/secure"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
@@ -56,6 +57,24 @@ type Config struct {
 	// Links other servers dial to this one use the registry's
 	// Config.Security like any client.
 	Security func(addr string) func() zmtp.Mechanism
+	// CurveTo, if set, makes the CURVE client mechanism for a link to the
+	// server whose public key is given: set on a CURVE server (node does).
+	// A run-time JOIN must then carry the peer's key, and no join link is
+	// ever NULL (a peer Security gives no mechanism for is refused).
+	// Default nil.
+	CurveTo func(peer secure.PublicKey) func() zmtp.Mechanism
+
+	// Signer, if set, signs the records of this server's origin (its
+	// changes, snapshots, beats and leave), and records of every origin are
+	// then taken only with their origin's valid signature (PROTOCOL.md,
+	// "Signed records"). The server's id (registry.Config.ServerID) must be
+	// OriginID(Signer.Public). Default nil: nothing is signed or checked,
+	// for trusted networks; a fleet signs everywhere or nowhere.
+	Signer *secure.Signer
+	// TrustOrigin decides whose records are taken, by the signing key the
+	// origin id names: the servers' list. Required with Signer. Called on
+	// the server's loop: it must be quick, and safe while the list reloads.
+	TrustOrigin func(secure.SignPublicKey) bool
 
 	// OnLink is called from the server's loop whenever a link this server
 	// dialled comes up (the peer's initial state applied) or goes down. It
@@ -110,6 +129,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("join: config: Timeout %v must be at least twice Interval %v", c.Timeout, c.Interval)
 	case c.Grace < c.Timeout:
 		return fmt.Errorf("join: config: Grace %v must be at least Timeout %v", c.Grace, c.Timeout)
+	case c.Signer != nil && c.TrustOrigin == nil:
+		return errors.New("join: config: TrustOrigin is required with Signer (whose records to take)")
+	case c.Signer == nil && c.TrustOrigin != nil:
+		return errors.New("join: config: TrustOrigin needs Signer (records are checked only when this server signs its own)")
 	case len(c.Peers) > c.MaxPeers:
 		return fmt.Errorf("join: config: Peers: %d peers, more than MaxPeers %d", len(c.Peers), c.MaxPeers)
 	}

@@ -22,8 +22,9 @@ type dialer struct {
 	addr   string // HOST:PORT
 	stop   chan struct{}
 	once   sync.Once
-	up     atomic.Bool // a link of the current session came up
-	closed bool        // loop-owned: the peer refused us for good
+	up     atomic.Bool           // a link of the current session came up
+	closed bool                  // loop-owned: the peer refused us for good
+	sec    func() zmtp.Mechanism // nil: NULL
 
 	// Loop-owned: why the attempts since the last link up failed.
 	fails repeatlog.Failures
@@ -40,14 +41,19 @@ type session struct {
 	cancel context.CancelFunc
 	sock   *zmtp.Socket
 	out    chan []byte
-	queued atomic.Int64 // bytes in out
-	link   *link        // loop-owned
+	queued atomic.Int64  // bytes in out
+	link   *link         // loop-owned
+	wdone  chan struct{} // closed when the writer returned
+	closed bool          // loop-owned: out is closed (Depart): the writer ends once it wrote it
 }
 
 var errLinkFull = errors.New("join: link queue full")
 
 // send hands a message to the session's writer without blocking.
 func (ss *session) send(body []byte) error {
+	if ss.closed {
+		return errLinkFull
+	}
 	if ss.queued.Load()+int64(len(body)) > maxLinkQueue {
 		return errLinkFull
 	}
@@ -99,10 +105,7 @@ func (j *Join) runDialer(d *dialer) {
 
 // runSession runs one session to its end; false: stop dialling.
 func (j *Join) runSession(d *dialer) bool {
-	var sec func() zmtp.Mechanism
-	if j.cfg.Security != nil {
-		sec = j.cfg.Security(d.addr)
-	}
+	sec := d.sec
 	rid := make([]byte, 8)
 	_, _ = rand.Read(rid)
 	sock, err := zmtp.NewSocket(zmtp.DEALER, zmtp.Config{
@@ -137,13 +140,16 @@ func (j *Join) runSession(d *dialer) bool {
 		}
 		cancel()
 	}()
-	ss := &session{d: d, sock: sock, ctx: ctx, cancel: cancel, out: make(chan []byte, 4096)}
 	wdone := make(chan struct{})
+	ss := &session{d: d, sock: sock, ctx: ctx, cancel: cancel, out: make(chan []byte, 4096), wdone: wdone}
 	go func() { // the one goroutine that writes to sock
 		defer close(wdone)
 		for {
 			select {
-			case b := <-ss.out:
+			case b, ok := <-ss.out:
+				if !ok {
+					return // drained (Stop)
+				}
 				err := sock.SendContext(ctx, syncFrame, b)
 				ss.queued.Add(-int64(len(b)))
 				if err != nil {

@@ -18,6 +18,14 @@
 // origin whose beat has not risen for the grace period is gone: its entries
 // expire on every server that stopped hearing it, whatever the path.
 //
+// With a Signer, each server signs what its origin asserts (changes,
+// snapshot parts, beats, its leave) and relays others' records as their
+// origin made them; an origin id is its signing key (OriginID), and a
+// record is taken only with a valid signature of a key TrustOrigin
+// accepts (PROTOCOL.md, "Signed records"). Counters implausibly far ahead
+// are refused, so none can wedge an origin. On Depart (SIGTERM) a server
+// sends its leave: its entries go at once everywhere.
+//
 // A *Join is a registry.Replicator: set it as registry.Config.Replicator.
 // Its state is owned by the server's loop, like the registry's; the
 // goroutines of links this server dialled only read and write their socket
@@ -27,6 +35,7 @@
 // heard, and per link what the peer holds.
 //
 // Files: config.go (Config, ParseAddr), msg.go (the SYNC message codec),
+// sign.go (what signatures cover, origin ids, checks),
 // join.go (the Replicator, origins, ticks, stats and INFO), link.go (the
 // link protocol, its states and its two transports), dial.go (the links
 // this server dials).

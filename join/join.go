@@ -1,6 +1,7 @@
 package join
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
+	"github.com/hydra-net/hydra/zmtp"
 )
 
 // Join is one server's replication: a registry.Replicator. Give it to
@@ -37,17 +40,25 @@ type Join struct {
 	clock   uint64 // last value of the hybrid clock (µs) seq and beats come from
 	seq     uint64 // this server's last change
 	beat    uint64 // this server's last beat
-	origins map[string]*origin
-	tombs   map[string]tomb
-	links   map[*link]struct{}
-	byRID   map[string]*link
-	dialers map[string]*dialer // by HOST:PORT
-	dirty   []*link            // links with queued changes
-	wantAt  map[string]time.Time
-	running bool
-	warned  map[string]time.Time // rate-limited warnings
-	refused map[string]string    // peers no longer dialled as they refused, and why
-	scratch []byte
+	beatSig []byte // its signature (with a Signer)
+	// This origin's snapshot, signed, while seq is selfSnapSeq; and the
+	// changes since the last one pushed to every link (a checkpoint).
+	selfSnap    []Snap
+	selfSnapSeq uint64
+	sinceCkpt   int
+	sigBuf      []byte
+	origins     map[string]*origin
+	tombs       map[string]tomb
+	links       map[*link]struct{}
+	byRID       map[string]*link
+	dialers     map[string]*dialer // by HOST:PORT
+	dirty       []*link            // links with queued changes
+	wantAt      map[string]time.Time
+	running     bool
+	departed    bool                 // the leave was sent (Depart): nothing is sent any more
+	warned      map[string]time.Time // rate-limited warnings
+	refused     map[string]string    // peers no longer dialled as they refused, and why
+	scratch     []byte
 }
 
 var _ registry.Replicator = (*Join)(nil)
@@ -55,18 +66,55 @@ var _ registry.Replicator = (*Join)(nil)
 // origin is what this server knows of another server's entries (the
 // entries themselves are in the registry: registry.Host).
 type origin struct {
-	id    string
-	seq   uint64 // the last change applied
-	beat  uint64 // the origin's last beat heard
-	heard time.Time
+	id  string
+	seq uint64 // the last change applied
+	// The origin's newest beat heard, its signature and when it was heard
+	// (what digests pass on), and the newest of them checked (with
+	// signing: its signature valid; without, the same) and when: liveness
+	// goes by the checked beat. A beat is checked only when the origin
+	// needs it, unheard for verifyEvery, so that a server checks one
+	// signature per origin per verifyEvery, not one per digest, and a
+	// relay passes on the newest beat at once (checked or not), so that
+	// the checks of each hop do not add up.
+	beat    uint64
+	beatSig []byte
+	seenAt  time.Time
+	checked uint64
+	chkSig  []byte
+	heard   time.Time
+	sigSent uint64 // the beat whose signature the last tick carried
+	// What this server passes on as the origin's snapshot, as the origin
+	// made it: its last snapshot taken (base, at baseSeq; nil when none
+	// can be given) and the encoded changes applied since (log).
+	base    []Snap
+	baseSeq uint64
+	log     [][]byte
 }
 
-// tomb remembers an origin that expired here, so that a stale copy of its
-// state (the same beat) does not bring it back. Collected after 2 × Grace.
+// tomb remembers an origin that expired or left here, so that a stale copy
+// of its state does not bring it back: after an expiry, one with the same
+// beat; after a leave, one older than the leave. Collected after 2 × Grace.
 type tomb struct {
-	beat uint64
-	at   time.Time
+	beat, seq uint64
+	left      bool
+	at        time.Time
 }
+
+// blocks reports whether a state of the origin at seq and beat is stale.
+func (t tomb) blocks(seq, beat uint64) bool {
+	if t.left {
+		return seq <= t.seq
+	}
+	return beat <= t.beat
+}
+
+// Checkpoints: this server sends its whole signed snapshot to every link
+// after ckptMin changes or as many as it has entries, whichever is more,
+// so that relays' logs of its changes stay bounded (a relay with a log
+// longer than twice that gives up passing on the origin's snapshots).
+const ckptMin = 256
+
+func ckptEvery(entries int) int { return max(ckptMin, entries) }
 
 // New makes a Join from cfg, for one registry.Server.
 func New(cfg Config) (*Join, error) {
@@ -114,9 +162,16 @@ func (j *Join) Start(h *registry.Host, now time.Time) {
 	j.self = h.ID()
 	j.seq = j.next()
 	j.beat = j.next()
+	if j.signed() {
+		if want := OriginID(j.cfg.Signer.Public); j.self != want {
+			j.log.Error("join: with signed records the server id must be its signing key's origin id: peers will refuse this server's records",
+				"server_id", j.self, "want", want)
+		}
+		j.beatSig = SignBeat(j.cfg.Signer, j.self, j.beat)
+	}
 	j.running = true
 	for _, p := range j.cfg.Peers {
-		if _, _, err := j.joinPeer(p); err != nil {
+		if _, _, err := j.joinPeer(p, nil); err != nil {
 			j.log.Error("join: cannot join", "peer", p, "err", err)
 		}
 	}
@@ -125,12 +180,23 @@ func (j *Join) Start(h *registry.Host, now time.Time) {
 // Interval is Config.Interval (registry.Replicator).
 func (j *Join) Interval() time.Duration { return j.cfg.Interval }
 
-// Stop ends every link goroutine (registry.Replicator).
+// drainWait bounds how long Stop waits for the leave to be written on the
+// links this server dialled.
+const drainWait = time.Second
+
+// Stop tells every peer that this server's origin leaves (a signed leave
+// change: its entries go at once everywhere), then ends every link
+// goroutine (registry.Replicator).
 func (j *Join) Stop() {
 	if !j.running {
 		return
 	}
 	j.running = false
+	if !j.departed {
+		// Not told by Depart: the ROUTER may be closed already, but the
+		// links this server dialled can still carry the leave.
+		waitDrained(j.depart(true))
+	}
 	close(j.stopCh)
 	for _, d := range j.dialers {
 		d.close()
@@ -150,9 +216,79 @@ func (j *Join) Flush() {
 	j.dirty = j.dirty[:0]
 }
 
+// Depart tells every peer that this server's origin leaves (a leave
+// change, signed with a Signer): their lookups lose its entries at once and
+// their watchers get deregister events, rather than after the grace. Call
+// it just before closing the server (node.Run does, on SIGTERM): from then
+// on join sends its peers nothing. It returns when the links this server
+// dialled wrote it, after drainWait at most, or when ctx ends; the ROUTER
+// flushes the others as the server closes. Any goroutine may call it.
+func (j *Join) Depart(ctx context.Context) {
+	if j.h == nil {
+		return // never started
+	}
+	got := make(chan []*session, 1)
+	if !j.h.Post(ctx.Done(), func() { got <- j.depart(false) }) {
+		return
+	}
+	select {
+	case ss := <-got:
+		waitDrained(ss)
+	case <-ctx.Done():
+	}
+}
+
+// depart sends the leave on every link up (only on the links this server
+// dialled if sessionsOnly), stops all further sends, and closes the queues
+// of the dialled links' writers, which it returns: they end once they
+// wrote what is queued.
+func (j *Join) depart(sessionsOnly bool) []*session {
+	if j.departed {
+		return nil
+	}
+	c := Change{Origin: j.self, Seq: j.next(), Prev: j.seq, Op: OpLeave}
+	j.seq = c.Seq
+	if j.signed() {
+		SignChange(j.cfg.Signer, &c)
+	}
+	var out []*session
+	for l := range j.links {
+		ss, isSession := l.tr.(*session)
+		if !l.state.up() || sessionsOnly && !isSession {
+			continue
+		}
+		j.linkSend(l, Delta{Changes: []Change{c}}.Append(nil), &j.stats.deltaBytesOut)
+		if isSession {
+			ss.closed = true
+			close(ss.out)
+			out = append(out, ss)
+		}
+	}
+	j.departed = true
+	j.log.Info("join: leaving: told the peers", "links", len(j.links))
+	return out
+}
+
+// waitDrained waits, up to drainWait, for the writers of ss to end.
+func waitDrained(ss []*session) {
+	if len(ss) == 0 {
+		return
+	}
+	deadline := time.NewTimer(drainWait)
+	defer deadline.Stop()
+	for _, s := range ss {
+		select {
+		case <-s.wdone:
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
 // joinPeer starts dialling a peer; it reports the HOST:PORT and whether the
-// peer is new.
-func (j *Join) joinPeer(peer string) (addr string, isNew bool, err error) {
+// peer is new. sec, if set, is the link's mechanism (a JOIN with a key);
+// else Config.Security's for the address.
+func (j *Join) joinPeer(peer string, sec func() zmtp.Mechanism) (addr string, isNew bool, err error) {
 	addr, err = ParseAddr(peer)
 	if err != nil {
 		return "", false, err
@@ -160,11 +296,17 @@ func (j *Join) joinPeer(peer string) (addr string, isNew bool, err error) {
 	if j.dialers[addr] != nil {
 		return addr, false, nil
 	}
+	if sec == nil && j.cfg.Security != nil {
+		sec = j.cfg.Security(addr)
+	}
+	if sec == nil && j.cfg.CurveTo != nil {
+		return "", false, &registry.Error{Code: registry.CodeBadRequest, Message: fmt.Sprintf("no public key for %s: this server runs CURVE, so its join links need the peer's key", addr)}
+	}
 	if len(j.dialers) >= j.cfg.MaxPeers {
 		return "", false, &registry.Error{Code: registry.CodeLimit, Message: fmt.Sprintf("this server already joins %d peers, its limit", j.cfg.MaxPeers)}
 	}
 	delete(j.refused, addr)
-	d := &dialer{addr: addr, stop: make(chan struct{})}
+	d := &dialer{addr: addr, stop: make(chan struct{}), sec: sec}
 	j.dialers[addr] = d
 	j.log.Info("join: joining", "peer", addr)
 	j.wg.Add(1)
@@ -172,20 +314,24 @@ func (j *Join) joinPeer(peer string) (addr string, isNew bool, err error) {
 	return addr, true, nil
 }
 
-// peerOf reads the "peer" of a JOIN or LEAVE body.
-func peerOf(body []byte) (string, *registry.Error) {
+// peerOf reads the "peer" and "key" of a JOIN or LEAVE body.
+func peerOf(body []byte) (peer, key string, _ *registry.Error) {
 	var req struct {
 		Peer *string `json:"peer"`
+		Key  *string `json:"key"`
 	}
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
-			return "", &registry.Error{Code: registry.CodeBadRequest, Message: "body: field \"peer\": want a string"}
+			return "", "", &registry.Error{Code: registry.CodeBadRequest, Message: "body: fields \"peer\" and \"key\": want strings"}
 		}
 	}
 	if req.Peer == nil || *req.Peer == "" {
-		return "", &registry.Error{Code: registry.CodeBadRequest, Message: "peer is missing: want HOST, HOST:PORT or tcp://HOST:PORT"}
+		return "", "", &registry.Error{Code: registry.CodeBadRequest, Message: "peer is missing: want HOST, HOST:PORT or tcp://HOST:PORT"}
 	}
-	return *req.Peer, nil
+	if req.Key != nil {
+		key = *req.Key
+	}
+	return *req.Peer, key, nil
 }
 
 type joinReply struct {
@@ -193,13 +339,28 @@ type joinReply struct {
 	New  bool   `json:"new"`
 }
 
-// Join answers JOIN {"peer":"HOST[:PORT]"} (registry.Replicator).
+// Join answers JOIN {"peer":"HOST[:PORT]","key":"Z85"} (registry.Replicator).
+// On a CURVE server (Config.CurveTo) "key", the peer's public key, is
+// required and the link is CURVE with it: never a plaintext link.
 func (j *Join) Join(body []byte) (any, *registry.Error) {
-	peer, perr := peerOf(body)
+	peer, key, perr := peerOf(body)
 	if perr != nil {
 		return nil, perr
 	}
-	addr, isNew, err := j.joinPeer(peer)
+	var sec func() zmtp.Mechanism
+	switch {
+	case j.cfg.CurveTo != nil && key == "":
+		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "key is missing: this server runs CURVE, so JOIN needs the peer's public key (\"key\", Z85)"}
+	case j.cfg.CurveTo == nil && key != "":
+		return nil, &registry.Error{Code: registry.CodeBadRequest, Message: "key: this server does not run CURVE: its join links are NULL, so a key would not be used"}
+	case key != "":
+		pub, err := secure.ParsePublicKey(key)
+		if err != nil {
+			return nil, &registry.Error{Code: registry.CodeBadRequest, Message: fmt.Sprintf("key: %v", err)}
+		}
+		sec = j.cfg.CurveTo(pub)
+	}
+	addr, isNew, err := j.joinPeer(peer, sec)
 	if err != nil {
 		if e, ok := err.(*registry.Error); ok {
 			return nil, e
@@ -218,7 +379,7 @@ type leaveReply struct {
 // through it expire as usual, when their origins are heard by no other
 // link for the grace period. A peer not joined is a not_found error.
 func (j *Join) Leave(body []byte) (any, *registry.Error) {
-	peer, perr := peerOf(body)
+	peer, _, perr := peerOf(body)
 	if perr != nil {
 		return nil, perr
 	}
@@ -262,7 +423,19 @@ func (j *Join) Changed(typ registry.EventType, instance string, entry []byte, no
 	default:
 		c.Op, c.Instance = OpDeregister, instance
 	}
-	j.forward(&c, nil)
+	if j.signed() {
+		SignChange(j.cfg.Signer, &c)
+	}
+	j.scratch = c.Append(j.scratch[:0])
+	j.forwardEnc(c.Origin, c.Seq, j.scratch, nil)
+	if j.sinceCkpt++; j.sinceCkpt >= ckptEvery(j.h.Entries(j.self)) {
+		j.sinceCkpt = 0
+		for l := range j.links {
+			if l.state.up() {
+				j.sendSnap(l, j.self, now)
+			}
+		}
+	}
 }
 
 // expireOrigin drops every entry of an origin not heard for the grace
@@ -271,7 +444,7 @@ func (j *Join) expireOrigin(o *origin, now time.Time) {
 	n := j.h.DeleteOrigin(o.id, registry.EventExpire)
 	delete(j.origins, o.id)
 	delete(j.wantAt, o.id)
-	j.tombs[o.id] = tomb{beat: o.beat, at: now}
+	j.tombs[o.id] = tomb{beat: o.checked, seq: o.seq, at: now}
 	for l := range j.links {
 		delete(l.peerSeq, o.id)
 	}
@@ -281,27 +454,75 @@ func (j *Join) expireOrigin(o *origin, now time.Time) {
 		"silent", now.Sub(o.heard).Round(time.Millisecond))
 }
 
-// hear records an origin's beat, heard age ago.
-func (o *origin) hear(beat uint64, age time.Duration, now time.Time) {
+// hear records an origin's beat, heard age ago. With signing only a new
+// beat makes the origin heard (a relay cannot keep a silent origin alive
+// by saying it heard the last beat again, later), and only once checked.
+func (j *Join) hear(o *origin, beat uint64, sig []byte, age time.Duration, now time.Time) {
 	at := now.Add(-age)
 	switch {
+	case beat > o.beat && j.signed():
+		if len(sig) == 0 {
+			return
+		}
+		o.beat, o.beatSig, o.seenAt = beat, sig, at
+		if now.Sub(o.heard) >= j.verifyEvery() {
+			j.checkBeat(o)
+		}
 	case beat > o.beat:
-		o.beat, o.heard = beat, at
-	case beat == o.beat && at.After(o.heard):
-		o.heard = at
+		o.beat, o.checked, o.seenAt, o.heard = beat, beat, at, at
+	case beat == o.beat && !j.signed() && at.After(o.heard):
+		o.seenAt, o.heard = at, at
 	}
+}
+
+// verifyEvery is how stale an origin's last checked beat may get before
+// its newest is checked: well within the grace.
+func (j *Join) verifyEvery() time.Duration { return j.cfg.Grace / 4 }
+
+// checkBeat checks o's newest beat: o is heard then if it is o's; if not,
+// the newest falls back to the checked one (what a liar sent goes).
+func (j *Join) checkBeat(o *origin) {
+	if o.beat <= o.checked {
+		return
+	}
+	if j.verifyBeat(o.id, o.beat, o.beatSig) {
+		o.checked, o.chkSig, o.heard = o.beat, o.beatSig, o.seenAt
+		return
+	}
+	j.stats.refusedIn.Add(1)
+	o.beat, o.beatSig, o.seenAt = o.checked, o.chkSig, o.heard
+}
+
+// lastHeard is when o's newest beat was heard, checked or not (INFO).
+func (o *origin) lastHeard() time.Time {
+	if o.seenAt.After(o.heard) {
+		return o.seenAt
+	}
+	return o.heard
 }
 
 // Tick runs every Interval: this server's beat, link timeouts and digests,
 // origin expiry (registry.Replicator).
 func (j *Join) Tick(now time.Time) {
 	j.beat = j.next()
+	if j.signed() {
+		j.beatSig = SignBeat(j.cfg.Signer, j.self, j.beat)
+	}
 	for l := range j.links {
 		if now.Sub(l.heard) > l.timeout {
 			j.linkDown(l, fmt.Sprintf("nothing heard for %v", now.Sub(l.heard).Round(time.Millisecond)))
 		}
 	}
 	for _, o := range j.origins {
+		if _, ok := j.trusted(o.id); !ok {
+			// Its key left the servers' list (a reload): its entries go now.
+			j.log.Warn("join: an origin's key is no longer trusted: its entries removed", "origin", o.id)
+			j.expireOrigin(o, now)
+			continue
+		}
+		if o.beat > o.checked && now.Sub(o.heard) >= j.verifyEvery() {
+			j.checkBeat(o)
+		}
 		if now.Sub(o.heard) > j.cfg.Grace {
 			j.expireOrigin(o, now)
 		}
@@ -337,6 +558,7 @@ func (j *Join) Tick(now time.Time) {
 // first then carries the hello, the others are ticks). They are built
 // piecewise, as Hello.Append and Tick.Append encode them, to split them.
 func (j *Join) digestMsgs(t MsgType, now time.Time) [][]byte {
+	hello := t == TypeHello
 	// Small enough for every peer we know (hello: before we know).
 	m := min(j.h.MaxRequestBytes(), 64<<10)
 	for l := range j.links {
@@ -376,9 +598,20 @@ func (j *Join) digestMsgs(t MsgType, now time.Time) [][]byte {
 		n++
 	}
 	open()
-	add(j.self, DigestItem{Seq: j.seq, Beat: j.beat})
+	add(j.self, DigestItem{Seq: j.seq, Beat: j.beat, Sig: j.beatSig})
 	for id, o := range j.origins {
-		add(id, DigestItem{Seq: o.seq, Beat: o.beat, Age: uint64(max(now.Sub(o.heard), 0).Milliseconds())})
+		it := DigestItem{Seq: o.seq, Beat: o.beat, Age: uint64(max(now.Sub(o.seenAt), 0).Milliseconds())}
+		// A tick carries a beat's signature once, when the beat is new; a
+		// hello always (the peer knows nothing yet).
+		if hello || o.sigSent != o.beat {
+			it.Sig = o.beatSig
+		}
+		add(id, it)
+	}
+	if !hello {
+		for _, o := range j.origins {
+			o.sigSent = o.beat
+		}
 	}
 	return append(out, append(b, "}}"...))
 }
@@ -393,6 +626,7 @@ type counters struct {
 	changesIn, dupsIn, gapsIn, snapsIn      atomic.Int64
 	originsExpired, entriesExpired, linksUp atomic.Int64
 	linksDown, localChanges, protocolErrors atomic.Int64
+	refusedIn, originsLeft                  atomic.Int64
 }
 
 // Stats are a server's join counters since it started.
@@ -420,6 +654,8 @@ type Stats struct {
 	LinksDown      int64 `json:"links_down"`      // links dropped
 	LocalChanges   int64 `json:"local_changes"`   // changes of this server's own entries
 	ProtocolErrors int64 `json:"protocol_errors"` // SYNC messages refused as malformed
+	RefusedIn      int64 `json:"refused_in"`      // records not signed by their origin's trusted key
+	OriginsLeft    int64 `json:"origins_left"`    // origins that said they leave (shut down)
 }
 
 // Stats returns the join counters; safe to call at any time.
@@ -433,7 +669,7 @@ func (j *Join) Stats() Stats {
 		ChangesIn: c.changesIn.Load(), DupsIn: c.dupsIn.Load(), GapsIn: c.gapsIn.Load(), SnapsIn: c.snapsIn.Load(),
 		OriginsExpired: c.originsExpired.Load(), EntriesExpired: c.entriesExpired.Load(),
 		LinksUp: c.linksUp.Load(), LinksDown: c.linksDown.Load(), LocalChanges: c.localChanges.Load(),
-		ProtocolErrors: c.protocolErrors.Load(),
+		ProtocolErrors: c.protocolErrors.Load(), RefusedIn: c.refusedIn.Load(), OriginsLeft: c.originsLeft.Load(),
 	}
 }
 
@@ -446,6 +682,9 @@ type Info struct {
 	// refused the link (itself, joined by another address, among them),
 	// by HOST:PORT, with why; a JOIN of the peer again clears it.
 	Refused map[string]string `json:"refused,omitempty"`
+	// Signed: this server signs its origin's records and takes others'
+	// only signed by their trusted keys (Config.Signer).
+	Signed bool `json:"signed,omitempty"`
 	Stats
 }
 
@@ -495,7 +734,7 @@ func (j *Join) Info(now time.Time) any {
 	if len(j.links) == 0 && len(j.dialers) == 0 && len(j.origins) == 0 && len(j.refused) == 0 {
 		return nil
 	}
-	ji := &Info{Links: []LinkInfo{}, Origins: []OriginInfo{}, Remote: j.h.RemoteEntries(), Stats: j.Stats()}
+	ji := &Info{Links: []LinkInfo{}, Origins: []OriginInfo{}, Remote: j.h.RemoteEntries(), Signed: j.signed(), Stats: j.Stats()}
 	if len(j.refused) > 0 {
 		ji.Refused = maps.Clone(j.refused)
 	}
@@ -518,7 +757,7 @@ func (j *Join) Info(now time.Time) any {
 			li.Failures, li.Error = 0, ""
 		}
 		if o := j.origins[l.peer]; o != nil {
-			li.Lag = max(now.Sub(o.heard), 0).Seconds()
+			li.Lag = max(now.Sub(o.lastHeard()), 0).Seconds()
 		}
 		ji.Links = append(ji.Links, li)
 	}
@@ -533,7 +772,7 @@ func (j *Join) Info(now time.Time) any {
 		return strings.Compare(a.Dir+a.Addr+a.Peer, b.Dir+b.Addr+b.Peer)
 	})
 	for id, o := range j.origins {
-		ji.Origins = append(ji.Origins, OriginInfo{Origin: id, Entries: j.h.Entries(id), Heard: now.Sub(o.heard).Seconds()})
+		ji.Origins = append(ji.Origins, OriginInfo{Origin: id, Entries: j.h.Entries(id), Heard: now.Sub(o.lastHeard()).Seconds()})
 	}
 	slices.SortFunc(ji.Origins, func(a, b OriginInfo) int { return strings.Compare(a.Origin, b.Origin) })
 	return ji

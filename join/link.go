@@ -110,8 +110,10 @@ type link struct {
 type snapBuild struct {
 	origin         string
 	seq, beat, age uint64
+	beatSig        []byte
 	next           int64
 	entries        map[string]registry.RemoteEntry
+	parts          []Snap // as received: what this server passes on
 	dropped        int
 }
 
@@ -304,6 +306,13 @@ func (j *Join) onHello(l *link, m Hello, now time.Time) {
 		j.linkDown(l, "same server id")
 		return
 	}
+	if _, ok := j.trusted(m.Server); !ok {
+		// With signing a server's id names its key: one we do not trust
+		// could send nothing we would take.
+		j.linkWrite(l, Refuse{Error: "server id " + m.Server + " names no trusted signing key"}.Append(nil), nil)
+		j.linkDown(l, "untrusted server id")
+		return
+	}
 	l.peer = m.Server
 	l.max = m.Max
 	if l.max != 0 && l.max < 1024 {
@@ -359,22 +368,29 @@ func (j *Join) sendHello(l *link, now time.Time) {
 func (j *Join) onDigest(l *link, dg Digest, want bool, now time.Time) {
 	var wants []string
 	for id, d := range dg {
-		if !checkID(id) {
+		if !checkID(id) || !plausible(d.Seq, now) || !plausible(d.Beat, now) {
 			j.stats.protocolErrors.Add(1)
 			continue
 		}
 		if id == j.self {
-			j.selfSeen(d, now)
+			if !j.signed() {
+				j.selfSeen(d, now)
+			} else if d.Beat > j.beat && j.verifyBeat(id, d.Beat, d.Sig) {
+				j.selfSeen(DigestItem{Beat: d.Beat}, now) // only what we signed moves our clock
+			}
 			continue
 		}
 		l.peerSeq[id] = d.Seq
-		if t, ok := j.tombs[id]; ok && d.Beat <= t.beat {
+		if t, ok := j.tombs[id]; ok && t.blocks(d.Seq, d.Beat) {
 			continue
+		}
+		if _, ok := j.trusted(id); !ok {
+			continue // no origin of ours: never asked for
 		}
 		age := time.Duration(min(d.Age, uint64(time.Hour/time.Millisecond))) * time.Millisecond
 		o := j.origins[id]
 		if o != nil {
-			o.hear(d.Beat, age, now)
+			j.hear(o, d.Beat, d.Sig, age, now)
 		}
 		if !want || age > j.cfg.Grace || o != nil && d.Seq <= o.seq {
 			continue
@@ -403,7 +419,9 @@ func (j *Join) sendWant(l *link, wants []string) {
 // selfSeen handles news of our own id from a peer: if it holds a higher
 // seq or beat than ours, an earlier run of this server with the same id
 // (and a clock set back), or another server with our id, left it: we move
-// our clock past it and send our state again, which then wins.
+// our clock past it and send our state again, which then wins. The values
+// are plausible (not beyond maxAhead), so the clock cannot be pushed far
+// nor overflow; with signing only our own signed records get here.
 func (j *Join) selfSeen(d DigestItem, now time.Time) {
 	if d.Seq <= j.seq && d.Beat <= j.beat {
 		return
@@ -411,6 +429,9 @@ func (j *Join) selfSeen(d DigestItem, now time.Time) {
 	j.warnEvery("selfid", "join: peers hold a newer state under this server's id (another server with the same id, or a restart with the clock set back); taking the id over")
 	j.clock = max(j.clock, d.Seq, d.Beat)
 	j.beat = j.next()
+	if j.signed() {
+		j.beatSig = SignBeat(j.cfg.Signer, j.self, j.beat)
+	}
 	if d.Seq > j.seq {
 		j.seq = j.next()
 		for l := range j.links {
@@ -422,13 +443,14 @@ func (j *Join) selfSeen(d DigestItem, now time.Time) {
 }
 
 func (j *Join) onSnap(l *link, m Snap, now time.Time) {
-	if !checkID(m.Origin) {
+	if !checkID(m.Origin) || !plausible(m.Seq, now) || !plausible(m.Beat, now) {
 		j.stats.protocolErrors.Add(1)
 		l.snap = nil
 		return
 	}
 	if m.Part == 0 {
-		l.snap = &snapBuild{origin: m.Origin, seq: m.Seq, beat: m.Beat, age: m.Age, next: 1, entries: map[string]registry.RemoteEntry{}}
+		l.snap = &snapBuild{origin: m.Origin, seq: m.Seq, beat: m.Beat, beatSig: m.BeatSig, age: m.Age, next: 1,
+			entries: map[string]registry.RemoteEntry{}}
 	} else if sb := l.snap; sb == nil || sb.origin != m.Origin || sb.seq != m.Seq || sb.next != m.Part {
 		j.stats.protocolErrors.Add(1)
 		l.snap = nil
@@ -437,6 +459,12 @@ func (j *Join) onSnap(l *link, m Snap, now time.Time) {
 		sb.next++
 	}
 	sb := l.snap
+	if !j.verifySnap(&m) {
+		j.badRecord(l, "snapshot", m.Origin)
+		l.snap = nil
+		return
+	}
+	sb.parts = append(sb.parts, Snap{Origin: m.Origin, Seq: m.Seq, Part: m.Part, More: m.More, Entries: m.Entries, Sig: m.Sig})
 	if m.Origin != j.self {
 		for _, raw := range m.Entries {
 			e, err := j.h.ParseEntry(raw, m.Origin)
@@ -462,21 +490,34 @@ func (j *Join) onSnap(l *link, m Snap, now time.Time) {
 	j.applySnap(l, sb, now)
 }
 
+// applySnap takes a whole snapshot: one newer than what this server holds
+// replaces the origin's entries; one at the same seq (the origin's
+// checkpoint) becomes what this server passes on as its snapshot.
 func (j *Join) applySnap(l *link, sb *snapBuild, now time.Time) {
 	id := sb.origin
 	if sb.seq > l.peerSeq[id] {
 		l.peerSeq[id] = sb.seq
 	}
 	if id == j.self {
-		j.selfSeen(DigestItem{Seq: sb.seq, Beat: sb.beat}, now)
+		// The parts are ours (checked); the beat is not covered by them.
+		d := DigestItem{Seq: sb.seq, Beat: sb.beat}
+		if !j.verifyBeat(id, sb.beat, sb.beatSig) {
+			d.Beat = 0
+		}
+		j.selfSeen(d, now)
 		return
 	}
-	if t, ok := j.tombs[id]; ok && sb.beat <= t.beat {
+	if !j.verifyBeat(id, sb.beat, sb.beatSig) {
+		j.badRecord(l, "snapshot beat", id)
+		return
+	}
+	if t, ok := j.tombs[id]; ok && t.blocks(sb.seq, sb.beat) {
 		return
 	}
 	age := time.Duration(min(sb.age, uint64(time.Hour/time.Millisecond))) * time.Millisecond
 	o := j.origins[id]
-	if o == nil {
+	isNew := o == nil
+	if isNew {
 		if age > j.cfg.Grace {
 			return
 		}
@@ -484,14 +525,28 @@ func (j *Join) applySnap(l *link, sb *snapBuild, now time.Time) {
 			j.warnEvery("origins", "join: too many origins; ignoring new ones", "limit", maxOrigins)
 			return
 		}
-		o = &origin{id: id, beat: sb.beat, heard: now.Add(-age)}
+		at := now.Add(-age)
+		o = &origin{id: id, beat: sb.beat, beatSig: sb.beatSig, seenAt: at, checked: sb.beat, chkSig: sb.beatSig, heard: at}
 		j.origins[id] = o
 		delete(j.tombs, id)
 	} else {
-		o.hear(sb.beat, age, now)
-		if sb.seq <= o.seq {
-			return
+		j.hear(o, sb.beat, sb.beatSig, age, now)
+	}
+	switch {
+	case isNew || sb.seq > o.seq:
+	case sb.seq == o.seq && (o.base == nil || o.baseSeq < sb.seq):
+		// The origin's checkpoint: the same state, a shorter history.
+		o.base, o.baseSeq, o.log = sb.parts, sb.seq, nil
+		for l2 := range j.links {
+			if l2 != l && l2.state.up() {
+				if ps, ok := l2.peerSeq[id]; !ok || ps <= o.seq {
+					j.sendSnap(l2, id, now)
+				}
+			}
 		}
+		return
+	default:
+		return
 	}
 	var gone []string
 	j.h.EachEntry(id, func(inst string, _ []byte) {
@@ -506,6 +561,7 @@ func (j *Join) applySnap(l *link, sb *snapBuild, now time.Time) {
 		j.setRemote(e)
 	}
 	o.seq = sb.seq
+	o.base, o.baseSeq, o.log = sb.parts, sb.seq, nil
 	delete(j.wantAt, id)
 	j.stats.snapsIn.Add(1)
 	for l2 := range j.links {
@@ -529,7 +585,7 @@ func (j *Join) onDelta(l *link, cs []Change, now time.Time) {
 	var wants []string
 	for i := range cs {
 		c := &cs[i]
-		if !checkID(c.Origin) {
+		if !checkID(c.Origin) || !plausible(c.Seq, now) || !plausible(c.Prev, now) {
 			j.stats.protocolErrors.Add(1)
 			continue
 		}
@@ -537,22 +593,34 @@ func (j *Join) onDelta(l *link, cs []Change, now time.Time) {
 			l.peerSeq[c.Origin] = c.Seq
 		}
 		if c.Origin == j.self {
-			if c.Seq > j.seq {
+			if c.Seq > j.seq && j.verifyChange(c) {
 				j.selfSeen(DigestItem{Seq: c.Seq}, now)
 			}
 			continue
 		}
 		o := j.origins[c.Origin]
+		if c.Op == OpLeave {
+			j.onLeave(l, o, c, now)
+			continue
+		}
 		switch {
 		case o != nil && c.Seq <= o.seq:
 			j.stats.dupsIn.Add(1)
 			continue
 		case o == nil || c.Prev != o.seq:
 			j.stats.gapsIn.Add(1)
+			if _, ok := j.trusted(c.Origin); !ok {
+				j.badRecord(l, "change", c.Origin)
+				continue
+			}
 			if t, ok := j.wantAt[c.Origin]; (!ok || now.Sub(t) >= j.cfg.Timeout) && !j.isTomb(c.Origin) {
 				j.wantAt[c.Origin] = now
 				wants = append(wants, c.Origin)
 			}
+			continue
+		}
+		if !j.verifyChange(c) {
+			j.badRecord(l, "change", c.Origin)
 			continue
 		}
 		switch c.Op {
@@ -564,7 +632,6 @@ func (j *Join) onDelta(l *link, cs []Change, now time.Time) {
 				break
 			}
 			j.setRemote(e)
-			c.Entry = e.JSON()
 		case OpDeregister, OpExpire:
 			typ := registry.EventDeregister
 			if c.Op == OpExpire {
@@ -575,12 +642,46 @@ func (j *Join) onDelta(l *link, cs []Change, now time.Time) {
 			}
 		}
 		// Unknown operations move the seq on and are passed on: newer
-		// servers further on may know them.
+		// servers further on may know them. The change goes on as it
+		// came (its entry's bytes as signed).
 		o.seq = c.Seq
 		j.stats.changesIn.Add(1)
-		j.forward(c, l)
+		enc := c.Append(nil)
+		j.forwardEnc(c.Origin, c.Seq, enc, l)
+		if o.base != nil {
+			o.log = append(o.log, enc)
+			if len(o.log) > 2*ckptEvery(j.h.Entries(o.id))+64 {
+				// The origin sends no checkpoints: stop keeping its history
+				// (others give its snapshot) rather than hold it all.
+				o.base, o.log = nil, nil
+			}
+		}
 	}
 	j.sendWant(l, wants)
+}
+
+// onLeave takes an origin's leave: newer than all we hold of it and its
+// own, its entries go at once (their watchers get deregister events), and
+// a tomb keeps older states of it out.
+func (j *Join) onLeave(l *link, o *origin, c *Change, now time.Time) {
+	if o == nil || c.Seq <= o.seq {
+		j.stats.dupsIn.Add(1)
+		return
+	}
+	if !j.verifyChange(c) {
+		j.badRecord(l, "leave", c.Origin)
+		return
+	}
+	j.forwardEnc(c.Origin, c.Seq, c.Append(nil), l)
+	n := j.h.DeleteOrigin(o.id, registry.EventDeregister)
+	delete(j.origins, o.id)
+	delete(j.wantAt, o.id)
+	j.tombs[o.id] = tomb{beat: o.checked, seq: c.Seq, left: true, at: now}
+	for l2 := range j.links {
+		delete(l2.peerSeq, o.id)
+	}
+	j.stats.originsLeft.Add(1)
+	j.log.Info("join: origin left: its entries removed", "origin", o.id, "entries", n)
 }
 
 func (j *Join) isTomb(id string) bool {
@@ -588,22 +689,17 @@ func (j *Join) isTomb(id string) bool {
 	return ok
 }
 
-// forward queues a change for every up link but from (where it came
-// from) and those whose peer already holds it.
-func (j *Join) forward(c *Change, from *link) {
-	var enc []byte
+// forwardEnc queues an encoded change of origin (at seq) for every up link
+// but from (where it came from) and those whose peer already holds it.
+func (j *Join) forwardEnc(origin string, seq uint64, enc []byte, from *link) {
 	for l := range j.links {
 		if l == from || !l.state.up() {
 			continue
 		}
-		if ps, ok := l.peerSeq[c.Origin]; ok && ps >= c.Seq {
+		if ps, ok := l.peerSeq[origin]; ok && ps >= seq {
 			continue
 		}
-		if enc == nil {
-			enc = c.Append(j.scratch[:0])
-			j.scratch = enc
-		}
-		l.peerSeq[c.Origin] = c.Seq
+		l.peerSeq[origin] = seq
 		j.linkQueue(l, enc)
 	}
 }
@@ -653,7 +749,7 @@ func (j *Join) linkSend(l *link, body []byte, counter *atomic.Int64) bool {
 // linkWrite sends one message on l without blocking: a peer that is gone
 // or too far behind does not get it (a gap it will ask to fill).
 func (j *Join) linkWrite(l *link, body []byte, counter *atomic.Int64) bool {
-	if l.state == StateDown {
+	if l.state == StateDown || j.departed {
 		return false
 	}
 	if err := l.tr.send(body); err != nil {
@@ -674,81 +770,85 @@ func (j *Join) linkWrite(l *link, body []byte, counter *atomic.Int64) bool {
 	return true
 }
 
-// sendSnap sends the whole state of origin id on l, in parts that fit the
-// peer's message size limit (Snap.Append's bytes, built piecewise).
-func (j *Join) sendSnap(l *link, id string, now time.Time) {
-	var seq, beat, age uint64
-	if id == j.self {
-		seq, beat = j.seq, j.beat
-	} else {
-		o := j.origins[id]
-		if o == nil {
+// partBudget is the size of the snapshot parts this server makes of its
+// own origin: relays pass them on as they are, to peers whose limits it
+// does not know, so they fit the smallest a peer may have.
+func partBudget(own int64) int { return int(max(min(own, 64<<10)-1024, 512)) }
+
+// ownSnap is this server's snapshot at its seq, signed, in parts.
+func (j *Join) ownSnap() []Snap {
+	if j.selfSnap != nil && j.selfSnapSeq == j.seq {
+		return j.selfSnap
+	}
+	budget := partBudget(j.h.MaxRequestBytes())
+	var parts []Snap
+	cur := Snap{Origin: j.self, Seq: j.seq}
+	size := 0
+	j.h.EachEntry(j.self, func(inst string, enc []byte) {
+		if len(enc)+200 > budget {
+			j.warnEvery("big:"+inst, "join: an entry is too large for a snapshot part; not sending it", "instance", inst, "bytes", len(enc))
 			return
 		}
-		seq, beat = o.seq, o.beat
+		if len(cur.Entries) > 0 && size+len(enc)+16 > budget-400 {
+			cur.More = true
+			parts = append(parts, cur)
+			cur = Snap{Origin: j.self, Seq: j.seq, Part: cur.Part + 1}
+			size = 0
+		}
+		cur.Entries = append(cur.Entries, bytes.Clone(enc))
+		size += len(enc) + 1
+	})
+	parts = append(parts, cur)
+	if j.signed() {
+		for i := range parts {
+			SignSnap(j.cfg.Signer, &parts[i])
+		}
+	}
+	j.selfSnap, j.selfSnapSeq = parts, j.seq
+	return parts
+}
+
+// sendSnap sends the whole state of origin id on l: for this server's
+// origin, its snapshot now; for another, the origin's last snapshot this
+// server took, as the origin made it, and the changes since.
+func (j *Join) sendSnap(l *link, id string, now time.Time) {
+	var parts []Snap
+	var beat, age uint64
+	var bsig []byte
+	var o *origin
+	seq := j.seq
+	if id == j.self {
+		parts, beat, bsig = j.ownSnap(), j.beat, j.beatSig
+	} else {
+		if o = j.origins[id]; o == nil || o.base == nil {
+			return // none to give as its origin made it: the peer asks others
+		}
+		parts, beat, bsig, seq = o.base, o.checked, o.chkSig, o.seq // checked: the peer checks it at once
 		age = uint64(max(now.Sub(o.heard), 0).Milliseconds())
 	}
-	var list [][]byte
-	var insts []string
-	j.h.EachEntry(id, func(inst string, enc []byte) {
-		list = append(list, enc)
-		insts = append(insts, inst)
-	})
 	j.linkFlush(l)
-	budget := l.budget(j.h.MaxRequestBytes())
-	var part int64
-	head := func(b []byte) []byte {
-		b = append(b[:0], `{"t":"snap","origin":`...)
-		b = appendJSONString(b, id)
-		b = append(b, `,"seq":`...)
-		b = strconv.AppendUint(b, seq, 10)
-		b = append(b, `,"beat":`...)
-		b = strconv.AppendUint(b, beat, 10)
-		b = append(b, `,"age":`...)
-		b = strconv.AppendUint(b, age, 10)
-		b = append(b, `,"part":`...)
-		b = strconv.AppendInt(b, part, 10)
-		return append(b, `,"entries":[`...)
-	}
-	write := func(b []byte) bool {
-		if !j.linkWrite(l, b, &j.stats.snapBytesOut) {
-			return false
+	for i := range parts {
+		m := parts[i]
+		m.Beat, m.BeatSig, m.Age = beat, bsig, age
+		j.scratch = m.Append(j.scratch[:0])
+		if l.max > 0 && int64(len(j.scratch)) > l.max {
+			j.warnEvery("big:"+l.peer, "join: a snapshot part is larger than the peer's message limit; not sending it",
+				"peer", l.peer, "origin", id, "bytes", len(j.scratch))
+			return
+		}
+		if !j.linkWrite(l, j.scratch, &j.stats.snapBytesOut) {
+			return
 		}
 		j.stats.snapPartsOut.Add(1)
-		return true
 	}
-	b := head(j.scratch)
-	n := 0
-	for i, enc := range list {
-		if len(enc)+200 > budget {
-			j.warnEvery("big:"+l.peer, "join: an entry is too large for the peer's message limit; not sending it",
-				"peer", l.peer, "instance", insts[i], "bytes", len(enc))
-			continue
+	j.stats.snapsOut.Add(1)
+	if o != nil {
+		for _, enc := range o.log {
+			j.linkQueue(l, enc)
 		}
-		if n > 0 && len(b)+len(enc)+16 > budget {
-			b = append(b, `],"more":true}`...)
-			if !write(b) {
-				j.scratch = b
-				return
-			}
-			part++
-			b = head(b)
-			n = 0
-		}
-		if n > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, enc...)
-		n++
 	}
-	b = append(b, "]}"...)
-	ok := write(b)
-	j.scratch = b
-	if ok {
-		j.stats.snapsOut.Add(1)
-		if seq > l.peerSeq[id] {
-			l.peerSeq[id] = seq
-		}
+	if seq > l.peerSeq[id] {
+		l.peerSeq[id] = seq
 	}
 }
 

@@ -2,6 +2,7 @@ package join
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,7 @@ const (
 	OpSet        Op = "set"        // the entry is new or changed: Entry
 	OpDeregister Op = "deregister" // its owner removed it: Instance
 	OpExpire     Op = "expire"     // its TTL ran out at its origin: Instance
+	OpLeave      Op = "leave"      // the origin shuts down: all its entries go
 )
 
 // Version is the version of the link protocol a hello announces.
@@ -68,13 +70,17 @@ type Ready struct{}
 // Tick carries the sender's digest, every interval.
 type Tick struct{ Digest Digest }
 
-// Snap is one part of one origin's whole state.
+// Snap is one part of one origin's whole state. Sig is the origin's
+// signature of the part (origin, seq, part, more, entries: SignSnap), so
+// relays pass parts on as the origin made them; BeatSig signs Beat
+// (SignBeat). Age is the sender's own: it is not signed.
 type Snap struct {
 	Origin         string
 	Seq, Beat, Age uint64 // Age: ms since the origin's beat was heard
 	Part           int64
 	More           bool // more parts follow
 	Entries        []json.RawMessage
+	Sig, BeatSig   []byte
 }
 
 // Delta carries changes, each origin's in order.
@@ -105,10 +111,12 @@ func (u Unknown) Type() MsgType { return u.T }
 
 // DigestItem is what a server knows of one origin: the last change it
 // applied (Seq), the origin's last heartbeat (Beat) and how long ago, in
-// milliseconds, that heartbeat was heard (Age). On the wire:
-// [seq,beat,age].
+// milliseconds, that heartbeat was heard (Age), and the origin's signature
+// of Beat (Sig, SignBeat; none when nothing is signed). On the wire:
+// [seq,beat,age] or [seq,beat,age,"sig"] (standard base64).
 type DigestItem struct {
 	Seq, Beat, Age uint64
+	Sig            []byte
 }
 
 // Digest maps origin ids to what the sender knows of them.
@@ -117,6 +125,8 @@ type Digest map[string]DigestItem
 // Change is one change of one origin's entries. Seq is the origin's
 // counter after the change and Prev before it: a server applies a change
 // only on top of Prev, so that every origin's changes apply in order, once.
+// Sig is the origin's signature of the rest (SignChange): relays pass the
+// change on byte for byte (Entry as received).
 type Change struct {
 	Origin   string          `json:"origin"`
 	Seq      uint64          `json:"seq"`
@@ -124,6 +134,7 @@ type Change struct {
 	Op       Op              `json:"op"`
 	Entry    json.RawMessage `json:"entry,omitempty"`    // set
 	Instance string          `json:"instance,omitempty"` // deregister, expire
+	Sig      []byte          `json:"sig,omitempty"`
 }
 
 // wireMsg is every type's fields, for decoding only.
@@ -145,6 +156,8 @@ type wireMsg struct {
 	Changes  []Change              `json:"changes"`
 	Origins  []string              `json:"origins"`
 	Error    string                `json:"error"`
+	Sig      []byte                `json:"sig"`
+	BeatSig  []byte                `json:"bsig"`
 }
 
 // ParseMsg decodes a SYNC body; n is the bytes consumed (all of b). A
@@ -177,7 +190,8 @@ func ParseMsg(b []byte) (m Msg, n int, err error) {
 	case TypeTick:
 		m = Tick{Digest: w.Digest}
 	case TypeSnap:
-		m = Snap{Origin: w.Origin, Seq: w.Seq, Beat: w.Beat, Age: w.Age, Part: w.Part, More: w.More, Entries: w.Entries}
+		m = Snap{Origin: w.Origin, Seq: w.Seq, Beat: w.Beat, Age: w.Age, Part: w.Part, More: w.More, Entries: w.Entries,
+			Sig: w.Sig, BeatSig: w.BeatSig}
 	case TypeDelta:
 		for i, c := range w.Changes {
 			if c.Op == OpSet && len(c.Entry) == 0 {
@@ -252,6 +266,8 @@ func (m Snap) Append(b []byte) []byte {
 	if m.More {
 		b = append(b, `,"more":true`...)
 	}
+	b = appendBytesField(b, "sig", m.Sig)
+	b = appendBytesField(b, "bsig", m.BeatSig)
 	return append(b, '}')
 }
 
@@ -315,6 +331,7 @@ func (c *Change) Append(b []byte) []byte {
 		b = append(b, c.Entry...)
 	}
 	b = appendStringField(b, "instance", c.Instance)
+	b = appendBytesField(b, "sig", c.Sig)
 	return append(b, '}')
 }
 
@@ -340,7 +357,7 @@ func (d Digest) appendField(b []byte) []byte {
 // MarshalJSON encodes d as [seq,beat,age].
 func (d DigestItem) MarshalJSON() ([]byte, error) { return d.Append(nil), nil }
 
-// Append appends [seq,beat,age].
+// Append appends [seq,beat,age] or [seq,beat,age,"sig"].
 func (d DigestItem) Append(b []byte) []byte {
 	b = append(b, '[')
 	b = strconv.AppendUint(b, d.Seq, 10)
@@ -348,20 +365,105 @@ func (d DigestItem) Append(b []byte) []byte {
 	b = strconv.AppendUint(b, d.Beat, 10)
 	b = append(b, ',')
 	b = strconv.AppendUint(b, d.Age, 10)
+	if len(d.Sig) > 0 {
+		b = append(b, ',', '"')
+		b = base64.StdEncoding.AppendEncode(b, d.Sig)
+		b = append(b, '"')
+	}
 	return append(b, ']')
 }
 
-// UnmarshalJSON decodes [seq,beat,age].
+// UnmarshalJSON decodes [seq,beat,age] or [seq,beat,age,"sig"]: a digest
+// has one per origin and arrives every interval on every link, so the
+// plain form is read by hand; anything else goes through encoding/json.
 func (d *DigestItem) UnmarshalJSON(b []byte) error {
-	var a []uint64
+	if it, ok := parseDigestItem(b); ok {
+		*d = it
+		return nil
+	}
+	return d.unmarshalSlow(b)
+}
+
+// parseDigestItem reads [n,n,n] or [n,n,n,"base64"] (no escapes, no
+// spaces); false for anything else.
+func parseDigestItem(b []byte) (DigestItem, bool) {
+	var n [3]uint64
+	if len(b) < 7 || b[0] != '[' || b[len(b)-1] != ']' {
+		return DigestItem{}, false
+	}
+	i := 1
+	for k := range n {
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			v := n[k]*10 + uint64(b[i]-'0')
+			if n[k] > (1<<64-1)/10 || v < n[k]*10 {
+				return DigestItem{}, false // overflow: the slow path says so
+			}
+			n[k] = v
+			i++
+		}
+		if i == start || i-start > 1 && b[start] == '0' || i >= len(b) {
+			return DigestItem{}, false
+		}
+		if k < 2 {
+			if b[i] != ',' {
+				return DigestItem{}, false
+			}
+			i++
+		}
+	}
+	it := DigestItem{Seq: n[0], Beat: n[1], Age: n[2]}
+	switch {
+	case i == len(b)-1:
+		return it, true
+	case b[i] != ',' || i+4 > len(b) || b[i+1] != '"' || b[len(b)-2] != '"':
+		return DigestItem{}, false
+	}
+	enc := b[i+2 : len(b)-2]
+	if bytes.IndexByte(enc, '\\') >= 0 || bytes.IndexByte(enc, '"') >= 0 {
+		return DigestItem{}, false
+	}
+	sig, err := base64.StdEncoding.AppendDecode(nil, enc)
+	if err != nil {
+		return DigestItem{}, false
+	}
+	it.Sig = sig
+	return it, true
+}
+
+func (d *DigestItem) unmarshalSlow(b []byte) error {
+	var a []json.RawMessage
 	if err := json.Unmarshal(b, &a); err != nil {
 		return err
 	}
-	if len(a) != 3 {
-		return fmt.Errorf("digest item has %d numbers: want [seq, beat, age]", len(a))
+	if len(a) != 3 && len(a) != 4 {
+		return fmt.Errorf("digest item has %d elements: want [seq, beat, age] or [seq, beat, age, sig]", len(a))
 	}
-	*d = DigestItem{a[0], a[1], a[2]}
+	var n [3]uint64
+	for i := range n {
+		if err := json.Unmarshal(a[i], &n[i]); err != nil {
+			return fmt.Errorf("digest item: element %d: %w", i, err)
+		}
+	}
+	*d = DigestItem{Seq: n[0], Beat: n[1], Age: n[2]}
+	if len(a) == 4 {
+		if err := json.Unmarshal(a[3], &d.Sig); err != nil {
+			return fmt.Errorf("digest item: sig: %w", err)
+		}
+	}
 	return nil
+}
+
+// appendBytesField appends `,"name":"base64"` unless v is empty.
+func appendBytesField(b []byte, name string, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '"')
+	b = base64.StdEncoding.AppendEncode(b, v)
+	return append(b, '"')
 }
 
 func appendStringField(b []byte, name, v string) []byte {

@@ -14,10 +14,13 @@ var wireCases = []struct {
 	m    Msg
 	wire string
 }{
-	{Hello{V: 1, Server: "a", Boot: "b", Max: 65536, Interval: 0.25, Digest: Digest{"a": {1, 2, 0}}},
+	{Hello{V: 1, Server: "a", Boot: "b", Max: 65536, Interval: 0.25, Digest: Digest{"a": {Seq: 1, Beat: 2}}},
 		`{"t":"hello","v":1,"server":"a","boot":"b","max":65536,"interval":0.25,"digest":{"a":[1,2,0]}}`},
 	{Ready{}, `{"t":"ready"}`},
-	{Tick{Digest: Digest{"o-1": {10, 20, 30}}}, `{"t":"tick","digest":{"o-1":[10,20,30]}}`},
+	{Tick{Digest: Digest{"o-1": {Seq: 10, Beat: 20, Age: 30}}}, `{"t":"tick","digest":{"o-1":[10,20,30]}}`},
+	{Tick{Digest: Digest{"o-1": {Seq: 10, Beat: 20, Age: 30, Sig: []byte{1, 2, 3}}}}, `{"t":"tick","digest":{"o-1":[10,20,30,"AQID"]}}`},
+	{Snap{Origin: "O", Seq: 5, Beat: 1, Sig: []byte{1}, BeatSig: []byte{2}}, `{"t":"snap","origin":"O","seq":5,"beat":1,"sig":"AQ==","bsig":"Ag=="}`},
+	{Delta{Changes: []Change{{Origin: "O", Seq: 2, Prev: 1, Op: OpLeave, Sig: []byte{3}}}}, `{"t":"delta","changes":[{"origin":"O","seq":2,"prev":1,"op":"leave","sig":"Aw=="}]}`},
 	{Snap{Origin: "O", Seq: 5, Beat: 1, Age: 2, Part: 1, More: true, Entries: []json.RawMessage{json.RawMessage(`{"name":"n"}`)}},
 		`{"t":"snap","origin":"O","seq":5,"beat":1,"age":2,"part":1,"entries":[{"name":"n"}],"more":true}`},
 	{Snap{Origin: "O", Seq: 5, Beat: 1}, `{"t":"snap","origin":"O","seq":5,"beat":1}`},

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/hydra-net/hydra/catalog"
 	"github.com/hydra-net/hydra/dnsserver"
@@ -36,7 +37,9 @@ type Config struct {
 	Registry registry.Config
 
 	// Join configures replication with other servers. Node sets its
-	// Security from JoinKeys when Curve is on.
+	// Security from JoinKeys and CurveTo when Curve is on, and its Signer
+	// from Keys when TrustOrigin is set (signed origin records: the
+	// registry's ServerID is then join.OriginID of the signing key).
 	Join join.Config
 
 	// Keys is this server's key pair: its identity on tunnels and, with
@@ -89,6 +92,15 @@ func (c Config) withDefaults() Config {
 	if c.Registry.Logger == nil {
 		c.Registry.Logger = c.Logger
 	}
+	// A servers' list that names each server's signing key (KEY.pub
+	// content) is what join trusts origins by: the fleet signs.
+	if al, ok := c.Access.Servers.(*secure.AllowList); ok && al.Servers() && c.Join.TrustOrigin == nil && c.Keys != nil {
+		c.Join.TrustOrigin = al.TrustsSigner
+	}
+	if c.Keys != nil && c.Join.TrustOrigin != nil && c.Join.Signer == nil {
+		s := c.Keys.Signer()
+		c.Join.Signer = &s
+	}
 	return c
 }
 
@@ -108,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Join.Validate(); err != nil {
 		return &ConfigError{"Join", err}
+	}
+	if s := c.Join.Signer; s != nil && c.Registry.ServerID != "" && c.Registry.ServerID != join.OriginID(s.Public) {
+		return &ConfigError{"Registry.ServerID", fmt.Errorf("%q: with signed join records the id is the signing key's, %s (leave it unset)", c.Registry.ServerID, join.OriginID(s.Public))}
 	}
 	if c.Keys == nil {
 		switch {
@@ -191,6 +206,9 @@ func New(cfg Config) (*Node, error) {
 	if rcfg.Authorize == nil { // a test may set its own
 		rcfg.Authorize = n.acc.authorize
 	}
+	if jcfg.Signer != nil {
+		rcfg.ServerID = join.OriginID(jcfg.Signer.Public) // an origin id names its key
+	}
 	if cfg.Curve {
 		rcfg.Security = curve.Server(*cfg.Keys, secure.AuthorizerFunc(n.acc.curvePeer))
 		kp, keys := *cfg.Keys, cfg.JoinKeys
@@ -200,6 +218,7 @@ func New(cfg Config) (*Node, error) {
 			}
 			return nil
 		}
+		jcfg.CurveTo = func(pub secure.PublicKey) func() zmtp.Mechanism { return curve.Client(kp, pub) }
 	}
 	var err error
 	if n.join, err = join.New(jcfg); err != nil {
@@ -351,6 +370,10 @@ func (n *Node) Run(ctx context.Context) error {
 		stopDNS()
 		stopHTTP()
 		stopTunnels()
+		// Joined servers drop this one's entries now, not after the grace.
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n.join.Depart(dctx)
+		cancel()
 		n.srv.Close()
 		if err = <-served; errors.Is(err, registry.ErrClosed) {
 			err = nil // a stop before Serve even started is still a clean stop

@@ -27,7 +27,11 @@ import (
 //	    public-key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
 //	    secret-key = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
 //
-// The public certificate (PublicKeyPath) is the same without secret-key.
+// The public certificate (PublicKeyPath) is the same without secret-key
+// and with `    sign-key = "<Z85>"` after public-key: sign-key is the Ed25519 public key of KeyPair.Signer (Z85), with which
+// joined servers check this server's origin records; zcert readers ignore
+// the extra name. A file written before it existed lacks it:
+// RewritePublicKey writes it again from the secret key file.
 
 // PublicKeyPath is where WriteKeyPair puts the public certificate of the
 // secret key file at path: path + ".pub".
@@ -86,6 +90,13 @@ func appendCert(dst []byte, kp *KeyPair, secret bool) []byte {
 	dst = append(dst, "metadata\ncurve\n    public-key = \""...)
 	dst = AppendZ85(dst, kp.Public[:])
 	dst = append(dst, "\"\n"...)
+	if !secret { // the secret file derives it
+		sg := kp.Signer()
+		dst = append(dst, "    sign-key = \""...)
+		dst = AppendZ85(dst, sg.Public[:])
+		dst = append(dst, "\"\n"...)
+		sg.Zero()
+	}
 	if secret {
 		dst = append(dst, "    secret-key = \""...)
 		dst = AppendZ85(dst, kp.Secret[:])
@@ -167,7 +178,7 @@ func LoadKeyPair(path string) (KeyPair, error) {
 
 // ParseKeyPair parses the contents of a secret key file.
 func ParseKeyPair(data []byte) (KeyPair, error) {
-	pub, sec, err := parseCert(data)
+	pub, sec, sign, err := parseCert(data)
 	if err != nil {
 		return KeyPair{}, err
 	}
@@ -194,6 +205,19 @@ func ParseKeyPair(data []byte) (KeyPair, error) {
 			return KeyPair{}, fmt.Errorf("%w: public-key does not belong to secret-key", ErrKeyFile)
 		}
 	}
+	if sign != "" {
+		sp, err := ParseSignPublicKey(sign)
+		sg := kp.Signer()
+		defer sg.Zero()
+		if err != nil {
+			kp.Zero()
+			return KeyPair{}, fmt.Errorf("%w: sign-key: %w", ErrKeyFile, err)
+		}
+		if sp != sg.Public {
+			kp.Zero()
+			return KeyPair{}, fmt.Errorf("%w: sign-key does not belong to secret-key", ErrKeyFile)
+		}
+	}
 	return kp, nil
 }
 
@@ -206,7 +230,7 @@ func LoadPublicKey(path string) (PublicKey, error) {
 		return PublicKey{}, fmt.Errorf("secure: public key file: %w", err)
 	}
 	defer clear(data)
-	pub, sec, err := parseCert(data)
+	pub, sec, _, err := parseCert(data)
 	if err == nil && pub == "" && sec == "" {
 		pub = string(bytes.TrimSpace(data))
 	}
@@ -255,10 +279,10 @@ func ReadPublicKey(s string) (PublicKey, error) {
 	return LoadPublicKey(s)
 }
 
-// parseCert finds the public-key and secret-key values of a zcert-style
-// file: `name = "value"` lines (quotes optional), anywhere, any
+// parseCert finds the public-key, secret-key and sign-key values of a
+// zcert-style file: `name = "value"` lines (quotes optional), anywhere, any
 // indentation; comment lines start with '#'.
-func parseCert(data []byte) (pub, sec string, err error) {
+func parseCert(data []byte) (pub, sec, sign string, err error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for line := 1; sc.Scan(); line++ {
 		t := strings.TrimSpace(sc.Text())
@@ -273,10 +297,67 @@ func parseCert(data []byte) (pub, sec string, err error) {
 			pub = value
 		case "secret-key":
 			sec = value
+		case "sign-key":
+			sign = value
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return "", "", fmt.Errorf("%w: %w", ErrKeyFile, err)
+		return "", "", "", fmt.Errorf("%w: %w", ErrKeyFile, err)
 	}
-	return pub, sec, nil
+	return pub, sec, sign, nil
+}
+
+// LoadPublicIdentity reads a server's public identity from a file
+// LoadPublicKey reads: its Curve25519 public key and, ok, its signing key
+// (sign-key). ok is false for a file without one (a bare Z85 key, a
+// KEY.pub written before signing keys existed: RewritePublicKey, or
+// `hydra-server keygen --public KEY`, writes it again). A secret key file
+// gives both, its signing key derived.
+func LoadPublicIdentity(path string) (pub PublicKey, sign SignPublicKey, ok bool, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return PublicKey{}, SignPublicKey{}, false, fmt.Errorf("secure: public key file: %w", err)
+	}
+	defer clear(data)
+	_, sec, sg, err := parseCert(data)
+	if err != nil {
+		return PublicKey{}, SignPublicKey{}, false, fmt.Errorf("%s: %w", path, err)
+	}
+	if sec != "" {
+		kp, err := ParseKeyPair(data)
+		if err != nil {
+			return PublicKey{}, SignPublicKey{}, false, fmt.Errorf("%s: %w", path, err)
+		}
+		s := kp.Signer()
+		defer s.Zero()
+		defer kp.Zero()
+		return kp.Public, s.Public, true, nil
+	}
+	if pub, err = LoadPublicKey(path); err != nil {
+		return PublicKey{}, SignPublicKey{}, false, err
+	}
+	if sg == "" {
+		return pub, SignPublicKey{}, false, nil
+	}
+	if sign, err = ParseSignPublicKey(sg); err != nil {
+		return PublicKey{}, SignPublicKey{}, false, fmt.Errorf("%s: %w: sign-key: %w", path, ErrKeyFile, err)
+	}
+	return pub, sign, true, nil
+}
+
+// RewritePublicKey writes the public certificate of the secret key file at
+// path again (PublicKeyPath(path), with its sign-key), replacing what is
+// there, and returns the key pair's public keys.
+func RewritePublicKey(path string) (PublicKey, SignPublicKey, error) {
+	kp, err := LoadKeyPair(path)
+	if err != nil {
+		return PublicKey{}, SignPublicKey{}, err
+	}
+	defer kp.Zero()
+	s := kp.Signer()
+	defer s.Zero()
+	if err := writeFileAtomic(PublicKeyPath(path), appendCert(nil, &kp, false), 0o644); err != nil {
+		return PublicKey{}, SignPublicKey{}, err
+	}
+	return kp.Public, s.Public, nil
 }

@@ -172,6 +172,9 @@ func zeroKeys(s string) string {
 		if k, ok := strings.CutPrefix(l, "public key "); ok && len(k) == 40 {
 			lines[i] = "public key <40 characters of Z85>"
 		}
+		if k, ok := strings.CutPrefix(l, "sign key "); ok && len(k) == 40 {
+			lines[i] = "sign key <40 characters of Z85>"
+		}
 	}
 	return strings.Join(lines, "\n")
 }

@@ -72,12 +72,17 @@ error (exit status 2) and the server stops dialling it; with --no-wait the
 command returns once the server took the peer, and the server keeps
 dialling it with backoff (for a peer not up yet).
 
+A server run with --curve dials only CURVE links: give each peer's public
+key with --key (Z85 text in single quotes, or its KEY.pub file), in the
+order of the peers; without it such a server refuses the JOIN.
+
 With --list, prints the server's join links instead (state, last heard, lag,
 why a dial fails). Run-time joins are forgotten when the server restarts:
 put the peers in --join (or the --config file) to keep them.
 See also: hydra-server leave HOST[:PORT].
 
-Example: hydra-server join 10.0.0.7 10.0.0.8:8421`
+Example: hydra-server join 10.0.0.7 10.0.0.8:8421
+         hydra-server join --server-key this.key.pub --key-file admin.key 10.0.0.7 --key peer.key.pub`
 
 func init() {
 	addCommand(&command{name: "join", args: "[flags] HOST[:PORT]...", short: "make the running server join other servers (share services), or list its links", run: joinCmd})
@@ -86,8 +91,10 @@ func init() {
 
 func joinCmd(ctx context.Context, io stdio, args []string) (err error) {
 	var list, noWait bool
+	var keys listFlag
 	c, f, pos, err := clientCommand(io, "join", "[flags] HOST[:PORT]...", joinHelp, args, true, func(fs *flag.FlagSet) {
 		fs.BoolVar(&list, "list", false, "print the server's join links instead of joining")
+		fs.Var(&keys, "key", "the public `key` (Z85 text in single quotes, or its KEY.pub file) of the peer in the same position: a server run with --curve needs one per peer (repeatable)")
 		fs.BoolVar(&noWait, "no-wait", false, "return once the server took the peer, without waiting for the link (it keeps dialling)")
 	})
 	if err != nil {
@@ -124,8 +131,22 @@ func joinCmd(ctx context.Context, io stdio, args []string) (err error) {
 			return usagef("join: %v", err)
 		}
 	}
-	for _, p := range pos {
-		b, err := request(ctx, c, f.timeout, registry.VerbJoin, map[string]string{"peer": p})
+	if len(keys) > 0 && len(keys) != len(pos) {
+		return usagef("join: %d peers and %d --key: give each peer's public key, in the same order", len(pos), len(keys))
+	}
+	bodies := make([]map[string]string, len(pos))
+	for i, p := range pos {
+		bodies[i] = map[string]string{"peer": p}
+		if len(keys) > 0 {
+			k, err := secure.ReadPublicKey(keys[i])
+			if err != nil {
+				return usagef("join: --key %q: %v", keys[i], err)
+			}
+			bodies[i]["key"] = k.String()
+		}
+	}
+	for i, p := range pos {
+		b, err := request(ctx, c, f.timeout, registry.VerbJoin, bodies[i])
 		if err != nil {
 			return fmt.Errorf("join %s: %w", p, err)
 		}

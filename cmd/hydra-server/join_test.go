@@ -7,13 +7,17 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/join"
 	"github.com/hydra-net/hydra/registry"
+	"github.com/hydra-net/hydra/secure"
 )
 
 // Join tests: real hydra-server processes (the test binary) on loopback.
@@ -31,7 +35,11 @@ func startJoin(t *testing.T, id string, args ...string) (*proc, string) {
 	if !hasFlag(args, "--port") {
 		args = append([]string{"--port", "0"}, args...)
 	}
-	p := start(t, nil, append(append([]string{"--server-id", id}, joinArgs...), args...)...)
+	common := joinArgs
+	if hasFlag(args, "--curve") { // servers are known by their keys, not addresses
+		common = slices.DeleteFunc(slices.Clone(joinArgs), func(a string) bool { return a == "--join-allow" || a == "127.0.0.0/8" })
+	}
+	p := start(t, nil, append(append([]string{"--server-id", id}, common...), args...)...)
 	banner := p.line()
 	a, ok := strings.CutPrefix(banner, "[Hydra Server] Bound to ")
 	if !ok {
@@ -565,4 +573,44 @@ func startExec(t *testing.T, cmd *exec.Cmd) *proc {
 		}
 	})
 	return p
+}
+
+// TestJoinRuntimeCurveKey: on a --curve server `hydra-server join` needs
+// the peer's key (--key); without it the server refuses, naming the field,
+// and with it the link is CURVE (the peer speaks nothing else).
+func TestJoinRuntimeCurveKey(t *testing.T) {
+	dir := t.TempDir()
+	keygen := func(name string) (string, secure.KeyPair) {
+		path := filepath.Join(dir, name)
+		kp, err := secure.Keygen(path, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path, kp
+	}
+	aKey, ak := keygen("a.key")
+	bKey, _ := keygen("b.key")
+	adminKey, admin := keygen("admin.key")
+	// Each server's list of servers is the other's KEY.pub (with its signing
+	// key: the fleet signs, and each server's id is its origin key); B takes
+	// JOIN from the admin key.
+	admins := filepath.Join(dir, "admins")
+	os.WriteFile(admins, []byte(admin.Public.String()+"\n"), 0o644)
+	_, a := startJoin(t, "", "--key-file", aKey, "--curve", "--allow-servers", secure.PublicKeyPath(bKey))
+	_, b := startJoin(t, "", "--key-file", bKey, "--curve", "--allow-servers", secure.PublicKeyPath(aKey), "--allow-admins", admins)
+	_, port, _ := net.SplitHostPort(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := []string{"join", "--port", port, "--server-key", secure.PublicKeyPath(bKey), "--client-key", adminKey}
+	code, out, errs := runCmd(ctx, append(cmd, a)...)
+	if code != 2 || !strings.Contains(errs, "key is missing") {
+		t.Fatalf("join without --key on a CURVE server: %d %q %q", code, out, errs)
+	}
+	code, out, errs = runCmd(ctx, append(cmd, a, "--key", secure.PublicKeyPath(aKey))...)
+	if code != 0 || out != "joined "+a+" (server "+join.OriginID(ak.Signer().Public)+")\n" {
+		t.Fatalf("join --key: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := runCmd(ctx, append(cmd, a, "--key", "x", "--key", "y")...); code != 2 || !strings.Contains(errs, "2 --key") {
+		t.Fatalf("two keys for one peer: %d %q", code, errs)
+	}
 }

@@ -34,6 +34,24 @@ func TestKeygen(t *testing.T) {
 		t.Fatalf("printed %q, want the 40-character Z85 public key %q", out.String(), z)
 	}
 
+	// KEY.pub carries the signing key; --public writes KEY.pub again
+	// (an old one lacks sign-key) and keeps the pair.
+	if _, sign, ok, err := secure.LoadPublicIdentity(secure.PublicKeyPath(path)); err != nil || !ok || !strings.Contains(out.String(), "sign key "+sign.String()) {
+		t.Fatalf("sign-key: %v %v, printed %q", ok, err, out.String())
+	}
+	if err := os.WriteFile(secure.PublicKeyPath(path), []byte(kp.Public.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := keygenCmd(context.Background(), io, []string{"--out", path, "--public"}); err != nil {
+		t.Fatal(err)
+	}
+	if pub, _, ok, err := secure.LoadPublicIdentity(secure.PublicKeyPath(path)); err != nil || !ok || pub != kp.Public {
+		t.Fatalf("after --public: %v %v %v", pub, ok, err)
+	}
+	if again, _ := secure.LoadKeyPair(path); again.Public != kp.Public {
+		t.Fatal("keygen --public changed the key")
+	}
+
 	// No silent overwrite; --force replaces the pair.
 	if err := keygenCmd(context.Background(), io, []string{"--out", path}); err == nil {
 		t.Fatal("keygen overwrote an existing key without --force")
