@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/consulapi"
+	"github.com/hydra-net/hydra/internal/resume"
 
 	"github.com/hydra-net/hydra/internal/netaddr"
 )
@@ -137,23 +138,35 @@ func (n *Node) bindHTTP() error {
 		}
 		h.access.tokens.Store(&t)
 	}
-	api, err := consulapi.New(consulapi.Config{Catalog: n.cat, Local: n.srv.Local(), ServerID: n.srv.ID(),
-		NodeAddr: nodeAddr(c.Addr, n.cfg.Endpoint), Version: n.cfg.Version, Identity: requestIdentity, Logger: n.log})
+	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
+		if !c.Optional {
+			return &ConfigError{"HTTP.Addr", fmt.Errorf("listen %s: %w", c.Addr, err)}
+		}
+		n.log.Warn("http: not listening (set --http to another HOST:PORT, or to \"\" to turn HTTP off)",
+			"addr", c.Addr, "err", err)
+	}
+	var rl *resume.Listener
+	var resumeFn func(net.Conn)
+	if ln != nil {
+		rl = resume.New(ln, c.IdleTimeout)
+		resumeFn = rl.Resume
+	}
+	api, err := consulapi.New(consulapi.Config{Catalog: n.cat, Local: n.srv.Local(), ServerID: n.srv.ID(),
+		NodeAddr: nodeAddr(c.Addr, n.cfg.Endpoint), Version: n.cfg.Version, Identity: requestIdentity, Logger: n.log,
+		Resume: resumeFn})
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return &ConfigError{"HTTP", err}
 	}
 	h.api = api
 	api.Mount(n.HandleHTTP)
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		if c.Optional {
-			n.log.Warn("http: not listening (set --http to another HOST:PORT, or to \"\" to turn HTTP off)",
-				"addr", c.Addr, "err", err)
-			return nil
-		}
-		return &ConfigError{"HTTP.Addr", fmt.Errorf("listen %s: %w", c.Addr, err)}
+	if ln == nil {
+		return nil
 	}
-	h.ln = ln
+	h.ln = rl
 	h.srv = &http.Server{
 		Handler:           h.handler(),
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
