@@ -150,6 +150,9 @@ func BenchmarkHealthService64(b *testing.B) {
 	url := "http://" + p.http + "/v1/health/service/web"
 	waitHTTP(b, c, url, func(body []byte) bool { return strings.Count(string(body), `"ServiceID"`) == 3 })
 	b.SetParallelism((64 + 1) / 2) // 64 goroutines on 2 Ps
+	if r, err := c.Get("http://" + p.http + "/debug/prof/start"); err == nil {
+		r.Body.Close()
+	}
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -168,6 +171,9 @@ func BenchmarkHealthService64(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
+	if r, err := c.Get("http://" + p.http + "/debug/prof/stop"); err == nil {
+		r.Body.Close()
+	}
 	rss, _ := rssKiB(p.cmd.Process.Pid)
 	b.ReportMetric(float64(rss)/1024, "server-RSS-MiB")
 }
