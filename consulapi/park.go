@@ -166,15 +166,25 @@ func (a *API) answerAll(due []*parkedQuery, s *catalog.Snapshot) {
 		return
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(mine))
+	date := time.Now().UTC().AppendFormat(nil, http.TimeFormat)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Every answer first, then the connections back: handing one
+			// back starts a goroutine, which the last answers would wait
+			// for.
+			var written []net.Conn
 			for i := w; i < len(mine); i += workers {
 				pq := mine[i]
 				_, idx, _, _ := a.readyAt(s, pq.q, pq.name)
-				a.answerAt(pq, s, idx, false)
+				if a.writeParked(pq, s, idx, date, false) {
+					written = append(written, pq.conn)
+				}
+			}
+			for _, c := range written {
+				a.cfg.Resume(c)
 			}
 		}()
 	}
@@ -191,12 +201,20 @@ func (a *API) answer(pq *parkedQuery, closing bool) {
 // answerAt writes pq's answer and hands its connection back (or closes
 // it).
 func (a *API) answerAt(pq *parkedQuery, s *catalog.Snapshot, idx uint64, closing bool) {
+	if a.writeParked(pq, s, idx, time.Now().UTC().AppendFormat(nil, http.TimeFormat), closing) {
+		a.cfg.Resume(pq.conn)
+	}
+}
+
+// writeParked writes pq's answer; false if the connection is done with (closed:
+// an error, or closing).
+func (a *API) writeParked(pq *parkedQuery, s *catalog.Snapshot, idx uint64, date []byte, closing bool) bool {
 	body := pq.render(pq.q, s, idx)
 	b := make([]byte, 0, 256+len(body))
 	b = append(b, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index: "...)
 	b = strconv.AppendUint(b, max(idx, 1), 10)
 	b = append(b, "\r\nX-Consul-Knownleader: true\r\nX-Consul-Lastcontact: 0\r\nX-Consul-Effective-Consistency: leader\r\nDate: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, date...)
 	b = append(b, "\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	if closing {
@@ -207,9 +225,9 @@ func (a *API) answerAt(pq *parkedQuery, s *catalog.Snapshot, idx uint64, closing
 	_, err := pq.conn.Write(b)
 	if err != nil || closing {
 		pq.conn.Close()
-		return
+		return false
 	}
-	a.cfg.Resume(pq.conn)
+	return true
 }
 
 // closeParked answers every parked query at once, closing their
