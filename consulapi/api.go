@@ -130,6 +130,9 @@ type API struct {
 
 	renderMu sync.Mutex
 	render   map[renderKey]*rendered
+	// renderBytes is the bytes of the answers in render (about: an
+	// answer rendered after a clear still counts).
+	renderBytes int
 
 	parked    parking
 	closeOnce sync.Once
@@ -280,8 +283,12 @@ type rendered struct {
 	body []byte
 }
 
-// maxRendered bounds the render cache; past it, the cache starts over.
-const maxRendered = 512
+// maxRendered and maxRenderedBytes bound the render cache (answers and
+// their bytes); past either, the cache starts over.
+const (
+	maxRendered      = 512
+	maxRenderedBytes = 16 << 20
+)
 
 // cached renders each answer once however many queries want it: the
 // thousands of blocking queries a change wakes share one body.
@@ -289,8 +296,9 @@ func (a *API) cached(k renderKey, render func() any) []byte {
 	a.renderMu.Lock()
 	r := a.render[k]
 	if r == nil {
-		if len(a.render) >= maxRendered {
+		if len(a.render) >= maxRendered || a.renderBytes > maxRenderedBytes {
 			clear(a.render)
+			a.renderBytes = 0
 		}
 		r = &rendered{}
 		a.render[k] = r
@@ -302,6 +310,9 @@ func (a *API) cached(k renderKey, render func() any) []byte {
 			b = []byte("null") // our own structs: cannot happen
 		}
 		r.body = append(b, '\n')
+		a.renderMu.Lock()
+		a.renderBytes += len(r.body)
+		a.renderMu.Unlock()
 	})
 	return r.body
 }
