@@ -21,6 +21,15 @@ import (
 // clients find it.
 const DefaultHTTPAddr = "127.0.0.1:8500"
 
+// Defaults of HTTPConfig's bounds.
+const (
+	DefaultHTTPReadHeaderTimeout = 10 * time.Second
+	DefaultHTTPIdleTimeout       = 2 * time.Minute
+	DefaultHTTPMaxHeaderBytes    = 64 << 10
+	DefaultHTTPMaxBodyBytes      = 1 << 20
+	DefaultHTTPShutdownGrace     = 2 * time.Second
+)
+
 // HTTPConfig is the node's HTTP listener (the Consul API, metrics, the
 // status page: whatever is mounted with Node.HandleHTTP).
 type HTTPConfig struct {
@@ -59,19 +68,19 @@ type HTTPConfig struct {
 
 func (c HTTPConfig) withDefaults() HTTPConfig {
 	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = 10 * time.Second
+		c.ReadHeaderTimeout = DefaultHTTPReadHeaderTimeout
 	}
 	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 2 * time.Minute
+		c.IdleTimeout = DefaultHTTPIdleTimeout
 	}
 	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = 64 << 10
+		c.MaxHeaderBytes = DefaultHTTPMaxHeaderBytes
 	}
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 1 << 20
+		c.MaxBodyBytes = DefaultHTTPMaxBodyBytes
 	}
 	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 2 * time.Second
+		c.ShutdownGrace = DefaultHTTPShutdownGrace
 	}
 	return c
 }
