@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"strings"
@@ -33,16 +34,31 @@ type Catalog struct {
 	nameOf map[string]string
 }
 
+// shards split the names so that a change copies only its shard's maps,
+// not every name's: 10 000 entries registered at full speed made
+// whole-map copies cost more memory than the entries (bench/RESULTS.md,
+// Footprint).
+const shards = 64
+
+var seed = maphash.MakeSeed()
+
+func shardOf(name string) int { return int(maphash.String(seed, name) & (shards - 1)) }
+
+type shard struct {
+	byName  map[string][]registry.Entry // sorted by instance
+	nameIdx map[string]uint64           // index of each name's last change (kept after its last instance goes)
+}
+
 // Snapshot is the catalog at one Index. It is immutable: its slices are
 // shared by every reader and must not be modified (Catalog's methods hand
 // out copies; Snapshot's do not, for readers that cannot afford one).
 type Snapshot struct {
 	index   uint64
-	names   []string                    // sorted
-	byName  map[string][]registry.Entry // sorted by instance
-	nameIdx map[string]uint64           // index of each name's last change (kept after its last instance goes)
-	changed chan struct{}               // closed when the next snapshot replaces this one
+	shards  [shards]*shard
+	count   int           // names
+	changed chan struct{} // closed when the next snapshot replaces this one
 
+	names   atomic.Pointer[[]string] // sorted, built on first use
 	allOnce sync.Once
 	all     []registry.Entry
 }
@@ -51,7 +67,11 @@ type Snapshot struct {
 // first sync event.
 func New(w Watcher) *Catalog {
 	c := &Catalog{w: w, nameOf: map[string]string{}}
-	c.snap.Store(&Snapshot{byName: map[string][]registry.Entry{}, nameIdx: map[string]uint64{}, changed: make(chan struct{})})
+	s := &Snapshot{changed: make(chan struct{})}
+	for i := range s.shards {
+		s.shards[i] = &shard{byName: map[string][]registry.Entry{}, nameIdx: map[string]uint64{}}
+	}
+	c.snap.Store(s)
 	return c
 }
 
@@ -113,48 +133,68 @@ func (c *Catalog) Run(ctx context.Context) error {
 // batch is the next snapshot being built from the current one.
 type batch struct {
 	prev    *Snapshot
-	byName  map[string][]registry.Entry // nil until the first change
-	nameIdx map[string]uint64
+	shards  [shards]*shard
+	owned   [shards]bool    // shards already private copies
 	touched map[string]bool // names whose slice is already a private copy
 	nameOf  map[string]string
+	count   int
 	names   bool // the set of names changed
 	dirty   bool
 }
 
-func (c *Catalog) newBatch() *batch { return &batch{prev: c.snap.Load(), nameOf: c.nameOf} }
+func (c *Catalog) newBatch() *batch {
+	prev := c.snap.Load()
+	return &batch{prev: prev, shards: prev.shards, count: prev.count, nameOf: c.nameOf, touched: map[string]bool{}}
+}
 
-func (b *batch) own() {
-	if b.byName == nil {
-		b.byName = maps.Clone(b.prev.byName)
-		b.nameIdx = maps.Clone(b.prev.nameIdx)
-		b.touched = map[string]bool{}
+// own returns name's shard as a private copy.
+func (b *batch) own(name string) *shard {
+	i := shardOf(name)
+	if !b.owned[i] {
+		old := b.shards[i]
+		b.shards[i] = &shard{byName: maps.Clone(old.byName), nameIdx: maps.Clone(old.nameIdx)}
+		b.owned[i] = true
 	}
 	b.dirty = true
+	return b.shards[i]
+}
+
+func (b *batch) instances(name string) ([]registry.Entry, bool) {
+	es, ok := b.shards[shardOf(name)].byName[name]
+	return es, ok
 }
 
 func (b *batch) apply(ev registry.Event) {
 	idx := b.prev.index + 1
 	switch ev.Type {
 	case registry.EventSync:
-		b.own()
 		byName := make(map[string][]registry.Entry)
 		for _, e := range ev.Entries {
 			byName[e.Name] = append(byName[e.Name], e)
 		}
-		for name := range b.byName { // names gone wake their waiters
-			if _, still := byName[name]; !still {
-				b.nameIdx[name] = idx
+		for i := range b.shards { // names gone wake their waiters
+			for name := range b.shards[i].byName {
+				if _, still := byName[name]; !still {
+					sh := b.own(name)
+					delete(sh.byName, name)
+					sh.nameIdx[name] = idx
+				}
 			}
 		}
 		for name, es := range byName {
 			slices.SortFunc(es, byInstance)
-			if old, ok := b.byName[name]; !ok || !sameEntries(old, es) {
-				b.nameIdx[name] = idx
-			} // else unchanged: its waiters stay asleep
+			old, ok := b.instances(name)
+			if ok && sameEntries(old, es) {
+				continue // unchanged: its waiters stay asleep
+			}
+			sh := b.own(name)
+			sh.byName[name] = es
+			sh.nameIdx[name] = idx
 			b.touched[name] = true
 		}
-		b.byName = byName
+		b.count = len(byName)
 		b.names = true
+		b.dirty = true
 		clear(b.nameOf)
 		for _, e := range ev.Entries {
 			b.nameOf[e.Instance] = e.Name
@@ -164,8 +204,8 @@ func (b *batch) apply(ev registry.Event) {
 			b.remove(old, ev.Entry.Instance, idx) // renamed
 		}
 		b.nameOf[ev.Entry.Instance] = ev.Entry.Name
-		b.own()
-		es := b.private(ev.Entry.Name)
+		sh := b.own(ev.Entry.Name)
+		es := b.private(sh, ev.Entry.Name)
 		i, found := slices.BinarySearchFunc(es, ev.Entry.Instance, func(e registry.Entry, inst string) int {
 			return strings.Compare(e.Instance, inst)
 		})
@@ -175,10 +215,11 @@ func (b *batch) apply(ev registry.Event) {
 			es = slices.Insert(es, i, ev.Entry)
 			if len(es) == 1 {
 				b.names = true
+				b.count++
 			}
 		}
-		b.byName[ev.Entry.Name] = es
-		b.nameIdx[ev.Entry.Name] = idx
+		sh.byName[ev.Entry.Name] = es
+		sh.nameIdx[ev.Entry.Name] = idx
 	case registry.EventDeregister, registry.EventExpire:
 		name := ev.Entry.Name
 		if n, ok := b.nameOf[ev.Entry.Instance]; ok {
@@ -191,10 +232,7 @@ func (b *batch) apply(ev registry.Event) {
 
 // remove takes instance out of name's slice, if it is there.
 func (b *batch) remove(name, instance string, idx uint64) {
-	es, ok := b.prev.byName[name]
-	if b.byName != nil {
-		es, ok = b.byName[name]
-	}
+	es, ok := b.instances(name)
 	if !ok {
 		return
 	}
@@ -204,24 +242,25 @@ func (b *batch) remove(name, instance string, idx uint64) {
 	if !found {
 		return
 	}
-	b.own()
-	es = b.private(name)
+	sh := b.own(name)
+	es = b.private(sh, name)
 	es = slices.Delete(es, i, i+1)
 	if len(es) == 0 {
-		delete(b.byName, name)
+		delete(sh.byName, name)
 		b.names = true
+		b.count--
 	} else {
-		b.byName[name] = es
+		sh.byName[name] = es
 	}
-	b.nameIdx[name] = idx
+	sh.nameIdx[name] = idx
 }
 
 // private returns name's slice as a copy this batch may modify.
-func (b *batch) private(name string) []registry.Entry {
-	es := b.byName[name]
+func (b *batch) private(sh *shard, name string) []registry.Entry {
+	es := sh.byName[name]
 	if !b.touched[name] {
 		es = slices.Clone(es)
-		b.byName[name] = es
+		sh.byName[name] = es
 		b.touched[name] = true
 	}
 	return es
@@ -229,9 +268,11 @@ func (b *batch) private(name string) []registry.Entry {
 
 func (c *Catalog) publish(b *batch) {
 	prev := b.prev
-	s := &Snapshot{index: prev.index + 1, byName: b.byName, nameIdx: b.nameIdx, names: prev.names, changed: make(chan struct{})}
-	if b.names {
-		s.names = slices.Sorted(maps.Keys(b.byName))
+	s := &Snapshot{index: prev.index + 1, shards: b.shards, count: b.count, changed: make(chan struct{})}
+	if !b.names {
+		if p := prev.names.Load(); p != nil {
+			s.names.Store(p)
+		}
 	}
 	c.snap.Store(s)
 	close(prev.changed)
@@ -255,12 +296,12 @@ func (c *Catalog) Index() uint64 { return c.snap.Load().index }
 
 // Names returns the names with at least one live instance, sorted (a
 // copy).
-func (c *Catalog) Names() []string { return slices.Clone(c.snap.Load().names) }
+func (c *Catalog) Names() []string { return slices.Clone(c.snap.Load().Names()) }
 
 // Instances returns name's live instances sorted by instance, a copy (the
 // entries' Meta maps are shared and must not be modified); nil if none.
 func (c *Catalog) Instances(name string) []registry.Entry {
-	return slices.Clone(c.snap.Load().byName[name])
+	return slices.Clone(c.snap.Load().Instances(name))
 }
 
 // All returns every live entry, sorted by name and instance, a copy.
@@ -274,28 +315,47 @@ var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); re
 // Index is the snapshot's index.
 func (s *Snapshot) Index() uint64 { return s.index }
 
-// Names is the sorted names, shared: do not modify.
-func (s *Snapshot) Names() []string { return s.names }
+// Len is the number of names.
+func (s *Snapshot) Len() int { return s.count }
+
+// Names is the sorted names, shared: do not modify. It is built on first
+// use (nil when there is none).
+func (s *Snapshot) Names() []string {
+	if p := s.names.Load(); p != nil {
+		return *p
+	}
+	var names []string
+	if s.count > 0 {
+		names = make([]string, 0, s.count)
+		for _, sh := range s.shards {
+			for name := range sh.byName {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+	}
+	s.names.Store(&names)
+	return names
+}
 
 // Instances is name's live instances sorted by instance, shared: do not
 // modify.
-func (s *Snapshot) Instances(name string) []registry.Entry { return s.byName[name] }
+func (s *Snapshot) Instances(name string) []registry.Entry {
+	return s.shards[shardOf(name)].byName[name]
+}
 
 // NameIndex is the index of the last change of name's instances (its last
 // instance going is a change too); 0 if name never had one.
-func (s *Snapshot) NameIndex(name string) uint64 { return s.nameIdx[name] }
+func (s *Snapshot) NameIndex(name string) uint64 { return s.shards[shardOf(name)].nameIdx[name] }
 
 // All is every entry sorted by name and instance, shared: do not modify.
 // It is built on first use.
 func (s *Snapshot) All() []registry.Entry {
 	s.allOnce.Do(func() {
-		n := 0
-		for _, es := range s.byName {
-			n += len(es)
-		}
-		all := make([]registry.Entry, 0, n)
-		for _, name := range s.names {
-			all = append(all, s.byName[name]...)
+		names := s.Names()
+		var all []registry.Entry
+		for _, name := range names {
+			all = append(all, s.Instances(name)...)
 		}
 		s.all = all
 	})

@@ -58,6 +58,13 @@ type Config struct {
 	// holder), or ok false (anonymous, beyond loopback: no writes). Nil:
 	// every request is Loopback (tests).
 	Identity func(*http.Request) (id string, ok bool)
+	// Resume hands a connection back to the HTTP server after a parked
+	// blocking query was answered on it (resume.Listener.Resume). Nil:
+	// blocking queries wait in their handlers.
+	Resume func(net.Conn)
+	// MaxParked bounds the blocking queries parked at once; more wait in
+	// their handlers. Default 65536.
+	MaxParked int
 	// MaxServices bounds the services registered over HTTP. Default 4096.
 	MaxServices int
 	// Logger. Default: discard.
@@ -77,6 +84,9 @@ func (c Config) withDefaults() Config {
 	if c.Identity == nil {
 		c.Identity = func(*http.Request) (string, bool) { return Loopback, true }
 	}
+	if c.MaxParked == 0 {
+		c.MaxParked = 65536
+	}
 	if c.MaxServices == 0 {
 		c.MaxServices = DefaultMaxServices
 	}
@@ -95,6 +105,8 @@ func (c Config) Validate() error {
 		return errors.New("Local is required")
 	case c.ServerID == "":
 		return errors.New("ServerID is required")
+	case c.MaxParked < 0:
+		return fmt.Errorf("MaxParked %d is negative", c.MaxParked)
 	case c.MaxServices < 0:
 		return fmt.Errorf("MaxServices %d is negative", c.MaxServices)
 	case strings.ContainsAny(c.Datacenter, " /?#"):
@@ -118,6 +130,12 @@ type API struct {
 
 	renderMu sync.Mutex
 	render   map[renderKey]*rendered
+	// renderBytes is the bytes of the answers in render (about: an
+	// answer rendered after a clear still counts).
+	renderBytes int
+
+	parked    parking
+	closeOnce sync.Once
 }
 
 // Waiting is the number of blocking queries waiting now (a gauge for
@@ -131,11 +149,16 @@ func New(cfg Config) (*API, error) {
 	}
 	cfg = cfg.withDefaults()
 	return &API{cfg: cfg, cat: cfg.Catalog, agent: newAgent(cfg.Local, cfg.Logger, cfg.MaxServices), node: nodeID(cfg.ServerID),
-		render: map[renderKey]*rendered{}}, nil
+		render: map[renderKey]*rendered{}, parked: parking{byName: map[string]map[*parkedQuery]struct{}{}, stop: make(chan struct{})}}, nil
 }
 
-// Close stops the TTL timers.
-func (a *API) Close() { a.agent.close() }
+// Close answers the blocking queries at once and stops the TTL timers.
+func (a *API) Close() {
+	a.closeOnce.Do(func() {
+		a.closeParked()
+		a.agent.close()
+	})
+}
 
 // Mount registers the endpoints with handle (node.Node.HandleHTTP).
 func (a *API) Mount(handle func(pattern string, h http.Handler)) {
@@ -260,8 +283,12 @@ type rendered struct {
 	body []byte
 }
 
-// maxRendered bounds the render cache; past it, the cache starts over.
-const maxRendered = 512
+// maxRendered and maxRenderedBytes bound the render cache (answers and
+// their bytes); past either, the cache starts over.
+const (
+	maxRendered      = 512
+	maxRenderedBytes = 16 << 20
+)
 
 // cached renders each answer once however many queries want it: the
 // thousands of blocking queries a change wakes share one body.
@@ -269,8 +296,9 @@ func (a *API) cached(k renderKey, render func() any) []byte {
 	a.renderMu.Lock()
 	r := a.render[k]
 	if r == nil {
-		if len(a.render) >= maxRendered {
+		if len(a.render) >= maxRendered || a.renderBytes > maxRenderedBytes {
 			clear(a.render)
+			a.renderBytes = 0
 		}
 		r = &rendered{}
 		a.render[k] = r
@@ -282,6 +310,9 @@ func (a *API) cached(k renderKey, render func() any) []byte {
 			b = []byte("null") // our own structs: cannot happen
 		}
 		r.body = append(b, '\n')
+		a.renderMu.Lock()
+		a.renderBytes += len(r.body)
+		a.renderMu.Unlock()
 	})
 	return r.body
 }
@@ -311,51 +342,65 @@ func (a *API) synced(ctx context.Context) {
 	}
 }
 
-// query parses r's parameters and, for a blocking query, waits until what
-// it covers (name's services, or everything for "") changes past
-// q.Index, its wait (plus Consul's jitter, up to wait/16) ends, or the
-// request ends. It returns the snapshot to answer from and its index.
-func (a *API) query(w http.ResponseWriter, r *http.Request, name string) (Query, *catalog.Snapshot, uint64, bool) {
+// ready computes the index of what q covers (name's services, or
+// everything for ""), and whether to answer now: not a blocking query, a
+// change past the client's index, or an index from before a restart (ours
+// went back: Consul's clients then start over). changed closes at the
+// agent's next change (the snapshot's Changed is the catalog's).
+func (a *API) ready(q Query, name string) (s *catalog.Snapshot, idx uint64, ready bool, changed <-chan struct{}) {
+	return a.readyAt(a.cat.Snapshot(), q, name)
+}
+
+func (a *API) readyAt(s *catalog.Snapshot, q Query, name string) (*catalog.Snapshot, uint64, bool, <-chan struct{}) {
+	gen, all, agentCh := a.agent.state(name)
+	idx, global := s.Index()+all, s.Index()+all
+	if name != "" {
+		idx = s.NameIndex(name) + gen
+	}
+	return s, idx, q.Index == 0 || idx > q.Index || q.Index > global, agentCh
+}
+
+// blocking answers a read that may block: at once when ready, else when
+// something it covers changes past q.Index, its wait (plus Consul's
+// jitter, up to wait/16) ends, or the server stops. It parks the
+// connection when it can (park.go), else waits in the handler.
+func (a *API) blocking(w http.ResponseWriter, r *http.Request, name string, rd render) {
 	q, err := ParseQuery(r.URL.Query(), a.cfg.Datacenter)
 	if err != nil {
 		failErr(w, err)
-		return q, nil, 0, false
+		return
 	}
 	ctx := r.Context()
 	a.synced(ctx)
-	var timer *time.Timer
-	for {
-		s := a.cat.Snapshot()
-		gen, all, agentCh := a.agent.state(name)
-		idx, global := s.Index()+all, s.Index()+all
-		if name != "" {
-			idx = s.NameIndex(name) + gen
-		}
-		// Answer now: not blocking, a change past the client's index, or
-		// an index from before a restart (ours went back: Consul's clients
-		// then start over).
-		if q.Index == 0 || idx > q.Index || q.Index > global {
-			return q, s, idx, true
-		}
-		if timer == nil {
-			d := q.Wait
-			if d > 0 {
-				d += rand.N(d/16 + 1)
-			}
-			timer = time.NewTimer(d)
-			defer timer.Stop()
-			a.waiting.Add(1)
-			defer a.waiting.Add(-1)
-		}
+	s, idx, ready, agentCh := a.ready(q, name)
+	if ready {
+		replyBytes(w, idx, rd(q, s, idx))
+		return
+	}
+	if a.canPark(w, r) && a.park(w, q, name, rd) {
+		return
+	}
+	a.waiting.Add(1)
+	defer a.waiting.Add(-1)
+	d := q.Wait + rand.N(q.Wait/16+1)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for !ready {
 		select {
 		case <-s.Changed(s.Index()):
 		case <-agentCh:
 		case <-timer.C:
-			return q, s, idx, true
-		case <-ctx.Done():
-			return q, s, idx, true // the client left, or the node stops
+			ready = true
+		case <-ctx.Done(): // the client left, or the server stops
+			ready = true
+		case <-a.parked.stop:
+			ready = true
 		}
+		var r2 bool
+		s, idx, r2, agentCh = a.ready(q, name)
+		ready = ready || r2
 	}
+	replyBytes(w, idx, rd(q, s, idx))
 }
 
 // views returns name's instances as this agent shows them: the registry's
@@ -454,23 +499,26 @@ func (a *API) local(s *catalog.Snapshot) []view {
 }
 
 func (a *API) agentServices(w http.ResponseWriter, r *http.Request) {
-	_, s, idx, ok := a.query(w, r, "")
-	if !ok {
-		return
-	}
-	m := map[string]agentService{}
-	for _, v := range a.local(s) {
-		m[v.id] = a.agentServiceOf(v, idx)
-	}
-	reply(w, idx, m)
+	a.blocking(w, r, "", func(_ Query, s *catalog.Snapshot, idx uint64) []byte {
+		return a.cached(renderKey{kind: 'a', idx: idx}, func() any {
+			m := map[string]agentService{}
+			for _, v := range a.local(s) {
+				m[v.id] = a.agentServiceOf(v, idx)
+			}
+			return m
+		})
+	})
 }
 
 func (a *API) agentService(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	_, s, idx, ok := a.query(w, r, "")
-	if !ok {
+	q, err := ParseQuery(r.URL.Query(), a.cfg.Datacenter)
+	if err != nil {
+		failErr(w, err)
 		return
 	}
+	a.synced(r.Context())
+	s, idx, _, _ := a.ready(q, "")
 	for _, v := range a.local(s) {
 		if v.id == id {
 			reply(w, idx, a.agentServiceOf(v, idx))
@@ -555,10 +603,13 @@ func (a *API) checkUpdate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) catalogServices(w http.ResponseWriter, r *http.Request) {
-	_, s, idx, ok := a.query(w, r, "")
-	if !ok {
-		return
-	}
+	a.blocking(w, r, "", func(_ Query, s *catalog.Snapshot, idx uint64) []byte {
+		return a.cached(renderKey{kind: 's', idx: idx}, func() any { return a.serviceTags(s) })
+	})
+}
+
+// serviceTags is catalog/services' answer: every name with its tags.
+func (a *API) serviceTags(s *catalog.Snapshot) map[string][]string {
 	m := make(map[string][]string, len(s.Names()))
 	add := func(v view) {
 		tags := m[v.e.Name]
@@ -579,54 +630,48 @@ func (a *API) catalogServices(w http.ResponseWriter, r *http.Request) {
 	for _, st := range a.agent.withdrawn("") {
 		add(entryView(registry.Entry{Service: st.svc}))
 	}
-	reply(w, idx, m)
+	return m
 }
 
 func (a *API) catalogService(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	q, s, idx, ok := a.query(w, r, name)
-	if !ok {
-		return
-	}
-	q.Passing = false // not a health query
-	body := a.cached(renderKey{'c', name, idx, false, strings.Join(q.Tags, "\x00")}, func() any {
-		vs := a.views(s, name, q)
-		out := make([]catalogService, 0, len(vs))
-		for _, v := range vs {
-			n := a.nodeOf(v, idx)
-			out = append(out, catalogService{ID: n.ID, Node: n.Node, Address: n.Address, Datacenter: n.Datacenter,
-				TaggedAddresses: n.TaggedAddresses, NodeMeta: n.Meta, ServiceID: v.id, ServiceName: v.e.Name,
-				ServiceAddress: v.e.Host, ServiceTags: v.tags, ServiceMeta: v.meta, ServicePort: v.e.Port,
-				ServiceWeights: defaultWeights, CreateIndex: idx, ModifyIndex: idx})
-		}
-		return out
+	a.blocking(w, r, name, func(q Query, s *catalog.Snapshot, idx uint64) []byte {
+		q.Passing = false // not a health query
+		return a.cached(renderKey{'c', name, idx, false, strings.Join(q.Tags, "\x00")}, func() any {
+			vs := a.views(s, name, q)
+			out := make([]catalogService, 0, len(vs))
+			for _, v := range vs {
+				n := a.nodeOf(v, idx)
+				out = append(out, catalogService{ID: n.ID, Node: n.Node, Address: n.Address, Datacenter: n.Datacenter,
+					TaggedAddresses: n.TaggedAddresses, NodeMeta: n.Meta, ServiceID: v.id, ServiceName: v.e.Name,
+					ServiceAddress: v.e.Host, ServiceTags: v.tags, ServiceMeta: v.meta, ServicePort: v.e.Port,
+					ServiceWeights: defaultWeights, CreateIndex: idx, ModifyIndex: idx})
+			}
+			return out
+		})
 	})
-	replyBytes(w, idx, body)
 }
 
 func (a *API) healthService(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	q, s, idx, ok := a.query(w, r, name)
-	if !ok {
-		return
-	}
-	body := a.cached(renderKey{'h', name, idx, q.Passing, strings.Join(q.Tags, "\x00")}, func() any {
-		vs := a.views(s, name, q)
-		out := make([]serviceEntry, 0, len(vs))
-		for _, v := range vs {
-			n := a.nodeOf(v, idx)
-			checks := []healthCheck{{Node: n.Node, CheckID: "serfHealth", Name: "Serf Health Status", Status: StatusPassing,
-				Output: "Agent alive and reachable", ServiceTags: []string{}, CreateIndex: 1, ModifyIndex: 1}}
-			if c := v.check; c != nil {
-				checks = append(checks, healthCheck{Node: n.Node, CheckID: c.id, Name: c.name, Status: c.status, Notes: c.notes,
-					Output: c.output, ServiceID: v.id, ServiceName: v.e.Name, ServiceTags: v.tags, Type: "ttl",
-					CreateIndex: idx, ModifyIndex: idx})
+	a.blocking(w, r, name, func(q Query, s *catalog.Snapshot, idx uint64) []byte {
+		return a.cached(renderKey{'h', name, idx, q.Passing, strings.Join(q.Tags, "\x00")}, func() any {
+			vs := a.views(s, name, q)
+			out := make([]serviceEntry, 0, len(vs))
+			for _, v := range vs {
+				n := a.nodeOf(v, idx)
+				checks := []healthCheck{{Node: n.Node, CheckID: "serfHealth", Name: "Serf Health Status", Status: StatusPassing,
+					Output: "Agent alive and reachable", ServiceTags: []string{}, CreateIndex: 1, ModifyIndex: 1}}
+				if c := v.check; c != nil {
+					checks = append(checks, healthCheck{Node: n.Node, CheckID: c.id, Name: c.name, Status: c.status, Notes: c.notes,
+						Output: c.output, ServiceID: v.id, ServiceName: v.e.Name, ServiceTags: v.tags, Type: "ttl",
+						CreateIndex: idx, ModifyIndex: idx})
+				}
+				out = append(out, serviceEntry{Node: n, Service: a.agentServiceOf(v, idx), Checks: checks})
 			}
-			out = append(out, serviceEntry{Node: n, Service: a.agentServiceOf(v, idx), Checks: checks})
-		}
-		return out
+			return out
+		})
 	})
-	replyBytes(w, idx, body)
 }
 
 func (a *API) leader(w http.ResponseWriter, r *http.Request) { reply(w, a.cat.Index(), a.cfg.Leader) }

@@ -150,6 +150,9 @@ func BenchmarkHealthService64(b *testing.B) {
 	url := "http://" + p.http + "/v1/health/service/web"
 	waitHTTP(b, c, url, func(body []byte) bool { return strings.Count(string(body), `"ServiceID"`) == 3 })
 	b.SetParallelism((64 + 1) / 2) // 64 goroutines on 2 Ps
+	if r, err := c.Get("http://" + p.http + "/debug/prof/start"); err == nil {
+		r.Body.Close()
+	}
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -168,6 +171,9 @@ func BenchmarkHealthService64(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
+	if r, err := c.Get("http://" + p.http + "/debug/prof/stop"); err == nil {
+		r.Body.Close()
+	}
 	rss, _ := rssKiB(p.cmd.Process.Pid)
 	b.ReportMetric(float64(rss)/1024, "server-RSS-MiB")
 }
@@ -196,6 +202,7 @@ func BenchmarkBlockingWakeup10k(b *testing.B) {
 
 		var (
 			wg      sync.WaitGroup
+			closed  sync.WaitGroup
 			mu      sync.Mutex
 			lat     []time.Duration
 			changed time.Time
@@ -204,18 +211,29 @@ func BenchmarkBlockingWakeup10k(b *testing.B) {
 		// Raw connections: the client's own HTTP stack would cost more
 		// than the server's on these 2 shared cores; what is measured is
 		// when each answer's first bytes arrive.
+		answered := make(chan struct{})
 		req := []byte("GET /v1/health/service/web?wait=5m&index=" + idx + " HTTP/1.1\r\nHost: bench\r\n\r\n")
 		for range n {
 			wg.Add(1)
+			closed.Add(1)
 			go func() {
-				defer wg.Done()
 				fail := func() { mu.Lock(); errs++; mu.Unlock() }
-				conn, err := net.DialTimeout("tcp", p.http, 30*time.Second)
+				var conn net.Conn
+				// Closes are not part of the wake-up: after every answer.
+				defer func() {
+					wg.Done()
+					<-answered
+					if conn != nil {
+						conn.Close()
+					}
+					closed.Done()
+				}()
+				c, err := net.DialTimeout("tcp", p.http, 30*time.Second)
 				if err != nil {
 					fail()
 					return
 				}
-				defer conn.Close()
+				conn = c
 				if _, err := conn.Write(req); err != nil {
 					fail()
 					return
@@ -261,6 +279,8 @@ func BenchmarkBlockingWakeup10k(b *testing.B) {
 			b.Fatal(err)
 		}
 		wg.Wait()
+		close(answered)
+		closed.Wait()
 		if r, err := c.Get(base + "/debug/prof/stop"); err == nil {
 			r.Body.Close()
 		}

@@ -438,3 +438,21 @@ func TestTunnelledEntriesAppear(t *testing.T) {
 		return false
 	})
 }
+
+// TestDeregisterCriticalServiceAfter: a service whose check stays
+// critical that long is deregistered from the agent too.
+func TestDeregisterCriticalServiceAfter(t *testing.T) {
+	n := start(t, node.Config{})
+	c := consulClient(t, n)
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "tmp", Name: "tmp", Port: 1,
+		Check: &api.AgentServiceCheck{TTL: "10s", DeregisterCriticalServiceAfter: "200ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "tmp deregistered", func() bool {
+		svcs, err := c.Agent().Services()
+		return err == nil && svcs["tmp"] == nil
+	})
+	if err := c.Agent().PassTTL("service:tmp", ""); err == nil {
+		t.Fatal("the check of a deregistered service still takes updates")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/consulapi"
+	"github.com/hydra-net/hydra/internal/resume"
 
 	"github.com/hydra-net/hydra/internal/netaddr"
 )
@@ -19,6 +20,15 @@ import (
 // --http is not given: Consul's agent address, so that unmodified Consul
 // clients find it.
 const DefaultHTTPAddr = "127.0.0.1:8500"
+
+// Defaults of HTTPConfig's bounds.
+const (
+	DefaultHTTPReadHeaderTimeout = 10 * time.Second
+	DefaultHTTPIdleTimeout       = 2 * time.Minute
+	DefaultHTTPMaxHeaderBytes    = 64 << 10
+	DefaultHTTPMaxBodyBytes      = 1 << 20
+	DefaultHTTPShutdownGrace     = 2 * time.Second
+)
 
 // HTTPConfig is the node's HTTP listener (the Consul API, metrics, the
 // status page: whatever is mounted with Node.HandleHTTP).
@@ -58,19 +68,19 @@ type HTTPConfig struct {
 
 func (c HTTPConfig) withDefaults() HTTPConfig {
 	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = 10 * time.Second
+		c.ReadHeaderTimeout = DefaultHTTPReadHeaderTimeout
 	}
 	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 2 * time.Minute
+		c.IdleTimeout = DefaultHTTPIdleTimeout
 	}
 	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = 64 << 10
+		c.MaxHeaderBytes = DefaultHTTPMaxHeaderBytes
 	}
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 1 << 20
+		c.MaxBodyBytes = DefaultHTTPMaxBodyBytes
 	}
 	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 2 * time.Second
+		c.ShutdownGrace = DefaultHTTPShutdownGrace
 	}
 	return c
 }
@@ -137,23 +147,35 @@ func (n *Node) bindHTTP() error {
 		}
 		h.access.tokens.Store(&t)
 	}
-	api, err := consulapi.New(consulapi.Config{Catalog: n.cat, Local: n.srv.Local(), ServerID: n.srv.ID(),
-		NodeAddr: nodeAddr(c.Addr, n.cfg.Endpoint), Version: n.cfg.Version, Identity: requestIdentity, Logger: n.log})
+	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
+		if !c.Optional {
+			return &ConfigError{"HTTP.Addr", fmt.Errorf("listen %s: %w", c.Addr, err)}
+		}
+		n.log.Warn("http: not listening (set --http to another HOST:PORT, or to \"\" to turn HTTP off)",
+			"addr", c.Addr, "err", err)
+	}
+	var rl *resume.Listener
+	var resumeFn func(net.Conn)
+	if ln != nil {
+		rl = resume.New(ln, c.IdleTimeout)
+		resumeFn = rl.Resume
+	}
+	api, err := consulapi.New(consulapi.Config{Catalog: n.cat, Local: n.srv.Local(), ServerID: n.srv.ID(),
+		NodeAddr: nodeAddr(c.Addr, n.cfg.Endpoint), Version: n.cfg.Version, Identity: requestIdentity, Logger: n.log,
+		Resume: resumeFn})
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return &ConfigError{"HTTP", err}
 	}
 	h.api = api
 	api.Mount(n.HandleHTTP)
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		if c.Optional {
-			n.log.Warn("http: not listening (set --http to another HOST:PORT, or to \"\" to turn HTTP off)",
-				"addr", c.Addr, "err", err)
-			return nil
-		}
-		return &ConfigError{"HTTP.Addr", fmt.Errorf("listen %s: %w", c.Addr, err)}
+	if ln == nil {
+		return nil
 	}
-	h.ln = ln
+	h.ln = rl
 	h.srv = &http.Server{
 		Handler:           h.handler(),
 		ReadHeaderTimeout: c.ReadHeaderTimeout,

@@ -167,6 +167,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{node.Config{Registry: registry.Config{MinTTL: time.Hour, MaxTTL: time.Minute}}, "Registry"},
 		{node.Config{Join: join.Config{Interval: time.Second, Timeout: time.Second}}, "Join"},
 		{node.Config{Keys: &kp, Access: node.Access{Tunnels: secure.AllowAny()}, Endpoint: "ipc:///tmp/x.sock"}, "Endpoint"},
+		{node.Config{HTTP: node.HTTPConfig{Addr: "no-port"}}, "HTTP"},
+		{node.Config{HTTP: node.HTTPConfig{Addr: "127.0.0.1:http-nope"}}, "HTTP"},
+		{node.Config{HTTP: node.HTTPConfig{TokenFile: "/x"}}, "HTTP"},
+		{node.Config{HTTP: node.HTTPConfig{Addr: "127.0.0.1:0", MaxBodyBytes: -1}}, "HTTP"},
 	} {
 		err := c.cfg.Validate()
 		var ce *node.ConfigError

@@ -164,6 +164,9 @@ func TestFlagErrorNamesFlags(t *testing.T) {
 		{&node.ConfigError{Field: "Tunnel", Err: errors.New("tunnel: config: PortMin: proxy port range 9-1")}, "--tunnel-ports: proxy port range 9-1"},
 		{&node.ConfigError{Field: "Curve", Err: errors.New("needs Keys (this server's key pair)")}, "--curve: needs --key-file (this server's key pair)"},
 		{&node.ConfigError{Field: "Join", Err: errors.New(`join: config: Peers: join address "a b": bad`)}, `--join: join address "a b": bad`},
+		{&node.ConfigError{Field: "HTTP", Err: errors.New(`Addr "x": want HOST:PORT`)}, `--http "x": want HOST:PORT`},
+		{&node.ConfigError{Field: "HTTP.Addr", Err: errors.New("listen 127.0.0.1:8500: address already in use")}, "--http: listen 127.0.0.1:8500: address already in use"},
+		{&node.ConfigError{Field: "HTTP.TokenFile", Err: errors.New("http token file: open /x: no such file")}, "--http-token-file: http token file: open /x: no such file"},
 		{errors.New("plain"), "plain"},
 	} {
 		if got := flagError(c.err); got != c.want {

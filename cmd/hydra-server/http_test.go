@@ -4,6 +4,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,6 +65,55 @@ func TestHTTPServesConsul(t *testing.T) {
 	p, _ = startServer(t, nil, "--http", "")
 	if strings.Contains(p.stderr(), "http:") {
 		t.Fatalf("--http \"\" still logs HTTP:\n%s", p.stderr())
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait()
+}
+
+// TestHTTPTokenFileSIGHUP: from this machine's own non-loopback address
+// (not loopback, so the token rule applies), a write needs a token of
+// --http-token-file, and SIGHUP re-reads the file.
+func TestHTTPTokenFileSIGHUP(t *testing.T) {
+	var local net.IP
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
+			local = ipn.IP
+			break
+		}
+	}
+	if local == nil {
+		t.Skip("no non-loopback IPv4 address on this machine")
+	}
+	const tokA, tokB = "token-a-0123456789abcdef", "token-b-0123456789abcdef"
+	file := filepath.Join(t.TempDir(), "http.tokens")
+	if err := os.WriteFile(file, []byte(tokA+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort(local.String(), strconv.Itoa(freePort(t)))
+	p, _ := startServer(t, nil, "--http", addr, "--http-token-file", file)
+	register := func(token string) int { // a service per token: each is one client identity
+		req, _ := http.NewRequest("PUT", "http://"+addr+"/v1/agent/service/register", strings.NewReader(`{"Name":"w-`+token[6:7]+`","Port":1,"Address":"10.0.0.1"}`))
+		req.Header.Set("X-Consul-Token", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	testutil.Eventually(t, 10*time.Second, "a write with token A", func() bool { return register(tokA) == 200 })
+	if code := register(tokB); code != 403 {
+		t.Fatalf("a write with a token not in the file: %d, want 403", code)
+	}
+	if err := os.WriteFile(file, []byte(tokB+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGHUP)
+	testutil.Eventually(t, 10*time.Second, "SIGHUP reloaded", func() bool { return strings.Contains(p.stderr(), "reloaded") })
+	if a, b := register(tokA), register(tokB); a != 403 || b != 200 {
+		t.Fatalf("after SIGHUP: token A %d (want 403), token B %d (want 200)\n%s", a, b, p.stderr())
 	}
 	p.signal(syscall.SIGTERM)
 	p.wait()
