@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -91,6 +92,11 @@ func TestHealthCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { idle.Process.Kill(); idle.Wait() }()
+	// Until its exec, a child's cmdline is this test's.
+	testutil.Eventually(t, 10*time.Second, "the idle process's command line", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", idle.Process.Pid))
+		return bytes.Contains(b, []byte("--http\x00"+addr))
+	})
 	okRun("--pid of a command line", "--pid", fmt.Sprint(idle.Process.Pid), "--timeout", "5s")
 	// A Containerfile's HEALTHCHECK as it is written there (--pid 1), on a
 	// CURVE server with its own --http: the command line of pid 1 is the
