@@ -30,6 +30,9 @@ type Join struct {
 	cfg Config
 	log *slog.Logger
 	h   *registry.Host
+	// host is h for goroutines other than the loop's (Depart): set once
+	// Start ran.
+	host atomic.Pointer[registry.Host]
 
 	stopCh chan struct{} // closed when the loop ends: link goroutines stop
 	wg     sync.WaitGroup
@@ -158,6 +161,7 @@ func (j *Join) warnEvery(key, msg string, args ...any) {
 // Start dials Config.Peers (registry.Replicator).
 func (j *Join) Start(h *registry.Host, now time.Time) {
 	j.h = h
+	j.host.Store(h)
 	j.log = h.Logger()
 	j.self = h.ID()
 	j.seq = j.next()
@@ -224,11 +228,12 @@ func (j *Join) Flush() {
 // dialled wrote it, after drainWait at most, or when ctx ends; the ROUTER
 // flushes the others as the server closes. Any goroutine may call it.
 func (j *Join) Depart(ctx context.Context) {
-	if j.h == nil {
+	h := j.host.Load()
+	if h == nil {
 		return // never started
 	}
 	got := make(chan []*session, 1)
-	if !j.h.Post(ctx.Done(), func() { got <- j.depart(false) }) {
+	if !h.Post(ctx.Done(), func() { got <- j.depart(false) }) {
 		return
 	}
 	select {
