@@ -25,8 +25,9 @@ type Registrar interface {
 var (
 	ErrUnknownService = errors.New("unknown service ID")
 	ErrUnknownCheck   = errors.New("unknown check ID")
-	ErrPermission     = errors.New("Permission denied")
 	ErrLimit          = errors.New("too many services")
+	//lint:ignore ST1005 Consul's own text, which its clients show
+	ErrPermission = errors.New("Permission denied")
 )
 
 // checkState is one TTL check of an agent service.

@@ -100,17 +100,17 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	switch {
 	case c.Catalog == nil:
-		return errors.New("Catalog is required")
+		return errors.New("consulapi: config: Catalog is required")
 	case c.Local == nil:
-		return errors.New("Local is required")
+		return errors.New("consulapi: config: Local is required")
 	case c.ServerID == "":
-		return errors.New("ServerID is required")
+		return errors.New("consulapi: config: ServerID is required")
 	case c.MaxParked < 0:
-		return fmt.Errorf("MaxParked %d is negative", c.MaxParked)
+		return fmt.Errorf("consulapi: config: MaxParked %d is negative", c.MaxParked)
 	case c.MaxServices < 0:
-		return fmt.Errorf("MaxServices %d is negative", c.MaxServices)
+		return fmt.Errorf("consulapi: config: MaxServices %d is negative", c.MaxServices)
 	case strings.ContainsAny(c.Datacenter, " /?#"):
-		return fmt.Errorf("Datacenter %q: no spaces, '/', '?' or '#'", c.Datacenter)
+		return fmt.Errorf("consulapi: config: Datacenter %q: no spaces, '/', '?' or '#'", c.Datacenter)
 	}
 	return nil
 }

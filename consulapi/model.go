@@ -116,7 +116,6 @@ type view struct {
 	tags   []string
 	meta   map[string]string
 	check  *checkState // nil: no check of this agent
-	index  uint64
 	origin string
 }
 

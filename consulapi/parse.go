@@ -256,4 +256,6 @@ func ParseQuery(v url.Values, datacenter string) (Query, error) {
 
 // ErrNoDatacenter is a dc other than ours: Consul's 500 "No path to
 // datacenter".
+//
+//lint:ignore ST1005 Consul's own text, which its clients show
 var ErrNoDatacenter = errors.New("No path to datacenter")

@@ -164,7 +164,7 @@ func TestJoinSignedRelay(t *testing.T) {
 	if _, err := ca.Register(ctx, registry.Service{Name: "s", Host: "10.0.0.1", Port: 2, TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	v := converge(t, "s", 2, ca, cb)
+	converge(t, "s", 2, ca, cb)
 	d := r.recvMsg(join.TypeDelta).(join.Delta)
 	old := d.Changes[0]
 	if old.Origin != idA || len(old.Sig) == 0 {
@@ -175,13 +175,13 @@ func TestJoinSignedRelay(t *testing.T) {
 	if _, err := ca.Register(ctx, registry.Service{Name: "s", Host: "10.0.0.1", Port: 3, TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	v = converge(t, "s", 3, ca, cb)
+	converge(t, "s", 3, ca, cb)
 	r.sendMsg(join.Delta{Changes: []join.Change{old}})
 	r.sendMsg(snapA)
 	if _, err := ca.Register(ctx, registry.Service{Name: "s", Host: "10.0.0.1", Port: 4, TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	v = converge(t, "s", 4, ca, cb)
+	v := converge(t, "s", 4, ca, cb)
 	for inst, e := range v {
 		if !bytes.HasPrefix([]byte(e), []byte(idA+"@")) || bytes.Contains([]byte(e), []byte("6.6.6.6")) {
 			t.Fatalf("B shows %s = %s", inst, e)

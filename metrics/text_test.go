@@ -115,7 +115,7 @@ func TestHandler(t *testing.T) {
 // replaced).
 func FuzzWriter(f *testing.F) {
 	f.Add("peer-1", "help", 1.5)
-	f.Add("a\"b\\c\nd}", "x\\n\ny", -0.0)
+	f.Add("a\"b\\c\nd}", "x\\n\ny", math.Copysign(0, -1))
 	f.Add("\xff\xfe", "\x00", math.NaN())
 	f.Fuzz(func(t *testing.T, label, help string, v float64) {
 		var w metrics.Writer
