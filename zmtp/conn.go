@@ -29,7 +29,7 @@ type conn struct {
 	userID string // the mechanism's authenticated identity (Session.UserID)
 	// closeFlushed: Disconnect asked to close once the queue is written.
 	closeFlushed atomic.Bool
-	inMech bool // the handshake reached the mechanism's part (a failure's reason)
+	inMech       bool // the handshake reached the mechanism's part (a failure's reason)
 
 	wake       chan struct{} // cap 1: the pipe has something to write
 	stop       chan struct{} // closed to stop the writer

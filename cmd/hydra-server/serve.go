@@ -110,8 +110,8 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	if err := f.access.apply(&cfg, f.host, f.proto); err != nil { // curve.go: keys, CURVE, roles
 		return err
 	}
-	f.dns.apply(&cfg, fs) // nodeflags.go
-	f.http.apply(&cfg, fs) // http.go
+	f.dns.apply(&cfg, fs)                                 // nodeflags.go
+	f.http.apply(&cfg, fs)                                // http.go
 	if err := f.tunnel.apply(&cfg, f.proto); err != nil { // tunnel.go: tunnels
 		return err
 	}
