@@ -18,14 +18,7 @@ import (
 // re-reads the allow-list.
 func TestCurveServer(t *testing.T) {
 	dir := t.TempDir()
-	keygen := func(name string) (string, secure.KeyPair) {
-		path := filepath.Join(dir, name)
-		kp, err := secure.Keygen(path, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return path, kp
-	}
+	keygen := func(name string) (string, secure.KeyPair) { return tunnelKeys(t, dir, name) }
 	serverKey, server := keygen("server.key")
 	aliceKey, alice := keygen("alice.key")
 	bobKey, bob := keygen("bob.key")

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -580,22 +579,14 @@ func startExec(t *testing.T, cmd *exec.Cmd) *proc {
 // and with it the link is CURVE (the peer speaks nothing else).
 func TestJoinRuntimeCurveKey(t *testing.T) {
 	dir := t.TempDir()
-	keygen := func(name string) (string, secure.KeyPair) {
-		path := filepath.Join(dir, name)
-		kp, err := secure.Keygen(path, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return path, kp
-	}
+	keygen := func(name string) (string, secure.KeyPair) { return tunnelKeys(t, dir, name) }
 	aKey, ak := keygen("a.key")
 	bKey, _ := keygen("b.key")
 	adminKey, admin := keygen("admin.key")
 	// Each server's list of servers is the other's KEY.pub (with its signing
 	// key: the fleet signs, and each server's id is its origin key); B takes
 	// JOIN from the admin key.
-	admins := filepath.Join(dir, "admins")
-	os.WriteFile(admins, []byte(admin.Public.String()+"\n"), 0o644)
+	admins := allowFile(t, dir, admin.Public)
 	_, a := startJoin(t, "", "--key-file", aKey, "--curve", "--allow-servers", secure.PublicKeyPath(bKey))
 	_, b := startJoin(t, "", "--key-file", bKey, "--curve", "--allow-servers", secure.PublicKeyPath(aKey), "--allow-admins", admins)
 	_, port, _ := net.SplitHostPort(b)
