@@ -114,18 +114,8 @@ func TestHTTPRemoteReads(t *testing.T) {
 // this machine's own non-loopback address (the kernel gives it as the
 // peer's), so the access check sees a real RemoteAddr.
 func TestHTTPTokenRuleOverSockets(t *testing.T) {
-	var local net.IP
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
-			local = ipn.IP
-			break
-		}
-	}
-	if local == nil {
-		t.Skip("no non-loopback IPv4 address on this machine")
-	}
-	n := nodetest.Start(t, node.Config{HTTP: node.HTTPConfig{Addr: net.JoinHostPort(local.String(), "0"), TokenFile: tokenFile(t, tokenA)}})
+	local := testutil.NonLoopbackIP(t)
+	n := nodetest.Start(t, node.Config{HTTP: node.HTTPConfig{Addr: net.JoinHostPort(local, "0"), TokenFile: tokenFile(t, tokenA)}})
 	u := "http://" + n.HTTPAddr()
 	do := func(token string) int {
 		req, _ := http.NewRequest("PUT", u+"/v1/agent/service/register", strings.NewReader(`{"Name": "s", "Port": 1, "Address": "10.0.0.1"}`))

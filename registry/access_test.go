@@ -253,27 +253,12 @@ func TestRolesCurve(t *testing.T) {
 	}
 }
 
-// nonLoopbackIP is an IP address of this machine that is not loopback,
-// for a peer that is not local; the test skips without one.
-func nonLoopbackIP(t *testing.T) string {
-	addrs, err := net.InterfaceAddrs()
-	if err == nil {
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
-				return ipn.IP.String()
-			}
-		}
-	}
-	t.Skip("no non-loopback IPv4 address on this machine")
-	return ""
-}
-
 // TestJoinForbiddenNull: under NULL with the default Authorize, JOIN and
 // LEAVE are for loopback peers only; a peer from the network gets
 // forbidden (today's server dialled whatever it was told), while its
 // client verbs still work.
 func TestJoinForbiddenNull(t *testing.T) {
-	ip := nonLoopbackIP(t)
+	ip := testutil.NonLoopbackIP(t)
 	repl := &syncCounter{}
 	srv := startServerAt(t, registry.Config{Replicator: repl}, "tcp://"+ip+":0")
 	ctx := testutil.Context(t, 10*time.Second)

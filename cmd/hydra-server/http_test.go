@@ -74,23 +74,13 @@ func TestHTTPServesConsul(t *testing.T) {
 // (not loopback, so the token rule applies), a write needs a token of
 // --http-token-file, and SIGHUP re-reads the file.
 func TestHTTPTokenFileSIGHUP(t *testing.T) {
-	var local net.IP
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
-			local = ipn.IP
-			break
-		}
-	}
-	if local == nil {
-		t.Skip("no non-loopback IPv4 address on this machine")
-	}
+	local := testutil.NonLoopbackIP(t)
 	const tokA, tokB = "token-a-0123456789abcdef", "token-b-0123456789abcdef"
 	file := filepath.Join(t.TempDir(), "http.tokens")
 	if err := os.WriteFile(file, []byte(tokA+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort(local.String(), strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort(local, strconv.Itoa(freePort(t)))
 	p, _ := startServer(t, nil, "--http", addr, "--http-token-file", file)
 	register := func(token string) int { // a service per token: each is one client identity
 		req, _ := http.NewRequest("PUT", "http://"+addr+"/v1/agent/service/register", strings.NewReader(`{"Name":"w-`+token[6:7]+`","Port":1,"Address":"10.0.0.1"}`))

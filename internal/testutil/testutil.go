@@ -269,3 +269,19 @@ func halfClose(c net.Conn) {
 	}
 	c.Close()
 }
+
+// NonLoopbackIP is an IPv4 address of this machine that is not loopback
+// (nor link-local), for a peer that is not local; the test skips without
+// one.
+func NonLoopbackIP(t testing.TB) string {
+	t.Helper()
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	t.Skip("no non-loopback IPv4 address on this machine")
+	return ""
+}
