@@ -82,7 +82,7 @@ put the peers in --join (or the --config file) to keep them.
 See also: hydra-server leave HOST[:PORT].
 
 Example: hydra-server join 10.0.0.7 10.0.0.8:8421
-         hydra-server join --server-key this.key.pub --key-file admin.key 10.0.0.7 --key peer.key.pub`
+         hydra-server join --server-key this.key.pub --client-key admin.key 10.0.0.7 --key peer.key.pub`
 
 func init() {
 	addCommand(&command{name: "join", args: "[flags] HOST[:PORT]...", short: "make the running server join other servers (share services), or list its links", run: joinCmd})
