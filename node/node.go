@@ -69,6 +69,10 @@ type Config struct {
 	HTTP HTTPConfig
 	// DNS is the DNS server (node/dns.go). Default: off.
 	DNS DNSConfig
+
+	// Limits bound connections and queued bytes per peer, per source
+	// address and in all (node/limits.go). Default: the zero Limits.
+	Limits Limits
 }
 
 // ConfigError is a problem with a Config, naming the field by its path in
@@ -135,6 +139,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.Access.validate(c.Curve); err != nil {
+		return err
+	}
+	if err := c.Limits.validate(); err != nil {
 		return err
 	}
 	if len(c.JoinKeys) > 0 && !c.Curve {

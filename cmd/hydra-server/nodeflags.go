@@ -58,6 +58,13 @@ var flagOf = map[string]string{
 	"HTTP.Addr":                    "--http",
 	"HTTP.TokenFile":               "--http-token-file",
 	"HTTP.RemoteReads":             "--http-remote-reads",
+	"Limits.HandshakesPerSource":   "--max-handshakes-per-source",
+	"Limits.Handshakes":            "--max-handshakes",
+	"Limits.ConnsPerSource":        "--max-conns-per-source",
+	"Limits.Conns":                 "--max-conns",
+	"Limits.PendingBytes":          "--max-pending-bytes",
+	"Limits.PendingTotal":          "--max-pending-total",
+	"Limits.WriteTimeout":          "--write-timeout",
 }
 
 // dnsFlags are --dns, --dns-domain and --dns-ttl (node.DNSConfig).

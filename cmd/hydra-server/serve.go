@@ -47,6 +47,7 @@ type serverFlags struct {
 	tunnel         tunnelFlags // tunnel.go: --tunnel, --remote-key ...
 	dns            dnsFlags    // nodeflags.go: --dns, --dns-domain, --dns-ttl
 	http           httpFlags   // http.go: --http, --http-token-file, --http-remote-reads
+	limits         limitsFlags // limits.go: --max-handshakes*, --max-conns*, --max-pending-*, --write-timeout
 }
 
 func (f *serverFlags) define(fs *flag.FlagSet) {
@@ -69,6 +70,7 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	f.tunnel.define(fs) // tunnel.go
 	f.dns.define(fs)    // nodeflags.go
 	f.http.define(fs)   // http.go
+	f.limits.define(fs) // limits.go
 	fs.Var(&f.static, "service", "a static `service` NAME=PROTO://HOST:PORT[?key=value&...] that never expires, for things that cannot speak Hydra (repeatable; e.g. ssh=tcp://127.0.0.1:22)")
 }
 
@@ -112,6 +114,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 	}
 	f.dns.apply(&cfg, fs)                                 // nodeflags.go
 	f.http.apply(&cfg, fs)                                // http.go
+	f.limits.apply(&cfg)                                  // limits.go
 	if err := f.tunnel.apply(&cfg, f.proto); err != nil { // tunnel.go: tunnels
 		return err
 	}
