@@ -73,6 +73,29 @@ type Config struct {
 	// Security makes the mechanism for each new connection. Default: NULL.
 	Security func() Mechanism
 
+	// MaxPendingBytes bounds the bytes queued for one peer of a ROUTER, PUB
+	// or XPUB socket, or for a REP's requester (what Send queued plus what
+	// the writer holds and has not written yet). A message that would take
+	// a peer with something already pending past it makes that peer a slow
+	// consumer: the message is not queued, the connection is closed and
+	// what it sent and was not received yet is discarded; the ROUTER's Send
+	// (with RouterMandatory) returns ErrSlowConsumer. One message larger
+	// than the budget to a peer with nothing pending is still queued.
+	// Blocking patterns (PUSH, DEALER, REQ, PAIR) wait for room instead.
+	// Default 8 MiB.
+	MaxPendingBytes int64
+	// MaxPendingTotal bounds the sum of the bytes pending for all of the
+	// socket's peers: when a message would take it past, the peer with the
+	// most pending is cut off as a slow consumer, even if it is under
+	// MaxPendingBytes. Default 256 MiB.
+	MaxPendingTotal int64
+	// WriteTimeout bounds each write to a peer (at most writeChunk bytes
+	// at a time, so a peer that reads slowly but steadily is not cut); a
+	// peer that takes longer is a slow consumer and its connection is
+	// closed. Default 0: no deadline, as libzmq, since a blocking pattern's
+	// peer may pause for as long as it likes.
+	WriteTimeout time.Duration
+
 	// RouterMandatory makes a ROUTER's Send fail with ErrHostUnreachable for
 	// an unknown routing id, instead of dropping the message. Default false.
 	RouterMandatory bool
@@ -87,6 +110,8 @@ const (
 	DefaultHWM                  = 1000
 	DefaultLinger               = 10 * time.Second
 	DefaultMaxMsgSize           = 8 << 20
+	DefaultMaxPendingBytes      = 8 << 20
+	DefaultMaxPendingTotal      = 256 << 20
 	DefaultHandshakeTimeout     = 10 * time.Second
 	DefaultReconnectInterval    = 100 * time.Millisecond
 	DefaultReconnectIntervalMax = 5 * time.Second
@@ -122,6 +147,8 @@ func (c Config) Validate() error {
 		{"ReconnectInterval", int64(c.ReconnectInterval)}, {"ReconnectIntervalMax", int64(c.ReconnectIntervalMax)},
 		{"HeartbeatInterval", int64(c.HeartbeatInterval)}, {"HeartbeatTimeout", int64(c.HeartbeatTimeout)},
 		{"HeartbeatTTL", int64(c.HeartbeatTTL)},
+		{"MaxPendingBytes", c.MaxPendingBytes}, {"MaxPendingTotal", c.MaxPendingTotal},
+		{"WriteTimeout", int64(c.WriteTimeout)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("zmtp: config: %s is negative", f.name)
@@ -149,6 +176,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxMsgSize <= 0 {
 		c.MaxMsgSize = DefaultMaxMsgSize
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if c.MaxPendingTotal <= 0 {
+		c.MaxPendingTotal = DefaultMaxPendingTotal
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout

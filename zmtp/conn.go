@@ -30,6 +30,7 @@ type conn struct {
 	// closeFlushed: Disconnect asked to close once the queue is written.
 	closeFlushed atomic.Bool
 	inMech       bool // the handshake reached the mechanism's part (a failure's reason)
+	cut          bool // cut off as a slow consumer (under s.mu)
 
 	wake       chan struct{} // cap 1: the pipe has something to write
 	stop       chan struct{} // closed to stop the writer
@@ -446,6 +447,11 @@ func (c *conn) writeLoop() {
 			s := c.s
 			s.mu.Lock()
 			p := c.pipe
+			if p.c != c {
+				s.mu.Unlock() // detached or cut: the pipe's queues are no longer ours
+				return
+			}
+			s.settle(p)
 			if lastOut != nil {
 				p.spareOut, lastOut = lastOut, nil
 			}
@@ -488,6 +494,7 @@ func (c *conn) writeLoop() {
 				ctrl = nil
 			}
 			p.writing = true
+			p.inflight = len(out) + len(ctrl)
 			s.wakeSenders()
 			s.mu.Unlock()
 
@@ -498,34 +505,77 @@ func (c *conn) writeLoop() {
 					sealed, err = c.seal(sealed, out)
 				}
 				if err == nil {
-					_, err = c.nc.Write(sealed)
+					err = c.write(sealed)
 				}
 				if cap(sealed) > maxSpare {
 					sealed = nil
 				}
 			} else {
 				if len(ctrl) > 0 {
-					_, err = c.nc.Write(ctrl)
+					err = c.write(ctrl)
 				}
 				if err == nil && len(out) > 0 {
-					_, err = c.nc.Write(out)
+					err = c.write(out)
 				}
 			}
 			if err != nil {
-				// The reader sees the closed connection and detaches us.
-				if !c.stopping.Load() {
-					c.log.Info("zmtp: write failed", "err", err)
-				}
-				c.nc.Close()
-				s.mu.Lock()
-				p.writing = false
-				s.wakeSenders()
-				s.mu.Unlock()
+				c.writeFailed(p, err)
 				return
 			}
 			lastOut, lastCtrl = recycle(out), recycle(ctrl)
 		}
 	}
+}
+
+// writeChunk is the most written under one WriteTimeout deadline: a
+// deadline bounds a stall, not the time a big batch takes to a peer that
+// keeps reading.
+const writeChunk = 256 << 10
+
+// write writes b, under WriteTimeout's deadline per writeChunk if set.
+func (c *conn) write(b []byte) error {
+	wt := c.s.cfg.WriteTimeout
+	if wt <= 0 {
+		_, err := c.nc.Write(b)
+		return err
+	}
+	for len(b) > 0 {
+		n := min(len(b), writeChunk)
+		if err := c.nc.SetWriteDeadline(time.Now().Add(wt)); err != nil {
+			return err
+		}
+		if _, err := c.nc.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// writeFailed ends the writer after a failed write: a write that timed
+// out makes the peer a slow consumer; any failure closes the connection,
+// which the reader sees and detaches.
+func (c *conn) writeFailed(p *pipe, err error) {
+	s := c.s
+	var ne net.Error
+	timedOut := errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load()
+	if !timedOut && !c.stopping.Load() {
+		c.log.Info("zmtp: write failed", "err", err)
+	}
+	s.mu.Lock()
+	if timedOut && p.c == c {
+		s.cutLocked(p, "write timeout", p.pendingOf())
+	}
+	p.writing = false
+	if p.c == c {
+		s.settle(p)
+	}
+	if s.prune {
+		s.prunePipes()
+	}
+	s.wakeSenders()
+	s.mu.Unlock()
+	c.nc.Close()
 }
 
 // Write buffers are reused from one write to the next, up to maxSpare

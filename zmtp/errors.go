@@ -20,6 +20,11 @@ var (
 	// ErrHostUnreachable is returned by a ROUTER with RouterMandatory set when
 	// the routing id names no connected peer.
 	ErrHostUnreachable = errors.New("zmtp: host unreachable")
+	// ErrSlowConsumer is returned by a ROUTER's Send (with RouterMandatory)
+	// when the message would take its peer past MaxPendingBytes, or the
+	// socket past MaxPendingTotal with that peer holding the most: the peer
+	// was cut off (see Config.MaxPendingBytes).
+	ErrSlowConsumer = errors.New("zmtp: slow consumer cut off")
 	// ErrBadEndpoint is returned for an endpoint that is not tcp://host:port
 	// or ipc://path.
 	ErrBadEndpoint = errors.New("zmtp: bad endpoint")

@@ -142,6 +142,9 @@ func (s *Socket) SendContext(ctx context.Context, frames ...[]byte) error {
 			return ErrClosed
 		}
 		done, err := s.trySend(frames)
+		if s.prune {
+			s.prunePipes()
+		}
 		if done || err != nil {
 			return err
 		}
@@ -178,9 +181,10 @@ func (s *Socket) trySend(frames [][]byte) (done bool, err error) {
 		if !s.repPending {
 			return false, fmt.Errorf("%w: REP must receive a request before replying", ErrState)
 		}
-		if p := s.repPipe; !p.dead && p.outMsgs < s.cfg.SendHWM {
+		if p := s.repPipe; !p.dead && p.outMsgs < s.cfg.SendHWM &&
+			s.makeRoom(p, encodedSize(s.repEnv, frames)) == nil {
 			s.enqueue(p, s.repEnv, frames)
-		} // else the requester is gone or stuck: the reply is dropped, as in libzmq
+		} // else the requester is gone, stuck or cut off: the reply is dropped, as in libzmq
 		s.repPipe, s.repEnv, s.repPending = nil, nil, false
 	case ROUTER:
 		if len(frames) < 2 {
@@ -199,10 +203,18 @@ func (s *Socket) trySend(frames [][]byte) (done bool, err error) {
 			}
 			return true, nil
 		}
+		if err := s.makeRoom(p, encodedSize(nil, frames[1:])); err != nil {
+			if s.cfg.RouterMandatory {
+				return false, fmt.Errorf("%w: routing id %q", err, frames[0])
+			}
+			return true, nil
+		}
 		s.enqueue(p, nil, frames[1:])
 	case PUB, XPUB:
-		for _, p := range s.pipes {
-			if p.c != nil && p.outMsgs < s.cfg.SendHWM && matchAny(p.peerSubs, frames[0]) {
+		n := encodedSize(nil, frames)
+		for _, p := range s.pipes { // a cut leaves its pipe here until prunePipes
+			if p.c != nil && p.outMsgs < s.cfg.SendHWM && matchAny(p.peerSubs, frames[0]) &&
+				s.makeRoom(p, n) == nil {
 				s.enqueue(p, nil, frames)
 			}
 		}
@@ -249,12 +261,28 @@ func (p *pipe) hasRoom(hwm int) bool {
 
 // enqueue encodes a message (envelope frames first) into p's output.
 func (s *Socket) enqueue(p *pipe, envelope, frames [][]byte) {
+	before := len(p.out)
 	for _, f := range envelope {
 		p.out = AppendFrame(p.out, FlagMore, f)
 	}
 	p.out = AppendMessage(p.out, frames)
 	p.outMsgs++
+	s.pending += int64(len(p.out) - before)
 	s.kick(p)
+}
+
+// encodedSize is how many bytes enqueue adds for a message.
+func encodedSize(envelope, frames [][]byte) int64 {
+	var n int64
+	for _, fs := range [2][][]byte{envelope, frames} {
+		for _, f := range fs {
+			n += int64(len(f)) + 2
+			if len(f) > 255 {
+				n += 7
+			}
+		}
+	}
+	return n
 }
 
 // Recv receives one message; see RecvContext.
@@ -402,7 +430,9 @@ func (s *Socket) subscribeLocked(prefix []byte, on bool) {
 	}
 	for _, p := range s.pipes {
 		if p.c != nil {
+			before := len(p.ctrl)
 			p.ctrl = appendSubscription(p.ctrl, p.v31, prefix, on)
+			s.pending += int64(len(p.ctrl) - before)
 			s.kick(p)
 		}
 	}

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/acceptloop"
@@ -101,6 +103,13 @@ type Socket struct {
 	repPipe    *pipe
 	repEnv     [][]byte
 	repPending bool
+
+	// Bytes pending for all peers (queued plus held by writers), bounded
+	// by MaxPendingTotal; prune is set when a cut left a dead pipe in
+	// pipes (see cutLocked).
+	pending       int64
+	prune         bool
+	slowConsumers atomic.Int64
 }
 
 // pipe is the socket's side of one peer: its queues outlive a connection
@@ -120,6 +129,7 @@ type pipe struct {
 	spareOut, spareCtrl []byte
 	kicked              bool // the writer was woken and has not gone idle since
 	writing             bool
+	inflight            int // bytes the writer took from out and ctrl and has not finished writing
 
 	in       msgQueue
 	roomWait chan struct{} // closed when in drops below RecvHWM
@@ -478,9 +488,11 @@ func (s *Socket) attach(c *conn) error {
 	c.pipe, p.c, p.v31 = p, c, c.v31
 	p.dead = false
 	// A new peer of a SUB learns every subscription.
+	before := len(p.ctrl)
 	for _, topic := range s.subs {
 		p.ctrl = appendSubscription(p.ctrl, p.v31, topic, true)
 	}
+	s.pending += int64(len(p.ctrl) - before)
 	p.kicked = false
 	if len(p.out) > 0 || len(p.ctrl) > 0 {
 		s.kick(p)
@@ -499,13 +511,21 @@ func (s *Socket) detach(c *conn) {
 	if p == nil || p.c != c {
 		return
 	}
+	s.detachLocked(p)
+	s.dropPipe(p)
+}
+
+// detachLocked unhooks p from its connection; the caller drops the pipe
+// from pipes if it died.
+func (s *Socket) detachLocked(p *pipe) {
 	p.c = nil
 	p.writing = false
 	p.peerSubs, p.peerSubBytes = nil, 0
+	s.settle(p) // what the writer holds is lost with the connection
 	if !p.persistent {
 		p.dead = true
+		s.pending -= int64(len(p.out) + len(p.ctrl))
 		p.out, p.outMsgs, p.ctrl = nil, 0, nil
-		s.dropPipe(p)
 	}
 	p.spareOut, p.spareCtrl = nil, nil
 	if s.typ == ROUTER && p.id != nil {
@@ -514,6 +534,86 @@ func (s *Socket) detach(c *conn) {
 	s.wakeSenders()
 	s.wakeReceivers()
 }
+
+// settle ends the accounting of what p's writer took: written, or lost
+// with the connection.
+func (s *Socket) settle(p *pipe) {
+	s.pending -= int64(p.inflight)
+	p.inflight = 0
+}
+
+// pendingOf is what p holds that its peer has not been sent yet.
+func (p *pipe) pendingOf() int64 { return int64(len(p.out) + len(p.ctrl) + p.inflight) }
+
+// makeRoom checks that n more bytes for p's peer fit the byte budgets of
+// the non-blocking patterns. Past MaxPendingBytes with something already
+// pending, p is cut off and ErrSlowConsumer returned. Past
+// MaxPendingTotal, the peers with the most pending are cut until it fits;
+// ErrSlowConsumer if p was one of them.
+func (s *Socket) makeRoom(p *pipe, n int64) error {
+	if have := p.pendingOf(); have > 0 && have+n > s.cfg.MaxPendingBytes {
+		s.cutLocked(p, "max pending bytes", have+n)
+		return ErrSlowConsumer
+	}
+	for s.pending+n > s.cfg.MaxPendingTotal {
+		v := s.biggestPending()
+		if v == nil {
+			return nil // nothing queued anywhere: one big message may go
+		}
+		s.cutLocked(v, "max pending total", s.pending+n)
+		if v == p {
+			return ErrSlowConsumer
+		}
+	}
+	return nil
+}
+
+// biggestPending returns the connected pipe with the most bytes pending.
+func (s *Socket) biggestPending() *pipe {
+	var big *pipe
+	for _, p := range s.pipes {
+		if p.c != nil && p.pendingOf() > 0 && (big == nil || p.pendingOf() > big.pendingOf()) {
+			big = p
+		}
+	}
+	return big
+}
+
+// cutLocked cuts off p's peer as a slow consumer: what was queued for it
+// and what it sent that nobody received yet are dropped (a cut client's
+// requests are not served), its buffers let go, its connection closed.
+// A dead pipe stays in pipes until prunePipes, so that a Send looping over
+// pipes may cut one.
+func (s *Socket) cutLocked(p *pipe, why string, pending int64) {
+	c := p.c
+	if c == nil || c.cut {
+		return
+	}
+	c.cut = true
+	s.slowConsumers.Add(1)
+	c.log.Warn("zmtp: slow consumer cut off", "reason", why, "pending_bytes", pending,
+		"max_pending_bytes", s.cfg.MaxPendingBytes, "max_pending_total", s.cfg.MaxPendingTotal)
+	s.pending -= int64(len(p.out) + len(p.ctrl))
+	p.out, p.outMsgs, p.ctrl = nil, 0, nil
+	p.in = msgQueue{}
+	if p.roomWait != nil { // its reader may wait in deliver
+		close(p.roomWait)
+		p.roomWait = nil
+	}
+	s.detachLocked(p)
+	s.prune = s.prune || p.dead
+	c.nc.Close() // the reader and writer fail and end
+}
+
+// prunePipes drops the dead pipes cutLocked left.
+func (s *Socket) prunePipes() {
+	s.prune = false
+	s.pipes = slices.DeleteFunc(s.pipes, func(p *pipe) bool { return p.dead && p.in.len() == 0 })
+}
+
+// SlowConsumers is how many peers the socket has cut off as slow
+// consumers (Config.MaxPendingBytes, MaxPendingTotal, WriteTimeout).
+func (s *Socket) SlowConsumers() int64 { return s.slowConsumers.Load() }
 
 // dropPipe forgets a dead pipe once nothing is left to read from it.
 func (s *Socket) dropPipe(p *pipe) {
@@ -643,7 +743,9 @@ func (s *Socket) queueCommand(c *conn, name string, body []byte) {
 	if p := c.pipe; p != nil && p.c == c && len(p.ctrl) < maxCtrl {
 		// A peer that PINGs but never reads gets no more PONGs once
 		// maxCtrl bytes of them wait: its TTL will expire instead.
+		before := len(p.ctrl)
 		p.ctrl = AppendCommand(p.ctrl, name, body)
+		s.pending += int64(len(p.ctrl) - before)
 		s.kick(p)
 	}
 }
