@@ -12,3 +12,10 @@ func WithZMTP30(cfg Config) Config {
 
 // SpeaksZMTP30 reports whether cfg came from WithZMTP30.
 func SpeaksZMTP30(cfg Config) bool { return cfg.zmtp30 }
+
+// pendingBytes is what s counts as pending for all its peers.
+func (s *Socket) pendingBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending
+}
