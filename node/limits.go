@@ -3,6 +3,8 @@ package node
 import (
 	"fmt"
 	"time"
+
+	"github.com/hydra-net/hydra/registry"
 )
 
 // Limits bound what one peer, one source address and all of them together
@@ -43,9 +45,9 @@ const (
 	DefaultHandshakes          = 512
 	DefaultConnsPerSource      = 256
 	DefaultConns               = 4096
-	DefaultPendingBytes        = 4 << 20
-	DefaultPendingTotal        = 64 << 20
-	DefaultWriteTimeout        = 10 * time.Second
+	DefaultPendingBytes        = registry.DefaultMaxPendingBytes
+	DefaultPendingTotal        = registry.DefaultMaxPendingTotal
+	DefaultWriteTimeout        = registry.DefaultWriteTimeout
 )
 
 func (l Limits) withDefaults() Limits {

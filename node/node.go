@@ -199,6 +199,21 @@ type Node struct {
 	dns   *dnsserver.Server // nil: off
 }
 
+// wireOutputLimits gives the registry the byte budgets and write
+// deadline of Limits, unless Config.Registry sets its own.
+func (n *Node) wireOutputLimits(rcfg *registry.Config) {
+	l := n.cfg.Limits.withDefaults()
+	if rcfg.MaxPendingBytes == 0 {
+		rcfg.MaxPendingBytes = l.PendingBytes
+	}
+	if rcfg.MaxPendingTotal == 0 {
+		rcfg.MaxPendingTotal = l.PendingTotal
+	}
+	if rcfg.WriteTimeout == 0 {
+		rcfg.WriteTimeout = l.WriteTimeout
+	}
+}
+
 // New checks cfg, builds the server and binds its port (so Endpoint is
 // known, with the real port of a :0), but serves nothing until Run.
 func New(cfg Config) (*Node, error) {
@@ -213,6 +228,7 @@ func New(cfg Config) (*Node, error) {
 	if rcfg.Authorize == nil { // a test may set its own
 		rcfg.Authorize = n.acc.authorize
 	}
+	n.wireOutputLimits(&rcfg)
 	if jcfg.Signer != nil {
 		rcfg.ServerID = join.OriginID(jcfg.Signer.Public) // an origin id names its key
 	}

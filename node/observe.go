@@ -152,6 +152,7 @@ func (n *Node) writeMetrics(ctx context.Context, w *metrics.Writer) {
 	w.One("hydra_watch_events_total", metrics.Counter, "Events sent to watchers.", float64(st.Events))
 	w.One("hydra_watch_events_dropped_total", metrics.Counter, "Events a watcher's full queue refused.", float64(st.EventsDropped))
 	w.One("hydra_replies_dropped_total", metrics.Counter, "Replies a full or gone client did not take.", float64(st.RepliesDropped))
+	w.One("hydra_slow_consumers_total", metrics.Counter, "ZMTP peers cut off for not reading what they were sent (over their pending-bytes budget, the total one, or the write timeout).", float64(st.SlowConsumers))
 	w.One("hydra_watchers", metrics.Gauge, "ZMTP watches open now.", float64(st.Watches))
 	w.One("hydra_names", metrics.Gauge, "Service names with at least one entry now.", float64(st.Names))
 	w.One("hydra_clients", metrics.Gauge, "Client tokens holding entries now.", float64(st.Clients))

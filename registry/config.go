@@ -63,6 +63,21 @@ type Config struct {
 	// Default 10s; negative turns ZMTP heartbeats off.
 	PeerHeartbeat time.Duration
 
+	// MaxPendingBytes bounds the bytes of replies and events queued for one
+	// peer that it has not read; a reply or event past it makes the peer a
+	// slow consumer: its connection is closed, its watches dropped, and it
+	// is counted (Stats.SlowConsumers). One reply bigger than it (a LIST
+	// page) still goes to a peer with nothing pending. Default 4 MiB.
+	MaxPendingBytes int64
+	// MaxPendingTotal bounds those bytes for all peers together; past it
+	// the peer with the most pending is cut off the same way. Default
+	// 64 MiB.
+	MaxPendingTotal int64
+	// WriteTimeout is how long a write to a peer may make no progress
+	// before the peer is cut off as a slow consumer. Default 10s; negative
+	// turns it off.
+	WriteTimeout time.Duration
+
 	// Static are services registered from configuration, for things that
 	// cannot speak Hydra (sshd on :22): they never expire and no client may
 	// change them. Their TTL is ignored.
@@ -107,6 +122,9 @@ const (
 	DefaultWatchKeepalive      = 15 * time.Second
 	DefaultMaxListPage         = 1000
 	DefaultPeerHeartbeat       = 10 * time.Second
+	DefaultMaxPendingBytes     = 4 << 20
+	DefaultMaxPendingTotal     = 64 << 20
+	DefaultWriteTimeout        = 10 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -131,6 +149,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.WatchKeepalive, DefaultWatchKeepalive)
 	setDefault(&c.MaxListPage, DefaultMaxListPage)
 	setDefault(&c.PeerHeartbeat, DefaultPeerHeartbeat)
+	setDefault(&c.MaxPendingBytes, DefaultMaxPendingBytes)
+	setDefault(&c.MaxPendingTotal, DefaultMaxPendingTotal)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	return c
 }
 
@@ -156,10 +177,14 @@ func (c Config) Validate() error {
 		{"SweepInterval", int64(c.SweepInterval)}, {"MaxWatches", int64(c.MaxWatches)},
 		{"MaxWatchesPerPeer", int64(c.MaxWatchesPerPeer)}, {"WatchKeepalive", int64(c.WatchKeepalive)},
 		{"MaxListPage", int64(c.MaxListPage)},
+		{"MaxPendingBytes", c.MaxPendingBytes}, {"MaxPendingTotal", c.MaxPendingTotal},
 	} {
 		if v.n < 0 {
 			return fmt.Errorf("registry: config: %s is negative", v.name)
 		}
+	}
+	if c.MaxPendingBytes > c.MaxPendingTotal {
+		return fmt.Errorf("registry: config: MaxPendingBytes %d is above MaxPendingTotal %d", c.MaxPendingBytes, c.MaxPendingTotal)
 	}
 	if c.MinTTL > c.MaxTTL {
 		return fmt.Errorf("registry: config: MinTTL %v is above MaxTTL %v", c.MinTTL, c.MaxTTL)

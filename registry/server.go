@@ -76,7 +76,7 @@ type Server struct {
 
 type serverStats struct {
 	requests, errors, registered, expired, deregistered atomic.Int64
-	events, eventsDropped, repliesDropped               atomic.Int64
+	events, eventsDropped, repliesDropped, slow         atomic.Int64
 	entries, names, clients, watches                    atomic.Int64
 	verbs                                               verbCounters // by verb and result (observe.go)
 }
@@ -91,6 +91,7 @@ type Stats struct {
 	Events         int64 `json:"events"`          // events sent to watchers
 	EventsDropped  int64 `json:"events_dropped"`  // events a full watcher queue refused
 	RepliesDropped int64 `json:"replies_dropped"` // replies a full or gone peer refused
+	SlowConsumers  int64 `json:"slow_consumers"`  // peers cut off for not reading (Config.MaxPendingBytes)
 	Entries        int64 `json:"entries"`         // entries now
 	Names          int64 `json:"names"`           // names now
 	Clients        int64 `json:"clients"`         // tokens holding entries now
@@ -123,6 +124,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if hb < 0 {
 		hb = 0
 	}
+	wt := max(cfg.WriteTimeout, 0)
 	sock, err := zmtp.NewSocket(zmtp.ROUTER, zmtp.Config{
 		Logger:            slog.New(quieter{cfg.Logger.Handler()}),
 		RouterMandatory:   true,
@@ -131,6 +133,9 @@ func NewServer(cfg Config) (*Server, error) {
 		Linger:            2 * time.Second,
 		RecvTimeout:       cfg.SweepInterval,
 		Security:          cfg.Security,
+		MaxPendingBytes:   cfg.MaxPendingBytes,
+		MaxPendingTotal:   cfg.MaxPendingTotal,
+		WriteTimeout:      wt,
 	})
 	if err != nil {
 		return nil, err
@@ -316,7 +321,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Requests: st.requests.Load(), Errors: st.errors.Load(), Registered: st.registered.Load(),
 		Expired: st.expired.Load(), Deregistered: st.deregistered.Load(), Events: st.events.Load(),
-		EventsDropped: st.eventsDropped.Load(), RepliesDropped: st.repliesDropped.Load(),
+		EventsDropped: st.eventsDropped.Load(), RepliesDropped: st.repliesDropped.Load(), SlowConsumers: s.sock.SlowConsumers(),
 		Entries: st.entries.Load(), Names: st.names.Load(), Clients: st.clients.Load(), Watches: st.watches.Load(),
 	}
 }
@@ -341,6 +346,10 @@ func (s *Server) reply(env [][]byte, status []byte, body []byte) {
 	if err := s.send(env, status, body); err != nil {
 		s.stats.repliesDropped.Add(1)
 		s.log.Debug("registry: reply dropped", "peer", fmt.Sprintf("%x", env[0]), "err", err)
+		if errors.Is(err, zmtp.ErrSlowConsumer) && len(s.peers[string(env[0])]) > 0 {
+			s.dropPeer(string(env[0])) // cut off: its watches go with it
+			s.updateGauges()
+		}
 	}
 }
 
@@ -1129,6 +1138,9 @@ func (s *Server) emit(typ EventType, e *entry, now time.Time) {
 	for _, p := range gone {
 		s.dropPeer(p)
 	}
+	if len(gone) > 0 {
+		s.updateGauges()
+	}
 }
 
 // sendEvent sends one event; it reports whether the watcher's peer is gone.
@@ -1153,6 +1165,9 @@ func (s *Server) sendEvent(w *watch, typ EventType, enc []byte, now time.Time) (
 	case err == nil:
 		s.stats.events.Add(1)
 	case errors.Is(err, zmtp.ErrHostUnreachable):
+		return true
+	case errors.Is(err, zmtp.ErrSlowConsumer): // cut off: gone too
+		s.stats.eventsDropped.Add(1)
 		return true
 	default:
 		s.stats.eventsDropped.Add(1)

@@ -125,7 +125,7 @@ func writeInfo(w io.Writer, r *infoReply, ep string) {
 	fmt.Fprintf(tw, "clients\t%d (watches %d)\n", r.Clients, r.Watches)
 	fmt.Fprintf(tw, "requests\t%d (%d errors)\n", r.Requests, r.Errors)
 	fmt.Fprintf(tw, "registered\t%d (deregistered %d, expired %d)\n", r.Registered, r.Deregistered, r.Expired)
-	fmt.Fprintf(tw, "events\t%d (%d dropped; replies dropped %d)\n", r.Events, r.EventsDropped, r.RepliesDropped)
+	fmt.Fprintf(tw, "events\t%d (%d dropped; replies dropped %d; slow consumers cut off %d)\n", r.Events, r.EventsDropped, r.RepliesDropped, r.SlowConsumers)
 	tw.Flush()
 
 	fmt.Fprintln(w)
