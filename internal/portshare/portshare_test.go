@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,10 +208,14 @@ func handedOver(t *testing.T, l *Listener, half net.Listener, hello string) bool
 // a tunnel from another address are still handed over at once (before
 // issue 13, the flood took all 256 slots and both were shed).
 func TestFloodFromFewSources(t *testing.T) {
-	l := listen(t, Config{FirstByteTimeout: 30 * time.Second})
+	sink := testutil.NewLogSink()
+	l := listen(t, Config{FirstByteTimeout: 30 * time.Second, Logger: sink.Logger()})
 	flood(t, l, 300, 8*DefaultMaxPendingPerSource)
 	if st := l.Stats(); st.SourceFull != 300-8*DefaultMaxPendingPerSource {
 		t.Errorf("stats %+v: want %d refused per source", st, 300-8*DefaultMaxPendingPerSource)
+	}
+	if n := strings.Count(strings.Join(sink.Lines(), "\n"), msgRefused); n != 1 {
+		t.Errorf("%d lines for %d refusals, want 1 (the rest counted)", n, 300-8*DefaultMaxPendingPerSource)
 	}
 	if !handedOver(t, l, l.ZMTP(), "\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f") {
 		t.Fatal("a ZMTP greeting from 127.0.0.1 was not handed over during the flood")

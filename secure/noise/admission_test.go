@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,10 +90,12 @@ func TestStalledHandshakesFromFewSources(t *testing.T) {
 }
 
 // TestHandshakesPerSource: a source past MaxHandshakesPerSource is refused
-// (counted as source_busy) while another source is served.
+// (counted as source_busy, logged once for both) while another source is
+// served.
 func TestHandshakesPerSource(t *testing.T) {
 	ikp, rkp := newKeyPair(t), newKeyPair(t)
-	r, err := NewResponder(Config{Static: rkp, Peers: secure.NewAllowList(ikp.Public),
+	rlog := testutil.NewLogSink()
+	r, err := NewResponder(Config{Static: rkp, Peers: secure.NewAllowList(ikp.Public), Logger: rlog.Logger(),
 		HandshakeTimeout: 30 * time.Second, MaxHandshakesPerSource: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +120,15 @@ func TestHandshakesPerSource(t *testing.T) {
 		t.Fatalf("another source: %v", err)
 	}
 	c.Close()
+	refusals := 0
+	for _, line := range rlog.Lines() {
+		if strings.Contains(line, msgRefused) {
+			refusals++
+		}
+	}
+	if refusals != 1 {
+		t.Fatalf("%d refusal lines for 2 refusals, want 1:\n%s", refusals, strings.Join(rlog.Lines(), "\n"))
+	}
 }
 
 // rawInitiator is a tunnel pair whose initiator's socket the test writes
