@@ -29,6 +29,11 @@ type connLimitListener struct {
 	linger  chan struct{} // refused connections lingering for their 429 to be read
 	stall   time.Duration // HTTPConfig.WriteStall
 	refused atomic.Int64
+
+	mu        sync.Mutex
+	lingering map[net.Conn]struct{} // closed by Close, which waits for wg
+	closed    bool
+	wg        sync.WaitGroup
 }
 
 // refusalLinger bounds how long a refused connection is kept so that the
@@ -51,6 +56,8 @@ func newConnLimitListener(ln net.Listener, perClient int, stall time.Duration, l
 		log:      slog.New(repeatlog.Handler(log.Handler(), msgHTTPRefused)),
 		linger:   make(chan struct{}, maxLingering),
 		stall:    stall,
+
+		lingering: map[net.Conn]struct{}{},
 	}
 }
 
@@ -86,9 +93,25 @@ func (l *connLimitListener) refuse(c net.Conn, err error) {
 		c.Close()
 		return
 	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.linger
+		c.Close()
+		return
+	}
+	l.lingering[c] = struct{}{}
+	l.wg.Add(1)
+	l.mu.Unlock()
 	go func() {
+		defer l.wg.Done()
 		defer func() { <-l.linger }()
-		defer c.Close()
+		defer func() {
+			l.mu.Lock()
+			delete(l.lingering, c)
+			l.mu.Unlock()
+			c.Close()
+		}()
 		_ = c.SetDeadline(time.Now().Add(refusalLinger))
 		if _, err := c.Write(l.answer); err != nil {
 			return
@@ -104,6 +127,20 @@ func (l *connLimitListener) refuse(c net.Conn, err error) {
 			}
 		}
 	}()
+}
+
+// Close closes the listener and the refused connections still lingering,
+// and waits for them.
+func (l *connLimitListener) Close() error {
+	err := l.Listener.Close()
+	l.mu.Lock()
+	l.closed = true
+	for c := range l.lingering {
+		c.Close()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+	return err
 }
 
 // Refused is how many connections were refused since the listener started.

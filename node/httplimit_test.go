@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -61,6 +62,8 @@ func (c *httpFrom) getIndex(t *testing.T, path string) (int, string, string, err
 // connection that is reused after them; the slots come back when the 200
 // close. Before issue 13 the 201st was served like the others.
 func TestHTTPMaxConnsPerClient(t *testing.T) {
+	base := runtime.NumGoroutine()
+	t.Cleanup(func() { testutil.CheckGoroutines(t, base) }) // after the node's stop
 	n := nodetest.Start(t, node.Config{HTTP: node.HTTPConfig{Addr: "127.0.0.1:0"}})
 	addr := n.HTTPAddr()
 	var flood []*httpFrom
