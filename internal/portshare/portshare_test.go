@@ -191,6 +191,7 @@ func flood(t *testing.T, l *Listener, n, wantHeld int) {
 // reaches half (within a bound far below FirstByteTimeout).
 func handedOver(t *testing.T, l *Listener, half net.Listener, hello string) bool {
 	t.Helper()
+	start := time.Now()
 	nc := dialFrom(t, "127.0.0.1", l.Addr().String())
 	if _, err := nc.Write([]byte(hello)); err != nil {
 		t.Fatal(err)
@@ -199,6 +200,7 @@ func handedOver(t *testing.T, l *Listener, half net.Listener, hello string) bool
 	if sc == nil {
 		return false
 	}
+	t.Logf("%q handed over %v after the dial", hello[:1], time.Since(start))
 	sc.Close()
 	return true
 }
