@@ -28,6 +28,9 @@ const (
 	DefaultHTTPMaxHeaderBytes    = 64 << 10
 	DefaultHTTPMaxBodyBytes      = 1 << 20
 	DefaultHTTPShutdownGrace     = 2 * time.Second
+	// DefaultHTTPMaxConnsPerClient is Consul's http_max_conns_per_client.
+	DefaultHTTPMaxConnsPerClient = 200
+	DefaultHTTPWriteStall        = 10 * time.Second
 )
 
 // HTTPConfig is the node's HTTP listener (the Consul API, metrics, the
@@ -61,6 +64,17 @@ type HTTPConfig struct {
 	// RemoteReads lets clients beyond loopback read without a token.
 	// Default false: they get 403 unless they hold a token.
 	RemoteReads bool
+	// MaxConnsPerClient bounds the connections one client address (IPv4
+	// address, IPv6 /64) holds open, blocking queries included; past it a
+	// connection is answered 429 Too Many Requests and closed, as Consul's
+	// http_max_conns_per_client does. Loopback clients count too. Default
+	// 200 (Consul's).
+	MaxConnsPerClient int
+	// WriteStall bounds how long a write of a response (each 64 KiB of
+	// it) may make no progress, the client not reading: the connection is
+	// then closed. Not the whole response, so blocking queries keep their
+	// wait. Default 10s.
+	WriteStall time.Duration
 	// ShutdownGrace is how long Run waits for requests in flight when it
 	// stops (blocking queries are told to return at once). Default 2s.
 	ShutdownGrace time.Duration
@@ -81,6 +95,12 @@ func (c HTTPConfig) withDefaults() HTTPConfig {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultHTTPShutdownGrace
+	}
+	if c.MaxConnsPerClient == 0 {
+		c.MaxConnsPerClient = DefaultHTTPMaxConnsPerClient
+	}
+	if c.WriteStall == 0 {
+		c.WriteStall = DefaultHTTPWriteStall
 	}
 	return c
 }
@@ -114,6 +134,10 @@ func (c HTTPConfig) Validate() error {
 		return errors.New("TokenFile needs Addr (HTTP is off)")
 	case c.ShutdownGrace < 0:
 		return fmt.Errorf("ShutdownGrace %v is negative", c.ShutdownGrace)
+	case c.MaxConnsPerClient < 0:
+		return fmt.Errorf("MaxConnsPerClient %d is negative", c.MaxConnsPerClient)
+	case c.WriteStall < 0:
+		return fmt.Errorf("WriteStall %v is negative", c.WriteStall)
 	}
 	return nil
 }
@@ -125,6 +149,7 @@ type httpServer struct {
 	access *httpAccess
 	api    *consulapi.API
 	ln     net.Listener // nil: off
+	limit  *connLimitListener
 	srv    *http.Server
 	ctx    context.Context // handlers' base context: ends when Run stops
 	cancel context.CancelFunc
@@ -158,7 +183,8 @@ func (n *Node) bindHTTP() error {
 	var rl *resume.Listener
 	var resumeFn func(net.Conn)
 	if ln != nil {
-		rl = resume.New(ln, c.IdleTimeout)
+		h.limit = newConnLimitListener(ln, c.MaxConnsPerClient, c.WriteStall, n.log)
+		rl = resume.New(h.limit, c.IdleTimeout)
 		resumeFn = rl.Resume
 	}
 	api, err := consulapi.New(consulapi.Config{Catalog: n.cat, Local: n.srv.Local(), ServerID: n.srv.ID(),

@@ -61,8 +61,9 @@ type Config struct {
 
 	// Tunnel configures tunnels; they run when Keys is set and there are
 	// Tunnel.Remotes to dial or an Access.Tunnels to accept with. Node sets
-	// its Static key, Allow (Access.Tunnels), ServerID and Logger. Default:
-	// no remotes.
+	// its Static key, Allow (Access.Tunnels), ServerID, Logger, and
+	// MaxHandshakes and MaxHandshakesPerSource (from Limits). Default: no
+	// remotes.
 	Tunnel tunnel.Config
 
 	// HTTP is the HTTP listener (node/http.go). Default: off.
@@ -179,6 +180,8 @@ func (c Config) Validate() error {
 func (c Config) tunnelConfig(serverID string) tunnel.Config {
 	t := c.Tunnel
 	t.Static, t.Allow, t.ServerID = *c.Keys, c.Access.Tunnels, serverID
+	lim := c.Limits.withDefaults()
+	t.MaxHandshakes, t.MaxHandshakesPerSource = lim.Handshakes, lim.HandshakesPerSource
 	if t.Logger == nil {
 		t.Logger = c.Logger
 	}
@@ -308,7 +311,9 @@ func (n *Node) bind() error {
 	if err != nil {
 		return err
 	}
-	if n.share, err = portshare.New(ln, portshare.Config{Logger: n.log}); err != nil {
+	lim := n.cfg.Limits.withDefaults()
+	pcfg := portshare.Config{MaxPending: lim.Handshakes, MaxPendingPerSource: lim.HandshakesPerSource, Logger: n.log}
+	if n.share, err = portshare.New(ln, pcfg); err != nil {
 		ln.Close()
 		return err
 	}

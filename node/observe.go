@@ -135,7 +135,7 @@ func (n *Node) writeMetrics(ctx context.Context, w *metrics.Writer) {
 		w.Sample(float64(v.OK), "verb", v.Verb, "result", "ok")
 		w.Sample(float64(v.Errors), "verb", v.Verb, "result", "error")
 	}
-	w.Family("hydra_handshake_failures_total", metrics.Counter, "Failed handshakes on the server's port, by protocol (zmtp, noise) and reason.")
+	w.Family("hydra_handshake_failures_total", metrics.Counter, "Failed handshakes on the server's port, by protocol (zmtp, noise) and reason; http: connections refused past the per-client cap.")
 	hf := n.srv.HandshakeFailures()
 	for r := range hf {
 		w.Sample(float64(hf[r]), "proto", "zmtp", "reason", zmtp.HandshakeFailure(r).String())
@@ -144,6 +144,9 @@ func (n *Node) writeMetrics(ctx context.Context, w *metrics.Writer) {
 		for _, f := range n.tun.HandshakeFailures() {
 			w.Sample(float64(f.Count), "proto", "noise", "reason", f.Reason)
 		}
+	}
+	if l := n.http.limit; l != nil {
+		w.Sample(float64(l.Refused()), "proto", "http", "reason", "conns_per_client")
 	}
 	st := n.srv.Stats()
 	w.One("hydra_registered_total", metrics.Counter, "Entries created.", float64(st.Registered))

@@ -105,6 +105,10 @@ type Config struct {
 	// DialTimeout bounds the TCP dial and the handshake of a tunnel, and
 	// the dial of a service for a stream. Default 10s.
 	DialTimeout time.Duration
+	// MaxHandshakes and MaxHandshakesPerSource bound the inbound
+	// handshakes running at once, in all and per source address (see
+	// noise.Config). Defaults 512 and 32 (noise's).
+	MaxHandshakes, MaxHandshakesPerSource int
 
 	// Logger receives tunnel events. Default: discard.
 	Logger *slog.Logger
@@ -196,6 +200,10 @@ func (c Config) Validate() error {
 		return bad("MaxMetadataBytes", "negative (%d)", c.MaxMetadataBytes)
 	case c.DialTimeout < 0:
 		return bad("DialTimeout", "negative (%v)", c.DialTimeout)
+	case c.MaxHandshakes < 0:
+		return bad("MaxHandshakes", "negative (%d)", c.MaxHandshakes)
+	case c.MaxHandshakesPerSource < 0:
+		return bad("MaxHandshakesPerSource", "negative (%d)", c.MaxHandshakesPerSource)
 	}
 	if err := d.Mux.Validate(); err != nil {
 		// mux names its own field: "Mux.StreamWindow 1 outside [...]".

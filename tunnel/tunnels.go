@@ -317,7 +317,8 @@ func (t *Tunnels) acceptLoop(ctx context.Context, ln net.Listener) {
 	// nothing else.
 	anyKey := secure.AuthorizerFunc(func(secure.PublicKey) bool { return t.cfg.Allow != nil })
 	resp, err := noise.NewResponder(noise.Config{Static: t.cfg.Static, Peers: anyKey,
-		HandshakeTimeout: t.cfg.DialTimeout, Logger: hlog})
+		HandshakeTimeout: t.cfg.DialTimeout, MaxHandshakes: t.cfg.MaxHandshakes,
+		MaxHandshakesPerSource: t.cfg.MaxHandshakesPerSource, Logger: hlog})
 	if err != nil {
 		t.log.Error("tunnel: responder", "err", err)
 		ln.Close()

@@ -58,6 +58,7 @@ var flagOf = map[string]string{
 	"HTTP.Addr":                    "--http",
 	"HTTP.TokenFile":               "--http-token-file",
 	"HTTP.RemoteReads":             "--http-remote-reads",
+	"HTTP.MaxConnsPerClient":       "--http-max-conns-per-client",
 	"Limits.HandshakesPerSource":   "--max-handshakes-per-source",
 	"Limits.Handshakes":            "--max-handshakes",
 	"Limits.ConnsPerSource":        "--max-conns-per-source",

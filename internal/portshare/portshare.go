@@ -1,34 +1,50 @@
 package portshare
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/acceptloop"
+	"github.com/hydra-net/hydra/internal/admission"
+	"github.com/hydra-net/hydra/internal/repeatlog"
 	"github.com/hydra-net/hydra/secure/noise"
 )
 
 // Defaults of Config's fields.
 const (
-	DefaultFirstByteTimeout = 10 * time.Second
-	DefaultMaxPending       = 256
+	DefaultFirstByteTimeout    = 10 * time.Second
+	DefaultMaxPending          = 512
+	DefaultMaxPendingPerSource = 32
 )
+
+// msgRefused is the log message of a refused connection, said once per
+// cause with a count (internal/repeatlog).
+const msgRefused = "portshare: connection refused"
 
 // Config tunes a Listener. The zero value works.
 type Config struct {
 	// FirstByteTimeout bounds the wait for a connection's first byte, and
 	// then for a half to take it. Default 10s.
 	FirstByteTimeout time.Duration
-	// MaxPending bounds the connections whose first byte is awaited at
-	// once; past it the newest are closed, so a flood of silent
-	// connections costs a bounded number of goroutines. Default 256.
+	// MaxPending bounds the connections whose first byte is awaited (or
+	// that wait for a half to take them) at once, so a flood of silent
+	// connections costs a bounded number of goroutines. Past it, a
+	// newcomer takes the oldest slot of the source address holding the
+	// most, if that source holds more than the newcomer's would; else the
+	// newcomer is closed (internal/admission). Default 512.
 	MaxPending int
-	// Logger receives accept failures (Warn) and refused connections
-	// (Debug). Default: discard.
+	// MaxPendingPerSource bounds them per source address (IPv4 address,
+	// IPv6 /64); past it the source's newest are closed. Default 32.
+	MaxPendingPerSource int
+	// Logger receives accept failures (Warn), refused connections (Info,
+	// once per cause with a count) and connections that are neither ZMTP
+	// nor a tunnel (Debug). Default: discard.
 	Logger *slog.Logger
 }
 
@@ -40,6 +56,9 @@ func (c Config) Validate() error {
 	if c.MaxPending < 0 {
 		return fmt.Errorf("portshare: MaxPending: negative (%d)", c.MaxPending)
 	}
+	if c.MaxPendingPerSource < 0 {
+		return fmt.Errorf("portshare: MaxPendingPerSource: negative (%d)", c.MaxPendingPerSource)
+	}
 	return nil
 }
 
@@ -49,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxPendingPerSource == 0 {
+		c.MaxPendingPerSource = DefaultMaxPendingPerSource
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -63,7 +85,9 @@ func (c Config) withDefaults() Config {
 type Listener struct {
 	inner     net.Listener
 	cfg       Config
-	sem       chan struct{}
+	log       *slog.Logger // cfg.Logger, refusals said once per cause
+	pending   *admission.Limiter
+	stats     counters
 	zmtp, tun *half
 	done      chan struct{}
 	once      sync.Once
@@ -77,7 +101,14 @@ func New(inner net.Listener, cfg Config) (*Listener, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	l := &Listener{inner: inner, cfg: cfg, sem: make(chan struct{}, cfg.MaxPending), done: make(chan struct{})}
+	l := &Listener{
+		inner: inner, cfg: cfg,
+		log: slog.New(repeatlog.Handler(cfg.Logger.Handler(), msgRefused)),
+		pending: admission.New(admission.Config{
+			PerSource: cfg.MaxPendingPerSource, Total: cfg.MaxPending, Evict: true,
+		}),
+		done: make(chan struct{}),
+	}
 	l.zmtp = &half{l: l, ch: make(chan net.Conn)}
 	l.tun = &half{l: l, ch: make(chan net.Conn)}
 	l.wg.Add(1)
@@ -110,6 +141,20 @@ func (l *Listener) Close() error {
 	return err
 }
 
+// Stats counts the connections a Listener refused or evicted since New.
+type Stats struct {
+	SourceFull int64 // refused: their source held MaxPendingPerSource
+	Full       int64 // refused: MaxPending held, nobody to evict
+	Evicted    int64 // closed while waiting, their slot given to a newcomer
+}
+
+type counters struct{ sourceFull, full, evicted atomic.Int64 }
+
+// Stats returns what l refused and evicted so far.
+func (l *Listener) Stats() Stats {
+	return Stats{l.stats.sourceFull.Load(), l.stats.full.Load(), l.stats.evicted.Load()}
+}
+
 // handle runs on the accept goroutine: it only takes a slot and starts the
 // wait for the first byte.
 func (l *Listener) handle(nc net.Conn) {
@@ -117,21 +162,44 @@ func (l *Listener) handle(nc net.Conn) {
 	case <-l.done:
 		nc.Close()
 		return
-	case l.sem <- struct{}{}:
-	default: // a flood of silent connections: shed the newest
-		l.cfg.Logger.Debug("portshare: too many connections awaiting their first byte", "peer", nc.RemoteAddr())
+	default:
+	}
+	evicted := make(chan struct{})
+	slot, err := l.pending.Acquire(nc.RemoteAddr(), func() {
+		l.stats.evicted.Add(1)
+		close(evicted)
 		nc.Close()
+	})
+	if err != nil {
+		l.refuse(nc, err)
 		return
 	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		defer func() { <-l.sem }()
-		l.sniff(nc)
+		defer slot.Release()
+		l.sniff(nc, evicted)
 	}()
 }
 
-func (l *Listener) sniff(nc net.Conn) {
+// refuse closes a connection admission refused, counting and logging it.
+func (l *Listener) refuse(nc net.Conn, err error) {
+	if errors.Is(err, admission.ErrSourceFull) {
+		l.stats.sourceFull.Add(1)
+	} else {
+		l.stats.full.Add(1)
+	}
+	src := nc.RemoteAddr().String()
+	if p, ok := admission.Source(nc.RemoteAddr()); ok {
+		src = p.String()
+	}
+	l.log.Info(msgRefused, "source", src, "err", err)
+	nc.Close()
+}
+
+// sniff reads nc's first byte and hands nc to its half; evicted closes
+// when a newcomer took nc's slot (nc is closed by then).
+func (l *Listener) sniff(nc net.Conn, evicted <-chan struct{}) {
 	var b [1]byte
 	deadline := time.Now().Add(l.cfg.FirstByteTimeout)
 	_ = nc.SetReadDeadline(deadline)
@@ -160,6 +228,7 @@ func (l *Listener) sniff(nc net.Conn) {
 	case <-tm.C:
 		l.cfg.Logger.Debug("portshare: nobody took the connection", "peer", nc.RemoteAddr(), "first_byte", b[0])
 		nc.Close()
+	case <-evicted:
 	case <-l.done:
 		nc.Close()
 	}

@@ -16,7 +16,10 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultHandshakeRate    = 5.0 // handshakes per second per source
 	DefaultHandshakeBurst   = 10
-	DefaultMaxHandshakes    = 64
+	DefaultMaxHandshakes    = 512
+	// DefaultMaxHandshakesPerSource is node.DefaultHandshakesPerSource.
+	DefaultMaxHandshakesPerSource = 32
+	DefaultRecordTimeout          = 20 * time.Second
 )
 
 // MaxHandshakePayload bounds Config.Payload.
@@ -63,9 +66,24 @@ type Config struct {
 	HandshakeRate  float64
 	HandshakeBurst int
 
-	// MaxHandshakes bounds the handshakes a Listener runs at once; more
-	// connections are closed at once. Default 64 (DefaultMaxHandshakes).
+	// MaxHandshakes bounds the handshakes a Listener runs at once. Past
+	// it, a newcomer takes the slot of the oldest handshake of the source
+	// address running the most, if that source runs more than the
+	// newcomer's would (internal/admission); else the newcomer is closed.
+	// So stalled handshakes from a few addresses hold a slot only until a
+	// fresh peer needs it. Default 512 (DefaultMaxHandshakes).
 	MaxHandshakes int
+	// MaxHandshakesPerSource bounds the handshakes a Listener runs at once
+	// for one source address (IPv4 address, IPv6 /64); past it the source's
+	// newcomers are closed. Default 32 (DefaultMaxHandshakesPerSource).
+	MaxHandshakesPerSource int
+
+	// RecordTimeout bounds how long one transport record may take to
+	// arrive once its first byte has: a peer trickling a record (a full
+	// one at under 3.2 KiB/s with the default) loses the link with
+	// ErrRecordStalled. Reads do not extend it; the Conn's own read
+	// deadline still applies. Default 20s (DefaultRecordTimeout).
+	RecordTimeout time.Duration
 
 	// Logger receives handshake failures (Info) and link failures (Warn).
 	// Default: discard.
@@ -91,6 +109,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("noise: Config.HandshakeBurst %d is negative", c.HandshakeBurst)
 	case c.MaxHandshakes < 0:
 		return fmt.Errorf("noise: Config.MaxHandshakes %d is negative", c.MaxHandshakes)
+	case c.MaxHandshakesPerSource < 0:
+		return fmt.Errorf("noise: Config.MaxHandshakesPerSource %d is negative", c.MaxHandshakesPerSource)
+	case c.RecordTimeout < 0:
+		return fmt.Errorf("noise: Config.RecordTimeout %v is negative", c.RecordTimeout)
 	}
 	return nil
 }
@@ -107,6 +129,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxHandshakes == 0 {
 		c.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if c.MaxHandshakesPerSource == 0 {
+		c.MaxHandshakesPerSource = DefaultMaxHandshakesPerSource
+	}
+	if c.RecordTimeout == 0 {
+		c.RecordTimeout = DefaultRecordTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

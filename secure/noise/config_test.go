@@ -18,12 +18,14 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("Config with only Static: %v", err)
 	}
 	for field, mutate := range map[string]func(*Config){
-		"Cipher":           func(c *Config) { c.Cipher = CipherChaChaPoly + 1 },
-		"HandshakeTimeout": func(c *Config) { c.HandshakeTimeout = -time.Second },
-		"Payload":          func(c *Config) { c.Payload = make([]byte, MaxHandshakePayload+1) },
-		"HandshakeRate":    func(c *Config) { c.HandshakeRate = math.NaN() },
-		"HandshakeBurst":   func(c *Config) { c.HandshakeBurst = -1 },
-		"MaxHandshakes":    func(c *Config) { c.MaxHandshakes = -1 },
+		"Cipher":                 func(c *Config) { c.Cipher = CipherChaChaPoly + 1 },
+		"HandshakeTimeout":       func(c *Config) { c.HandshakeTimeout = -time.Second },
+		"Payload":                func(c *Config) { c.Payload = make([]byte, MaxHandshakePayload+1) },
+		"HandshakeRate":          func(c *Config) { c.HandshakeRate = math.NaN() },
+		"HandshakeBurst":         func(c *Config) { c.HandshakeBurst = -1 },
+		"MaxHandshakes":          func(c *Config) { c.MaxHandshakes = -1 },
+		"MaxHandshakesPerSource": func(c *Config) { c.MaxHandshakesPerSource = -1 },
+		"RecordTimeout":          func(c *Config) { c.RecordTimeout = -1 },
 	} {
 		c := good
 		mutate(&c)
@@ -33,7 +35,8 @@ func TestConfigValidate(t *testing.T) {
 	}
 	d := good.withDefaults()
 	if d.HandshakeTimeout != DefaultHandshakeTimeout || d.HandshakeRate != DefaultHandshakeRate ||
-		d.HandshakeBurst != DefaultHandshakeBurst || d.MaxHandshakes != DefaultMaxHandshakes || d.Logger == nil || d.rand == nil {
+		d.HandshakeBurst != DefaultHandshakeBurst || d.MaxHandshakes != DefaultMaxHandshakes ||
+		d.MaxHandshakesPerSource != DefaultMaxHandshakesPerSource || d.RecordTimeout != DefaultRecordTimeout || d.Logger == nil || d.rand == nil {
 		t.Fatalf("defaults %+v", d)
 	}
 }

@@ -52,6 +52,12 @@ const (
 // in one socket write. Write blocks only while 8 records are queued, and
 // honours the write deadline while it waits.
 //
+// A record must arrive within RecordTimeout of its first byte (a deadline
+// armed once per record, which reads do not extend), else the link fails
+// with ErrRecordStalled: trickling a record's bytes holds nothing for
+// long. The caller's read deadline applies as well; whichever comes first
+// is set on the socket.
+//
 // Both directions rekey (Noise REKEY) every 2^20 records, at the same
 // record number on both ends, and close at the nonce limit instead of
 // wrapping. A record that fails authentication, a record cut short, and a
@@ -73,6 +79,17 @@ type Conn struct {
 	wpos  int
 	plain []byte // decrypted, not yet returned (a slice of rbuf)
 	rerr  error
+	// The record in progress (bytes of it in rbuf, not all): its deadline
+	// is armed once, when its first bytes are seen waiting for more.
+	recTimeout time.Duration // 0: none
+	recSeq     uint64        // records consumed so far
+	armed      bool          // a record deadline is armed...
+	armedSeq   uint64        // ...for the record after this many
+	armedAt    time.Time     // ...expiring then
+
+	dlmu sync.Mutex // the socket's read deadline: the earlier of
+	rdl  time.Time  // the caller's (SetReadDeadline) and
+	rec  time.Time  // the record in progress's (zero: none)
 
 	wmu        sync.Mutex
 	send       *flynn.CipherState // only used under wmu
@@ -126,14 +143,63 @@ func (c *Conn) PeerPayload() []byte { return c.peerPayload }
 // Suite is the Noise protocol name, e.g. "Noise_IK_25519_AESGCM_BLAKE2s".
 func (c *Conn) Suite() string { return c.suite }
 
-func (c *Conn) LocalAddr() net.Addr               { return c.nc.LocalAddr() }
-func (c *Conn) RemoteAddr() net.Addr              { return c.nc.RemoteAddr() }
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+func (c *Conn) LocalAddr() net.Addr  { return c.nc.LocalAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// SetReadDeadline bounds Read's wait; a record's own deadline
+// (RecordTimeout) applies as well.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.dlmu.Lock()
+	defer c.dlmu.Unlock()
+	c.rdl = t
+	return c.nc.SetReadDeadline(earliest(t, c.rec))
+}
+
+// setRecordDeadline makes t (zero: none) the record's deadline on the
+// socket, with the caller's.
+func (c *Conn) setRecordDeadline(t time.Time) {
+	c.dlmu.Lock()
+	defer c.dlmu.Unlock()
+	c.rec = t
+	_ = c.nc.SetReadDeadline(earliest(c.rdl, t))
+}
+
+// earliest is the earlier of two deadlines, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// trackRecordLocked arms the deadline of a record whose first bytes wait
+// for more, once per record, and disarms it at a record boundary.
+func (c *Conn) trackRecordLocked() {
+	if c.recTimeout <= 0 {
+		return
+	}
+	partial := c.wpos > c.rpos
+	switch {
+	case partial && (!c.armed || c.armedSeq != c.recSeq):
+		c.armed, c.armedSeq, c.armedAt = true, c.recSeq, time.Now().Add(c.recTimeout)
+		c.setRecordDeadline(c.armedAt)
+	case !partial && c.armed:
+		c.armed = false
+		c.setRecordDeadline(time.Time{})
+	}
+}
+
+// recordStalled reports whether a read timeout is the record's deadline
+// (not the caller's).
+func (c *Conn) recordStalled() bool {
+	return c.armed && c.armedSeq == c.recSeq && !time.Now().Before(c.armedAt)
+}
+
 func (c *Conn) SetDeadline(t time.Time) error {
 	if err := c.SetWriteDeadline(t); err != nil {
 		return err
 	}
-	return c.nc.SetReadDeadline(t)
+	return c.SetReadDeadline(t)
 }
 
 // SetWriteDeadline bounds Write's wait for queue space and the writer's
@@ -200,6 +266,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 					}
 					n += len(pt)
 					c.rpos += recHdr + size
+					c.recSeq++
 					continue
 				}
 				if n > 0 {
@@ -211,6 +278,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 					continue
 				}
 				c.rpos += recHdr + size
+				c.recSeq++
 				k := copy(p, pt)
 				c.plain = pt[k:]
 				return k, nil
@@ -225,6 +293,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.wpos = copy(c.rbuf, c.rbuf[c.rpos:c.wpos])
 			c.rpos = 0
 		}
+		c.trackRecordLocked()
 		m, err := c.nc.Read(c.rbuf[c.wpos:])
 		c.wpos += m
 		if m > 0 {
@@ -232,6 +301,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		switch {
 		case err == nil:
+		case isTimeout(err) && c.fatal.Load() == nil && c.recordStalled():
+			c.rerr = c.fail(fmt.Errorf("%w: %d bytes of a record in %v", ErrRecordStalled, c.wpos-c.rpos, c.recTimeout))
 		case isTimeout(err) && c.fatal.Load() == nil:
 			return 0, err // a read deadline: not fatal
 		case err == io.EOF && c.wpos == c.rpos:

@@ -24,7 +24,12 @@
 //     small driver (driver.go) reads and writes the messages for both
 //     patterns and both roles.
 //   - Handshakes run under a deadline (Config.HandshakeTimeout) and a
-//     per-source rate limit; handshake payloads are only readable
+//     per-source rate limit; a Listener caps those running per source
+//     address and in all (internal/admission), a newcomer from a source
+//     running fewer taking the slot of the oldest of the source running
+//     the most, so stalled handshakes hold a slot only until a fresh peer
+//     needs it. After the handshake each record must arrive within
+//     Config.RecordTimeout of its first byte. Handshake payloads are only readable
 //     (Conn.PeerPayload) once the handshake has completed. Every
 //     authentication failure looks the same to the peer: the connection
 //     closes. Each failure closes only that connection and is logged with

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/repeatlog"
 )
 
 // Initiate runs the initiator side of a tunnel handshake on nc: IK when
@@ -43,16 +46,24 @@ func initiate(nc net.Conn, o *Config) (*Conn, error) {
 	if err := h.run(nc); err != nil {
 		return nil, err
 	}
-	return h.conn(nc, o.Logger), nil
+	c := h.conn(nc, o.Logger)
+	c.recTimeout = o.RecordTimeout
+	return c, nil
 }
 
 // Responder answers tunnel handshakes. It holds the per-source rate
 // limiter, so use one Responder for all connections of a port.
 type Responder struct {
-	cfg     Config
-	limiter *rateLimiter
-	fails   hsCounters // by reason (hsstats.go)
+	cfg      Config
+	limiter  *rateLimiter
+	fails    hsCounters   // by reason (hsstats.go)
+	refusals *slog.Logger // cfg.Logger, each cause said once with a count
 }
+
+// msgRefused is the log message of a handshake refused before it started
+// (rate limit, no slot), said once per cause with a count
+// (internal/repeatlog): a flood would otherwise log a line per connection.
+const msgRefused = "noise: handshake refused"
 
 // NewResponder returns a Responder for cfg (see Config for defaults).
 func NewResponder(cfg Config) (*Responder, error) {
@@ -60,7 +71,8 @@ func NewResponder(cfg Config) (*Responder, error) {
 		return nil, err
 	}
 	o := cfg.withDefaults()
-	return &Responder{cfg: o, limiter: newRateLimiter(o.HandshakeRate, o.HandshakeBurst)}, nil
+	return &Responder{cfg: o, limiter: newRateLimiter(o.HandshakeRate, o.HandshakeBurst),
+		refusals: slog.New(repeatlog.Handler(o.Logger.Handler(), msgRefused))}, nil
 }
 
 // Accept runs the responder side of a handshake on nc, whose first byte
@@ -75,7 +87,7 @@ func (r *Responder) Accept(ctx context.Context, nc net.Conn) (*Conn, error) {
 	if !r.limiter.allow(nc.RemoteAddr(), time.Now()) {
 		nc.Close()
 		r.fails[FailRateLimited].Add(1)
-		log.Info("noise: handshake refused", "err", ErrRateLimited)
+		r.refusals.Info(msgRefused, "source", sourceName(nc.RemoteAddr()), "err", ErrRateLimited)
 		return nil, ErrRateLimited
 	}
 	var c *Conn
@@ -86,7 +98,7 @@ func (r *Responder) Accept(ctx context.Context, nc net.Conn) (*Conn, error) {
 	})
 	if err != nil {
 		nc.Close()
-		if ctx.Err() == nil { // a stop is no failure
+		if ctx.Err() == nil || errors.Is(err, ErrEvicted) { // a stop is no failure
 			r.fails[classifyHandshake(err)].Add(1)
 		}
 		log.Info("noise: handshake failed", "err", err)
@@ -112,7 +124,9 @@ func (r *Responder) respond(nc net.Conn) (*Conn, error) {
 	if err := h.run(nc); err != nil {
 		return nil, err
 	}
-	return h.conn(nc, r.cfg.Logger), nil
+	c := h.conn(nc, r.cfg.Logger)
+	c.recTimeout = r.cfg.RecordTimeout
+	return c, nil
 }
 
 // withDeadline runs a handshake under a deadline that ctx can cut short,

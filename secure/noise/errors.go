@@ -22,6 +22,12 @@ var (
 	ErrRecordAuth = errors.New("noise: record failed authentication")
 	// ErrRecordTruncated is a link that ended in the middle of a record.
 	ErrRecordTruncated = errors.New("noise: truncated record")
+	// ErrRecordStalled is a record that did not arrive within
+	// Config.RecordTimeout of its first byte. It is fatal to the link.
+	ErrRecordStalled = errors.New("noise: record stalled")
+	// ErrEvicted is a handshake whose slot went to a newcomer from a
+	// source running fewer (Config.MaxHandshakes).
+	ErrEvicted = errors.New("noise: handshake evicted for a newcomer")
 	// ErrRecordLength is a record shorter than its authentication tag.
 	ErrRecordLength = errors.New("noise: bad record length")
 	// ErrNonceLimit is a link that reached its record limit: it closes

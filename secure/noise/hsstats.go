@@ -23,11 +23,13 @@ const (
 	FailUnauthorized                         // a static key Peers does not allow
 	FailHandshake                            // a message that does not decrypt or parse
 	FailOther                                // anything else (cancelled by a stop is not counted)
+	FailSourceBusy                           // MaxHandshakesPerSource were running for its source (Listener)
+	FailEvicted                              // its slot went to a newcomer (ErrEvicted)
 
 	numHandshakeFailures
 )
 
-var handshakeFailureNames = [numHandshakeFailures]string{"rate_limited", "busy", "timeout", "closed", "preamble", "unauthorized", "handshake", "other"}
+var handshakeFailureNames = [numHandshakeFailures]string{"rate_limited", "busy", "timeout", "closed", "preamble", "unauthorized", "handshake", "other", "source_busy", "evicted"}
 
 // String is the reason's name, a Prometheus label value ("unauthorized").
 func (f HandshakeFailure) String() string {
@@ -59,6 +61,8 @@ func (r *Responder) HandshakeFailures() HandshakeFailures {
 // message.
 func classifyHandshake(err error) HandshakeFailure {
 	switch {
+	case errors.Is(err, ErrEvicted):
+		return FailEvicted
 	case errors.Is(err, ErrRateLimited):
 		return FailRateLimited
 	case errors.Is(err, ErrHandshakeTimeout):

@@ -2,10 +2,12 @@ package noise
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 
 	"github.com/hydra-net/hydra/internal/acceptloop"
+	"github.com/hydra-net/hydra/internal/admission"
 )
 
 // Listener accepts tunnel connections whose handshake completed; see
@@ -15,7 +17,7 @@ type Listener struct {
 	r      *Responder
 	handle func(*Conn) // Serve's; nil: Accept returns the connections
 	conns  chan *Conn
-	sem    chan struct{}
+	slots  *admission.Limiter // handshakes running, per source and in all
 	done   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -24,8 +26,9 @@ type Listener struct {
 }
 
 // Listen accepts tunnel connections on l: each handshake runs in its own
-// goroutine (at most MaxHandshakes at once) and Accept returns only
-// connections that completed one. A failed handshake closes only its own
+// goroutine (at most MaxHandshakes at once, MaxHandshakesPerSource per
+// source address, the heaviest source's oldest evicted for a newcomer) and
+// Accept returns only connections that completed one. A failed handshake closes only its own
 // connection, with its reason logged.
 func (r *Responder) Listen(l net.Listener) *Listener { return r.listen(l, nil) }
 
@@ -39,8 +42,10 @@ func (r *Responder) listen(l net.Listener, handle func(*Conn)) *Listener {
 	ln := &Listener{
 		inner: l, r: r, handle: handle,
 		conns: make(chan *Conn),
-		sem:   make(chan struct{}, r.cfg.MaxHandshakes),
-		done:  make(chan struct{}),
+		slots: admission.New(admission.Config{
+			PerSource: r.cfg.MaxHandshakesPerSource, Total: r.cfg.MaxHandshakes, Evict: true,
+		}),
+		done: make(chan struct{}),
 	}
 	ln.ctx, ln.cancel = context.WithCancel(context.Background())
 	ln.wg.Add(1)
@@ -52,21 +57,22 @@ func (r *Responder) listen(l net.Listener, handle func(*Conn)) *Listener {
 }
 
 // handshake runs the handshake of one accepted connection on its own
-// goroutine, or refuses it when MaxHandshakes are running.
+// goroutine, or refuses it when its source or the Listener has no slot
+// left for it. A handshake evicted for a newcomer fails with ErrEvicted.
 func (l *Listener) handshake(nc net.Conn) {
-	select {
-	case l.sem <- struct{}{}:
-	default:
-		l.r.fails[FailBusy].Add(1)
-		l.r.cfg.Logger.Info("noise: handshake refused", "remote", nc.RemoteAddr().String(), "err", "too many handshakes in progress")
-		nc.Close()
+	ctx, cancel := context.WithCancelCause(l.ctx)
+	slot, err := l.slots.Acquire(nc.RemoteAddr(), func() { cancel(ErrEvicted) })
+	if err != nil {
+		cancel(nil)
+		l.refuse(nc, err)
 		return
 	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		c, err := l.r.Accept(l.ctx, nc)
-		<-l.sem
+		c, err := l.r.Accept(ctx, nc)
+		slot.Release()
+		cancel(nil)
 		if err != nil {
 			return // closed and logged by Accept
 		}
@@ -80,6 +86,26 @@ func (l *Listener) handshake(nc net.Conn) {
 			c.Close()
 		}
 	}()
+}
+
+// refuse closes a connection admission refused, counting it and logging it
+// once per cause.
+func (l *Listener) refuse(nc net.Conn, err error) {
+	reason := FailBusy
+	if errors.Is(err, admission.ErrSourceFull) {
+		reason = FailSourceBusy
+	}
+	l.r.fails[reason].Add(1)
+	l.r.refusals.Info(msgRefused, "source", sourceName(nc.RemoteAddr()), "err", err)
+	nc.Close()
+}
+
+// sourceName is the source address a refusal is logged under.
+func sourceName(a net.Addr) string {
+	if p, ok := admission.Source(a); ok {
+		return p.String()
+	}
+	return a.String()
 }
 
 // Accept returns the next connection that completed its handshake.

@@ -117,6 +117,7 @@ type tunnelOpts struct {
 	respPeers  secure.Authorizer // default: the initiator's key
 	initPeers  secure.Authorizer // default: the responder's key
 	wrap       func(net.Conn) net.Conn
+	rRecord    time.Duration // the responder's RecordTimeout
 }
 
 func tunnelPair(t testing.TB, o tunnelOpts) (ini, resp *Conn) {
@@ -128,7 +129,7 @@ func tunnelPair(t testing.TB, o tunnelOpts) (ini, resp *Conn) {
 	if o.initPeers == nil {
 		o.initPeers = secure.NewAllowList(rkp.Public)
 	}
-	rcfg := Config{Static: rkp, Peers: o.respPeers, Payload: o.rPayload, HandshakeTimeout: 10 * time.Second}
+	rcfg := Config{Static: rkp, Peers: o.respPeers, Payload: o.rPayload, HandshakeTimeout: 10 * time.Second, RecordTimeout: o.rRecord}
 	if o.rLog != nil {
 		rcfg.Logger = o.rLog.Logger()
 	}

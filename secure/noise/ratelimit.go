@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/admission"
 )
 
 // rateLimiter is a token bucket per source: an IPv4 address or an IPv6
@@ -31,30 +33,8 @@ func newRateLimiter(rate float64, burst int) *rateLimiter {
 	return &rateLimiter{rate: rate, burst: float64(burst), buckets: map[netip.Prefix]*bucket{}}
 }
 
-func sourceOf(a net.Addr) (netip.Prefix, bool) {
-	var ap netip.AddrPort
-	switch t := a.(type) {
-	case *net.TCPAddr:
-		ap = t.AddrPort()
-	case *net.UDPAddr:
-		ap = t.AddrPort()
-	default:
-		var err error
-		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
-			return netip.Prefix{}, false
-		}
-	}
-	ip := ap.Addr().Unmap()
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	p, err := ip.Prefix(bits)
-	return p, err == nil
-}
-
 func (r *rateLimiter) allow(a net.Addr, now time.Time) bool {
-	src, ok := sourceOf(a)
+	src, ok := admission.Source(a)
 	if !ok {
 		return true // not an IP address (a pipe in tests, a unix socket)
 	}
