@@ -47,6 +47,7 @@ type Server struct {
 	peers        map[string][]*watch // routing id → its watches
 	req          request
 	body         []byte
+	listBuf      []byte // the LIST page being built (listEntries)
 	frames       [][]byte
 	nb           context.Context                // cancelled: makes SendContext non-blocking
 	remote       remoteCopies                   // other servers' entries (remote.go)
@@ -984,33 +985,50 @@ func (s *Server) list(r *request) (any, *Error) {
 		}
 		return out, nil
 	}
-	afterName, afterInst, _ := strings.Cut(r.After, "\n")
+	return s.listEntries(names, r.After, limit), nil
+}
+
+// listEntries is the body of a LIST entries=true page: the entries after
+// the cursor, sorted by name then instance, until limit of them or
+// MaxListBytes of their JSON (at least one), appended as encoded.
+func (s *Server) listEntries(names []string, after string, limit int) []byte {
+	afterName, afterInst, _ := strings.Cut(after, "\n")
 	i, _ := slices.BinarySearch(names, afterName)
-	out := struct {
-		Entries []json.RawMessage `json:"entries"`
-		Next    string            `json:"next,omitempty"`
-	}{Entries: []json.RawMessage{}}
+	b := append(s.listBuf[:0], `{"entries":[`...)
+	n, size := 0, 0
 	var last *entry
 	more := false
 	for ; i < len(names) && !more; i++ {
-		es := slices.Clone(s.st.names[names[i]].entries)
-		slices.SortFunc(es, func(a, b *entry) int { return strings.Compare(a.Instance, b.Instance) })
-		for _, e := range es {
-			if r.After != "" && e.Name == afterName && e.Instance <= afterInst {
-				continue
+		es := s.st.names[names[i]].byInstance()
+		if after != "" && names[i] == afterName {
+			k, found := slices.BinarySearchFunc(es, afterInst, func(e *entry, inst string) int { return strings.Compare(e.Instance, inst) })
+			if found {
+				k++
 			}
-			if len(out.Entries) == limit {
+			es = es[k:]
+		}
+		for _, e := range es {
+			if n == limit || n > 0 && size+len(e.enc) > s.cfg.MaxListBytes {
 				more = true
 				break
 			}
-			out.Entries = append(out.Entries, e.enc)
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, e.enc...)
+			n++
+			size += len(e.enc) + 1
 			last = e
 		}
 	}
+	b = append(b, ']')
 	if more && last != nil {
-		out.Next = last.Name + "\n" + last.Instance
+		next, _ := json.Marshal(last.Name + "\n" + last.Instance)
+		b = append(append(b, `,"next":`...), next...)
 	}
-	return out, nil
+	b = append(b, '}')
+	s.listBuf = b
+	return b
 }
 
 type watchReply struct {
