@@ -42,22 +42,38 @@ func TestJoinWantFlood(t *testing.T) {
 	f.send(map[string]any{"t": "hello", "v": 1, "server": "FAKE", "boot": "b", "max": 1 << 20, "interval": 1,
 		"digest": map[string][3]uint64{"FAKE": {1, f.beat, 0}}})
 	// The peer reads everything, as a live server does, and counts parts.
-	var parts, readies atomic.Int64
+	// Parts must arrive in order, each snapshot whole, before ready.
+	var parts, readies, disorder atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
+		next := int64(0) // the part expected
 		for {
 			msg, err := f.s.RecvContext(ctx)
 			if err != nil {
 				return
 			}
-			var m struct{ T string }
+			var m struct {
+				T    string
+				Part int64
+				More bool
+			}
 			if len(msg) == 2 && json.Unmarshal(msg[1], &m) == nil {
 				switch m.T {
 				case "snap":
+					if m.Part != next {
+						disorder.Add(1)
+					}
+					next = 0
+					if m.More {
+						next = m.Part + 1
+					}
 					parts.Add(1)
 				case "ready":
+					if next != 0 {
+						disorder.Add(1)
+					}
 					readies.Add(1)
 				}
 			}
@@ -125,6 +141,9 @@ func TestJoinWantFlood(t *testing.T) {
 	}
 	if st.Dropped != st0.Dropped {
 		t.Errorf("%d link messages dropped", st.Dropped-st0.Dropped)
+	}
+	if disorder.Load() > 0 {
+		t.Errorf("%d snapshot parts or readies out of order", disorder.Load())
 	}
 	if failed.Load() > 0 || lookups.Load() == 0 {
 		t.Errorf("well-behaved client: %d of %d lookups failed", failed.Load(), lookups.Load())

@@ -1075,15 +1075,32 @@ func (s *Server) watch(r *request, env [][]byte, now time.Time) (any, *Error) {
 		set[w] = struct{}{}
 	}
 	rep := watchReply{Watch: w.id, Keepalive: s.cfg.WatchKeepalive.Seconds()}
-	if name != "" {
-		rep.Entries = []json.RawMessage{}
-		if ns := s.st.names[name]; ns != nil {
-			for _, e := range ns.entries {
-				rep.Entries = append(rep.Entries, e.enc)
+	if name == "" {
+		return rep, nil
+	}
+	return s.watchBody(rep, s.st.names[name]), nil
+}
+
+// watchBody is the WATCH reply of a name: rep's fields, then its entries
+// appended as encoded (a marshal would re-validate each).
+func (s *Server) watchBody(rep watchReply, ns *nameSet) []byte {
+	head, err := json.Marshal(rep) // no entries yet: {"watch":...,"keepalive":...}
+	if err != nil {
+		head = []byte(`{"watch":""}`)
+	}
+	b := append(s.listBuf[:0], head[:len(head)-1]...)
+	b = append(b, `,"entries":[`...)
+	if ns != nil {
+		for i, e := range ns.entries {
+			if i > 0 {
+				b = append(b, ',')
 			}
+			b = append(b, e.enc...)
 		}
 	}
-	return rep, nil
+	b = append(b, "]}"...)
+	s.listBuf = b
+	return b
 }
 
 func (s *Server) unwatch(r *request, peer string) (any, *Error) {
