@@ -659,7 +659,7 @@ type Stats struct {
 	SnapPartsOut  int64 `json:"snap_parts_out"`  // messages they took
 	SnapBytesOut  int64 `json:"snap_bytes_out"`  // their bytes
 	// SnapsMerged are snapshots asked for that the link got within the
-	// interval at the same version: not sent again.
+	// interval: not sent again.
 	SnapsMerged int64 `json:"snaps_merged"`
 	// SnapsEncoded are snapshot versions encoded, each shared by every
 	// link sent it.

@@ -273,7 +273,7 @@ func (j *Join) linkHandle(l *link, m Msg, size int, now time.Time) {
 				if i >= maxOrigins {
 					break
 				}
-				j.sendSnap(l, o, now) // repeats merge there
+				j.askSnap(l, o, now)
 			}
 		}
 	case Reset:
@@ -281,6 +281,7 @@ func (j *Join) linkHandle(l *link, m Msg, size int, now time.Time) {
 		if l.tr.dialer() != nil {
 			l.state, l.snap = StateHello, nil
 			j.dropQueue(l) // queued for the link the peer lost
+			clear(l.snapAt)
 			if now.Sub(l.helloAt) >= j.cfg.Interval {
 				j.sendHello(l, now)
 			} else {
@@ -354,11 +355,11 @@ func (j *Join) onHello(l *link, m Hello, now time.Time) {
 	j.onDigest(l, m.Digest, false, now)
 	// Send what the peer lacks or holds older; then say we are done.
 	if ps, ok := l.peerSeq[j.self]; !ok || ps < j.seq {
-		j.sendSnap(l, j.self, now)
+		j.askSnap(l, j.self, now)
 	}
 	for id, o := range j.origins {
 		if ps, ok := l.peerSeq[id]; !ok || ps < o.seq {
-			j.sendSnap(l, id, now)
+			j.askSnap(l, id, now)
 		}
 	}
 	j.linkWrite(l, Ready{}.Append(nil), &j.stats.tickBytesOut)
@@ -921,13 +922,26 @@ func (j *Join) ownSnap() []Snap {
 	return parts
 }
 
+// askSnap answers a peer's request for origin id's snapshot (a want, or a
+// hello again on a live link): at most one per link and interval, however
+// often or for whatever versions it asks, so that repeats cost a map
+// lookup. A real gap is asked again after the peer's want timeout, well
+// past the interval.
+func (j *Join) askSnap(l *link, id string, now time.Time) {
+	if s, ok := l.snapAt[id]; ok && now.Sub(s.at) < j.cfg.Interval {
+		j.stats.snapsMerged.Add(1)
+		return
+	}
+	j.sendSnap(l, id, now)
+}
+
 // sendSnap sends the whole state of origin id on l: for this server's
 // origin, its snapshot now; for another, the origin's last snapshot this
-// server took, as the origin made it, and the changes since. A link gets
-// one snapshot of an origin's version per interval, however often it asks
-// (repeats merge); the parts are encoded once per version and shared by
-// every link (encodedSnap), and queued to go out a slice per loop
-// iteration (drain).
+// server took, as the origin made it, and the changes since. The same
+// version goes to a link once per interval (what this server pushes of its
+// own accord: checkpoints, relayed snapshots); the parts are encoded once
+// per version and shared by every link (encodedSnap), and queued to go out
+// a slice per loop iteration (drain).
 func (j *Join) sendSnap(l *link, id string, now time.Time) {
 	var parts []Snap
 	var beat, age uint64
