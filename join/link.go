@@ -69,6 +69,9 @@ type transport interface {
 	send(body []byte) error
 	// dialer is the dialler of a link this server dialled, nil for inbound.
 	dialer() *dialer
+	// hold reports whether the transport holds enough not yet written
+	// that drain should wait; it then wakes the loop once it wrote it.
+	hold() bool
 	// end is called once when the link goes down.
 	end()
 }
@@ -84,6 +87,7 @@ type inbound struct {
 
 func (t *inbound) send(body []byte) error { return t.j.h.Send(t.env, syncFrame, body) }
 func (t *inbound) dialer() *dialer        { return nil }
+func (t *inbound) hold() bool             { return false } // the ROUTER's per-peer budget bounds it
 func (t *inbound) end() {
 	if t.j.byRID[t.rid] == t.l {
 		delete(t.j.byRID, t.rid)
@@ -840,17 +844,22 @@ const drainBudget = 256 << 10
 // links in turn; with more left it wakes the loop for another iteration.
 func (j *Join) drain() {
 	spent := 0
+	held := 0
 	for n := len(j.backlog); n > 0 && spent < drainBudget; n-- {
 		l := j.backlog[0]
 		j.backlog = append(j.backlog[:0], j.backlog[1:]...)
-		spent += j.drainLink(l, drainBudget-spent)
+		if l.state != StateDown && l.tr.hold() {
+			held++ // its writer wakes the loop when it caught up
+		} else {
+			spent += j.drainLink(l, drainBudget-spent)
+		}
 		if len(l.out) > 0 && l.state != StateDown {
 			j.backlog = append(j.backlog, l)
 		} else {
 			l.inDrain = false
 		}
 	}
-	if len(j.backlog) > 0 {
+	if len(j.backlog) > held {
 		j.h.Wake()
 	}
 }
