@@ -841,24 +841,26 @@ func (j *Join) dropQueue(l *link) {
 const drainBudget = 256 << 10
 
 // drain sends queued link messages, up to drainBudget in all, taking the
-// links in turn; with more left it wakes the loop for another iteration.
+// links in turn (those not reached come first next time); with more left
+// it wakes the loop for another iteration.
 func (j *Join) drain() {
-	spent := 0
-	held := 0
-	for n := len(j.backlog); n > 0 && spent < drainBudget; n-- {
-		l := j.backlog[0]
-		j.backlog = append(j.backlog[:0], j.backlog[1:]...)
+	cur := j.backlog
+	var again []*link // visited, with messages left
+	spent, held, i := 0, 0, 0
+	for ; i < len(cur) && spent < drainBudget; i++ {
+		l := cur[i]
 		if l.state != StateDown && l.tr.hold() {
 			held++ // its writer wakes the loop when it caught up
 		} else {
 			spent += j.drainLink(l, drainBudget-spent)
 		}
 		if len(l.out) > 0 && l.state != StateDown {
-			j.backlog = append(j.backlog, l)
+			again = append(again, l)
 		} else {
 			l.inDrain = false
 		}
 	}
+	j.backlog = append(append(make([]*link, 0, len(cur)-i+len(again)), cur[i:]...), again...)
 	if len(j.backlog) > held {
 		j.h.Wake()
 	}

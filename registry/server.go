@@ -538,6 +538,7 @@ type Limits struct {
 	MaxWatches          int     `json:"max_watches"`
 	MaxWatchesPerPeer   int     `json:"max_watches_per_peer"`
 	MaxListPage         int     `json:"max_list_page"`
+	MaxListBytes        int     `json:"max_list_bytes"`
 	DefaultTTL          float64 `json:"default_ttl"`
 	MinTTL              float64 `json:"min_ttl"`
 	MaxTTL              float64 `json:"max_ttl"`
@@ -563,7 +564,7 @@ func (s *Server) info() Info {
 		Limits: Limits{
 			MaxEntries: c.MaxEntries, MaxEntriesPerClient: c.MaxEntriesPerClient,
 			MaxMetadataBytes: c.MaxMetadataBytes, MaxRequestBytes: c.MaxRequestBytes,
-			MaxWatches: c.MaxWatches, MaxWatchesPerPeer: c.MaxWatchesPerPeer, MaxListPage: c.MaxListPage,
+			MaxWatches: c.MaxWatches, MaxWatchesPerPeer: c.MaxWatchesPerPeer, MaxListPage: c.MaxListPage, MaxListBytes: c.MaxListBytes,
 			DefaultTTL: c.DefaultTTL.Seconds(), MinTTL: c.MinTTL.Seconds(), MaxTTL: c.MaxTTL.Seconds(),
 			WatchKeepalive: c.WatchKeepalive.Seconds(),
 		},
