@@ -41,6 +41,7 @@ func TestJoinWantFlood(t *testing.T) {
 	}
 
 	f := newFakePeer(t, srv, "FAKE")
+	helloAt := time.Now()
 	f.send(map[string]any{"t": "hello", "v": 1, "server": "FAKE", "boot": "b", "max": 1 << 20, "interval": 1,
 		"digest": map[string][3]uint64{"FAKE": {1, f.beat, 0}}})
 	// The peer reads everything, as a live server does, and counts parts.
@@ -81,6 +82,9 @@ func TestJoinWantFlood(t *testing.T) {
 	defer func() { cancel(); <-readerDone }()
 	testutil.Eventually(t, 20*time.Second, "the initial snapshot and ready", func() bool { return readies.Load() == 1 })
 	first := parts.Load()
+	// Sent a slice per loop iteration, the loop woken for each (not
+	// waiting for a request or its receive timeout).
+	t.Logf("initial sync, %d parts: %v", first, time.Since(helloAt).Round(time.Millisecond))
 	st0 := srv.j.Stats()
 	if st0.SnapsOut != 1 || int64(st0.SnapPartsOut) != first {
 		t.Fatalf("initial sync: %d parts read, stats %+v", first, st0)
