@@ -45,6 +45,25 @@ type session struct {
 	link   *link         // loop-owned
 	wdone  chan struct{} // closed when the writer returned
 	closed bool          // loop-owned: out is closed (Depart): the writer ends once it wrote it
+	held   atomic.Bool   // drain waits for the writer: it wakes the loop below holdBytes
+	wake   func()        // wakes the loop (registry.Host.Wake)
+}
+
+// holdBytes is how much a dialled link's writer may hold before drain
+// waits for it.
+const holdBytes = 1 << 20
+
+// hold reports whether the writer holds holdBytes or more; if so it wakes
+// the loop once it is below.
+func (ss *session) hold() bool {
+	if ss.queued.Load() < holdBytes {
+		return false
+	}
+	ss.held.Store(true)
+	if ss.queued.Load() < holdBytes && ss.held.Swap(false) {
+		return false // it caught up meanwhile
+	}
+	return true
 }
 
 var errLinkFull = errors.New("join: link queue full")
@@ -141,7 +160,7 @@ func (j *Join) runSession(d *dialer) bool {
 		cancel()
 	}()
 	wdone := make(chan struct{})
-	ss := &session{d: d, sock: sock, ctx: ctx, cancel: cancel, out: make(chan []byte, 4096), wdone: wdone}
+	ss := &session{d: d, sock: sock, ctx: ctx, cancel: cancel, out: make(chan []byte, 4096), wdone: wdone, wake: j.h.Wake}
 	go func() { // the one goroutine that writes to sock
 		defer close(wdone)
 		for {
@@ -151,7 +170,9 @@ func (j *Join) runSession(d *dialer) bool {
 					return // drained (Stop)
 				}
 				err := sock.SendContext(ctx, syncFrame, b)
-				ss.queued.Add(-int64(len(b)))
+				if ss.queued.Add(-int64(len(b))) < holdBytes && ss.held.Swap(false) {
+					ss.wake()
+				}
 				if err != nil {
 					return
 				}

@@ -97,6 +97,7 @@ type fakeTransport struct {
 func (f *fakeTransport) send([]byte) error { f.sent++; return nil }
 func (f *fakeTransport) dialer() *dialer   { return f.d }
 func (f *fakeTransport) end()              {}
+func (f *fakeTransport) hold() bool        { return false }
 
 // onLoop runs fn on the loop of a server that runs j, and waits for it.
 func onLoop(t *testing.T, j *Join, fn func()) {
@@ -227,6 +228,16 @@ func checkInvariants(j *Join) error {
 	for l := range j.links {
 		if l.state == StateDown {
 			return errors.New("a link down is still held")
+		}
+		queued := 0
+		for _, m := range l.out {
+			queued += len(m.body)
+		}
+		if queued != l.outBytes || queued > maxLinkQueue || len(l.out) > 0 && !l.inDrain {
+			return fmt.Errorf("link queue: %d bytes, counted %d, limit %d, in drain %v", queued, l.outBytes, maxLinkQueue, l.inDrain)
+		}
+		if len(l.snapAt) > 2*len(j.origins)+17 {
+			return fmt.Errorf("a link remembers %d snapshots sent, %d origins", len(l.snapAt), len(j.origins))
 		}
 	}
 	return nil

@@ -54,8 +54,10 @@ type Join struct {
 	tombs       map[string]tomb
 	links       map[*link]struct{}
 	byRID       map[string]*link
-	dialers     map[string]*dialer // by HOST:PORT
-	dirty       []*link            // links with queued changes
+	dialers     map[string]*dialer  // by HOST:PORT
+	dirty       []*link             // links with queued changes
+	backlog     []*link             // links with messages queued behind a snapshot (drain)
+	encCache    map[string]*encSnap // each origin's snapshot, encoded once per version
 	wantAt      map[string]time.Time
 	running     bool
 	departed    bool                 // the leave was sent (Depart): nothing is sent any more
@@ -129,7 +131,7 @@ func New(cfg Config) (*Join, error) {
 		cfg: cfg, log: slog.New(slog.DiscardHandler), stopCh: make(chan struct{}),
 		origins: map[string]*origin{}, tombs: map[string]tomb{},
 		links: map[*link]struct{}{}, byRID: map[string]*link{}, dialers: map[string]*dialer{},
-		wantAt: map[string]time.Time{}, warned: map[string]time.Time{}, refused: map[string]string{},
+		wantAt: map[string]time.Time{}, encCache: map[string]*encSnap{}, warned: map[string]time.Time{}, refused: map[string]string{},
 	}, nil
 }
 
@@ -211,13 +213,17 @@ func (j *Join) Stop() {
 	j.wg.Wait()
 }
 
-// Flush sends the changes queued for links (registry.Replicator).
+// Flush sends the changes queued for links, and the next slice of the
+// snapshots queued (registry.Replicator).
 func (j *Join) Flush() {
 	for _, l := range j.dirty {
 		j.linkFlush(l)
 	}
 	clear(j.dirty)
 	j.dirty = j.dirty[:0]
+	if len(j.backlog) > 0 {
+		j.drain()
+	}
 }
 
 // Depart tells every peer that this server's origin leaves (a leave
@@ -257,6 +263,9 @@ func (j *Join) depart(sessionsOnly bool) []*session {
 		SignChange(j.cfg.Signer, &c)
 	}
 	var out []*session
+	for l := range j.links {
+		j.dropQueue(l) // the leave goes now; the rest no longer matters
+	}
 	for l := range j.links {
 		ss, isSession := l.tr.(*session)
 		if !l.state.up() || sessionsOnly && !isSession {
@@ -452,7 +461,9 @@ func (j *Join) expireOrigin(o *origin, now time.Time) {
 	j.tombs[o.id] = tomb{beat: o.checked, seq: o.seq, at: now}
 	for l := range j.links {
 		delete(l.peerSeq, o.id)
+		delete(l.snapAt, o.id)
 	}
+	delete(j.encCache, o.id)
 	j.stats.originsExpired.Add(1)
 	j.stats.entriesExpired.Add(int64(n))
 	j.log.Info("join: origin lost: its entries expired", "origin", o.id, "entries", n,
@@ -627,6 +638,7 @@ type counters struct {
 	msgsOut, bytesOut, msgsIn, bytesIn      atomic.Int64
 	deltaMsgsOut, deltaBytesOut, changesOut atomic.Int64
 	snapsOut, snapPartsOut, snapBytesOut    atomic.Int64
+	snapsMerged, snapsEncoded               atomic.Int64
 	tickBytesOut, wantsOut, dropped         atomic.Int64
 	changesIn, dupsIn, gapsIn, snapsIn      atomic.Int64
 	originsExpired, entriesExpired, linksUp atomic.Int64
@@ -636,16 +648,22 @@ type counters struct {
 
 // Stats are a server's join counters since it started.
 type Stats struct {
-	MsgsOut        int64 `json:"msgs_out"`        // SYNC messages sent
-	BytesOut       int64 `json:"bytes_out"`       // their bytes on the wire (ZMTP frames, before CURVE)
-	MsgsIn         int64 `json:"msgs_in"`         // SYNC messages received
-	BytesIn        int64 `json:"bytes_in"`        // their bytes
-	DeltaMsgsOut   int64 `json:"delta_msgs_out"`  // delta messages sent
-	DeltaBytesOut  int64 `json:"delta_bytes_out"` // their bytes
-	ChangesOut     int64 `json:"changes_out"`     // changes sent, counted once per link
-	SnapsOut       int64 `json:"snaps_out"`       // origin snapshots sent
-	SnapPartsOut   int64 `json:"snap_parts_out"`  // messages they took
-	SnapBytesOut   int64 `json:"snap_bytes_out"`  // their bytes
+	MsgsOut       int64 `json:"msgs_out"`        // SYNC messages sent
+	BytesOut      int64 `json:"bytes_out"`       // their bytes on the wire (ZMTP frames, before CURVE)
+	MsgsIn        int64 `json:"msgs_in"`         // SYNC messages received
+	BytesIn       int64 `json:"bytes_in"`        // their bytes
+	DeltaMsgsOut  int64 `json:"delta_msgs_out"`  // delta messages sent
+	DeltaBytesOut int64 `json:"delta_bytes_out"` // their bytes
+	ChangesOut    int64 `json:"changes_out"`     // changes sent, counted once per link
+	SnapsOut      int64 `json:"snaps_out"`       // origin snapshots sent
+	SnapPartsOut  int64 `json:"snap_parts_out"`  // messages they took
+	SnapBytesOut  int64 `json:"snap_bytes_out"`  // their bytes
+	// SnapsMerged are snapshots asked for that the link got within the
+	// interval: not sent again.
+	SnapsMerged int64 `json:"snaps_merged"`
+	// SnapsEncoded are snapshot versions encoded, each shared by every
+	// link sent it.
+	SnapsEncoded   int64 `json:"snaps_encoded"`
 	TickBytesOut   int64 `json:"tick_bytes_out"`  // bytes of hellos and ticks (digests)
 	WantsOut       int64 `json:"wants_out"`       // snapshots asked for (a gap or a peer ahead)
 	Dropped        int64 `json:"dropped"`         // messages a full or gone peer did not take
@@ -670,6 +688,7 @@ func (j *Join) Stats() Stats {
 		MsgsOut: c.msgsOut.Load(), BytesOut: c.bytesOut.Load(), MsgsIn: c.msgsIn.Load(), BytesIn: c.bytesIn.Load(),
 		DeltaMsgsOut: c.deltaMsgsOut.Load(), DeltaBytesOut: c.deltaBytesOut.Load(), ChangesOut: c.changesOut.Load(),
 		SnapsOut: c.snapsOut.Load(), SnapPartsOut: c.snapPartsOut.Load(), SnapBytesOut: c.snapBytesOut.Load(),
+		SnapsMerged: c.snapsMerged.Load(), SnapsEncoded: c.snapsEncoded.Load(),
 		TickBytesOut: c.tickBytesOut.Load(), WantsOut: c.wantsOut.Load(), Dropped: c.dropped.Load(),
 		ChangesIn: c.changesIn.Load(), DupsIn: c.dupsIn.Load(), GapsIn: c.gapsIn.Load(), SnapsIn: c.snapsIn.Load(),
 		OriginsExpired: c.originsExpired.Load(), EntriesExpired: c.entriesExpired.Load(),

@@ -69,6 +69,9 @@ type transport interface {
 	send(body []byte) error
 	// dialer is the dialler of a link this server dialled, nil for inbound.
 	dialer() *dialer
+	// hold reports whether the transport holds enough not yet written
+	// that drain should wait; it then wakes the loop once it wrote it.
+	hold() bool
 	// end is called once when the link goes down.
 	end()
 }
@@ -84,6 +87,7 @@ type inbound struct {
 
 func (t *inbound) send(body []byte) error { return t.j.h.Send(t.env, syncFrame, body) }
 func (t *inbound) dialer() *dialer        { return nil }
+func (t *inbound) hold() bool             { return false } // the ROUTER's per-peer budget bounds it
 func (t *inbound) end() {
 	if t.j.byRID[t.rid] == t.l {
 		delete(t.j.byRID, t.rid)
@@ -105,6 +109,26 @@ type link struct {
 	batch   []byte // the delta message being filled
 	nbatch  int
 	queued  bool // in Join.dirty
+	// Messages waiting behind a snapshot that is sent a slice per loop
+	// iteration (Join.drain), in order; snapshot parts are the shared
+	// encodings, not copies. outBytes counts them, bounded by maxLinkQueue.
+	out      []queuedMsg
+	outBytes int
+	inDrain  bool                // in Join.backlog
+	snapAt   map[string]snapSent // the last snapshot of each origin sent: repeats merge
+}
+
+// queuedMsg is one message in a link's out queue.
+type queuedMsg struct {
+	body    []byte
+	counter *atomic.Int64
+	part    bool // a snapshot part
+}
+
+// snapSent is the version of an origin's snapshot a link got, and when.
+type snapSent struct {
+	seq uint64
+	at  time.Time
 }
 
 type snapBuild struct {
@@ -134,7 +158,7 @@ func (l *link) budget(own int64) int {
 }
 
 func (j *Join) newLink(now time.Time) *link {
-	return &link{heard: now, timeout: j.cfg.Timeout, peerSeq: map[string]uint64{}}
+	return &link{heard: now, timeout: j.cfg.Timeout, peerSeq: map[string]uint64{}, snapAt: map[string]snapSent{}}
 }
 
 // addLink makes a link on tr, held by the loop.
@@ -253,13 +277,15 @@ func (j *Join) linkHandle(l *link, m Msg, size int, now time.Time) {
 				if i >= maxOrigins {
 					break
 				}
-				j.sendSnap(l, o, now)
+				j.askSnap(l, o, now)
 			}
 		}
 	case Reset:
 		// Only a dialler gets resets: the peer lost our link (it restarted).
 		if l.tr.dialer() != nil {
 			l.state, l.snap = StateHello, nil
+			j.dropQueue(l) // queued for the link the peer lost
+			clear(l.snapAt)
 			if now.Sub(l.helloAt) >= j.cfg.Interval {
 				j.sendHello(l, now)
 			} else {
@@ -333,11 +359,11 @@ func (j *Join) onHello(l *link, m Hello, now time.Time) {
 	j.onDigest(l, m.Digest, false, now)
 	// Send what the peer lacks or holds older; then say we are done.
 	if ps, ok := l.peerSeq[j.self]; !ok || ps < j.seq {
-		j.sendSnap(l, j.self, now)
+		j.askSnap(l, j.self, now)
 	}
 	for id, o := range j.origins {
 		if ps, ok := l.peerSeq[id]; !ok || ps < o.seq {
-			j.sendSnap(l, id, now)
+			j.askSnap(l, id, now)
 		}
 	}
 	j.linkWrite(l, Ready{}.Append(nil), &j.stats.tickBytesOut)
@@ -537,6 +563,7 @@ func (j *Join) applySnap(l *link, sb *snapBuild, now time.Time) {
 	case sb.seq == o.seq && (o.base == nil || o.baseSeq < sb.seq):
 		// The origin's checkpoint: the same state, a shorter history.
 		o.base, o.baseSeq, o.log = sb.parts, sb.seq, nil
+		delete(j.encCache, id)
 		for l2 := range j.links {
 			if l2 != l && l2.state.up() {
 				if ps, ok := l2.peerSeq[id]; !ok || ps <= o.seq {
@@ -562,6 +589,7 @@ func (j *Join) applySnap(l *link, sb *snapBuild, now time.Time) {
 	}
 	o.seq = sb.seq
 	o.base, o.baseSeq, o.log = sb.parts, sb.seq, nil
+	delete(j.encCache, id)
 	delete(j.wantAt, id)
 	j.stats.snapsIn.Add(1)
 	for l2 := range j.links {
@@ -654,6 +682,7 @@ func (j *Join) onDelta(l *link, cs []Change, now time.Time) {
 				// The origin sends no checkpoints: stop keeping its history
 				// (others give its snapshot) rather than hold it all.
 				o.base, o.log = nil, nil
+				delete(j.encCache, o.id)
 			}
 		}
 	}
@@ -679,7 +708,9 @@ func (j *Join) onLeave(l *link, o *origin, c *Change, now time.Time) {
 	j.tombs[o.id] = tomb{beat: o.checked, seq: c.Seq, left: true, at: now}
 	for l2 := range j.links {
 		delete(l2.peerSeq, o.id)
+		delete(l2.snapAt, o.id)
 	}
+	delete(j.encCache, o.id)
 	j.stats.originsLeft.Add(1)
 	j.log.Info("join: origin left: its entries removed", "origin", o.id, "entries", n)
 }
@@ -747,11 +778,21 @@ func (j *Join) linkSend(l *link, body []byte, counter *atomic.Int64) bool {
 }
 
 // linkWrite sends one message on l without blocking: a peer that is gone
-// or too far behind does not get it (a gap it will ask to fill).
+// or too far behind does not get it (a gap it will ask to fill). Behind a
+// snapshot still being sent it waits in l's queue (a copy: callers reuse
+// body).
 func (j *Join) linkWrite(l *link, body []byte, counter *atomic.Int64) bool {
 	if l.state == StateDown || j.departed {
 		return false
 	}
+	if len(l.out) > 0 {
+		return j.linkPush(l, queuedMsg{body: bytes.Clone(body), counter: counter})
+	}
+	return j.linkSendNow(l, body, counter)
+}
+
+// linkSendNow hands one message to l's transport.
+func (j *Join) linkSendNow(l *link, body []byte, counter *atomic.Int64) bool {
 	if err := l.tr.send(body); err != nil {
 		j.stats.dropped.Add(1)
 		if errors.Is(err, zmtp.ErrHostUnreachable) {
@@ -768,6 +809,90 @@ func (j *Join) linkWrite(l *link, body []byte, counter *atomic.Int64) bool {
 		counter.Add(w)
 	}
 	return true
+}
+
+// linkPush queues a message for l, to go out at the end of the loop's
+// iteration or later (drain); a queue full in bytes drops it, as a full
+// transport would.
+func (j *Join) linkPush(l *link, m queuedMsg) bool {
+	if l.outBytes+len(m.body) > maxLinkQueue {
+		j.stats.dropped.Add(1)
+		j.warnEvery("drop:"+l.peer, "join: a peer is too slow: dropping link messages (it will ask again)", "peer", l.peer, "link", l.name())
+		return false
+	}
+	l.out = append(l.out, m)
+	l.outBytes += len(m.body)
+	if !l.inDrain {
+		l.inDrain = true
+		j.backlog = append(j.backlog, l)
+	}
+	return true
+}
+
+// dropQueue forgets what waits in l's queue.
+func (j *Join) dropQueue(l *link) {
+	clear(l.out)
+	l.out, l.outBytes = nil, 0
+}
+
+// drainBudget bounds the bytes of queued link messages one loop iteration
+// hands to the transports, so that a large snapshot (or many) is sent a
+// slice per iteration between other clients' requests.
+const drainBudget = 256 << 10
+
+// drain sends queued link messages, up to drainBudget in all, taking the
+// links in turn (those not reached come first next time); with more left
+// it wakes the loop for another iteration.
+func (j *Join) drain() {
+	cur := j.backlog
+	var again []*link // visited, with messages left
+	spent, held, i := 0, 0, 0
+	for ; i < len(cur) && spent < drainBudget; i++ {
+		l := cur[i]
+		if l.state != StateDown && l.tr.hold() {
+			held++ // its writer wakes the loop when it caught up
+		} else {
+			spent += j.drainLink(l, drainBudget-spent)
+		}
+		if len(l.out) > 0 && l.state != StateDown {
+			again = append(again, l)
+		} else {
+			l.inDrain = false
+		}
+	}
+	j.backlog = append(append(make([]*link, 0, len(cur)-i+len(again)), cur[i:]...), again...)
+	if len(j.backlog) > held {
+		j.h.Wake()
+	}
+}
+
+// drainLink sends l's queued messages, budget bytes (at least one
+// message); it returns the bytes sent.
+func (j *Join) drainLink(l *link, budget int) int {
+	sent, k := 0, 0
+	for k < len(l.out) && (k == 0 || sent+len(l.out[k].body) <= budget) {
+		m := l.out[k]
+		k++
+		sent += len(m.body)
+		if l.state == StateDown || j.departed {
+			j.dropQueue(l)
+			return sent
+		}
+		if j.linkSendNow(l, m.body, m.counter) && m.part {
+			j.stats.snapPartsOut.Add(1)
+		}
+		if l.state == StateDown {
+			j.dropQueue(l)
+			return sent
+		}
+	}
+	clear(l.out[:k])
+	l.out = l.out[k:]
+	l.outBytes -= sent
+	if len(l.out) == 0 {
+		l.out, l.outBytes = nil, 0
+	}
+	return sent
 }
 
 // partBudget is the size of the snapshot parts this server makes of its
@@ -808,9 +933,26 @@ func (j *Join) ownSnap() []Snap {
 	return parts
 }
 
+// askSnap answers a peer's request for origin id's snapshot (a want, or a
+// hello again on a live link): at most one per link and interval, however
+// often or for whatever versions it asks, so that repeats cost a map
+// lookup. A real gap is asked again after the peer's want timeout, well
+// past the interval.
+func (j *Join) askSnap(l *link, id string, now time.Time) {
+	if s, ok := l.snapAt[id]; ok && now.Sub(s.at) < j.cfg.Interval {
+		j.stats.snapsMerged.Add(1)
+		return
+	}
+	j.sendSnap(l, id, now)
+}
+
 // sendSnap sends the whole state of origin id on l: for this server's
 // origin, its snapshot now; for another, the origin's last snapshot this
-// server took, as the origin made it, and the changes since.
+// server took, as the origin made it, and the changes since. The same
+// version goes to a link once per interval (what this server pushes of its
+// own accord: checkpoints, relayed snapshots); the parts are encoded once
+// per version and shared by every link (encodedSnap), and queued to go out
+// a slice per loop iteration (drain).
 func (j *Join) sendSnap(l *link, id string, now time.Time) {
 	var parts []Snap
 	var beat, age uint64
@@ -826,22 +968,42 @@ func (j *Join) sendSnap(l *link, id string, now time.Time) {
 		parts, beat, bsig, seq = o.base, o.checked, o.chkSig, o.seq // checked: the peer checks it at once
 		age = uint64(max(now.Sub(o.heard), 0).Milliseconds())
 	}
+	if len(parts) == 0 {
+		return
+	}
+	if s, ok := l.snapAt[id]; ok && s.seq == seq && now.Sub(s.at) < j.cfg.Interval {
+		j.stats.snapsMerged.Add(1)
+		return
+	}
+	es := j.encodedSnap(id, parts, beat, bsig)
+	// The first part carries the beat and age the peer takes: encoded for
+	// this send (the others' are not read).
+	first := parts[0]
+	first.Beat, first.BeatSig, first.Age = beat, bsig, age
+	enc0 := first.Append(nil)
+	if l.max > 0 && int64(max(len(enc0), es.largest)) > l.max {
+		j.warnEvery("big:"+l.peer, "join: a snapshot part is larger than the peer's message limit; not sending it",
+			"peer", l.peer, "origin", id, "bytes", max(len(enc0), es.largest))
+		return
+	}
+	if l.outBytes+len(enc0)+es.bytes > maxLinkQueue {
+		j.stats.dropped.Add(1)
+		j.warnEvery("drop:"+l.peer, "join: a peer is too slow: dropping link messages (it will ask again)", "peer", l.peer, "link", l.name())
+		return
+	}
 	j.linkFlush(l)
-	for i := range parts {
-		m := parts[i]
-		m.Beat, m.BeatSig, m.Age = beat, bsig, age
-		j.scratch = m.Append(j.scratch[:0])
-		if l.max > 0 && int64(len(j.scratch)) > l.max {
-			j.warnEvery("big:"+l.peer, "join: a snapshot part is larger than the peer's message limit; not sending it",
-				"peer", l.peer, "origin", id, "bytes", len(j.scratch))
-			return
-		}
-		if !j.linkWrite(l, j.scratch, &j.stats.snapBytesOut) {
-			return
-		}
-		j.stats.snapPartsOut.Add(1)
+	if l.state == StateDown {
+		return
+	}
+	j.linkPush(l, queuedMsg{body: enc0, counter: &j.stats.snapBytesOut, part: true})
+	for _, b := range es.enc[1:] {
+		j.linkPush(l, queuedMsg{body: b, counter: &j.stats.snapBytesOut, part: true})
 	}
 	j.stats.snapsOut.Add(1)
+	l.snapAt[id] = snapSent{seq: seq, at: now}
+	if len(l.snapAt) > 2*len(j.origins)+16 {
+		j.pruneSnapAt(l, now)
+	}
 	if o != nil {
 		for _, enc := range o.log {
 			j.linkQueue(l, enc)
@@ -850,6 +1012,43 @@ func (j *Join) sendSnap(l *link, id string, now time.Time) {
 	if seq > l.peerSeq[id] {
 		l.peerSeq[id] = seq
 	}
+}
+
+// pruneSnapAt forgets the snapshots l got more than an interval ago.
+func (j *Join) pruneSnapAt(l *link, now time.Time) {
+	for id, s := range l.snapAt {
+		if now.Sub(s.at) >= j.cfg.Interval {
+			delete(l.snapAt, id)
+		}
+	}
+}
+
+// encSnap is one version of an origin's snapshot, encoded: what every link
+// that wants it is sent.
+type encSnap struct {
+	parts   []Snap   // the parts encoded (their identity is the version)
+	enc     [][]byte // enc[0] is nil: the first part is encoded per send
+	bytes   int      // of enc
+	largest int      // the largest of enc
+}
+
+// encodedSnap returns the encoding of origin id's snapshot parts, made
+// once per version (a new parts slice) and kept until the next.
+func (j *Join) encodedSnap(id string, parts []Snap, beat uint64, bsig []byte) *encSnap {
+	if es := j.encCache[id]; es != nil && len(es.parts) == len(parts) && &es.parts[0] == &parts[0] {
+		return es
+	}
+	es := &encSnap{parts: parts, enc: make([][]byte, len(parts))}
+	for i := 1; i < len(parts); i++ {
+		m := parts[i]
+		m.Beat, m.BeatSig = beat, bsig
+		es.enc[i] = m.Append(nil)
+		es.bytes += len(es.enc[i])
+		es.largest = max(es.largest, len(es.enc[i]))
+	}
+	j.encCache[id] = es
+	j.stats.snapsEncoded.Add(1)
+	return es
 }
 
 // linkDown drops a link; one this server dialled is dialled again. The
@@ -862,6 +1061,7 @@ func (j *Join) linkDown(l *link, reason string) {
 	wasUp, synced := l.state.up(), l.state == StateSynced
 	l.state = StateDown
 	delete(j.links, l)
+	j.dropQueue(l)
 	l.tr.end()
 	d := l.tr.dialer()
 	if !wasUp {

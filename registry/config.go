@@ -57,6 +57,11 @@ type Config struct {
 	// MaxListPage bounds the entries or names in one LIST reply; LIST pages
 	// with a cursor beyond it. Default 1000.
 	MaxListPage int
+	// MaxListBytes bounds the bytes of entries' JSON in one LIST
+	// entries=true page, which then ends early with a cursor: a page costs
+	// the loop and the caller's queue about this much at most. Default
+	// 1 MiB.
+	MaxListBytes int
 
 	// PeerHeartbeat is the ZMTP heartbeat (PING) interval towards each
 	// connected peer; a peer silent for three intervals is dropped.
@@ -121,6 +126,7 @@ const (
 	DefaultMaxWatchesPerPeer   = 64
 	DefaultWatchKeepalive      = 15 * time.Second
 	DefaultMaxListPage         = 1000
+	DefaultMaxListBytes        = 1 << 20
 	DefaultPeerHeartbeat       = 10 * time.Second
 	DefaultMaxPendingBytes     = 4 << 20
 	DefaultMaxPendingTotal     = 64 << 20
@@ -148,6 +154,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxWatchesPerPeer, DefaultMaxWatchesPerPeer)
 	setDefault(&c.WatchKeepalive, DefaultWatchKeepalive)
 	setDefault(&c.MaxListPage, DefaultMaxListPage)
+	setDefault(&c.MaxListBytes, DefaultMaxListBytes)
 	setDefault(&c.PeerHeartbeat, DefaultPeerHeartbeat)
 	setDefault(&c.MaxPendingBytes, DefaultMaxPendingBytes)
 	setDefault(&c.MaxPendingTotal, DefaultMaxPendingTotal)
@@ -176,7 +183,7 @@ func (c Config) Validate() error {
 		{"MinTTL", int64(c.MinTTL)}, {"MaxTTL", int64(c.MaxTTL)}, {"DefaultTTL", int64(c.DefaultTTL)},
 		{"SweepInterval", int64(c.SweepInterval)}, {"MaxWatches", int64(c.MaxWatches)},
 		{"MaxWatchesPerPeer", int64(c.MaxWatchesPerPeer)}, {"WatchKeepalive", int64(c.WatchKeepalive)},
-		{"MaxListPage", int64(c.MaxListPage)},
+		{"MaxListPage", int64(c.MaxListPage)}, {"MaxListBytes", int64(c.MaxListBytes)},
 		{"MaxPendingBytes", c.MaxPendingBytes}, {"MaxPendingTotal", c.MaxPendingTotal},
 	} {
 		if v.n < 0 {

@@ -87,6 +87,19 @@ func (h *Host) Send(env [][]byte, verb, body []byte) error { return h.s.send(env
 // it.
 func (h *Host) Post(done <-chan struct{}, fn func()) bool { return h.s.post(done, fn) }
 
+// Wake makes the loop run another iteration soon, and so call Flush, even
+// when no message arrives: a replicator that left work for later (a large
+// snapshot sent a slice per iteration) calls it from Flush. It never
+// blocks; any goroutine may call it.
+func (h *Host) Wake() {
+	select {
+	case h.s.inbox <- func() {}:
+		h.s.wake()
+	default:
+		// The inbox is full: the loop runs it, and flushes, anyway.
+	}
+}
+
 // RemoteEntry is an entry another server originates, checked by
 // ParseEntry and ready for SetRemote.
 type RemoteEntry struct{ e *entry }

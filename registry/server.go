@@ -47,6 +47,8 @@ type Server struct {
 	peers        map[string][]*watch // routing id → its watches
 	req          request
 	body         []byte
+	listBuf      []byte // the LIST page being built (listEntries)
+	nstatic      int    // entries from Config.Static: they never go
 	frames       [][]byte
 	nb           context.Context                // cancelled: makes SendContext non-blocking
 	remote       remoteCopies                   // other servers' entries (remote.go)
@@ -183,6 +185,7 @@ func (s *Server) addStatic(svc Service) error {
 	e.key = endpointKey(&e.Service)
 	e.encode()
 	s.st.add(e)
+	s.nstatic++
 	return nil
 }
 
@@ -544,6 +547,7 @@ type Limits struct {
 	MaxWatches          int     `json:"max_watches"`
 	MaxWatchesPerPeer   int     `json:"max_watches_per_peer"`
 	MaxListPage         int     `json:"max_list_page"`
+	MaxListBytes        int     `json:"max_list_bytes"`
 	DefaultTTL          float64 `json:"default_ttl"`
 	MinTTL              float64 `json:"min_ttl"`
 	MaxTTL              float64 `json:"max_ttl"`
@@ -569,7 +573,7 @@ func (s *Server) info() Info {
 		Limits: Limits{
 			MaxEntries: c.MaxEntries, MaxEntriesPerClient: c.MaxEntriesPerClient,
 			MaxMetadataBytes: c.MaxMetadataBytes, MaxRequestBytes: c.MaxRequestBytes,
-			MaxWatches: c.MaxWatches, MaxWatchesPerPeer: c.MaxWatchesPerPeer, MaxListPage: c.MaxListPage,
+			MaxWatches: c.MaxWatches, MaxWatchesPerPeer: c.MaxWatchesPerPeer, MaxListPage: c.MaxListPage, MaxListBytes: c.MaxListBytes,
 			DefaultTTL: c.DefaultTTL.Seconds(), MinTTL: c.MinTTL.Seconds(), MaxTTL: c.MaxTTL.Seconds(),
 			WatchKeepalive: c.WatchKeepalive.Seconds(),
 		},
@@ -582,13 +586,9 @@ func (s *Server) info() Info {
 
 // kinds counts the entries by kind (INFO's "kinds").
 func (s *Server) kinds() EntryKinds {
-	static := 0
-	for _, e := range s.st.entries {
-		if e.Static && e.Origin == s.cfg.ServerID {
-			static++
-		}
-	}
-	k := EntryKinds{Static: static, InProcess: len(s.local), Joined: s.remote.visible,
+	// Counted as added, not per INFO: a walk of every entry per request
+	// would be the loop's work for a 16-byte message.
+	k := EntryKinds{Static: s.nstatic, InProcess: len(s.local), Joined: s.remote.visible,
 		Hidden: s.remote.ncopies - s.remote.visible}
 	k.Clients = s.localEntries() - k.Static - k.InProcess
 	return k
@@ -993,33 +993,50 @@ func (s *Server) list(r *request) (any, *Error) {
 		}
 		return out, nil
 	}
-	afterName, afterInst, _ := strings.Cut(r.After, "\n")
+	return s.listEntries(names, r.After, limit), nil
+}
+
+// listEntries is the body of a LIST entries=true page: the entries after
+// the cursor, sorted by name then instance, until limit of them or
+// MaxListBytes of their JSON (at least one), appended as encoded.
+func (s *Server) listEntries(names []string, after string, limit int) []byte {
+	afterName, afterInst, _ := strings.Cut(after, "\n")
 	i, _ := slices.BinarySearch(names, afterName)
-	out := struct {
-		Entries []json.RawMessage `json:"entries"`
-		Next    string            `json:"next,omitempty"`
-	}{Entries: []json.RawMessage{}}
+	b := append(s.listBuf[:0], `{"entries":[`...)
+	n, size := 0, 0
 	var last *entry
 	more := false
 	for ; i < len(names) && !more; i++ {
-		es := slices.Clone(s.st.names[names[i]].entries)
-		slices.SortFunc(es, func(a, b *entry) int { return strings.Compare(a.Instance, b.Instance) })
-		for _, e := range es {
-			if r.After != "" && e.Name == afterName && e.Instance <= afterInst {
-				continue
+		es := s.st.names[names[i]].byInstance()
+		if after != "" && names[i] == afterName {
+			k, found := slices.BinarySearchFunc(es, afterInst, func(e *entry, inst string) int { return strings.Compare(e.Instance, inst) })
+			if found {
+				k++
 			}
-			if len(out.Entries) == limit {
+			es = es[k:]
+		}
+		for _, e := range es {
+			if n == limit || n > 0 && size+len(e.enc) > s.cfg.MaxListBytes {
 				more = true
 				break
 			}
-			out.Entries = append(out.Entries, e.enc)
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, e.enc...)
+			n++
+			size += len(e.enc) + 1
 			last = e
 		}
 	}
+	b = append(b, ']')
 	if more && last != nil {
-		out.Next = last.Name + "\n" + last.Instance
+		next, _ := json.Marshal(last.Name + "\n" + last.Instance)
+		b = append(append(b, `,"next":`...), next...)
 	}
-	return out, nil
+	b = append(b, '}')
+	s.listBuf = b
+	return b
 }
 
 type watchReply struct {
@@ -1066,15 +1083,32 @@ func (s *Server) watch(r *request, env [][]byte, now time.Time) (any, *Error) {
 		set[w] = struct{}{}
 	}
 	rep := watchReply{Watch: w.id, Keepalive: s.cfg.WatchKeepalive.Seconds()}
-	if name != "" {
-		rep.Entries = []json.RawMessage{}
-		if ns := s.st.names[name]; ns != nil {
-			for _, e := range ns.entries {
-				rep.Entries = append(rep.Entries, e.enc)
+	if name == "" {
+		return rep, nil
+	}
+	return s.watchBody(rep, s.st.names[name]), nil
+}
+
+// watchBody is the WATCH reply of a name: rep's fields, then its entries
+// appended as encoded (a marshal would re-validate each).
+func (s *Server) watchBody(rep watchReply, ns *nameSet) []byte {
+	head, err := json.Marshal(rep) // no entries yet: {"watch":...,"keepalive":...}
+	if err != nil {
+		head = []byte(`{"watch":""}`)
+	}
+	b := append(s.listBuf[:0], head[:len(head)-1]...)
+	b = append(b, `,"entries":[`...)
+	if ns != nil {
+		for i, e := range ns.entries {
+			if i > 0 {
+				b = append(b, ',')
 			}
+			b = append(b, e.enc...)
 		}
 	}
-	return rep, nil
+	b = append(b, "]}"...)
+	s.listBuf = b
+	return b
 }
 
 func (s *Server) unwatch(r *request, peer string) (any, *Error) {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,7 +31,20 @@ type owner struct {
 // nameSet is every instance of one name.
 type nameSet struct {
 	entries []*entry
-	lookup  []byte // cached LOOKUP reply body (without "id"); nil when stale
+	lookup  []byte   // cached LOOKUP reply body (without "id"); nil when stale
+	sorted  []*entry // entries by instance, for LIST; nil when stale
+}
+
+// stale drops what is cached of the set: its entries changed.
+func (ns *nameSet) stale() { ns.lookup, ns.sorted = nil, nil }
+
+// byInstance returns the set's entries sorted by instance (cached).
+func (ns *nameSet) byInstance() []*entry {
+	if ns.sorted == nil {
+		ns.sorted = slices.Clone(ns.entries)
+		slices.SortFunc(ns.sorted, func(a, b *entry) int { return strings.Compare(a.Instance, b.Instance) })
+	}
+	return ns.sorted
 }
 
 func endpointKey(s *Service) string {
@@ -91,7 +105,7 @@ func (st *store) add(e *entry) {
 		st.sorted = nil
 	}
 	ns.entries = append(ns.entries, e)
-	ns.lookup = nil
+	ns.stale()
 	if o := e.owner; o != nil {
 		o.entries[e.Instance] = e
 		o.byKey[e.key] = e
@@ -128,7 +142,7 @@ func (st *store) unlinkName(e *entry) {
 	if i := slices.Index(ns.entries, e); i >= 0 {
 		ns.entries = slices.Delete(ns.entries, i, i+1)
 	}
-	ns.lookup = nil
+	ns.stale()
 	if len(ns.entries) == 0 {
 		delete(st.names, e.Name)
 		st.sorted = nil
@@ -151,7 +165,7 @@ func (st *store) changed(e *entry, old Service) {
 		ns.entries = append(ns.entries, e)
 	}
 	if ns := st.names[e.Name]; ns != nil {
-		ns.lookup = nil
+		ns.stale()
 	}
 	if o := e.owner; o != nil {
 		if o.byKey[e.key] == e {

@@ -26,6 +26,7 @@ var flagOf = map[string]string{
 	"Registry.MaxWatches":          "--max-watches",
 	"Registry.MaxWatchesPerPeer":   "--max-watches-per-peer",
 	"Registry.MaxListPage":         "--max-list-page",
+	"Registry.MaxListBytes":        "--max-list-bytes",
 	"Registry.WatchKeepalive":      "--watch-keepalive",
 	"Registry.Static":              "--service",
 	"Join.Peers":                   "--join",

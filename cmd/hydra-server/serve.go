@@ -40,6 +40,7 @@ type serverFlags struct {
 	maxWatches     int
 	maxWatchesPeer int
 	maxListPage    int
+	maxListBytes   int
 	keepalive      time.Duration
 	static         serviceList
 	join           joinFlags   // join.go
@@ -64,6 +65,7 @@ func (f *serverFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxWatches, "max-watches", registry.DefaultMaxWatches, "most watches held in all")
 	fs.IntVar(&f.maxWatchesPeer, "max-watches-per-peer", registry.DefaultMaxWatchesPerPeer, "most watches one connection holds")
 	fs.IntVar(&f.maxListPage, "max-list-page", registry.DefaultMaxListPage, "most names or entries in one LIST reply; longer lists page with a cursor")
+	fs.IntVar(&f.maxListBytes, "max-list-bytes", registry.DefaultMaxListBytes, "most bytes of entries in one LIST reply (at least one entry); longer lists page with a cursor")
 	fs.DurationVar(&f.keepalive, "watch-keepalive", registry.DefaultWatchKeepalive, "keepalive event interval on idle watches")
 	f.join.define(fs)
 	f.access.define(fs) // curve.go
@@ -105,7 +107,7 @@ func serve(ctx context.Context, stop func(), io stdio, args []string) error {
 		Registry: registry.Config{ServerID: f.serverID,
 			MaxEntries: f.maxEntries, MaxEntriesPerClient: f.maxPerClient, MaxMetadataBytes: f.maxMeta,
 			MaxRequestBytes: f.maxRequest, DefaultTTL: f.defaultTTL, MinTTL: f.minTTL, MaxTTL: f.maxTTL,
-			MaxWatches: f.maxWatches, MaxWatchesPerPeer: f.maxWatchesPeer, MaxListPage: f.maxListPage,
+			MaxWatches: f.maxWatches, MaxWatchesPerPeer: f.maxWatchesPeer, MaxListPage: f.maxListPage, MaxListBytes: f.maxListBytes,
 			WatchKeepalive: f.keepalive, Static: f.static.svcs},
 		Join: f.join.config(func(addr string) { fmt.Fprintf(io.out, "[Hydra Server] Joined with %s\n", addr) }),
 	}
