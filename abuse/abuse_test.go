@@ -1,0 +1,559 @@
+package abuse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hydra-net/hydra/join"
+)
+
+// rssBudget is the most the server's resident set may reach under any
+// attack with the default limits (the issue's target).
+const rssBudget = 256 << 20
+
+// attackFor is how long each attack runs while the well-behaved client is
+// measured.
+const attackFor = 10 * time.Second
+
+// maxWait is the longest any lookup of the well-behaved client may take.
+const maxWait = 2 * time.Second
+
+// scenario is one attack: the server's extra flags, what to do before the
+// well-behaved client starts, and the attack itself, which runs until ctx
+// is done and must have released everything when it returns.
+type scenario struct {
+	name   string
+	args   []string
+	setup  func(t *testing.T, s *server)
+	attack func(ctx context.Context, t *testing.T, s *server)
+	// check, if set, runs after the attack with what it measured.
+	check func(t *testing.T, s *server, m memory)
+}
+
+// TestAbuse runs each attack of issue 13 against its own server process and
+// checks the server's peak RSS against rssBudget and that the well-behaved
+// client was served throughout: at least half its lookups answered with
+// its entry, none waiting longer than maxWait.
+func TestAbuse(t *testing.T) {
+	needServer(t)
+	for _, sc := range []scenario{
+		{name: "baseline"},
+		listNoRead(),
+		watchNoRead(),
+		slotFlood(),
+		stalledHandshakes(),
+		idleConns(),
+		duplicateWants(),
+		requestFlood(),
+	} {
+		t.Run(sc.name, func(t *testing.T) { run(t, sc) })
+	}
+}
+
+func run(t *testing.T, sc scenario) {
+	s := startServer(t, sc.args...)
+	if sc.setup != nil {
+		sc.setup(t, s)
+	}
+	p := startProbe(t, s)
+	var peak atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), attackFor)
+	defer cancel()
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		sampleRSS(ctx, s, &peak)
+	}()
+	if sc.attack != nil {
+		sc.attack(ctx, t, s)
+	}
+	<-ctx.Done()
+	<-sampled
+	f := p.figures()
+	m := s.memory()
+	t.Logf("abuse: %-20s peak RSS %6.1f MiB (now %6.1f MiB), %s", sc.name, mib(m.hwm), mib(m.rss), f)
+	if !s.alive() {
+		t.Fatalf("the server died during the attack")
+	}
+	if m.hwm > rssBudget {
+		t.Errorf("server peak RSS %.1f MiB, over the %d MiB budget", mib(m.hwm), rssBudget>>20)
+	}
+	if f.served < f.expected/2 {
+		t.Errorf("the well-behaved client was served %d lookups of the %d it would make: under half", f.served, f.expected)
+	}
+	if f.worst > maxWait {
+		t.Errorf("a lookup of the well-behaved client waited %s, over %s", f.worst.Round(time.Millisecond), maxWait)
+	}
+	if sc.check != nil {
+		sc.check(t, s, m)
+	}
+}
+
+func sampleRSS(ctx context.Context, s *server, peak *atomic.Int64) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if r := s.memory().rss; r > peak.Load() {
+			peak.Store(r)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// group runs attacker goroutines and waits for them.
+type group struct{ wg sync.WaitGroup }
+
+func (g *group) go_(f func()) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f()
+	}()
+}
+
+// holdUntil keeps conns open until ctx is done, then closes them.
+func holdUntil(ctx context.Context, conns []io.Closer) {
+	<-ctx.Done()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// 1. LIST callers that never read: 8 DEALERs, one per attacker address, each
+// send 50 `LIST entries=true` (a page of 1000 entries of ~4 KB metadata:
+// ~4.3 MB a reply) and never read.
+func listNoRead() scenario {
+	return scenario{
+		name: "list-no-read",
+		setup: func(t *testing.T, s *server) {
+			registerBig(t, s, "big", 1000, 4000)
+		},
+		attack: func(ctx context.Context, t *testing.T, s *server) {
+			var conns []io.Closer
+			for i := range 8 {
+				p, err := dialPeer(attackerIP(i), s.addr, false)
+				if err != nil {
+					t.Logf("attacker %d: %v", i, err)
+					continue
+				}
+				conns = append(conns, p)
+				var b []byte
+				for range 50 {
+					b = append(b, request("LIST", `{"entries":true}`)...)
+				}
+				_, _ = p.c.Write(b)
+			}
+			holdUntil(ctx, conns)
+		},
+	}
+}
+
+// 2. WATCH callers that never read: 130 watchers of a 4 KB entry from 8
+// addresses; the test updates the entry 1 300 times.
+func watchNoRead() scenario {
+	return scenario{
+		name: "watch-no-read",
+		setup: func(t *testing.T, s *server) {
+			registerBig(t, s, "watched", 1, 4000)
+		},
+		attack: func(ctx context.Context, t *testing.T, s *server) {
+			var conns []io.Closer
+			for i := range 130 {
+				p, err := dialPeer(attackerIP(i), s.addr, false)
+				if err != nil {
+					t.Logf("watcher %d: %v", i, err)
+					continue
+				}
+				conns = append(conns, p)
+				_ = p.send("WATCH", `{"name":"watched"}`)
+			}
+			time.Sleep(200 * time.Millisecond) // the watches are in place
+			updates := 0
+			func() {
+				defer func() { _ = recover() }()
+				dl, _ := ctx.Deadline()
+				pipelineUntil(nonFatal{t}, dl, s.addr, loaderIP, 1300, 16, func(i int) (string, string) {
+					updates = i + 1
+					return "REGISTER", fmt.Sprintf(`{"token":"abuse-loader-token-0001","name":"watched","host":"127.0.0.1","port":1,"ttl":3600,"meta":%s}`, bigMeta(4000, i+1))
+				})
+			}()
+			t.Logf("watch-no-read: %d updates sent", updates)
+			holdUntil(ctx, conns)
+		},
+	}
+}
+
+// nonFatal turns a loader's Fatalf into a logged stop (panic, recovered by
+// the caller) so that the attack's connections are still released.
+type nonFatal struct{ *testing.T }
+
+func (n nonFatal) Fatalf(format string, args ...any) {
+	n.Logf("loader stopped: "+format, args...)
+	panic("loader stopped")
+}
+
+// freshPing connects a new raw DEALER from 127.0.0.1 and times its first
+// PING's reply, within 3 s.
+func freshPing(addr string) (time.Duration, error) {
+	t0 := time.Now()
+	c, err := dialFrom(net.IPv4(127, 0, 0, 1), addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(t0.Add(3 * time.Second))
+	p := &peer{c: c, r: newReader(c)}
+	if _, err := c.Write(append(append(greeting(), readyCommand()...), request("PING", "{}")...)); err != nil {
+		return 0, err
+	}
+	for {
+		m, err := p.msg()
+		if err != nil {
+			return time.Since(t0), fmt.Errorf("no PING reply in %s: %w", time.Since(t0).Round(time.Millisecond), err)
+		}
+		if len(m) >= 1 && string(m[0]) == "OK" {
+			return time.Since(t0), nil
+		}
+	}
+}
+
+// newcomers times a fresh client's first PING once a second until ctx is
+// done and fails t for every one not answered in 3 s.
+func newcomers(ctx context.Context, t *testing.T, s *server, what string) {
+	n, worst := 0, time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			t.Logf("%s: %d new ZMTP clients, slowest first reply %s", what, n, worst.Round(time.Millisecond))
+			return
+		case <-time.After(time.Second):
+		}
+		d, err := freshPing(s.addr)
+		n++
+		worst = max(worst, d)
+		if err != nil {
+			t.Errorf("%s: a new ZMTP client from 127.0.0.1: %v", what, err)
+		}
+	}
+}
+
+// 3. Slots flooded from a few addresses: 300 silent TCP connections from 8
+// addresses on the shared port, each dialled again when the server closes
+// it; meanwhile a new ZMTP client must get its first reply within 3 s.
+// (A new tunnel is not tried: that needs keys on both sides.)
+func slotFlood() scenario {
+	return scenario{
+		name: "slot-flood",
+		attack: func(ctx context.Context, t *testing.T, s *server) {
+			var g group
+			var redials atomic.Int64
+			for i := range 300 {
+				g.go_(func() { silentFlood(ctx, attackerIP(i), s.addr, &redials) })
+			}
+			time.Sleep(500 * time.Millisecond)
+			newcomers(ctx, t, s, "slot-flood")
+			g.wg.Wait()
+			t.Logf("slot-flood: silent connections closed by the server and dialled again: %d", redials.Load())
+		},
+	}
+}
+
+// silentFlood holds one silent connection from ip, dialling again whenever
+// the server closes it, until ctx is done.
+func silentFlood(ctx context.Context, ip net.IP, addr string, redials *atomic.Int64) {
+	for ctx.Err() == nil {
+		c, err := dialFrom(ip, addr)
+		if err != nil {
+			sleepCtx(ctx, 50*time.Millisecond)
+			continue
+		}
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		_, _ = io.Copy(io.Discard, c) // until the server (or ctx) closes it
+		stop()
+		c.Close()
+		if ctx.Err() == nil {
+			redials.Add(1)
+			sleepCtx(ctx, 50*time.Millisecond)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// 4. Stalled and trickling handshakes from 8 addresses: ZMTP greetings
+// trickled a byte a second, a frame trickled a byte a second after a
+// complete handshake, silent ZMTP 3.0 peers after their greeting, and 70
+// stalled Noise starts (32 random bytes); a new ZMTP client must still get
+// its first reply within 3 s.
+func stalledHandshakes() scenario {
+	return scenario{
+		name: "stalled-handshakes",
+		attack: func(ctx context.Context, t *testing.T, s *server) {
+			var g group
+			var dropped [4]atomic.Int64
+			kinds := []func(c *net.TCPConn){
+				func(c *net.TCPConn) { trickle(ctx, c, greeting()) },
+				func(c *net.TCPConn) {
+					if _, err := c.Write(append(greeting(), readyCommand()...)); err == nil {
+						trickle(ctx, c, append([]byte{0x00, 200}, make([]byte, 200)...))
+					}
+				},
+				func(c *net.TCPConn) {
+					g30 := greeting()
+					g30[11] = 0
+					if _, err := c.Write(append(g30, readyCommand()...)); err == nil {
+						waitClosed(ctx, c)
+					}
+				},
+				func(c *net.TCPConn) {
+					b := make([]byte, 32)
+					_, _ = rand.Read(b)
+					b[0] = 0x01 // not a ZMTP greeting: the tunnel (Noise) path
+					if _, err := c.Write(b); err == nil {
+						waitClosed(ctx, c)
+					}
+				},
+			}
+			counts := []int{40, 40, 40, 70}
+			for k, kind := range kinds {
+				for i := range counts[k] {
+					g.go_(func() {
+						c, err := dialFrom(attackerIP(i), s.addr)
+						if err != nil {
+							return
+						}
+						defer c.Close()
+						kind(c)
+						if ctx.Err() == nil {
+							dropped[k].Add(1)
+						}
+					})
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+			newcomers(ctx, t, s, "stalled-handshakes")
+			g.wg.Wait()
+			t.Logf("stalled-handshakes: dropped by the server within %s: greeting trickle %d/40, frame trickle %d/40, silent 3.0 %d/40, Noise start %d/70",
+				attackFor, dropped[0].Load(), dropped[1].Load(), dropped[2].Load(), dropped[3].Load())
+		},
+	}
+}
+
+// trickle writes b a byte a second (reading and dropping what comes back)
+// until it is written, the server closes c or ctx is done; then it waits
+// for the close.
+func trickle(ctx context.Context, c *net.TCPConn, b []byte) {
+	closed := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, c)
+		close(closed)
+	}()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	for _, x := range b {
+		if _, err := c.Write([]byte{x}); err != nil {
+			break
+		}
+		select {
+		case <-closed:
+			return
+		case <-ctx.Done():
+			<-closed
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	<-closed
+}
+
+// waitClosed reads and drops until the server closes c or ctx is done.
+func waitClosed(ctx context.Context, c *net.TCPConn) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	_, _ = io.Copy(io.Discard, c)
+}
+
+// 5. 5 000 idle connections, each through its ZMTP handshake and then
+// silent (it answers PINGs). They come from 20 addresses (127.0.1.1 to
+// 127.0.1.20), 250 each, so that the per-source cap (256) leaves them in
+// and the figure is the cost of an idle connection, not of a refusal.
+func idleConns() scenario {
+	const n, sources = 5000, 20
+	var accepted atomic.Int64
+	var before memory
+	return scenario{
+		name: "idle-5000",
+		setup: func(t *testing.T, s *server) {
+			if l := fileLimit(); l < n+500 {
+				t.Skipf("RLIMIT_NOFILE is %d: 5 000 idle connections need %d", l, n+500)
+			}
+			before = s.memory()
+		},
+		attack: func(ctx context.Context, t *testing.T, s *server) {
+			var g group
+			sem := make(chan struct{}, 64)
+			for i := range n {
+				ip := net.IPv4(127, 0, 1, byte(1+i%sources))
+				sem <- struct{}{}
+				if ctx.Err() != nil {
+					break
+				}
+				g.go_(func() {
+					p, err := dialPeer(ip, s.addr, true)
+					<-sem
+					if err != nil {
+						return
+					}
+					accepted.Add(1)
+					stop := context.AfterFunc(ctx, func() { p.Close() })
+					defer stop()
+					p.drain()
+				})
+			}
+			time.Sleep(2 * time.Second) // the last ones settle
+			m := s.memory()
+			a := accepted.Load()
+			per := 0.0
+			if a > 0 {
+				per = float64(m.rss-before.rss) / float64(a) / 1024
+			}
+			t.Logf("idle-5000: %d of %d connections through their handshake; RSS %.1f -> %.1f MiB: %.1f KiB each; %d WARN lines so far",
+				a, n, mib(before.rss), mib(m.rss), per, s.countLog("level=WARN"))
+			<-ctx.Done()
+			g.wg.Wait()
+		},
+		check: func(t *testing.T, s *server, m memory) {
+			t.Logf("idle-5000: %d WARN lines in all (target: a few, with counts)", s.countLog("level=WARN"))
+		},
+	}
+}
+
+// 6. Duplicate snapshot requests: with 20 000 entries held, a join peer
+// (allowed by --join-allow) says hello, reads everything it is sent, and
+// every 2 s sends three `want` messages naming the server's own origin
+// 3 200 times each.
+func duplicateWants() scenario {
+	return scenario{
+		name: "duplicate-wants",
+		args: []string{"--join-allow", "127.0.0.0/8", "--max-entries-per-client", "25000"},
+		setup: func(t *testing.T, s *server) {
+			pipeline(t, s.addr, loaderIP, 20000, 256, func(i int) (string, string) {
+				return "REGISTER", fmt.Sprintf(`{"token":"abuse-loader-token-0001","name":"svc%d","host":"127.0.0.1","port":%d,"ttl":3600,"meta":{"k":"v"}}`, i%500, 1+i)
+			})
+		},
+		attack: func(ctx context.Context, t *testing.T, s *server) {
+			p, err := dialPeer(attackerIP(0), s.addr, true)
+			if err != nil {
+				t.Errorf("join peer: %v", err)
+				return
+			}
+			stop := context.AfterFunc(ctx, func() { p.Close() })
+			defer stop()
+			if err := p.send("PING", "{}"); err != nil {
+				t.Errorf("join peer: %v", err)
+				return
+			}
+			m, err := p.msg()
+			if err != nil || len(m) < 2 {
+				t.Errorf("join peer: PING: %v %q", err, m)
+				return
+			}
+			var ping struct{ Server string }
+			_ = json.Unmarshal(m[1], &ping)
+			hello := join.Hello{V: join.Version, Server: "abusepeer01", Boot: "abuseboot01", Max: 64 << 20, Interval: 1}
+			_ = p.send("SYNC", string(hello.Append(nil)))
+			var in atomic.Int64
+			drained := make(chan struct{})
+			go func() {
+				defer close(drained)
+				for {
+					m, err := p.msg()
+					if err != nil {
+						return
+					}
+					for _, f := range m {
+						in.Add(int64(len(f)))
+					}
+				}
+			}()
+			origins := make([]string, 3200)
+			for i := range origins {
+				origins[i] = ping.Server
+			}
+			want := string(join.Want{Origins: origins}.Append(nil))
+			wants := 0
+			for ctx.Err() == nil {
+				for range 3 {
+					_ = p.send("SYNC", want)
+					wants++
+				}
+				sleepCtx(ctx, 2*time.Second)
+			}
+			<-drained
+			t.Logf("duplicate-wants: %d want messages of %d bytes naming %s 3200 times; the peer read %.1f MiB", wants, len(want), ping.Server, mib(in.Load()))
+		},
+	}
+}
+
+// 7. A request flood: 8 DEALERs, one per attacker address, pipelining PINGs
+// and LOOKUPs as fast as the server answers them (they read).
+func requestFlood() scenario {
+	return scenario{
+		name: "request-flood",
+		attack: func(ctx context.Context, t *testing.T, s *server) {
+			var g group
+			var answered atomic.Int64
+			for i := range 8 {
+				p, err := dialPeer(attackerIP(i), s.addr, true)
+				if err != nil {
+					t.Logf("flooder %d: %v", i, err)
+					continue
+				}
+				stop := context.AfterFunc(ctx, func() { p.Close() })
+				g.go_(func() {
+					defer stop()
+					for {
+						if _, err := p.msg(); err != nil {
+							return
+						}
+						answered.Add(1)
+					}
+				})
+				g.go_(func() {
+					var b []byte
+					for range 64 {
+						b = append(b, request("PING", "{}")...)
+						b = append(b, request("LOOKUP", `{"name":"probe"}`)...)
+					}
+					for ctx.Err() == nil {
+						if _, err := p.c.Write(b); err != nil {
+							return
+						}
+					}
+				})
+			}
+			<-ctx.Done()
+			g.wg.Wait()
+			t.Logf("request-flood: the flooders got %d replies (%.0f/s)", answered.Load(), float64(answered.Load())/attackFor.Seconds())
+		},
+	}
+}
+
+
