@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hydra-net/hydra/join"
+	"github.com/hydra-net/hydra/secure/noise"
 )
 
 // rssBudget is the most the server's resident set may reach under any
@@ -34,6 +35,9 @@ type scenario struct {
 	args   []string
 	setup  func(t *testing.T, s *server)
 	attack func(ctx context.Context, t *testing.T, s *server)
+	// tunnels makes the server accept tunnels (keys and an allow-list), so
+	// that its port sniffs first bytes and runs Noise handshakes.
+	tunnels bool
 	// check, if set, runs after the attack with what it measured.
 	check func(t *testing.T, s *server, m memory)
 }
@@ -59,7 +63,14 @@ func TestAbuse(t *testing.T) {
 }
 
 func run(t *testing.T, sc scenario) {
-	s := startServer(t, sc.args...)
+	args := sc.args
+	var ts *tunnelSetup
+	if sc.tunnels {
+		x := newTunnelSetup(t)
+		ts, args = &x, append(x.serverArgs(), args...)
+	}
+	s := startServer(t, args...)
+	s.tunnels = ts
 	if sc.setup != nil {
 		sc.setup(t, s)
 	}
@@ -218,6 +229,9 @@ func freshPing(addr string) (time.Duration, error) {
 	if _, err := c.Write(append(append(greeting(), readyCommand()...), request("PING", "{}")...)); err != nil {
 		return 0, err
 	}
+	if _, err := io.ReadFull(p.r, make([]byte, 64)); err != nil {
+		return time.Since(t0), fmt.Errorf("no greeting in %s: %w", time.Since(t0).Round(time.Millisecond), err)
+	}
 	for {
 		m, err := p.msg()
 		if err != nil {
@@ -249,13 +263,31 @@ func newcomers(ctx context.Context, t *testing.T, s *server, what string) {
 	}
 }
 
+// tunnelUpWithin is how long a new tunnel may take to come up under attack.
+const tunnelUpWithin = 6 * time.Second
+
+// go_newTunnel starts a legitimate tunnel peer (a second server process
+// dialling from 127.0.0.1) and fails t if its tunnel is not up within
+// tunnelUpWithin.
+func go_newTunnel(t *testing.T, s *server, g *group, what string) {
+	g.go_(func() {
+		d, ok := s.tunnels.newTunnel(t, s, tunnelUpWithin)
+		if !ok {
+			t.Errorf("%s: a new tunnel from 127.0.0.1 did not come up in %s", what, tunnelUpWithin)
+			return
+		}
+		t.Logf("%s: a new tunnel came up in %s", what, d.Round(time.Millisecond))
+	})
+}
+
 // 3. Slots flooded from a few addresses: 300 silent TCP connections from 8
 // addresses on the shared port, each dialled again when the server closes
-// it; meanwhile a new ZMTP client must get its first reply within 3 s.
-// (A new tunnel is not tried: that needs keys on both sides.)
+// it; meanwhile a new ZMTP client must get its first reply within 3 s
+// and a new tunnel must come up within tunnelUpWithin.
 func slotFlood() scenario {
 	return scenario{
-		name: "slot-flood",
+		name:    "slot-flood",
+		tunnels: true,
 		attack: func(ctx context.Context, t *testing.T, s *server) {
 			var g group
 			var redials atomic.Int64
@@ -263,6 +295,7 @@ func slotFlood() scenario {
 				g.go_(func() { silentFlood(ctx, attackerIP(i), s.addr, &redials) })
 			}
 			time.Sleep(500 * time.Millisecond)
+			go_newTunnel(t, s, &g, "slot-flood")
 			newcomers(ctx, t, s, "slot-flood")
 			g.wg.Wait()
 			t.Logf("slot-flood: silent connections closed by the server and dialled again: %d", redials.Load())
@@ -299,15 +332,18 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // 4. Stalled and trickling handshakes from 8 addresses: ZMTP greetings
 // trickled a byte a second, a frame trickled a byte a second after a
-// complete handshake, silent ZMTP 3.0 peers after their greeting, and 70
-// stalled Noise starts (32 random bytes); a new ZMTP client must still get
-// its first reply within 3 s.
+// complete handshake, silent ZMTP 3.0 peers after their greeting, 70
+// stalled Noise starts (a tunnel preamble and 32 random bytes) and Noise
+// starts trickled a byte a second; a new ZMTP client must still get
+// its first reply within 3 s and a new tunnel come up within
+// tunnelUpWithin.
 func stalledHandshakes() scenario {
 	return scenario{
-		name: "stalled-handshakes",
+		name:    "stalled-handshakes",
+		tunnels: true,
 		attack: func(ctx context.Context, t *testing.T, s *server) {
 			var g group
-			var dropped [4]atomic.Int64
+			var dropped [5]atomic.Int64
 			kinds := []func(c *net.TCPConn){
 				func(c *net.TCPConn) { trickle(ctx, c, greeting()) },
 				func(c *net.TCPConn) {
@@ -323,15 +359,13 @@ func stalledHandshakes() scenario {
 					}
 				},
 				func(c *net.TCPConn) {
-					b := make([]byte, 32)
-					_, _ = rand.Read(b)
-					b[0] = 0x01 // not a ZMTP greeting: the tunnel (Noise) path
-					if _, err := c.Write(b); err == nil {
+					if _, err := c.Write(noiseStart()); err == nil {
 						waitClosed(ctx, c)
 					}
 				},
+				func(c *net.TCPConn) { trickle(ctx, c, noiseStart()) },
 			}
-			counts := []int{40, 40, 40, 70}
+			counts := []int{40, 40, 40, 70, 16}
 			for k, kind := range kinds {
 				for i := range counts[k] {
 					g.go_(func() {
@@ -348,12 +382,22 @@ func stalledHandshakes() scenario {
 				}
 			}
 			time.Sleep(500 * time.Millisecond)
+			go_newTunnel(t, s, &g, "stalled-handshakes")
 			newcomers(ctx, t, s, "stalled-handshakes")
 			g.wg.Wait()
-			t.Logf("stalled-handshakes: dropped by the server within %s: greeting trickle %d/40, frame trickle %d/40, silent 3.0 %d/40, Noise start %d/70",
-				attackFor, dropped[0].Load(), dropped[1].Load(), dropped[2].Load(), dropped[3].Load())
+			t.Logf("stalled-handshakes: dropped by the server within %s: greeting trickle %d/40, frame trickle %d/40, silent 3.0 %d/40, stalled Noise start %d/70, Noise trickle %d/16",
+				attackFor, dropped[0].Load(), dropped[1].Load(), dropped[2].Load(), dropped[3].Load(), dropped[4].Load())
 		},
 	}
+}
+
+// noiseStart is a tunnel's preamble (Noise IK, AES-GCM) and the first 32
+// bytes of a handshake message: a plausible length (96), then random.
+func noiseStart() []byte {
+	b := append([]byte(noise.PreambleMagic), 1, 'I', 'A', 0, 0, 96)
+	r := make([]byte, 30)
+	_, _ = rand.Read(r)
+	return append(b, r...)
 }
 
 // trickle writes b a byte a second (reading and dropping what comes back)
@@ -555,5 +599,3 @@ func requestFlood() scenario {
 		},
 	}
 }
-
-

@@ -88,6 +88,8 @@ type server struct {
 	http   string // HOST:PORT of HTTP, "" when off
 	stderr string // path of its stderr
 	done   chan struct{}
+	// tunnels, when set, is how the server accepts tunnels.
+	tunnels *tunnelSetup
 }
 
 var boundRe = regexp.MustCompile(`Bound to (\S+)`)
@@ -146,7 +148,7 @@ func (s *server) readStdout(r io.Reader, bound chan<- string) {
 }
 
 func (s *server) stop() {
-	if s.t.Failed() {
+	if s.t.Failed() || os.Getenv("ABUSE_TAIL") != "" {
 		s.t.Logf("server stderr (tail):\n%s", s.tail())
 	}
 	_ = s.cmd.Process.Kill()
@@ -221,4 +223,17 @@ func cleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// waitLog waits up to d for a line holding substr in the server's stderr
+// and returns how long it took.
+func (s *server) waitLog(substr string, d time.Duration) (time.Duration, bool) {
+	t0 := time.Now()
+	for time.Since(t0) < d {
+		if s.countLog(substr) > 0 {
+			return time.Since(t0), true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(t0), false
 }
