@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -236,4 +237,24 @@ func (s *server) waitLog(substr string, d time.Duration) (time.Duration, bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return time.Since(t0), false
+}
+
+// heap is the server's go_memstats_heap_alloc_bytes from its /metrics (0 if
+// it does not answer within a second).
+func (s *server) heap() int64 {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + s.http + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 4<<20))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f)
+		}
+	}
+	return 0
 }
