@@ -112,6 +112,9 @@ func startServer(t testing.TB, args ...string) *server {
 	s.cmd = exec.Command(serverBin, all...)
 	s.cmd.Env = cleanEnv()
 	s.cmd.Stderr = errf
+	// A test binary killed by its -timeout runs no Cleanup: the server
+	// goes with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
