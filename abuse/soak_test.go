@@ -348,5 +348,3 @@ func listFlood(ctx context.Context, ip net.IP, addr string) {
 		p.Close()
 	}
 }
-
-
