@@ -245,7 +245,8 @@ func (s *server) waitLog(substr string, d time.Duration) (time.Duration, bool) {
 // heap is the server's go_memstats_heap_alloc_bytes from its /metrics (0 if
 // it does not answer within a second).
 func (s *server) heap() int64 {
-	c := http.Client{Timeout: time.Second}
+	// No keep-alive: an idle connection's goroutines would outlive the test.
+	c := http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get("http://" + s.http + "/metrics")
 	if err != nil {
 		return 0

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/testutil"
 	"github.com/hydra-net/hydra/registry"
 )
 
@@ -51,6 +53,8 @@ func soakDuration(t *testing.T) time.Duration {
 //	HYDRA_SOAK=10m go test -run TestSoak -timeout 15m -v ./abuse/
 func TestSoak(t *testing.T) {
 	needServer(t)
+	base := runtime.NumGoroutine()
+	t.Cleanup(func() { testutil.CheckGoroutines(t, base) }) // runs last
 	dur := soakDuration(t)
 	s := startServer(t)
 	registerBig(t, s, "soak-big", 200, 4000) // what makes LIST replies big
@@ -63,10 +67,10 @@ func TestSoak(t *testing.T) {
 	churnCtx, churnStop := context.WithTimeout(ctx, max(dur-2*soakChurnTTL-time.Second, dur/2))
 	defer churnStop()
 	for i := range soakChurners {
-		g.go_(func() { churn(churnCtx, s.addr, i, &churned) })
+		g.spawn(func() { churn(churnCtx, s.addr, i, &churned) })
 	}
 	for _, l := range lives {
-		g.go_(func() { l.lookups(ctx, &lostDuring) })
+		g.spawn(func() { l.lookups(ctx, &lostDuring) })
 	}
 	hostile(ctx, s, &g)
 
@@ -292,10 +296,10 @@ func churnedLeft(t *testing.T, s *server) int {
 // silent sockets and 50 idle ones through their handshake.
 func hostile(ctx context.Context, s *server, g *group) {
 	for i := range 2 {
-		g.go_(func() { listFlood(ctx, attackerIP(i), s.addr) })
+		g.spawn(func() { listFlood(ctx, attackerIP(i), s.addr) })
 	}
 	for range 10 {
-		g.go_(func() {
+		g.spawn(func() {
 			p, err := dialPeer(attackerIP(2), s.addr, false)
 			if err != nil {
 				return
@@ -305,14 +309,14 @@ func hostile(ctx context.Context, s *server, g *group) {
 		})
 	}
 	for range 50 {
-		g.go_(func() {
+		g.spawn(func() {
 			c, err := dialFrom(attackerIP(3), s.addr)
 			if err == nil {
 				waitClosed(ctx, c)
 				c.Close()
 			}
 		})
-		g.go_(func() {
+		g.spawn(func() {
 			p, err := dialPeer(attackerIP(4), s.addr, true)
 			if err == nil {
 				stop := context.AfterFunc(ctx, func() { p.Close() })

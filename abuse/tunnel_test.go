@@ -45,10 +45,11 @@ func (ts tunnelSetup) serverArgs() []string {
 }
 
 // newTunnel starts a second server process that keeps a tunnel to s from
-// 127.0.0.1 and returns how long the tunnel took to come up (false: not
-// within d).
-func (ts tunnelSetup) newTunnel(t testing.TB, s *server, d time.Duration) (time.Duration, bool) {
+// 127.0.0.1 (on the calling test's goroutine: it may fail t) and returns
+// a func that waits up to d for the tunnel to come up, returning how long
+// it took (false: not within d).
+func (ts tunnelSetup) newTunnel(t testing.TB, s *server) func(d time.Duration) (time.Duration, bool) {
 	t.Helper()
 	c := startServer(t, "--key-file", ts.peerKey, "--tunnel", s.addr, "--remote-key", ts.serverPub)
-	return c.waitLog("tunnel: up", d)
+	return func(d time.Duration) (time.Duration, bool) { return c.waitLog("tunnel: up", d) }
 }
