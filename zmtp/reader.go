@@ -16,12 +16,14 @@ const (
 	readBufSize = 64 << 10
 	// smallBufSize is the read buffer of a connection without traffic: the
 	// greeting and the handshake's commands fit (a bigger one gets a buffer
-	// its size), and an idle connection, many of which cost nothing to
-	// open, holds no more.
-	smallBufSize = 4 << 10
-	// heavyRead is what a read returns when traffic waits: from it on, the
-	// next buffer is readBufSize, below it smallBufSize.
-	heavyRead = smallBufSize / 2
+	// its size), and an idle connection, many of which cost a peer nothing
+	// to open, holds no more.
+	smallBufSize = 2 << 10
+	// heavyRead is what a read returns when traffic waits (it filled a
+	// small buffer, or a good part of a large one): the next buffer is
+	// readBufSize. After lighter reads it is smallBufSize, and an empty
+	// large buffer is let go (idleBig).
+	heavyRead = smallBufSize
 	// directReadMin is the body size from which a frame gets a buffer of
 	// its own and is read straight into it, skipping one copy.
 	directReadMin = readBufSize / 2
