@@ -131,6 +131,8 @@ func NewServer(cfg Config) (*Server, error) {
 		Linger:            2 * time.Second,
 		RecvTimeout:       cfg.SweepInterval,
 		Security:          cfg.Security,
+		Handshakes:        limiter(cfg.HandshakesPerSource, cfg.Handshakes, true),
+		Conns:             limiter(cfg.ConnsPerSource, cfg.Conns, false),
 	})
 	if err != nil {
 		return nil, err

@@ -97,7 +97,7 @@ func (c *conn) serve() error {
 	defer c.connSlot.Release()
 	if err := c.s.attach(c); err != nil {
 		close(c.writerDone)
-		c.log.Warn("zmtp: peer refused", "err", err)
+		c.logRefusal(err)
 		c.sendErrorNow(err.Error())
 		return err
 	}
@@ -135,6 +135,16 @@ func (c *conn) admit() error {
 		return err
 	}
 	return nil
+}
+
+// logRefusal logs why attach refused a connection; an accepted peer's
+// refusals are said once per source like its handshake failures.
+func (c *conn) logRefusal(err error) {
+	level := slog.LevelWarn
+	if c.accepted {
+		level, _ = c.s.acceptedFailure(c.nc.RemoteAddr(), FailOther)
+	}
+	c.log.Log(context.Background(), level, "zmtp: peer refused", "err", err)
 }
 
 // evict closes a connection whose handshake slot a newcomer took

@@ -19,8 +19,8 @@ const (
 	// its size), and an idle connection, many of which cost a peer nothing
 	// to open, holds no more.
 	smallBufSize = 2 << 10
-	// heavyRead is what a read returns when traffic waits (it filled a
-	// small buffer, or a good part of a large one): the next buffer is
+	// heavyRead is what a read returns when traffic waits: from it on (or
+	// from half of it, when that filled the buffer), the next buffer is
 	// readBufSize. After lighter reads it is smallBufSize, and an empty
 	// large buffer is let go (idleBig).
 	heavyRead = smallBufSize
@@ -82,7 +82,7 @@ func (fr *frameReader) fill(n int) error {
 		m, err := fr.r.Read(dst)
 		fr.wpos += m
 		if !limited {
-			fr.heavy = m >= heavyRead
+			fr.heavy = m >= heavyRead || m == len(dst) && m >= heavyRead/2
 		}
 		if err != nil {
 			if fr.wpos-fr.rpos >= n {
