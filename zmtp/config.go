@@ -52,13 +52,13 @@ type Config struct {
 	// Default 10s.
 	HandshakeTimeout time.Duration
 
-	// FrameTimeout and MinRecvRate bound how long a frame may take to
-	// arrive once its first byte has: FrameTimeout plus its size at
-	// MinRecvRate bytes a second, however often bytes of it arrive, so that
-	// a peer trickling a frame holds its connection no longer than one
-	// sending at that rate. Defaults 10s and 16 KiB/s (a 64 KiB frame may
-	// take 14s, an 8 MiB one 522s); a negative MinRecvRate turns the
-	// deadline off.
+	// FrameTimeout and MinRecvRate bound how long a message (all its
+	// frames) may take to arrive once its first byte has: FrameTimeout plus
+	// its size at MinRecvRate bytes a second, however often bytes of it
+	// arrive, so that a peer trickling a message holds its connection no
+	// longer than one sending at that rate. Defaults 10s and 16 KiB/s (a
+	// 64 KiB message may take 14s, an 8 MiB one 522s); a negative
+	// MinRecvRate turns the deadline off.
 	FrameTimeout time.Duration
 	MinRecvRate  int64
 

@@ -39,8 +39,8 @@ type conn struct {
 	hsSlot, connSlot *admission.Slot
 	evicted          atomic.Bool // a newcomer took its handshake slot
 
-	readDeadline  time.Time // the read deadline set now (armDeadline)
-	frameDeadline bool      // it is a frame's progress deadline
+	readDeadline time.Time // the read deadline set now (armDeadline)
+	msgDeadline  bool      // it is a message's progress deadline
 
 	wake       chan struct{} // cap 1: the pipe has something to write
 	stop       chan struct{} // closed to stop the writer
@@ -352,7 +352,7 @@ const libzmqErrorName = "\x5eRROR"
 
 // beforeRead runs before each read of an attached connection: hand over
 // what was parsed and arm the read deadline (armDeadline).
-func (c *conn) beforeRead(midFrame bool) {
+func (c *conn) beforeRead(midMessage bool) {
 	if len(c.batch) > 0 {
 		c.s.deliver(c, c.batch)
 		clear(c.batch)
@@ -361,22 +361,22 @@ func (c *conn) beforeRead(midFrame bool) {
 	if c.stopping.Load() {
 		return
 	}
-	c.armDeadline(midFrame)
+	c.armDeadline(midMessage)
 }
 
-// armDeadline sets the read deadline: between frames, the liveness one
-// (idleTimeout after now, renewed by each read); inside a frame, also the
-// frame's progress deadline (frameReader.frameDeadline), which reads do
-// not renew. It calls the connection only when the deadline changes.
-func (c *conn) armDeadline(midFrame bool) {
+// armDeadline sets the read deadline: between messages, the liveness one
+// (idleTimeout after now, renewed by each read); inside a message, also its
+// progress deadline (frameReader.msgDeadline), which reads do not renew. It
+// calls the connection only when the deadline changes.
+func (c *conn) armDeadline(midMessage bool) {
 	var dl time.Time
 	if d := c.idleTimeout(); d > 0 {
 		dl = time.Now().Add(d)
 	}
-	c.frameDeadline = false
-	if cfg := &c.s.cfg; midFrame && cfg.MinRecvRate > 0 {
-		if fd := c.fr.frameDeadline(cfg.FrameTimeout, cfg.MinRecvRate); dl.IsZero() || fd.Before(dl) {
-			dl, c.frameDeadline = fd, true
+	c.msgDeadline = false
+	if cfg := &c.s.cfg; midMessage && cfg.MinRecvRate > 0 {
+		if md := c.fr.msgDeadline(cfg.FrameTimeout, cfg.MinRecvRate); dl.IsZero() || md.Before(dl) {
+			dl, c.msgDeadline = md, true
 		}
 	}
 	if !dl.Equal(c.readDeadline) {
@@ -407,7 +407,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
-				if c.frameDeadline {
+				if c.msgDeadline {
 					err = fmt.Errorf("%w: %w", ErrTooSlow, err)
 				} else {
 					err = fmt.Errorf("%w: %w", ErrHeartbeatExpiry, err)

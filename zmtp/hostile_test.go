@@ -266,6 +266,31 @@ func TestHostileTrickledFrameDropped(t *testing.T) {
 	}
 }
 
+// A message trickled as many small frames, each arriving well within the
+// allowance, is dropped too: the deadline is the message's.
+func TestHostileTrickledFramesDropped(t *testing.T) {
+	_, addr := hostileServer(t, Config{HeartbeatInterval: 200 * time.Millisecond, FrameTimeout: 300 * time.Millisecond, MinRecvRate: 1000})
+	nc, _ := rawHandshake(t, "127.0.0.2", addr, 1, DEALER)
+	done := make(chan bool, 1)
+	go func() { done <- closedByPeer(nc, hostileGuard) }()
+	part := AppendFrame(nil, FlagMore, []byte{'x'})
+	for sent := 0; sent < 1000; sent++ {
+		if _, err := nc.Write(part); err != nil {
+			break
+		}
+		select {
+		case closed := <-done:
+			if !closed {
+				t.Fatal("a message trickled a frame at a time was held for the whole guard")
+			}
+			t.Logf("dropped after %d frames", sent+1)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatal("1000 frames of one message trickled in without a drop")
+}
+
 // With heartbeats on, an accepted ZMTP 3.0 peer, which cannot answer
 // PINGs, is dropped after HeartbeatTimeout of silence; one that keeps
 // sending stays.

@@ -41,7 +41,7 @@ type frameReader struct {
 	buf        []byte // nil until the first read
 	rpos, wpos int
 	lent       bool // a slice of buf was handed out: never overwrite it
-	heavy      bool // the last read returned heavyRead bytes or more
+	heavy      bool // the last read showed traffic waiting (heavyRead)
 	// afterBig is set after a frame read into its own buffer: the next read
 	// takes just a header's worth, so that a stream of large frames goes
 	// from the kernel straight into each frame's buffer, never via buf.
@@ -51,13 +51,14 @@ type frameReader struct {
 	slab []byte
 	// beforeRead runs before every read once the handshake is done: the
 	// connection flushes the messages it has parsed so far and arms its read
-	// deadline. midFrame: some of the next frame's bytes have arrived.
-	beforeRead func(midFrame bool)
+	// deadline. midMessage: some of the next message's bytes have arrived.
+	beforeRead func(midMessage bool)
 
-	// The frame being read, for its progress deadline (frameDeadline).
-	inFrame    bool      // frameStart is set
-	frameStart time.Time // when a read first waited for this frame's rest
-	frameSize  int64     // its body's size; 0 while its header is incomplete
+	// The message being read, for its progress deadline (msgDeadline).
+	inMsg    bool      // msgStart is set
+	more     bool      // the last frame had MORE: its message goes on
+	msgStart time.Time // when a read first waited for the rest of it
+	msgSize  int64     // its frames' sizes so far, as their headers said
 }
 
 func newFrameReader(r io.Reader) *frameReader { return &frameReader{r: r} }
@@ -72,7 +73,7 @@ func (fr *frameReader) fill(n int) error {
 			fr.moveTail(n)
 		}
 		if fr.beforeRead != nil {
-			fr.beforeRead(fr.wpos > fr.rpos)
+			fr.beforeRead(fr.more || fr.wpos > fr.rpos)
 		}
 		dst := fr.buf[fr.wpos:]
 		limited := fr.afterBig && n <= MaxFrameHeader
@@ -121,16 +122,16 @@ func (fr *frameReader) moveTail(n int) {
 	fr.rpos, fr.buf = 0, nb
 }
 
-// frameDeadline returns when the frame being read must be complete: base
-// after a read first waited for its rest, plus its size at rate bytes a
-// second. Reads inside the frame do not move it, so a peer trickling a
-// frame's bytes holds the connection no longer than one sending them at
-// rate.
-func (fr *frameReader) frameDeadline(base time.Duration, rate int64) time.Time {
-	if !fr.inFrame {
-		fr.inFrame, fr.frameStart = true, time.Now()
+// msgDeadline returns when the message being read must be complete: base
+// after a read first waited for its rest, plus its size (as far as its
+// frame headers tell) at rate bytes a second. Reads inside the message do
+// not move it, so a peer trickling a message's bytes, or its frames, holds
+// the connection no longer than one sending them at rate.
+func (fr *frameReader) msgDeadline(base time.Duration, rate int64) time.Time {
+	if !fr.inMsg {
+		fr.inMsg, fr.msgStart = true, time.Now()
 	}
-	return fr.frameStart.Add(base + transferTime(fr.frameSize, rate))
+	return fr.msgStart.Add(base + transferTime(fr.msgSize, rate))
 }
 
 // transferTime is how long size bytes take at rate bytes a second, at most
@@ -158,7 +159,9 @@ func (fr *frameReader) readFull(n int) ([]byte, error) {
 // next returns the next frame. The body belongs to the caller: it is never
 // overwritten by later reads.
 func (fr *frameReader) next(max int64) (flags byte, body []byte, err error) {
-	fr.inFrame, fr.frameSize = false, 0
+	if !fr.more {
+		fr.inMsg, fr.msgSize = false, 0
+	}
 	if err := fr.fill(2); err != nil {
 		return 0, nil, err
 	}
@@ -171,7 +174,8 @@ func (fr *frameReader) next(max int64) (flags byte, body []byte, err error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	fr.frameSize = size
+	fr.msgSize += size
+	fr.more = flags&(FlagMore|FlagCommand) == FlagMore
 	fr.afterBig = size >= directReadMin
 	if fr.afterBig {
 		if size > math.MaxInt {
