@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +85,7 @@ func (c *conn) serve() error {
 			reason := classifyHandshake(err, c.inMech)
 			if c.evicted.Load() {
 				reason = FailLimit
+				err = fmt.Errorf("zmtp: handshake cut for a newcomer (too many handshakes): %w", err)
 			}
 			c.s.hsCount[reason].Add(1)
 			c.logHandshakeFailure(err, reason)
@@ -142,7 +145,7 @@ func (c *conn) admit() error {
 func (c *conn) logRefusal(err error) {
 	level := slog.LevelWarn
 	if c.accepted {
-		level, _ = c.s.acceptedFailure(c.nc.RemoteAddr(), FailOther)
+		level, _ = c.s.acceptedFailure(c.nc.RemoteAddr(), FailOther, c.cause(err))
 	}
 	c.log.Log(context.Background(), level, "zmtp: peer refused", "err", err)
 }
@@ -184,7 +187,7 @@ func (c *conn) logHandshakeFailure(err error, reason HandshakeFailure) {
 		c.log.Log(context.Background(), level, "zmtp: handshake failed", "err", err)
 		return
 	}
-	level, repeated := c.s.acceptedFailure(c.nc.RemoteAddr(), reason)
+	level, repeated := c.s.acceptedFailure(c.nc.RemoteAddr(), reason, c.cause(err))
 	args := []any{"err", err, "reason", reason.String()}
 	if repeated > 0 {
 		args = append(args, "repeated", repeated)
@@ -192,19 +195,37 @@ func (c *conn) logHandshakeFailure(err error, reason HandshakeFailure) {
 	c.log.Log(context.Background(), level, "zmtp: handshake failed", args...)
 }
 
-// hsFail counts a repeated handshake failure of one source.
+// cause is err's text without the connection's addresses, the part that
+// stays the same from one connection of a source to the next.
+func (c *conn) cause(err error) string {
+	msg := err.Error()
+	for _, a := range []net.Addr{c.nc.RemoteAddr(), c.nc.LocalAddr()} {
+		if a != nil {
+			msg = strings.ReplaceAll(msg, a.String(), "")
+		}
+	}
+	return msg
+}
+
+// hsFail counts a repeated handshake failure of one source and reason.
 type hsFail struct {
 	warned time.Time // when it was last logged at Warn
 	count  int       // failures since, not logged at Warn
+	causes []string  // the causes logged at Warn since, at most maxCauses
 }
 
+// maxCauses bounds the distinct causes of one source and reason logged at
+// Warn each handshakeWarnEvery: a new cause (another key refused) is worth
+// saying, but a peer can vary its errors without end.
+const maxCauses = 4
+
 // acceptedFailure says at which level to log an accepted connection's
-// handshake failure for reason from addr: Warn the first time and then once
-// every handshakeWarnEvery with the number of failures of that reason from
-// that source in between (repeated), Debug otherwise. A source is an
-// address, an IPv6 /64 (admission.Source); the error's text, which names
-// the port, is not part of the key.
-func (s *Socket) acceptedFailure(addr net.Addr, reason HandshakeFailure) (level slog.Level, repeated int) {
+// handshake failure for reason and cause from addr: Warn the first time,
+// and for each new cause up to maxCauses, then once every
+// handshakeWarnEvery with the number of failures of that reason from that
+// source in between (repeated), Debug otherwise. A source is an address,
+// an IPv6 /64 (admission.Source).
+func (s *Socket) acceptedFailure(addr net.Addr, reason HandshakeFailure, cause string) (level slog.Level, repeated int) {
 	key := addr.String()
 	if src, ok := admission.Source(addr); ok {
 		key = src.String()
@@ -230,14 +251,18 @@ func (s *Socket) acceptedFailure(addr net.Addr, reason HandshakeFailure) (level 
 				return slog.LevelDebug, 0
 			}
 		}
-		s.hsFails[key] = &hsFail{warned: now}
+		s.hsFails[key] = &hsFail{warned: now, causes: []string{cause}}
 		return slog.LevelWarn, 0
 	}
 	if now.Sub(f.warned) < handshakeWarnEvery {
+		if len(f.causes) < maxCauses && !slices.Contains(f.causes, cause) {
+			f.causes = append(f.causes, cause)
+			return slog.LevelWarn, 0
+		}
 		f.count++
 		return slog.LevelDebug, 0
 	}
-	repeated, f.warned, f.count = f.count, now, 0
+	repeated, f.warned, f.count, f.causes = f.count, now, 0, append(f.causes[:0], cause)
 	return slog.LevelWarn, repeated
 }
 
