@@ -227,6 +227,9 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger}
 	n.acc = newAccess(cfg.Access, cfg.Curve, cfg.Join.Peers, cfg.Logger)
 	rcfg := cfg.Registry
+	lim := cfg.Limits.withDefaults()
+	rcfg.HandshakesPerSource, rcfg.Handshakes = lim.HandshakesPerSource, lim.Handshakes
+	rcfg.ConnsPerSource, rcfg.Conns = lim.ConnsPerSource, lim.Conns
 	jcfg := cfg.Join
 	if rcfg.Authorize == nil { // a test may set its own
 		rcfg.Authorize = n.acc.authorize

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hydra-net/hydra/internal/admission"
 	"github.com/hydra-net/hydra/zmtp"
 )
 
@@ -82,6 +83,19 @@ type Config struct {
 	// before the peer is cut off as a slow consumer. Default 10s; negative
 	// turns it off.
 	WriteTimeout time.Duration
+	// HandshakesPerSource and Handshakes cap the accepted ZMTP connections
+	// that have not finished their handshake, from one source address (an
+	// IPv6 /64) and in all; past the total, the source holding the most
+	// gives its oldest up to a newcomer from a source holding fewer
+	// (zmtp.Config.Handshakes). Defaults 32 and 512; negative: no cap.
+	HandshakesPerSource int
+	Handshakes          int
+	// ConnsPerSource and Conns cap the established ZMTP connections
+	// likewise; one past them is refused with an ERROR command ("too many
+	// connections from this address") and closed (zmtp.Config.Conns).
+	// Defaults 256 and 4096; negative: no cap.
+	ConnsPerSource int
+	Conns          int
 
 	// Static are services registered from configuration, for things that
 	// cannot speak Hydra (sshd on :22): they never expire and no client may
@@ -131,6 +145,10 @@ const (
 	DefaultMaxPendingBytes     = 4 << 20
 	DefaultMaxPendingTotal     = 64 << 20
 	DefaultWriteTimeout        = 10 * time.Second
+	DefaultHandshakesPerSource = 32
+	DefaultHandshakes          = 512
+	DefaultConnsPerSource      = 256
+	DefaultConns               = 4096
 )
 
 func (c Config) withDefaults() Config {
@@ -159,6 +177,10 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxPendingBytes, DefaultMaxPendingBytes)
 	setDefault(&c.MaxPendingTotal, DefaultMaxPendingTotal)
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&c.HandshakesPerSource, DefaultHandshakesPerSource)
+	setDefault(&c.Handshakes, DefaultHandshakes)
+	setDefault(&c.ConnsPerSource, DefaultConnsPerSource)
+	setDefault(&c.Conns, DefaultConns)
 	return c
 }
 
@@ -209,6 +231,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("registry: config: MaxMetadataBytes %d must be below MaxRequestBytes %d", c.MaxMetadataBytes, c.MaxRequestBytes)
 	}
 	return nil
+}
+
+// limiter makes the admission.Limiter of a pair of caps (negative: none);
+// nil when neither caps anything.
+func limiter(perSource, total int, evict bool) *admission.Limiter {
+	if perSource <= 0 && total <= 0 {
+		return nil
+	}
+	return admission.New(admission.Config{PerSource: max(perSource, 0), Total: max(total, 0), Evict: evict})
 }
 
 // quieter passes records to h one level lower: the ZMTP layer's per-peer

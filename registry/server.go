@@ -138,6 +138,8 @@ func NewServer(cfg Config) (*Server, error) {
 		MaxPendingBytes:   cfg.MaxPendingBytes,
 		MaxPendingTotal:   cfg.MaxPendingTotal,
 		WriteTimeout:      wt,
+		Handshakes:        limiter(cfg.HandshakesPerSource, cfg.Handshakes, true),
+		Conns:             limiter(cfg.ConnsPerSource, cfg.Conns, false),
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/admission"
 )
 
 // Config configures a socket. The zero value is usable: every field says its
@@ -46,8 +48,31 @@ type Config struct {
 	MaxMsgSize int64
 
 	// HandshakeTimeout bounds the greeting and security handshake of each
-	// connection (and each dial). Default 10s.
+	// connection (and each dial), from its start: reads do not renew it.
+	// Default 10s.
 	HandshakeTimeout time.Duration
+
+	// FrameTimeout and MinRecvRate bound how long a message (all its
+	// frames) may take to arrive once its first byte has: FrameTimeout plus
+	// its size at MinRecvRate bytes a second, however often bytes of it
+	// arrive, so that a peer trickling a message holds its connection no
+	// longer than one sending at that rate. Defaults 10s and 16 KiB/s (a
+	// 64 KiB message may take 14s, an 8 MiB one 522s); a negative
+	// MinRecvRate turns the deadline off.
+	FrameTimeout time.Duration
+	MinRecvRate  int64
+
+	// Handshakes caps the accepted connections that have not finished their
+	// handshake, per source address and in all; made with Evict, a
+	// newcomer from a source holding fewer takes the oldest of the source
+	// holding the most, which is closed. A connection refused is closed
+	// unanswered. Connect's dials are not counted. Default nil: no cap.
+	Handshakes *admission.Limiter
+	// Conns caps the accepted connections past their handshake likewise;
+	// one refused gets an ERROR command with the reason ("too many
+	// connections from this address") and is closed. Both kinds of refusal
+	// count as FailLimit (HandshakeFailures). Default nil: no cap.
+	Conns *admission.Limiter
 
 	// ReconnectInterval is the first step of the wait before redialling a
 	// dropped or refused connect endpoint; the step doubles up to
@@ -113,6 +138,8 @@ const (
 	DefaultMaxPendingBytes      = 8 << 20
 	DefaultMaxPendingTotal      = 256 << 20
 	DefaultHandshakeTimeout     = 10 * time.Second
+	DefaultFrameTimeout         = 10 * time.Second
+	DefaultMinRecvRate          = 16 << 10
 	DefaultReconnectInterval    = 100 * time.Millisecond
 	DefaultReconnectIntervalMax = 5 * time.Second
 	// DefaultHeartbeatTimeoutFactor × HeartbeatInterval is the default
@@ -144,6 +171,7 @@ func (c Config) Validate() error {
 		{"SendHWM", int64(c.SendHWM)}, {"RecvHWM", int64(c.RecvHWM)},
 		{"SendTimeout", int64(c.SendTimeout)}, {"RecvTimeout", int64(c.RecvTimeout)},
 		{"MaxMsgSize", c.MaxMsgSize}, {"HandshakeTimeout", int64(c.HandshakeTimeout)},
+		{"FrameTimeout", int64(c.FrameTimeout)},
 		{"ReconnectInterval", int64(c.ReconnectInterval)}, {"ReconnectIntervalMax", int64(c.ReconnectIntervalMax)},
 		{"HeartbeatInterval", int64(c.HeartbeatInterval)}, {"HeartbeatTimeout", int64(c.HeartbeatTimeout)},
 		{"HeartbeatTTL", int64(c.HeartbeatTTL)},
@@ -185,6 +213,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.FrameTimeout <= 0 {
+		c.FrameTimeout = DefaultFrameTimeout
+	}
+	if c.MinRecvRate == 0 {
+		c.MinRecvRate = DefaultMinRecvRate
 	}
 	if c.ReconnectInterval <= 0 {
 		c.ReconnectInterval = DefaultReconnectInterval

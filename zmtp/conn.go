@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hydra-net/hydra/internal/admission"
 )
 
 // conn is one ZMTP connection. Its life: handshake (greeting, then the
@@ -31,6 +35,15 @@ type conn struct {
 	closeFlushed atomic.Bool
 	inMech       bool // the handshake reached the mechanism's part (a failure's reason)
 	cut          bool // cut off as a slow consumer (under s.mu)
+	accepted     bool // accepted by a listener, not dialled by Connect
+
+	// Admission (Config.Handshakes, Config.Conns) of an accepted
+	// connection: nil slots when there is no cap.
+	hsSlot, connSlot *admission.Slot
+	evicted          atomic.Bool // a newcomer took its handshake slot
+
+	readDeadline time.Time // the read deadline set now (armDeadline)
+	msgDeadline  bool      // it is a message's progress deadline
 
 	wake       chan struct{} // cap 1: the pipe has something to write
 	stop       chan struct{} // closed to stop the writer
@@ -65,17 +78,30 @@ func newConn(s *Socket, nc net.Conn, p *pipe) *conn {
 func (c *conn) serve() error {
 	defer c.nc.Close()
 	defer c.wipeCipher()
-	if err := c.handshake(); err != nil {
+	err := c.handshake()
+	c.hsSlot.Release()
+	if err != nil {
 		close(c.writerDone) // no writer was started
 		if !c.stopping.Load() {
-			c.s.hsCount[classifyHandshake(err, c.inMech)].Add(1)
-			c.logHandshakeFailure(err)
+			reason := classifyHandshake(err, c.inMech)
+			if c.evicted.Load() {
+				reason = FailLimit
+				err = fmt.Errorf("zmtp: handshake cut for a newcomer (too many handshakes): %w", err)
+			}
+			c.s.hsCount[reason].Add(1)
+			c.logHandshakeFailure(err, reason)
 		}
 		return err
 	}
+	if err := c.admit(); err != nil {
+		close(c.writerDone)
+		c.sendErrorNow(err.Error())
+		return err
+	}
+	defer c.connSlot.Release()
 	if err := c.s.attach(c); err != nil {
 		close(c.writerDone)
-		c.log.Warn("zmtp: peer refused", "err", err)
+		c.logRefusal(err)
 		c.sendErrorNow(err.Error())
 		return err
 	}
@@ -87,7 +113,7 @@ func (c *conn) serve() error {
 		c.writeLoop()
 	}()
 	c.fr.beforeRead = c.beforeRead
-	err := c.readLoop()
+	err = c.readLoop()
 	c.s.detach(c)
 	c.stopWriter()
 	<-c.writerDone
@@ -97,6 +123,39 @@ func (c *conn) serve() error {
 		c.log.Info("zmtp: peer dropped", "err", err)
 	}
 	return err
+}
+
+// admit takes an established connection's slot (Config.Conns) for an
+// accepted connection; a refusal is counted and logged as a handshake
+// failure (FailLimit) and its error is what the peer is told.
+func (c *conn) admit() error {
+	if !c.accepted {
+		return nil
+	}
+	var err error
+	if c.connSlot, err = c.s.cfg.Conns.Acquire(c.nc.RemoteAddr(), nil); err != nil {
+		c.s.hsCount[FailLimit].Add(1)
+		c.logHandshakeFailure(err, FailLimit)
+		return err
+	}
+	return nil
+}
+
+// logRefusal logs why attach refused a connection; an accepted peer's
+// refusals are said once per source like its handshake failures.
+func (c *conn) logRefusal(err error) {
+	level := slog.LevelWarn
+	if c.accepted {
+		level, _ = c.s.acceptedFailure(c.nc.RemoteAddr(), FailOther, c.cause(err))
+	}
+	c.log.Log(context.Background(), level, "zmtp: peer refused", "err", err)
+}
+
+// evict closes a connection whose handshake slot a newcomer took
+// (admission's Evict); the handshake then fails as FailLimit.
+func (c *conn) evict() {
+	c.evicted.Store(true)
+	c.nc.Close()
 }
 
 // wipeCipher lets a cipher that can (see MessageCipher) zero its keys,
@@ -112,46 +171,69 @@ func (c *conn) wipeCipher() {
 // (a server refusing our keys, retried every ReconnectIntervalMax): that
 // goes to Debug, with a reminder at Warn every handshakeWarnEvery, until the
 // attempts succeed or fail differently. An accepted connection's failure is
-// kept by source host (acceptedFailure): the first at Warn, the same again
-// at Debug, with a count at the next Warn a handshakeWarnEvery later.
-func (c *conn) logHandshakeFailure(err error) {
-	level := slog.LevelWarn
-	if p := c.pipe; p != nil && p.persistent {
-		now := time.Now()
-		if msg := err.Error(); msg == p.lastHandshakeErr && now.Sub(p.lastHandshakeWarn) < handshakeWarnEvery {
-			level = slog.LevelDebug
-		} else {
-			p.lastHandshakeErr, p.lastHandshakeWarn = msg, now
-		}
-	}
-	if p := c.pipe; p == nil || !p.persistent {
-		level, repeated := c.s.acceptedFailure(c.nc.RemoteAddr(), err.Error())
-		if repeated > 0 {
-			c.log.Log(context.Background(), level, "zmtp: handshake failed", "err", err, "repeated", repeated)
-			return
+// kept by source and reason (acceptedFailure): the first at Warn, the same
+// again at Debug, with a count at the next Warn a handshakeWarnEvery later,
+// so that a flood of them from a few addresses is a few lines.
+func (c *conn) logHandshakeFailure(err error, reason HandshakeFailure) {
+	if !c.accepted {
+		level := slog.LevelWarn
+		if p := c.pipe; p != nil && p.persistent {
+			now := time.Now()
+			if msg := err.Error(); msg == p.lastHandshakeErr && now.Sub(p.lastHandshakeWarn) < handshakeWarnEvery {
+				level = slog.LevelDebug
+			} else {
+				p.lastHandshakeErr, p.lastHandshakeWarn = msg, now
+			}
 		}
 		c.log.Log(context.Background(), level, "zmtp: handshake failed", "err", err)
 		return
 	}
-	c.log.Log(context.Background(), level, "zmtp: handshake failed", "err", err)
+	level, repeated := c.s.acceptedFailure(c.nc.RemoteAddr(), reason, c.cause(err))
+	args := []any{"err", err, "reason", reason.String()}
+	if repeated > 0 {
+		args = append(args, "repeated", repeated)
+	}
+	c.log.Log(context.Background(), level, "zmtp: handshake failed", args...)
 }
 
-// hsFail counts a repeated handshake failure of one source host.
+// cause is err's text without the connection's addresses, the part that
+// stays the same from one connection of a source to the next.
+func (c *conn) cause(err error) string {
+	msg := err.Error()
+	for _, a := range []net.Addr{c.nc.RemoteAddr(), c.nc.LocalAddr()} {
+		if a != nil {
+			msg = strings.ReplaceAll(msg, a.String(), "")
+		}
+	}
+	return msg
+}
+
+// hsFail counts a repeated handshake failure of one source and reason.
 type hsFail struct {
 	warned time.Time // when it was last logged at Warn
 	count  int       // failures since, not logged at Warn
+	causes []string  // the causes logged at Warn since, at most maxCauses
 }
 
+// maxCauses bounds the distinct causes of one source and reason logged at
+// Warn each handshakeWarnEvery: a new cause (another key refused) is worth
+// saying, but a peer can vary its errors without end.
+const maxCauses = 4
+
 // acceptedFailure says at which level to log an accepted connection's
-// handshake failure msg from addr: Warn the first time and then once
-// every handshakeWarnEvery with the number of identical failures in
-// between (repeated), Debug otherwise.
-func (s *Socket) acceptedFailure(addr net.Addr, msg string) (level slog.Level, repeated int) {
-	host := addr.String()
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+// handshake failure for reason and cause from addr: Warn the first time,
+// and for each new cause up to maxCauses, then once every
+// handshakeWarnEvery with the number of failures of that reason from that
+// source in between (repeated), Debug otherwise. A source is an address,
+// an IPv6 /64 (admission.Source).
+func (s *Socket) acceptedFailure(addr net.Addr, reason HandshakeFailure, cause string) (level slog.Level, repeated int) {
+	key := addr.String()
+	if src, ok := admission.Source(addr); ok {
+		key = src.String()
+	} else if h, _, err := net.SplitHostPort(key); err == nil {
+		key = h
 	}
-	key := host + "\x00" + msg
+	key += "\x00" + reason.String()
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -170,14 +252,18 @@ func (s *Socket) acceptedFailure(addr net.Addr, msg string) (level slog.Level, r
 				return slog.LevelDebug, 0
 			}
 		}
-		s.hsFails[key] = &hsFail{warned: now}
+		s.hsFails[key] = &hsFail{warned: now, causes: []string{cause}}
 		return slog.LevelWarn, 0
 	}
 	if now.Sub(f.warned) < handshakeWarnEvery {
+		if len(f.causes) < maxCauses && !slices.Contains(f.causes, cause) {
+			f.causes = append(f.causes, cause)
+			return slog.LevelWarn, 0
+		}
 		f.count++
 		return slog.LevelDebug, 0
 	}
-	repeated, f.warned, f.count = f.count, now, 0
+	repeated, f.warned, f.count, f.causes = f.count, now, 0, append(f.causes[:0], cause)
 	return slog.LevelWarn, repeated
 }
 
@@ -290,9 +376,9 @@ func (h handshakeConn) ReadCommand() (Command, error) {
 // libzmqErrorName is how libzmq 4.3.x's ERROR command starts on the wire.
 const libzmqErrorName = "\x5eRROR"
 
-// beforeRead runs before the reader blocks: hand over what was parsed and
-// arm the liveness deadline.
-func (c *conn) beforeRead() {
+// beforeRead runs before each read of an attached connection: hand over
+// what was parsed and arm the read deadline (armDeadline).
+func (c *conn) beforeRead(midMessage bool) {
 	if len(c.batch) > 0 {
 		c.s.deliver(c, c.batch)
 		clear(c.batch)
@@ -301,16 +387,43 @@ func (c *conn) beforeRead() {
 	if c.stopping.Load() {
 		return
 	}
+	c.armDeadline(midMessage)
+}
+
+// armDeadline sets the read deadline: between messages, the liveness one
+// (idleTimeout after now, renewed by each read); inside a message, also its
+// progress deadline (frameReader.msgDeadline), which reads do not renew. It
+// calls the connection only when the deadline changes.
+func (c *conn) armDeadline(midMessage bool) {
+	var dl time.Time
+	if d := c.idleTimeout(); d > 0 {
+		dl = time.Now().Add(d)
+	}
+	c.msgDeadline = false
+	if cfg := &c.s.cfg; midMessage && cfg.MinRecvRate > 0 {
+		if md := c.fr.msgDeadline(cfg.FrameTimeout, cfg.MinRecvRate); dl.IsZero() || md.Before(dl) {
+			dl, c.msgDeadline = md, true
+		}
+	}
+	if !dl.Equal(c.readDeadline) {
+		c.readDeadline = dl
+		_ = c.nc.SetReadDeadline(dl)
+	}
+}
+
+// idleTimeout is how long the peer may send nothing, 0 for ever: with
+// heartbeats on, HeartbeatTimeout for a 3.1 peer, which answers our PINGs,
+// and for an accepted 3.0 peer, which cannot and must send something of
+// its own that often (PROTOCOL.md §1); at most the peer's PING TTL.
+func (c *conn) idleTimeout() time.Duration {
 	var d time.Duration
-	if c.v31 && c.s.cfg.HeartbeatInterval > 0 {
-		d = c.s.cfg.HeartbeatTimeout // our PINGs get PONGs: silence means dead
+	if c.s.cfg.HeartbeatInterval > 0 && (c.v31 || c.accepted) {
+		d = c.s.cfg.HeartbeatTimeout
 	}
 	if ttl := time.Duration(c.peerTTL.Load()); ttl > 0 && (d == 0 || ttl < d) {
 		d = ttl
 	}
-	if d > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(d))
-	}
+	return d
 }
 
 func (c *conn) readLoop() error {
@@ -320,8 +433,11 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
-				// Only heartbeats arm a read deadline after the handshake.
-				err = fmt.Errorf("%w: %w", ErrHeartbeatExpiry, err)
+				if c.msgDeadline {
+					err = fmt.Errorf("%w: %w", ErrTooSlow, err)
+				} else {
+					err = fmt.Errorf("%w: %w", ErrHeartbeatExpiry, err)
+				}
 			}
 			return err
 		}

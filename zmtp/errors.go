@@ -43,6 +43,9 @@ var (
 	ErrHandshake       = errors.New("zmtp: handshake failed")
 	ErrPeerError       = errors.New("zmtp: peer sent ERROR")
 	ErrHeartbeatExpiry = errors.New("zmtp: peer heartbeat timed out")
+	// ErrTooSlow: a message's bytes arrived slower than
+	// Config.MinRecvRate allows (Config.FrameTimeout).
+	ErrTooSlow = errors.New("zmtp: message arriving below the minimum rate")
 )
 
 // PeerError carries the reason of an ERROR command received from a peer. It

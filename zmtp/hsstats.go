@@ -27,11 +27,14 @@ const (
 	FailSocketType
 	// FailOther: anything else (a write error, a malformed command).
 	FailOther
+	// FailLimit: refused or cut by a cap on connections (Config.Handshakes,
+	// Config.Conns): too many from its source address, or in all.
+	FailLimit
 
 	numHandshakeFailures
 )
 
-var handshakeFailureNames = [numHandshakeFailures]string{"timeout", "closed", "greeting", "security", "socket_type", "other"}
+var handshakeFailureNames = [numHandshakeFailures]string{"timeout", "closed", "greeting", "security", "socket_type", "other", "limit"}
 
 // String is the reason's name, a Prometheus label value ("security").
 func (f HandshakeFailure) String() string {

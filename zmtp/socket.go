@@ -249,8 +249,14 @@ func (s *Socket) acceptLoop(l net.Listener) {
 	defer s.wg.Done()
 	_ = acceptloop.Serve(l, s.log, func(nc net.Conn) {
 		c := newConn(s, nc, nil)
+		c.accepted = true
+		if !s.admitHandshake(c) {
+			nc.Close()
+			return
+		}
 		if !s.track(c) {
 			// Close has begun and closed l: Accept ends the loop next.
+			c.hsSlot.Release()
 			nc.Close()
 			return
 		}
@@ -261,6 +267,19 @@ func (s *Socket) acceptLoop(l net.Listener) {
 			s.untrack(c)
 		}()
 	})
+}
+
+// admitHandshake takes a handshake slot (Config.Handshakes) for an
+// accepted connection, or counts and logs its refusal (FailLimit). A
+// refused connection is closed unanswered: nothing was read from it.
+func (s *Socket) admitHandshake(c *conn) bool {
+	var err error
+	if c.hsSlot, err = s.cfg.Handshakes.Acquire(c.nc.RemoteAddr(), c.evict); err != nil {
+		s.hsCount[FailLimit].Add(1)
+		c.logHandshakeFailure(fmt.Errorf("zmtp: handshake refused: %w", err), FailLimit)
+		return false
+	}
+	return true
 }
 
 // Connect connects to endpoint in the background, now and again whenever
