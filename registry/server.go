@@ -76,7 +76,7 @@ type Server struct {
 
 type serverStats struct {
 	requests, errors, registered, expired, deregistered atomic.Int64
-	events, eventsDropped, repliesDropped, slow         atomic.Int64
+	events, eventsDropped, repliesDropped               atomic.Int64
 	entries, names, clients, watches                    atomic.Int64
 	verbs                                               verbCounters // by verb and result (observe.go)
 }
@@ -548,6 +548,9 @@ type Limits struct {
 	MinTTL              float64 `json:"min_ttl"`
 	MaxTTL              float64 `json:"max_ttl"`
 	WatchKeepalive      float64 `json:"watch_keepalive"`
+	MaxPendingBytes     int64   `json:"max_pending_bytes"`
+	MaxPendingTotal     int64   `json:"max_pending_total"`
+	WriteTimeout        float64 `json:"write_timeout"` // seconds; 0: off
 }
 
 // MemoryInfo is the server process's memory, from runtime.MemStats.
@@ -571,7 +574,9 @@ func (s *Server) info() Info {
 			MaxMetadataBytes: c.MaxMetadataBytes, MaxRequestBytes: c.MaxRequestBytes,
 			MaxWatches: c.MaxWatches, MaxWatchesPerPeer: c.MaxWatchesPerPeer, MaxListPage: c.MaxListPage,
 			DefaultTTL: c.DefaultTTL.Seconds(), MinTTL: c.MinTTL.Seconds(), MaxTTL: c.MaxTTL.Seconds(),
-			WatchKeepalive: c.WatchKeepalive.Seconds(),
+			WatchKeepalive:  c.WatchKeepalive.Seconds(),
+			MaxPendingBytes: c.MaxPendingBytes, MaxPendingTotal: c.MaxPendingTotal,
+			WriteTimeout: max(c.WriteTimeout, 0).Seconds(),
 		},
 		Memory:   MemoryInfo{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()},
 		Security: s.mechanism, Kinds: s.kinds(),
