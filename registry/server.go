@@ -376,7 +376,9 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 	}
 	if s.repl != nil && len(frames) > 0 && bytes.EqualFold(frames[0], syncFrame) {
 		// SYNC is link traffic of the replicator, not a request: answered
-		// only when it is not link traffic at all.
+		// only when it is not link traffic at all. A joined server is sent
+		// snapshots in bursts: only the total budget bounds what it holds.
+		s.sock.SetPendingLimit(env[0], s.cfg.MaxPendingTotal)
 		if err := s.repl.Sync(env, frames[1:], now); err != nil {
 			s.replyErr(env, nil, VerbSync, err)
 		}

@@ -254,3 +254,28 @@ func TestSlowSubscriberCut(t *testing.T) {
 	}
 	waitPeers(t, pub, 1)
 }
+
+// TestSetPendingLimit: a peer given a budget of its own is held to that
+// one, not the socket's.
+func TestSetPendingLimit(t *testing.T) {
+	r := newSock(t, ROUTER, Config{RouterMandatory: true, MaxPendingBytes: 256 << 10})
+	ep := bindSmall(t, r)
+	dialStuckPeer(t, ep, "trusted")
+	waitPeer(t, r, "trusted", true)
+	if !r.SetPendingLimit([]byte("trusted"), 2<<20) || r.SetPendingLimit([]byte("nobody"), 1) {
+		t.Fatal("SetPendingLimit: wrong peer found")
+	}
+	page := bytes.Repeat([]byte("x"), 64<<10)
+	var err error
+	var held int64
+	for i := 0; i < 200 && err == nil; i++ {
+		held = pipePending(r, "trusted")
+		err = r.Send([]byte("trusted"), page)
+	}
+	if !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("send past its own budget: %v", err)
+	}
+	if held < 2<<20-64<<10 {
+		t.Fatalf("cut with %d bytes pending, under its own budget", held)
+	}
+}
