@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -79,7 +80,8 @@ func waitPeer(t *testing.T, r *Socket, id string, connected bool) {
 // reply. Afterwards nothing is counted as pending.
 func TestSlowConsumerCutOff(t *testing.T) {
 	const budget = 256 << 10
-	r := newSock(t, ROUTER, Config{RouterMandatory: true, MaxPendingBytes: budget})
+	logs := &levelCounter{}
+	r := newSock(t, ROUTER, Config{RouterMandatory: true, MaxPendingBytes: budget, Logger: slog.New(logs)})
 	ep := bindSmall(t, r)
 	good := newSock(t, DEALER, Config{RoutingID: []byte("good")})
 	connect(t, good, ep)
@@ -136,6 +138,13 @@ func TestSlowConsumerCutOff(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, "pending bytes back to 0", func() bool { return r.pendingBytes() == 0 })
+	any := func(string) bool { return true }
+	if n := logs.count(slog.LevelWarn, "zmtp: slow consumer cut off", any); n != 1 {
+		t.Errorf("the cut was logged %d times at Warn, want once", n)
+	}
+	if n := logs.count(slog.LevelInfo, "zmtp: write failed", any) + logs.count(slog.LevelInfo, "zmtp: peer dropped", any); n != 0 {
+		t.Errorf("the cut peer's closed connection was logged %d more times at Info", n)
+	}
 }
 
 // TestSlowConsumerTotalBudget: several slow peers each under their own
