@@ -89,6 +89,15 @@ func TestSlowConsumerCutOff(t *testing.T) {
 	waitPeer(t, r, "stuck", true)
 	waitPeers(t, r, 2)
 
+	// One message over the budget to a peer with nothing pending goes.
+	big := bytes.Repeat([]byte("b"), 2*budget)
+	if err := r.Send([]byte("good"), big); err != nil {
+		t.Fatalf("one big message to an empty queue: %v", err)
+	}
+	if m := recvT(t, good); !bytes.Equal(m[0], big) {
+		t.Fatalf("good peer got %d bytes, want the big message", len(m[0]))
+	}
+
 	// Requests the ROUTER has not received yet when the peer is cut.
 	for i := range 20 {
 		stuck.write(AppendMessage(nil, [][]byte{[]byte(fmt.Sprintf("stuck-%d", i))}))
