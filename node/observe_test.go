@@ -81,7 +81,7 @@ func TestMetricsMove(t *testing.T) {
 		t.Fatalf("hydra_registry_responsive %v", v)
 	}
 	for _, name := range []string{"hydra_entries", "hydra_requests_total", "hydra_handshake_failures_total", "hydra_watchers",
-		"hydra_join_links_up", "hydra_tunnel_links", "go_goroutines", "go_memstats_heap_alloc_bytes", "hydra_build_info"} {
+		"hydra_slow_consumers_total", "hydra_join_links_up", "hydra_tunnel_links", "go_goroutines", "go_memstats_heap_alloc_bytes", "hydra_build_info"} {
 		if before[name] == nil {
 			t.Errorf("no %s", name)
 		}
@@ -326,5 +326,27 @@ func BenchmarkScrape(b *testing.B) {
 			}
 			b.ReportMetric(float64(size), "body-bytes")
 		})
+	}
+}
+
+// TestOutputLimitsReachRegistry: Limits' byte budgets and write timeout
+// are the registry's (INFO's limits say so), defaults included.
+func TestOutputLimitsReachRegistry(t *testing.T) {
+	for _, tc := range []struct {
+		limits       node.Limits
+		bytes, total int64
+		timeout      float64
+	}{
+		{node.Limits{}, node.DefaultPendingBytes, node.DefaultPendingTotal, node.DefaultWriteTimeout.Seconds()},
+		{node.Limits{PendingBytes: 1 << 20, PendingTotal: 2 << 20, WriteTimeout: 3 * time.Second}, 1 << 20, 2 << 20, 3},
+	} {
+		n := nodetest.Start(t, node.Config{Limits: tc.limits})
+		in, err := n.Server().Local().Info(testutil.Context(t, 10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := in.Limits; l.MaxPendingBytes != tc.bytes || l.MaxPendingTotal != tc.total || l.WriteTimeout != tc.timeout {
+			t.Errorf("Limits %+v: INFO limits %+v", tc.limits, l)
+		}
 	}
 }

@@ -78,7 +78,7 @@ type Server struct {
 
 type serverStats struct {
 	requests, errors, registered, expired, deregistered atomic.Int64
-	events, eventsDropped, repliesDropped, slow         atomic.Int64
+	events, eventsDropped, repliesDropped               atomic.Int64
 	entries, names, clients, watches                    atomic.Int64
 	verbs                                               verbCounters // by verb and result (observe.go)
 }
@@ -381,7 +381,9 @@ func (s *Server) handle(msg [][]byte, now time.Time) {
 	}
 	if s.repl != nil && len(frames) > 0 && bytes.EqualFold(frames[0], syncFrame) {
 		// SYNC is link traffic of the replicator, not a request: answered
-		// only when it is not link traffic at all.
+		// only when it is not link traffic at all. A joined server is sent
+		// snapshots in bursts: only the total budget bounds what it holds.
+		s.sock.SetPendingLimit(env[0], s.cfg.MaxPendingTotal)
 		if err := s.repl.Sync(env, frames[1:], now); err != nil {
 			s.replyErr(env, nil, VerbSync, err)
 		}
@@ -554,6 +556,9 @@ type Limits struct {
 	MinTTL              float64 `json:"min_ttl"`
 	MaxTTL              float64 `json:"max_ttl"`
 	WatchKeepalive      float64 `json:"watch_keepalive"`
+	MaxPendingBytes     int64   `json:"max_pending_bytes"`
+	MaxPendingTotal     int64   `json:"max_pending_total"`
+	WriteTimeout        float64 `json:"write_timeout"` // seconds; 0: off
 }
 
 // MemoryInfo is the server process's memory, from runtime.MemStats.
@@ -577,7 +582,9 @@ func (s *Server) info() Info {
 			MaxMetadataBytes: c.MaxMetadataBytes, MaxRequestBytes: c.MaxRequestBytes,
 			MaxWatches: c.MaxWatches, MaxWatchesPerPeer: c.MaxWatchesPerPeer, MaxListPage: c.MaxListPage, MaxListBytes: c.MaxListBytes,
 			DefaultTTL: c.DefaultTTL.Seconds(), MinTTL: c.MinTTL.Seconds(), MaxTTL: c.MaxTTL.Seconds(),
-			WatchKeepalive: c.WatchKeepalive.Seconds(),
+			WatchKeepalive:  c.WatchKeepalive.Seconds(),
+			MaxPendingBytes: c.MaxPendingBytes, MaxPendingTotal: c.MaxPendingTotal,
+			WriteTimeout: max(c.WriteTimeout, 0).Seconds(),
 		},
 		Memory:   MemoryInfo{HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()},
 		Security: s.mechanism, Kinds: s.kinds(),

@@ -675,12 +675,14 @@ func (c *conn) writeFailed(p *pipe, err error) {
 	s := c.s
 	var ne net.Error
 	timedOut := errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load()
-	if !timedOut && !c.stopping.Load() {
-		c.log.Info("zmtp: write failed", "err", err)
-	}
 	s.mu.Lock()
+	quiet := c.cut || c.stopping.Load() // a cut was logged once already
 	if timedOut && p.c == c {
 		s.cutLocked(p, "write timeout", p.pendingOf())
+		quiet = true
+	}
+	if !quiet {
+		c.log.Info("zmtp: write failed", "err", err)
 	}
 	p.writing = false
 	if p.c == c {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -79,13 +80,23 @@ func waitPeer(t *testing.T, r *Socket, id string, connected bool) {
 // reply. Afterwards nothing is counted as pending.
 func TestSlowConsumerCutOff(t *testing.T) {
 	const budget = 256 << 10
-	r := newSock(t, ROUTER, Config{RouterMandatory: true, MaxPendingBytes: budget})
+	logs := &levelCounter{}
+	r := newSock(t, ROUTER, Config{RouterMandatory: true, MaxPendingBytes: budget, Logger: slog.New(logs)})
 	ep := bindSmall(t, r)
 	good := newSock(t, DEALER, Config{RoutingID: []byte("good")})
 	connect(t, good, ep)
 	stuck := dialStuckPeer(t, ep, "stuck")
 	waitPeer(t, r, "stuck", true)
 	waitPeers(t, r, 2)
+
+	// One message over the budget to a peer with nothing pending goes.
+	big := bytes.Repeat([]byte("b"), 2*budget)
+	if err := r.Send([]byte("good"), big); err != nil {
+		t.Fatalf("one big message to an empty queue: %v", err)
+	}
+	if m := recvT(t, good); !bytes.Equal(m[0], big) {
+		t.Fatalf("good peer got %d bytes, want the big message", len(m[0]))
+	}
 
 	// Requests the ROUTER has not received yet when the peer is cut.
 	for i := range 20 {
@@ -136,6 +147,13 @@ func TestSlowConsumerCutOff(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, "pending bytes back to 0", func() bool { return r.pendingBytes() == 0 })
+	any := func(string) bool { return true }
+	if n := logs.count(slog.LevelWarn, "zmtp: slow consumer cut off", any); n != 1 {
+		t.Errorf("the cut was logged %d times at Warn, want once", n)
+	}
+	if n := logs.count(slog.LevelInfo, "zmtp: write failed", any) + logs.count(slog.LevelInfo, "zmtp: peer dropped", any); n != 0 {
+		t.Errorf("the cut peer's closed connection was logged %d more times at Info", n)
+	}
 }
 
 // TestSlowConsumerTotalBudget: several slow peers each under their own
@@ -253,4 +271,29 @@ func TestSlowSubscriberCut(t *testing.T) {
 		t.Fatalf("SlowConsumers = %d, want 1", n)
 	}
 	waitPeers(t, pub, 1)
+}
+
+// TestSetPendingLimit: a peer given a budget of its own is held to that
+// one, not the socket's.
+func TestSetPendingLimit(t *testing.T) {
+	r := newSock(t, ROUTER, Config{RouterMandatory: true, MaxPendingBytes: 256 << 10})
+	ep := bindSmall(t, r)
+	dialStuckPeer(t, ep, "trusted")
+	waitPeer(t, r, "trusted", true)
+	if !r.SetPendingLimit([]byte("trusted"), 2<<20) || r.SetPendingLimit([]byte("nobody"), 1) {
+		t.Fatal("SetPendingLimit: wrong peer found")
+	}
+	page := bytes.Repeat([]byte("x"), 64<<10)
+	var err error
+	var held int64
+	for i := 0; i < 200 && err == nil; i++ {
+		held = pipePending(r, "trusted")
+		err = r.Send([]byte("trusted"), page)
+	}
+	if !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("send past its own budget: %v", err)
+	}
+	if held < 2<<20-64<<10 {
+		t.Fatalf("cut with %d bytes pending, under its own budget", held)
+	}
 }

@@ -129,7 +129,8 @@ type pipe struct {
 	spareOut, spareCtrl []byte
 	kicked              bool // the writer was woken and has not gone idle since
 	writing             bool
-	inflight            int // bytes the writer took from out and ctrl and has not finished writing
+	inflight            int   // bytes the writer took from out and ctrl and has not finished writing
+	maxPending          int64 // this peer's MaxPendingBytes, if SetPendingLimit set one
 
 	in       msgQueue
 	roomWait chan struct{} // closed when in drops below RecvHWM
@@ -538,6 +539,7 @@ func (s *Socket) detach(c *conn) {
 // from pipes if it died.
 func (s *Socket) detachLocked(p *pipe) {
 	p.c = nil
+	p.maxPending = 0
 	p.writing = false
 	p.peerSubs, p.peerSubBytes = nil, 0
 	s.settle(p) // what the writer holds is lost with the connection
@@ -570,7 +572,11 @@ func (p *pipe) pendingOf() int64 { return int64(len(p.out) + len(p.ctrl) + p.inf
 // MaxPendingTotal, the peers with the most pending are cut until it fits;
 // ErrSlowConsumer if p was one of them.
 func (s *Socket) makeRoom(p *pipe, n int64) error {
-	if have := p.pendingOf(); have > 0 && have+n > s.cfg.MaxPendingBytes {
+	limit := s.cfg.MaxPendingBytes
+	if p.maxPending > 0 {
+		limit = p.maxPending
+	}
+	if have := p.pendingOf(); have > 0 && have+n > limit {
 		s.cutLocked(p, "max pending bytes", have+n)
 		return ErrSlowConsumer
 	}
@@ -628,6 +634,21 @@ func (s *Socket) cutLocked(p *pipe, why string, pending int64) {
 func (s *Socket) prunePipes() {
 	s.prune = false
 	s.pipes = slices.DeleteFunc(s.pipes, func(p *pipe) bool { return p.dead && p.in.len() == 0 })
+}
+
+// SetPendingLimit gives the ROUTER peer routingID a MaxPendingBytes of its
+// own (a trusted peer that is sent bursts, such as a joined server's
+// snapshot); MaxPendingTotal still bounds it. It reports whether such a
+// peer is connected; the limit ends with its connection.
+func (s *Socket) SetPendingLimit(routingID []byte, n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.byID[string(routingID)]
+	if p == nil || p.c == nil {
+		return false
+	}
+	p.maxPending = n
+	return true
 }
 
 // SlowConsumers is how many peers the socket has cut off as slow
