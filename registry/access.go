@@ -147,7 +147,13 @@ func forbiddenRole(verb string, r Role) *Error {
 // address, verb and key with a count after (a client retrying must not
 // flood the log).
 func (s *Server) refused(id []byte, verb string, r Role) {
-	pi, _ := s.sock.Peer(id)
+	pi, ok := s.sock.Peer(id)
+	if !ok {
+		// Its connection closed (cut off, or it hung up) after the request
+		// arrived: nobody to refuse, and no role was missing.
+		s.log.Debug("registry: request from a peer that has gone", "verb", verb)
+		return
+	}
 	p := peerOf(pi)
 	who := p.Addr.Addr().String()
 	if !p.Addr.IsValid() {
