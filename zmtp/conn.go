@@ -227,16 +227,22 @@ const maxCauses = 4
 // source in between (repeated), Debug otherwise. A source is an address,
 // an IPv6 /64 (admission.Source).
 func (s *Socket) acceptedFailure(addr net.Addr, reason HandshakeFailure, cause string) (level slog.Level, repeated int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.repeatedLocked(addr, reason.String(), cause)
+}
+
+// repeatedLocked is acceptedFailure for any kind of failure of a peer from
+// addr (a handshake failure's reason, a slow consumer's cut).
+func (s *Socket) repeatedLocked(addr net.Addr, kind, cause string) (level slog.Level, repeated int) {
 	key := addr.String()
 	if src, ok := admission.Source(addr); ok {
 		key = src.String()
 	} else if h, _, err := net.SplitHostPort(key); err == nil {
 		key = h
 	}
-	key += "\x00" + reason.String()
+	key += "\x00" + kind
 	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.hsFails == nil {
 		s.hsFails = map[string]*hsFail{}
 	}

@@ -297,3 +297,32 @@ func TestSetPendingLimit(t *testing.T) {
 		t.Fatalf("cut with %d bytes pending, under its own budget", held)
 	}
 }
+
+// TestSlowConsumerCutsLoggedOnce: a client that reconnects and is cut off
+// again and again is logged at Warn once, not at every cut.
+func TestSlowConsumerCutsLoggedOnce(t *testing.T) {
+	const budget = 64 << 10
+	logs := &levelCounter{}
+	r := newSock(t, ROUTER, Config{RouterMandatory: true, MaxPendingBytes: budget, Logger: slog.New(logs)})
+	ep := bindSmall(t, r)
+	page := bytes.Repeat([]byte("x"), 16<<10)
+	const cuts = 3
+	for i := range cuts {
+		id := fmt.Sprint("stuck-", i)
+		dialStuckPeer(t, ep, id)
+		waitPeer(t, r, id, true)
+		var err error
+		for j := 0; j < 10000 && err == nil; j++ {
+			err = r.Send([]byte(id), page)
+		}
+		if !errors.Is(err, ErrSlowConsumer) {
+			t.Fatalf("cut %d: %v, want ErrSlowConsumer", i, err)
+		}
+	}
+	if n := r.SlowConsumers(); n != cuts {
+		t.Fatalf("SlowConsumers = %d, want %d", n, cuts)
+	}
+	if n := logs.count(slog.LevelWarn, "zmtp: slow consumer cut off", func(string) bool { return true }); n != 1 {
+		t.Fatalf("%d cuts from one address gave %d Warn lines, want 1", cuts, n)
+	}
+}

@@ -616,8 +616,15 @@ func (s *Socket) cutLocked(p *pipe, why string, pending int64) {
 	}
 	c.cut = true
 	s.slowConsumers.Add(1)
-	c.log.Warn("zmtp: slow consumer cut off", "reason", why, "pending_bytes", pending,
-		"max_pending_bytes", s.cfg.MaxPendingBytes, "max_pending_total", s.cfg.MaxPendingTotal)
+	// Logged once per source and reason, with a count after: a client
+	// that reconnects and is cut again must not flood the log.
+	args := []any{"reason", why, "pending_bytes", pending,
+		"max_pending_bytes", s.cfg.MaxPendingBytes, "max_pending_total", s.cfg.MaxPendingTotal}
+	level, repeated := s.repeatedLocked(c.nc.RemoteAddr(), "slow consumer", why)
+	if repeated > 0 {
+		args = append(args, "repeated", repeated)
+	}
+	c.log.Log(context.Background(), level, "zmtp: slow consumer cut off", args...)
 	s.pending -= int64(len(p.out) + len(p.ctrl))
 	p.out, p.outMsgs, p.ctrl = nil, 0, nil
 	p.in = msgQueue{}
