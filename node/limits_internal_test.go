@@ -1,11 +1,14 @@
 package node
 
 import (
+	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hydra-net/hydra/internal/testutil"
+	"github.com/hydra-net/hydra/metrics"
 	"github.com/hydra-net/hydra/secure"
 )
 
@@ -35,4 +38,9 @@ func TestLimitsReachThePortAndTunnels(t *testing.T) {
 		defer nc.Close()
 	}
 	testutil.Eventually(t, 5*time.Second, "the third refused on the port", func() bool { return n.share.Stats().SourceFull == 1 })
+	var w metrics.Writer
+	n.writeMetrics(context.Background(), &w)
+	if want := `hydra_handshake_failures_total{proto="port",reason="source_busy"} 1`; !strings.Contains(string(w.B), want+"\n") {
+		t.Errorf("/metrics lacks %s", want)
+	}
 }

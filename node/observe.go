@@ -135,7 +135,7 @@ func (n *Node) writeMetrics(ctx context.Context, w *metrics.Writer) {
 		w.Sample(float64(v.OK), "verb", v.Verb, "result", "ok")
 		w.Sample(float64(v.Errors), "verb", v.Verb, "result", "error")
 	}
-	w.Family("hydra_handshake_failures_total", metrics.Counter, "Failed handshakes on the server's port, by protocol (zmtp, noise) and reason; http: connections refused past the per-client cap.")
+	w.Family("hydra_handshake_failures_total", metrics.Counter, "Failed handshakes on the server's port, by protocol (zmtp, noise) and reason; port: connections refused or evicted while the shared port awaited their first byte; http: connections refused past the per-client cap.")
 	hf := n.srv.HandshakeFailures()
 	for r := range hf {
 		w.Sample(float64(hf[r]), "proto", "zmtp", "reason", zmtp.HandshakeFailure(r).String())
@@ -147,6 +147,12 @@ func (n *Node) writeMetrics(ctx context.Context, w *metrics.Writer) {
 	}
 	if l := n.http.limit; l != nil {
 		w.Sample(float64(l.Refused()), "proto", "http", "reason", "conns_per_client")
+	}
+	if n.share != nil { // the shared port's wait for a connection's first byte
+		ps := n.share.Stats()
+		w.Sample(float64(ps.SourceFull), "proto", "port", "reason", "source_busy")
+		w.Sample(float64(ps.Full), "proto", "port", "reason", "busy")
+		w.Sample(float64(ps.Evicted), "proto", "port", "reason", "evicted")
 	}
 	st := n.srv.Stats()
 	w.One("hydra_registered_total", metrics.Counter, "Entries created.", float64(st.Registered))
