@@ -35,9 +35,12 @@ import (
 // without them; under CI=true it fails instead (.ci/run installs
 // iproute2 nftables tcpdump).
 func TestTunnelNetns(t *testing.T) {
-	h := newNetns(t, "t", "10.213.77", "8420", "8421", "7100-7119") // recipe_netns_test.go
+	h := newNetns(t, "t", "10.213.77", "8420", "8421", "7100-7139") // recipe_netns_test.go: both proxy ranges open
 	ns, nsIP, hydraPort, fw := h.ns, h.nsIP, h.port, h.firewall
-	const hydraPort2, proxyPorts = "8421", "7100-7119"
+	// B and B2 take proxy ports from ranges of their own: with one range,
+	// B2's proxy on the namespace's address could take the port of B's on
+	// loopback, and a dial meant to show B's closed would reach B2's.
+	const hydraPort2, proxyPorts, proxyPorts2 = "8421", "7100-7119", "7120-7139"
 
 	dir := t.TempDir()
 	keyA, kpA := tunnelKeys(t, dir, "a.key")
@@ -66,7 +69,7 @@ func TestTunnelNetns(t *testing.T) {
 	// B2, beside B, publishes its proxies on the namespace's address.
 	b2 := nsServer(t, ns, "--host", nsIP, "--port", hydraPort2, "--key-file", keyB2, "--allow-tunnels", allowFile(t, dir, kpA.Public),
 		"--allow-clients", clients,
-		"--server-id", "srv-b2", "--tunnel-ports", proxyPorts, "--tunnel-bind", nsIP)
+		"--server-id", "srv-b2", "--tunnel-ports", proxyPorts2, "--tunnel-bind", nsIP)
 	if l := b2.line(); !strings.Contains(l, "Bound to "+nsIP+":"+hydraPort2) {
 		t.Fatalf("B2's banner: %q", l)
 	}
