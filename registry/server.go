@@ -1099,23 +1099,14 @@ func (s *Server) watch(r *request, env [][]byte, now time.Time) (any, *Error) {
 }
 
 // watchBody is the WATCH reply of a name: rep's fields, then its entries
-// appended as encoded (a marshal would re-validate each).
+// (appendEntries).
 func (s *Server) watchBody(rep watchReply, ns *nameSet) []byte {
 	head, err := json.Marshal(rep) // no entries yet: {"watch":...,"keepalive":...}
 	if err != nil {
 		head = []byte(`{"watch":""}`)
 	}
 	b := append(s.listBuf[:0], head[:len(head)-1]...)
-	b = append(b, `,"entries":[`...)
-	if ns != nil {
-		for i, e := range ns.entries {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, e.enc...)
-		}
-	}
-	b = append(b, "]}"...)
+	b = append(appendEntries(append(b, `,"entries":`...), ns), '}')
 	s.listBuf = b
 	return b
 }

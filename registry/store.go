@@ -212,7 +212,17 @@ func (st *store) lookupBody(name string) []byte {
 	b := make([]byte, 0, 32+len(qn))
 	b = append(b, `{"name":`...)
 	b = append(b, qn...)
-	b = append(b, `,"entries":[`...)
+	b = append(appendEntries(append(b, `,"entries":`...), ns), '}')
+	if ns != nil {
+		ns.lookup = b
+	}
+	return b
+}
+
+// appendEntries appends the JSON array of ns's entries (none for a nil
+// ns), each as encoded: a marshal would re-validate every one.
+func appendEntries(b []byte, ns *nameSet) []byte {
+	b = append(b, '[')
 	if ns != nil {
 		for i, e := range ns.entries {
 			if i > 0 {
@@ -221,9 +231,5 @@ func (st *store) lookupBody(name string) []byte {
 			b = append(b, e.enc...)
 		}
 	}
-	b = append(b, "]}"...)
-	if ns != nil {
-		ns.lookup = b
-	}
-	return b
+	return append(b, ']')
 }
