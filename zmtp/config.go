@@ -115,9 +115,10 @@ type Config struct {
 	// MaxPendingBytes. Default 256 MiB.
 	MaxPendingTotal int64
 	// WriteTimeout bounds each write to a peer (at most writeChunk bytes
-	// at a time, so a peer that reads slowly but steadily is not cut); a
-	// peer that takes longer is a slow consumer and its connection is
-	// closed. Default 0: no deadline, as libzmq, since a blocking pattern's
+	// at a time, so a peer that reads slowly but steadily is not cut): one
+	// that takes no bytes for WriteTimeout (up to half as long again, as
+	// the deadline is moved in steps) is a slow consumer and its
+	// connection is closed. Default 0: no deadline, as libzmq, since a blocking pattern's
 	// peer may pause for as long as it likes.
 	WriteTimeout time.Duration
 
