@@ -119,7 +119,7 @@ hydra_round() {
 }
 
 # redis: redis-benchmark has no warm-up or duration; a first run of
-# 100000 GETs warms redis and sets the count so that each run lasts about
+# 300000 GETs warms redis and sets the count so that each run lasts about
 # 2 x DURATION (rates vary from run to run); the window is [0.5s, DURATION-0.5s] after launch.
 rcount=100000
 # exec: started with &, the job's pid is then redis-benchmark's own, whose CPU snap reads.
@@ -144,7 +144,7 @@ redis_round() {
 	rcount=$(echo "$line" | awk -v d="$DURATION" '{printf "%d", $1 * 1000 * d * 2}')
 }
 
-(redis_bench 100000) >"$dir/rb.csv" 2>"$dir/rb.err" || { cat "$dir/rb.err" >&2; exit 1; }
+(redis_bench 300000) >"$dir/rb.csv" 2>"$dir/rb.err" || { cat "$dir/rb.err" >&2; exit 1; }
 rcount=$(redis_csv "$dir/rb.csv" | awk -v d="$DURATION" '{printf "%d", $1 * 1000 * d * 2}')
 
 echo "Registry LOOKUP (hydra-server) vs GET (redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), redis-benchmark $rbver): $CONNS connections x $PIPELINE in flight, ${DURATION}s runs, $(nproc) CPUs"
