@@ -90,7 +90,7 @@ snap() {
 window() {
 	echo "$1 $2" | awk -v hz="$HZ" '{
 		dt = $5 - $1; dr = $8 - $4
-		if (dr <= 0 || dt <= 0) { print "- - - -"; exit }
+		if (NF != 8 || dr <= 0 || dt <= 0) { print "- - - -"; exit } # a counter query failed
 		cl = ($3 < 0 || $7 < 0) ? "-" : sprintf("%.2f", ($7 - $3) * 1e6 / hz / dr)
 		printf "%.2f %s %.2f %.0f\n", ($6 - $2) * 1e6 / hz / dr, cl, ($6 - $2) / hz / dt, dr / dt }'
 }
