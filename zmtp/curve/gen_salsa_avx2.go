@@ -50,7 +50,7 @@ type alloc struct {
 	w       *bytes.Buffer
 	steps   []step
 	pos     int
-	reg     [16]int  // word -> register, -1 if not in one
+	reg     [16]int    // word -> register, -1 if not in one
 	owner   [nregs]int // register -> word, -1 if free
 	dirty   [16]bool
 	inStack [16]bool // the word's current value is in its frame slot (else in the input state)
