@@ -10,6 +10,8 @@ import (
 	"golang.org/x/crypto/nacl/box"
 	//lint:ignore SA1019 the reference the wide Salsa20 path is checked against
 	"golang.org/x/crypto/salsa20/salsa"
+	//lint:ignore SA1019 CurveZMQ is Poly1305
+	"golang.org/x/crypto/poly1305"
 )
 
 // boxSizes are the lengths where the sealing path changes: the 32 bytes of
@@ -106,6 +108,37 @@ func BenchmarkXORKeyStream64K(b *testing.B) {
 		for b.Loop() {
 			c := ctr
 			xorKeyStream(buf, buf, &c, &key)
+		}
+	})
+}
+
+func BenchmarkPoly1305_64K(b *testing.B) {
+	var key [32]byte
+	var tag [16]byte
+	buf := make([]byte, 64*1024)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		poly1305.Sum(&tag, buf, &key)
+	}
+}
+
+func BenchmarkMsgBox64K(b *testing.B) {
+	var shared [32]byte
+	mb := newMsgBox(&shared, prefixMsgC)
+	buf := make([]byte, 16+64*1024)
+	b.Run("seal", func(b *testing.B) {
+		b.SetBytes(64 * 1024)
+		for b.Loop() {
+			mb.sealInPlace(buf, 1)
+		}
+	})
+	bx := bytes.Clone(buf)
+	b.Run("open", func(b *testing.B) {
+		b.SetBytes(64 * 1024)
+		for b.Loop() {
+			if !mb.open(buf[16:], bx, 1) {
+				b.Fatal("does not open")
+			}
 		}
 	})
 }
