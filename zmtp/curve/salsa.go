@@ -22,7 +22,6 @@ func xorKeyStream(out, in []byte, counter *[16]byte, key *[32]byte) {
 // salsaInput returns the sixteen input words of Salsa20 for key and
 // counter, as the reference lays them out.
 func salsaInput(counter *[16]byte, key *[32]byte) [16]uint32 {
-	le := binary.LittleEndian.Uint32
 	return [16]uint32{
 		le(salsa.Sigma[0:]), le(key[0:]), le(key[4:]), le(key[8:]),
 		le(key[12:]), le(salsa.Sigma[4:]), le(counter[0:]), le(counter[4:]),
@@ -30,6 +29,10 @@ func salsaInput(counter *[16]byte, key *[32]byte) [16]uint32 {
 		le(key[20:]), le(key[24:]), le(key[28:]), le(salsa.Sigma[12:]),
 	}
 }
+
+// le is a function, not the method value binary.LittleEndian.Uint32, which
+// would make counter and key escape (an allocation per message).
+func le(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }
 
 func putBlockCounter(counter *[16]byte, block uint64) {
 	binary.LittleEndian.PutUint64(counter[8:], block)

@@ -142,3 +142,18 @@ func BenchmarkMsgBox64K(b *testing.B) {
 		}
 	})
 }
+
+// TestMsgBoxNoAllocs: sealing and opening a bulk MESSAGE box allocate
+// nothing (the keystream's counter and key must stay on the stack).
+func TestMsgBoxNoAllocs(t *testing.T) {
+	var shared [32]byte
+	mb := newMsgBox(&shared, prefixMsgC)
+	buf := make([]byte, 16+64*1024)
+	mb.sealInPlace(buf, 1)
+	bx := bytes.Clone(buf)
+	seal := testing.AllocsPerRun(20, func() { mb.sealInPlace(buf, 1) })
+	open := testing.AllocsPerRun(20, func() { mb.open(buf[16:], bx, 1) })
+	if seal != 0 || open != 0 {
+		t.Fatalf("allocations per 64 KiB box: seal %v, open %v, want 0", seal, open)
+	}
+}
