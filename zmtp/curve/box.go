@@ -64,7 +64,7 @@ func (m *msgBox) sealInPlace(buf []byte, n uint64) {
 		msg[i] ^= block[32+i]
 	}
 	if len(msg) > 32 {
-		salsa.XORKeyStream(msg[32:], msg[32:], &counter, &m.sub)
+		xorKeyStream(msg[32:], msg[32:], &counter, &m.sub)
 	}
 	var key [32]byte
 	copy(key[:], block[:32])
@@ -98,7 +98,7 @@ func (m *msgBox) open(dst, bx []byte, n uint64) bool {
 			dst[i] = ct[i] ^ block[32+i]
 		}
 		if len(ct) > 32 {
-			salsa.XORKeyStream(dst[32:], ct[32:], &counter, &m.sub)
+			xorKeyStream(dst[32:], ct[32:], &counter, &m.sub)
 		}
 	}
 	clear(block[:])
