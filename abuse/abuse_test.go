@@ -126,8 +126,9 @@ func holdUntil(ctx context.Context, conns []io.Closer) {
 }
 
 // 1. LIST callers that never read: 8 DEALERs, one per attacker address, each
-// send 50 `LIST entries=true` (a page of 1000 entries of ~4 KB metadata:
-// ~4.3 MB a reply) and never read.
+// send 50 `LIST entries=true` over 1000 entries of ~4 KB metadata (a page
+// was ~4.3 MB before pages were capped at --max-list-bytes, 1 MiB) and never
+// read.
 func listNoRead() scenario {
 	return scenario{
 		name: "list-no-read",
